@@ -1,0 +1,50 @@
+# Handoff — the two commands a newcomer needs:  `make run`  and  `make test`.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+SIM_RATE ?= 6
+DEMO_PASSWORD ?= demo
+export PORT SIM_RATE DEMO_PASSWORD
+
+# The suite runs against real services; point these elsewhere to use other servers.
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/handoff
+TEST_BROKER_URL ?= redis://127.0.0.1:6379/5
+TEST_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672//
+
+.PHONY: run test setup lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	@PYBIN=$$(scripts/find-python) && echo "Using $$PYBIN" && "$$PYBIN" -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	@touch $@
+
+setup: $(VENV)/.installed
+
+run: setup
+	@mkdir -p var
+	$(PY) manage.py migrate --no-input -v 0
+	$(PY) manage.py seed_demo
+	@echo
+	@echo "  Handoff is starting at http://127.0.0.1:$(PORT)/"
+	@echo "  Log in as supervisor, supervisor2, compliance or admin — password: $(DEMO_PASSWORD)"
+	@echo "  Ctrl-C stops the web server, worker, beat and simulator."
+	@echo
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" HANDOFF_CORE_FAILURE_RATE=$${HANDOFF_CORE_FAILURE_RATE:-0.03} $(VENV)/bin/honcho start -f Procfile
+
+test: setup
+	@DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" CELERY_BROKER_URL="$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)}" \
+	  AMQP_URL="$${AMQP_URL:-$(TEST_AMQP_URL)}" $(PY) scripts/check_services.py
+	DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" CELERY_BROKER_URL="$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)}" \
+	  AMQP_URL="$${AMQP_URL:-$(TEST_AMQP_URL)}" $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench: setup
+	DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" $(PY) bench/run.py
+
+clean:
+	rm -rf var staticfiles .pytest_cache

@@ -1,0 +1,75 @@
+"""Seed the demo bank: action types, the four journey definitions, teams, users, grants, agent,
+and core-bank customers. Idempotent: run it as often as you like."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from guardian.shortcuts import assign_perm
+
+from journeys.actions import sync_action_types
+from journeys.definitions import install_definitions
+from journeys.demo import seed_core_bank
+from journeys.models import Agent, JourneyDefinition
+
+TEAMS: dict[str, dict[str, Any]] = {
+    "Cards team": {"definitions": ["card_dispute", "lost_card"],
+                   "perms": ["view_journeys", "take_over", "approve_actions", "annotate"]},
+    "Servicing team": {"definitions": ["fee_refund", "address_change"],
+                       "perms": ["view_journeys", "take_over", "approve_actions", "annotate"]},
+    "Compliance": {"definitions": "*", "perms": ["view_journeys", "audit"]},
+    "Admins": {"definitions": "*", "perms": ["view_journeys", "pause_agents", "audit"]},
+}
+
+USERS = [
+    # username, team, staff, superuser, name
+    ("supervisor", "Cards team", False, False, "Sam Supervisor"),
+    ("supervisor2", "Servicing team", False, False, "Sasha Servicing"),
+    ("compliance", "Compliance", False, False, "Casey Compliance"),
+    ("admin", "Admins", True, True, "Alex Admin"),
+]
+
+DEMO_AGENT_CONFIG = {"error_rate": 0.03, "low_confidence_rate": 0.15, "wrong_rate": 0.1, "think_seconds": 0.5}
+
+
+class Command(BaseCommand):
+    help = "Seed the demo bank (idempotent)."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--customers", type=int, default=120)
+
+    @transaction.atomic
+    def handle(self, *args: Any, customers: int, **options: Any) -> None:
+        sync_action_types()
+        install_definitions()
+        all_keys = list(JourneyDefinition.objects.values_list("key", flat=True))
+        for team_name, spec in TEAMS.items():
+            team, _ = Group.objects.get_or_create(name=team_name)
+            keys = all_keys if spec["definitions"] == "*" else spec["definitions"]
+            for definition in JourneyDefinition.objects.filter(key__in=keys):
+                for perm in spec["perms"]:
+                    assign_perm(f"journeys.{perm}", team, definition)
+        User = get_user_model()
+        for username, team_name, staff, superuser, full_name in USERS:
+            first, last = full_name.split(" ", 1)
+            user, _ = User.objects.get_or_create(
+                username=username, defaults={"first_name": first, "last_name": last, "is_staff": staff,
+                                             "is_superuser": superuser})
+            user.set_password(settings.DEMO_PASSWORD)  # the README promises DEMO_PASSWORD works
+            user.save()
+            user.groups.add(Group.objects.get(name=team_name))
+        agent_user, _ = User.objects.get_or_create(username="agent-scripted", defaults={"first_name": "Scripted agent"})
+        agent_user.set_unusable_password()
+        agent_user.save()
+        Agent.objects.get_or_create(
+            name="Scripted agent",
+            defaults={"user": agent_user, "kind": Agent.Kind.SCRIPTED, "group": "demo", "config": DEMO_AGENT_CONFIG},
+        )
+        new = seed_core_bank(customers)
+        self.stdout.write(self.style.SUCCESS(
+            f"Demo bank ready: {len(all_keys)} journey definitions, {len(USERS)} people, {new} new customers."))

@@ -1,0 +1,202 @@
+"""Action types: their parameter schemas, validation, and the executor that calls the core bank.
+
+The registry here is the source of truth; ``sync_action_types`` mirrors it into ``ActionType``
+rows so proposals, scopes and reports can refer to them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from .corebank import get_core_bank
+from .models import ActionType, ProposedAction
+
+
+class ActionParamsError(ValueError):
+    """The parameters do not fit the action type's schema; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Param:
+    type: str  # "str" | "int" | "decimal" | "bool" | "choice"
+    required: bool = True
+    choices: tuple[str, ...] = ()
+    min: Decimal | None = None
+    max_length: int = 500
+    help: str = ""
+
+    def as_schema(self) -> dict[str, Any]:
+        schema: dict[str, Any] = {"type": self.type, "required": self.required}
+        if self.choices:
+            schema["choices"] = list(self.choices)
+        if self.min is not None:
+            schema["min"] = str(self.min)
+        if self.help:
+            schema["help"] = self.help
+        return schema
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    key: str
+    name: str
+    description: str
+    params: dict[str, Param] = field(default_factory=dict)
+    read_only: bool = False
+    money_param: str = ""
+
+
+CUSTOMER = Param("str", help="customer reference")
+ACCOUNT = Param("str", help="account number")
+CARD = Param("str", help="card token")
+AMOUNT = Param("decimal", min=Decimal("0.01"), help="amount, two decimals")
+
+ACTION_SPECS: dict[str, ActionSpec] = {
+    spec.key: spec
+    for spec in [
+        ActionSpec("lookup_account", "Look up account", "Read the customer's account, cards and flags.",
+                   {"customer": CUSTOMER}, read_only=True),
+        ActionSpec("lookup_transactions", "Look up transactions", "List recent card transactions.",
+                   {"card": CARD, "days": Param("int", required=False, min=Decimal(1)),
+                    "since": Param("str", required=False, help="ISO time")}, read_only=True),
+        ActionSpec("lookup_fees", "Look up fees", "List fees charged on the account.",
+                   {"account": ACCOUNT, "days": Param("int", required=False, min=Decimal(1))}, read_only=True),
+        ActionSpec("lookup_account_changes", "Look up account changes", "Recent changes of contact details.",
+                   {"customer": CUSTOMER, "days": Param("int", required=False, min=Decimal(1))}, read_only=True),
+        ActionSpec("validate_address", "Validate address", "Normalise an address and check it exists.",
+                   {"address": Param("str", max_length=200)}, read_only=True),
+        ActionSpec("check_verification_code", "Check verification code", "Compare a one-time code.",
+                   {"customer": CUSTOMER, "code": Param("str", max_length=12)}, read_only=True),
+        ActionSpec("send_message", "Send message", "Send the customer a message on their channel.",
+                   {"customer": CUSTOMER, "text": Param("str", max_length=2000)}),
+        ActionSpec("send_verification_code", "Send verification code", "One-time code to the phone on file.",
+                   {"customer": CUSTOMER, "channel": Param("choice", choices=("sms", "email"))}),
+        ActionSpec("issue_refund", "Issue refund", "Credit money to the customer's account.",
+                   {"account": ACCOUNT, "amount": AMOUNT, "reason": Param("str", max_length=120),
+                    "customer": Param("str", required=False)}, money_param="amount"),
+        ActionSpec("block_card", "Block card", "Stop the card from being used.",
+                   {"card": CARD, "reason": Param("choice", choices=("lost", "stolen", "fraud", "customer request"))}),
+        ActionSpec("open_case", "Open case", "File a case (e.g. a dispute with the card network).",
+                   {"customer": CUSTOMER, "kind": Param("choice", choices=("dispute", "complaint", "fraud")),
+                    "transaction": Param("str", required=False), "amount": Param("decimal", required=False)},
+                   money_param="amount"),
+        ActionSpec("order_card", "Order replacement card", "Order a new card to an address.",
+                   {"account": ACCOUNT, "address": Param("str", max_length=200), "expedited": Param("bool"),
+                    "premium": Param("bool", required=False),
+                    "address_recently_changed": Param("bool", required=False)}),
+        ActionSpec("update_address", "Update address", "Write a new postal address.",
+                   {"customer": CUSTOMER, "address": Param("str", max_length=200),
+                    "recent_changes": Param("bool", required=False)}),
+        ActionSpec("send_letter", "Send letter", "Post a letter.",
+                   {"customer": CUSTOMER, "address": Param("str", max_length=200), "text": Param("str", max_length=2000)}),
+        ActionSpec("escalate_risk", "Escalate to risk", "Create a risk review for people.",
+                   {"customer": CUSTOMER, "reason": Param("str", max_length=300)}),
+        ActionSpec("request_document", "Request document", "Ask the customer for a document.",
+                   {"customer": CUSTOMER, "document": Param("str", max_length=120)}),
+    ]
+}
+
+
+def validate_params(action_key: str, params: Any) -> dict[str, Any]:
+    """Return JSON-safe, normalised parameters or raise ActionParamsError naming the problem."""
+    spec = ACTION_SPECS.get(action_key)
+    if spec is None:
+        raise ActionParamsError(f"Unknown action type {action_key!r}.")
+    if not isinstance(params, dict):
+        raise ActionParamsError("Parameters must be an object.")
+    unknown = set(params) - set(spec.params)
+    if unknown:
+        raise ActionParamsError(f"Unknown parameter(s) for {action_key}: {', '.join(sorted(unknown))}.")
+    clean: dict[str, Any] = {}
+    for name, p in spec.params.items():
+        value = params.get(name)
+        if value is None or value == "":
+            if p.required:
+                raise ActionParamsError(f"{action_key} needs the parameter {name!r}.")
+            continue
+        clean[name] = _coerce(action_key, name, p, value)
+    return clean
+
+
+def _coerce(action_key: str, name: str, p: Param, value: Any) -> Any:
+    where = f"{action_key}.{name}"
+    if p.type == "decimal":
+        try:
+            number = Decimal(str(value).strip())
+        except (InvalidOperation, ValueError):
+            raise ActionParamsError(f"{where} must be an amount such as 12.50, not {value!r}.") from None
+        if not number.is_finite():
+            raise ActionParamsError(f"{where} must be a finite amount.")
+        if number != number.quantize(Decimal("0.01")):
+            raise ActionParamsError(f"{where} has more than two decimals.")
+        if p.min is not None and number < p.min:
+            raise ActionParamsError(f"{where} must be at least {p.min}.")
+        return str(number.quantize(Decimal("0.01")))
+    if p.type == "int":
+        try:
+            number = int(str(value).strip())
+        except ValueError:
+            raise ActionParamsError(f"{where} must be a whole number, not {value!r}.") from None
+        if p.min is not None and number < p.min:
+            raise ActionParamsError(f"{where} must be at least {p.min}.")
+        return number
+    if p.type == "bool":
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in {"true", "1", "yes", "on"}:
+            return True
+        if text in {"false", "0", "no", "off"}:
+            return False
+        raise ActionParamsError(f"{where} must be true or false.")
+    text = str(value).strip()
+    if len(text) > p.max_length:
+        raise ActionParamsError(f"{where} is longer than {p.max_length} characters.")
+    if p.type == "choice" and text not in p.choices:
+        raise ActionParamsError(f"{where} must be one of {', '.join(p.choices)}.")
+    return text
+
+
+def sync_action_types() -> None:
+    """Mirror the registry into ActionType rows (idempotent)."""
+    for spec in ACTION_SPECS.values():
+        ActionType.objects.update_or_create(
+            key=spec.key,
+            defaults={
+                "name": spec.name,
+                "description": spec.description,
+                "param_schema": {k: p.as_schema() for k, p in spec.params.items()},
+                "is_read_only": spec.read_only,
+                "money_param": spec.money_param,
+            },
+        )
+
+
+def execute(proposal: ProposedAction) -> dict[str, Any]:
+    """Carry out an approved proposal through the core bank, keyed by its idempotency key.
+
+    Raises ``CoreBankUnavailable`` (retry) or ``CoreBankRejected`` / ``ActionParamsError`` (give up).
+    """
+    key = proposal.action_type.key
+    spec = ACTION_SPECS[key]
+    params = validate_params(key, proposal.params)
+    bank = get_core_bank()
+    method = getattr(bank, key)
+    kwargs: dict[str, Any] = {}
+    for name, value in params.items():
+        if spec.params[name].type == "decimal":
+            value = Decimal(value)
+        kwargs[name] = value
+    # Parameters that inform the policy engine but are not the core system's business.
+    for informational in ("premium", "address_recently_changed", "recent_changes"):
+        kwargs.pop(informational, None)
+    if key == "issue_refund":
+        kwargs.pop("customer", None)
+    if key == "open_case":
+        kwargs.setdefault("transaction", None)
+        kwargs.setdefault("amount", None)
+    if not spec.read_only:
+        kwargs["idempotency_key"] = proposal.idempotency_key
+    return method(**kwargs)

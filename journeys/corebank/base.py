@@ -1,0 +1,80 @@
+"""What Handoff needs from a bank's core systems.
+
+Every method that changes something takes ``idempotency_key``: calling it twice with the same
+key must have one effect and return the first call's result. That is how Handoff makes effects
+happen once although Celery delivers tasks at least once.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from decimal import Decimal
+from typing import Any
+
+
+class CoreBankError(Exception):
+    """A core-system call failed."""
+
+
+class CoreBankUnavailable(CoreBankError):
+    """Transient: the call may succeed if retried."""
+
+
+class CoreBankRejected(CoreBankError):
+    """Permanent: the core system refused the request; retrying will not help."""
+
+
+class CoreBank(ABC):
+    # --- reads -------------------------------------------------------------------------------
+    @abstractmethod
+    def lookup_account(self, *, customer: str) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def lookup_transactions(self, *, card: str, days: int = 60, since: str | None = None) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def lookup_fees(self, *, account: str, days: int = 90) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def lookup_account_changes(self, *, customer: str, days: int = 30) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def validate_address(self, *, address: str) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def check_verification_code(self, *, customer: str, code: str) -> dict[str, Any]: ...
+
+    # --- effects -----------------------------------------------------------------------------
+    @abstractmethod
+    def send_message(self, *, customer: str, text: str, idempotency_key: str) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def send_verification_code(self, *, customer: str, channel: str, idempotency_key: str) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def issue_refund(
+        self, *, account: str, amount: Decimal, reason: str, idempotency_key: str
+    ) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def block_card(self, *, card: str, reason: str, idempotency_key: str) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def open_case(
+        self, *, customer: str, kind: str, transaction: str | None, amount: Decimal | None, idempotency_key: str
+    ) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def order_card(self, *, account: str, address: str, expedited: bool, idempotency_key: str) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def update_address(self, *, customer: str, address: str, idempotency_key: str) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def send_letter(self, *, customer: str, address: str, text: str, idempotency_key: str) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def escalate_risk(self, *, customer: str, reason: str, idempotency_key: str) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def request_document(self, *, customer: str, document: str, idempotency_key: str) -> dict[str, Any]: ...

@@ -1,0 +1,460 @@
+"""The journey domain: definitions, journeys, the event log, agents, action types, proposals."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.db import models
+from django.utils import timezone
+
+# Object permissions people hold per journey definition (granted to teams with guardian).
+DEFINITION_PERMISSIONS = [
+    ("view_journeys", "View journeys of this definition"),
+    ("take_over", "Take over journeys of this definition"),
+    ("approve_actions", "Approve actions on journeys of this definition"),
+    ("annotate", "Annotate journeys of this definition"),
+    ("audit", "View the audit trail of this definition"),
+    ("pause_agents", "Pause and resume agents on this definition"),
+]
+
+
+class JourneyDefinition(models.Model):
+    """A journey type (card dispute, fee refund…). Its steps live in versions."""
+
+    class Risk(models.TextChoices):
+        LOW = "low", "Low"
+        MEDIUM = "medium", "Medium"
+        HIGH = "high", "High"
+
+    key = models.SlugField(max_length=60, unique=True)
+    name = models.CharField(max_length=120)
+    description = models.TextField(blank=True)
+    customer_goal = models.CharField(max_length=200, blank=True, help_text="In the customer's words")
+    risk_level = models.CharField(max_length=10, choices=Risk.choices, default=Risk.MEDIUM)
+    owning_team = models.ForeignKey(Group, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    fallback_queue = models.CharField(max_length=80, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        permissions = DEFINITION_PERMISSIONS
+
+    def __str__(self) -> str:
+        return self.name
+
+    def current_version(self) -> DefinitionVersion:
+        return self.versions.order_by("-number").first()
+
+
+class DefinitionVersion(models.Model):
+    """An immutable version of a definition's step graph; a running journey pins one.
+
+    ``spec`` is ``{"start": step, "steps": [{"key", "title", "actions": [...], "next": {outcome: step}}]}``.
+    """
+
+    definition = models.ForeignKey(JourneyDefinition, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    spec = models.JSONField()
+    sla_minutes = models.PositiveIntegerField(default=60)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["definition", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["definition", "number"], name="definition_version_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.definition.key} v{self.number}"
+
+    @property
+    def start_step(self) -> str:
+        return self.spec["start"]
+
+    @property
+    def steps(self) -> list[dict[str, Any]]:
+        return self.spec["steps"]
+
+    def step(self, key: str) -> dict[str, Any] | None:
+        return next((s for s in self.steps if s["key"] == key), None)
+
+    def step_title(self, key: str) -> str:
+        step = self.step(key)
+        return step["title"] if step else key.replace("_", " ")
+
+
+class ActionType(models.Model):
+    """A bounded action an agent (or a person) may propose; executed by ``journeys.actions``."""
+
+    key = models.SlugField(max_length=60, unique=True)
+    name = models.CharField(max_length=120)
+    description = models.TextField(blank=True)
+    param_schema = models.JSONField(default=dict)
+    is_read_only = models.BooleanField(default=False)
+    money_param = models.CharField(max_length=40, blank=True, help_text="Parameter holding an amount")
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class Agent(models.Model):
+    """An identity that runs steps: a service user, so object permissions apply to it."""
+
+    class Kind(models.TextChoices):
+        SCRIPTED = "scripted", "Scripted (deterministic)"
+        LLM = "llm", "LLM (chat completions)"
+        EXTERNAL = "external", "External (API)"
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="agent")
+    name = models.CharField(max_length=80, unique=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.SCRIPTED)
+    group = models.CharField(max_length=60, blank=True, help_text="Agent group, for permission scopes")
+    config = models.JSONField(default=dict, blank=True)
+    is_enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class JourneyQuerySet(models.QuerySet["Journey"]):
+    def live(self) -> JourneyQuerySet:
+        return self.filter(status__in=Journey.LIVE_STATUSES)
+
+    def needing_person(self) -> JourneyQuerySet:
+        return self.filter(
+            models.Q(status__in=[Journey.Status.WAITING_APPROVAL, Journey.Status.HUMAN])
+        )
+
+    def due(self, now=None) -> JourneyQuerySet:
+        """Journeys whose next agent turn is due and that no live worker holds."""
+        now = now or timezone.now()
+        return self.filter(
+            status=Journey.Status.RUNNING,
+            waiting_on__in=[Journey.WaitingOn.NOTHING, Journey.WaitingOn.RETRY],
+            next_run_at__lte=now,
+        ).filter(models.Q(lease_until__isnull=True) | models.Q(lease_until__lt=now))
+
+    def customer_overdue(self, now=None) -> JourneyQuerySet:
+        now = now or timezone.now()
+        return self.filter(
+            status=Journey.Status.RUNNING, waiting_on=Journey.WaitingOn.CUSTOMER, next_run_at__lte=now
+        )
+
+
+class Journey(models.Model):
+    """One customer's run of a definition. The current state is a projection of its events."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        WAITING_APPROVAL = "waiting_approval", "Waiting for approval"
+        HUMAN = "human", "With a person"
+        COMPLETED = "completed", "Completed"
+        ABANDONED = "abandoned", "Abandoned"
+        FAILED = "failed", "Failed"
+
+    class WaitingOn(models.TextChoices):
+        NOTHING = "", "—"
+        CUSTOMER = "customer", "Customer reply"
+        APPROVAL = "approval", "Approval"
+        RETRY = "retry", "Retry back-off"
+
+    class Channel(models.TextChoices):
+        CHAT = "chat", "Chat"
+        APP = "app", "Mobile app"
+        PHONE = "phone", "Phone"
+        EMAIL = "email", "Email"
+
+    LIVE_STATUSES = [Status.RUNNING, Status.WAITING_APPROVAL, Status.HUMAN]
+    FINISHED_STATUSES = [Status.COMPLETED, Status.ABANDONED, Status.FAILED]
+
+    definition = models.ForeignKey(JourneyDefinition, on_delete=models.PROTECT, related_name="journeys")
+    version = models.ForeignKey(DefinitionVersion, on_delete=models.PROTECT, related_name="journeys")
+    customer_ref = models.CharField(max_length=40, db_index=True)
+    channel = models.CharField(max_length=10, choices=Channel.choices, default=Channel.CHAT)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.RUNNING)
+    waiting_on = models.CharField(max_length=10, choices=WaitingOn.choices, default="", blank=True)
+    current_step = models.CharField(max_length=60)
+    agent = models.ForeignKey(Agent, null=True, blank=True, on_delete=models.PROTECT, related_name="journeys")
+    controller_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="controlled_journeys"
+    )
+    # The takeover fence: every agent task carries the epoch it was scheduled for.
+    epoch = models.PositiveIntegerField(default=0)
+    # Counts agent turns; a task carries it too, so a redelivered task finds its turn done.
+    turn_seq = models.PositiveIntegerField(default=0)
+    turn_starts = models.PositiveSmallIntegerField(default=0)
+    step_attempts = models.PositiveSmallIntegerField(default=0)
+    lease_token = models.CharField(max_length=64, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    next_run_at = models.DateTimeField(null=True, blank=True)
+    sla_deadline = models.DateTimeField()
+    context = models.JSONField(default=dict, blank=True)
+    needs_person_reason = models.CharField(max_length=200, blank=True)
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children")
+    created_at = models.DateTimeField(default=timezone.now)
+    state_changed_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = JourneyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["status", "-updated_at"], name="journey_status_updated"),
+            models.Index(fields=["definition", "status"], name="journey_definition_status"),
+            models.Index(fields=["status", "next_run_at"], name="journey_due"),
+            models.Index(fields=["-updated_at"], name="journey_updated"),
+        ]
+
+    def __str__(self) -> str:
+        return f"J-{self.pk} {self.definition.key} for {self.customer_ref}"
+
+    @property
+    def is_live(self) -> bool:
+        return self.status in self.LIVE_STATUSES
+
+    @property
+    def in_person_control(self) -> bool:
+        return self.controller_user_id is not None
+
+    @property
+    def needs_person(self) -> bool:
+        return self.status in (self.Status.WAITING_APPROVAL, self.Status.HUMAN) and not self.in_person_control
+
+    @property
+    def sla_breached(self) -> bool:
+        end = self.finished_at or timezone.now()
+        return end > self.sla_deadline
+
+    @property
+    def sla_left(self) -> timedelta:
+        return self.sla_deadline - timezone.now()
+
+    @property
+    def current_step_title(self) -> str:
+        return self.version.step_title(self.current_step)
+
+    @property
+    def controller_label(self) -> str:
+        if self.controller_user_id:
+            return self.controller_user.get_username()
+        if self.status == self.Status.HUMAN:
+            return self.definition.fallback_queue or "fallback queue"
+        if self.agent_id and self.is_live:
+            return self.agent.name
+        return "—"
+
+
+class EventQuerySet(models.QuerySet["Event"]):
+    def timeline(self) -> EventQuerySet:
+        return self.select_related("actor_user", "actor_agent", "proposal__action_type").order_by("-id")
+
+
+class Event(models.Model):
+    """Append-only log of everything that happens to a journey; the record behind every page.
+
+    Rows are written by ``journeys.events.record`` only; saving an existing row raises.
+    """
+
+    class Kind(models.TextChoices):
+        JOURNEY_STARTED = "journey_started", "Journey started"
+        STEP_STARTED = "step_started", "Step started"
+        STEP_FINISHED = "step_finished", "Step finished"
+        TURN_STARTED = "turn_started", "Agent turn started"
+        TURN_DROPPED = "turn_dropped", "Agent result dropped"
+        TURN_RETRY = "turn_retry", "Retry scheduled"
+        TURN_FAILED = "turn_failed", "Agent turn failed"
+        TURN_QUARANTINED = "turn_quarantined", "Agent turn quarantined"
+        MESSAGE_IN = "message_in", "Customer message"
+        MESSAGE_OUT = "message_out", "Message to customer"
+        ACTION_PROPOSED = "action_proposed", "Action proposed"
+        ACTION_DECIDED = "action_decided", "Policy decision"
+        ACTION_APPROVED = "action_approved", "Action approved"
+        ACTION_REJECTED = "action_rejected", "Action rejected"
+        ACTION_EXPIRED = "action_expired", "Approval expired"
+        ACTION_EXECUTED = "action_executed", "Action executed"
+        ACTION_FAILED = "action_failed", "Action failed"
+        AGENT_NOTE = "agent_note", "Agent note"
+        LOW_CONFIDENCE = "low_confidence", "Low confidence"
+        HANDED_TO_PERSON = "handed_to_person", "Handed to a person"
+        TAKEOVER = "takeover", "Taken over"
+        HAND_BACK = "hand_back", "Handed back"
+        EXCEPTION = "exception", "Exception"
+        ANNOTATION = "annotation", "Annotation"
+        SCOPE_CHANGE = "scope_change", "Scope change"
+        PAUSED = "paused", "Agents paused"
+        RESUMED = "resumed", "Agents resumed"
+        LINKED_JOURNEY = "linked_journey", "Linked journey"
+        COMPLETED = "completed", "Journey completed"
+        ABANDONED = "abandoned", "Journey abandoned"
+        FAILED = "failed", "Journey failed"
+
+    class Actor(models.TextChoices):
+        AGENT = "agent", "Agent"
+        PERSON = "person", "Person"
+        CUSTOMER = "customer", "Customer"
+        SYSTEM = "system", "System"
+
+    journey = models.ForeignKey(Journey, on_delete=models.PROTECT, related_name="events")
+    kind = models.CharField(max_length=30, choices=Kind.choices)
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor_kind = models.CharField(max_length=10, choices=Actor.choices)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    actor_agent = models.ForeignKey(Agent, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    step = models.CharField(max_length=60, blank=True)
+    epoch = models.PositiveIntegerField(default=0)
+    summary = models.TextField()
+    data = models.JSONField(default=dict, blank=True)
+    proposal = models.ForeignKey(
+        "ProposedAction", null=True, blank=True, on_delete=models.PROTECT, related_name="events"
+    )
+
+    objects = EventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["journey", "id"], name="event_journey_id"),
+            models.Index(fields=["kind", "at"], name="event_kind_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.summary}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise ValueError("Events are append-only; write a new event instead.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any):
+        raise ValueError("Events are append-only.")
+
+    @property
+    def actor_label(self) -> str:
+        if self.actor_user_id:
+            return self.actor_user.get_username()
+        if self.actor_agent_id:
+            return self.actor_agent.name
+        return self.get_actor_kind_display()
+
+
+class ProposedActionQuerySet(models.QuerySet["ProposedAction"]):
+    def pending(self) -> ProposedActionQuerySet:
+        return self.filter(status=ProposedAction.Status.PENDING)
+
+    def ready_to_execute(self) -> ProposedActionQuerySet:
+        return self.filter(status__in=[ProposedAction.Status.AUTO_APPROVED, ProposedAction.Status.APPROVED])
+
+
+class ProposedAction(models.Model):
+    """An action an agent or a person wants to take, with its policy decision and outcome.
+
+    Lifecycle: proposed → auto_approved | pending | denied; pending → approved | rejected |
+    expired; approved / auto_approved → executed | failed. Transitions are conditional
+    UPDATEs (see ``journeys.services.proposal_transition``) so a race has one winner.
+    """
+
+    class Status(models.TextChoices):
+        PROPOSED = "proposed", "Proposed"
+        AUTO_APPROVED = "auto_approved", "Auto-approved"
+        PENDING = "pending", "Pending approval"
+        DENIED = "denied", "Denied"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+        EXPIRED = "expired", "Expired"
+        WITHDRAWN = "withdrawn", "Withdrawn"
+        EXECUTED = "executed", "Executed"
+        FAILED = "failed", "Failed"
+
+    TRANSITIONS: dict[str, set[str]] = {
+        Status.PROPOSED: {Status.AUTO_APPROVED, Status.PENDING, Status.DENIED},
+        Status.PENDING: {Status.APPROVED, Status.REJECTED, Status.EXPIRED, Status.WITHDRAWN},
+        Status.AUTO_APPROVED: {Status.EXECUTED, Status.FAILED},
+        Status.APPROVED: {Status.EXECUTED, Status.FAILED},
+    }
+
+    class Effect(models.TextChoices):
+        ALLOW = "allow", "Allow"
+        REQUIRE_APPROVAL = "require_approval", "Requires approval"
+        REQUIRE_TWO_APPROVALS = "require_two_approvals", "Requires two approvals"
+        DENY = "deny", "Deny"
+
+    journey = models.ForeignKey(Journey, on_delete=models.PROTECT, related_name="proposals")
+    action_type = models.ForeignKey(ActionType, on_delete=models.PROTECT, related_name="proposals")
+    params = models.JSONField(default=dict)
+    explanation = models.TextField(blank=True)
+    confidence = models.FloatField(null=True, blank=True)
+    proposed_by_agent = models.ForeignKey(Agent, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    proposed_by_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    step = models.CharField(max_length=60)
+    epoch = models.PositiveIntegerField(default=0)
+    # Makes every effect happen once: the executor hands it to the core system.
+    idempotency_key = models.CharField(max_length=80, unique=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PROPOSED)
+    decision_effect = models.CharField(max_length=30, choices=Effect.choices, blank=True)
+    decision_rule = models.CharField(max_length=200, blank=True, help_text="The rule that decided")
+    decision_explanation = models.TextField(blank=True)
+    required_approvals = models.PositiveSmallIntegerField(default=0)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decision_reason = models.TextField(blank=True)
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    executed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ProposedActionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [
+            models.Index(fields=["status", "created_at"], name="proposal_status_created"),
+            models.Index(fields=["journey", "status"], name="proposal_journey_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action_type.key}({self.params_summary})"
+
+    @property
+    def proposer_label(self) -> str:
+        if self.proposed_by_user_id:
+            return self.proposed_by_user.get_username()
+        if self.proposed_by_agent_id:
+            return self.proposed_by_agent.name
+        return "—"
+
+    @property
+    def params_summary(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.params.items())
+
+    @property
+    def amount(self):
+        from decimal import Decimal, InvalidOperation
+
+        if not self.action_type.money_param:
+            return None
+        try:
+            return Decimal(str(self.params.get(self.action_type.money_param)))
+        except (InvalidOperation, TypeError):
+            return None

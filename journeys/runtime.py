@@ -1,0 +1,396 @@
+"""The agent runtime: one agent turn at a time, fenced by epoch, deduplicated by turn number.
+
+A turn runs in three phases so that a takeover never waits for a slow agent and a slow agent
+never lands a result after a takeover:
+
+A. (locked) check the task is still current: same ``epoch`` (else record that it was dropped),
+   same ``turn_seq`` (else it is a duplicate delivery: do nothing), the journey is the agent's to
+   run and no live worker holds its lease. Take the lease and count the start; a turn started
+   ``QUARANTINE_AFTER_STARTS`` times without finishing is quarantined to a person.
+B. (unlocked) ask the agent adapter for its turn.
+C. (locked) check epoch, turn and lease again, then apply the turn: proposals through the policy
+   seam, allowed ones executed once (idempotency key per proposal), events, the next turn
+   enqueued after commit.
+
+Approved proposals waiting to be executed are executed first, before the agent is asked again.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from . import events
+from .actions import ActionParamsError
+from .agents import AgentError, AgentTransientError, Snapshot, Turn, adapter_for
+from .models import Event, Journey, ProposedAction
+from .services import (
+    JourneyError,
+    customer_timeout,
+    enqueue_turn,
+    journey_finish,
+    journey_hand_to_person,
+    journey_start,
+    lock_journey,
+    proposal_create,
+    proposal_execute,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Started:
+    snapshot: Snapshot | None  # None: approved proposals to execute, no agent call
+    kind: str
+
+
+def _conf(name: str) -> Any:
+    return settings.HANDOFF[name]
+
+
+def run_turn(journey_id: int, epoch: int, turn_seq: int, *, token: str) -> str:
+    """Run one agent turn. Returns a short word saying what happened (for logs and tests)."""
+    started = _begin(journey_id, epoch, turn_seq, token)
+    if isinstance(started, str):
+        return started
+    if started.snapshot is None:
+        return _execute_ready(journey_id, epoch, turn_seq, token)
+    journey_agent_kind = started.kind
+    try:
+        turn = adapter_for(journey_agent_kind).next_turn(started.snapshot)
+    except AgentTransientError as exc:
+        return _fail_transient(journey_id, epoch, turn_seq, token, str(exc))
+    except AgentError as exc:
+        return _fail_permanent(journey_id, epoch, turn_seq, token, str(exc))
+    except Exception as exc:  # an agent bug must not stall the journey
+        log.exception("agent crashed on journey %s", journey_id)
+        return _fail_permanent(journey_id, epoch, turn_seq, token, f"{type(exc).__name__}: {exc}")
+    return _apply(journey_id, epoch, turn_seq, token, turn)
+
+
+def _current(journey: Journey | None, epoch: int, turn_seq: int, phase: str) -> str | None:
+    """Why this task must not act on the journey, or None when it may. Records a dropped turn."""
+    if journey is None:
+        return "missing"
+    if journey.epoch != epoch:
+        events.record(
+            journey, Event.Kind.TURN_DROPPED,
+            f"An agent turn scheduled at epoch {epoch} was dropped {phase}: the journey is at epoch "
+            f"{journey.epoch} (taken over or handed back since).",
+            data={"task_epoch": epoch, "journey_epoch": journey.epoch, "turn": turn_seq, "phase": phase},
+        )
+        return "stale"
+    if journey.turn_seq != turn_seq:
+        return "duplicate"
+    return None
+
+
+@transaction.atomic
+def _begin(journey_id: int, epoch: int, turn_seq: int, token: str) -> Started | str:
+    journey = lock_journey(journey_id)
+    why_not = _current(journey, epoch, turn_seq, "before it started")
+    if why_not:
+        return why_not
+    assert journey is not None
+    if journey.status != Journey.Status.RUNNING or journey.waiting_on in (
+        Journey.WaitingOn.CUSTOMER, Journey.WaitingOn.APPROVAL
+    ):
+        return "not-agents-turn"
+    if journey.controller_user_id:
+        return "person-in-control"
+    refusal = agents_may_run(journey)
+    if refusal:
+        return refusal
+    now = timezone.now()
+    if journey.lease_until and journey.lease_until > now and journey.lease_token != token:
+        return "held"
+    if journey.turn_starts >= _conf("QUARANTINE_AFTER_STARTS"):
+        journey_hand_to_person(
+            journey,
+            reason=f"Agent turn quarantined after {journey.turn_starts} starts that never finished "
+                   "(the step keeps killing its worker).",
+            exception_kind="quarantined",
+            data={"turn": turn_seq, "step": journey.current_step},
+        )
+        events.record(journey, Event.Kind.TURN_QUARANTINED, "The step was quarantined; it will not be retried.",
+                      data={"turn": turn_seq, "starts": journey.turn_starts})
+        return "quarantined"
+    if journey.turn_seq >= _conf("MAX_TURNS"):
+        journey_hand_to_person(journey, reason=f"The agent took {journey.turn_seq} turns without finishing.",
+                               exception_kind="runaway")
+        return "runaway"
+    journey.turn_starts += 1
+    journey.lease_token = token
+    journey.lease_until = now + timedelta(seconds=_conf("STEP_LEASE_SECONDS"))
+    journey.waiting_on = Journey.WaitingOn.NOTHING
+    journey.save(update_fields=["turn_starts", "lease_token", "lease_until", "waiting_on", "updated_at"])
+    if journey.proposals.ready_to_execute().exists():
+        return Started(snapshot=None, kind="")
+    if journey.agent is None:
+        journey_hand_to_person(journey, reason="No agent is assigned to this journey.", exception_kind="no_agent")
+        return "no-agent"
+    snapshot = Snapshot(
+        journey_id=journey.pk,
+        definition=journey.definition.key,
+        step=journey.current_step,
+        customer=journey.customer_ref,
+        channel=journey.channel,
+        turn=journey.turn_seq,
+        context=journey.context,
+        agent_config=journey.agent.config,
+    )
+    return Started(snapshot=snapshot, kind=journey.agent.kind)
+
+
+def agents_may_run(journey: Journey) -> str | None:
+    """The runtime's gate: a reason the agent must not run now, or None.
+
+    Kept as one function so the stop button plugs in here without touching the turn logic.
+    """
+    if journey.agent is not None and not journey.agent.is_enabled:
+        return "agent-disabled"
+    return None
+
+
+def _locked_current(journey_id: int, epoch: int, turn_seq: int, token: str) -> tuple[Journey | None, str | None]:
+    journey = lock_journey(journey_id)
+    why_not = _current(journey, epoch, turn_seq, "when its result came back")
+    if why_not:
+        return journey, why_not
+    assert journey is not None
+    if journey.lease_token != token:
+        return journey, "superseded"
+    return journey, None
+
+
+def _finish_turn(journey: Journey, *, next_run: bool = True) -> None:
+    journey.turn_seq += 1
+    journey.turn_starts = 0
+    journey.lease_token, journey.lease_until = "", None
+    if next_run and journey.status == Journey.Status.RUNNING and journey.waiting_on == Journey.WaitingOn.NOTHING:
+        journey.next_run_at = timezone.now()
+        journey.save()
+        enqueue_turn(journey)
+    else:
+        journey.save()
+
+
+@transaction.atomic
+def _execute_ready(journey_id: int, epoch: int, turn_seq: int, token: str) -> str:
+    journey, why_not = _locked_current(journey_id, epoch, turn_seq, token)
+    if why_not:
+        return why_not
+    assert journey is not None
+    for proposal in journey.proposals.ready_to_execute().select_related("action_type", "journey"):
+        proposal.journey = journey
+        if proposal_execute(proposal) == "retry":
+            return _schedule_retry(journey, f"{proposal.action_type.name} hit a transient core-system error.")
+    journey.step_attempts = 0
+    _finish_turn(journey)
+    return "executed"
+
+
+@transaction.atomic
+def _fail_transient(journey_id: int, epoch: int, turn_seq: int, token: str, error: str) -> str:
+    journey, why_not = _locked_current(journey_id, epoch, turn_seq, token)
+    if why_not:
+        return why_not
+    assert journey is not None
+    return _schedule_retry(journey, error)
+
+
+def _schedule_retry(journey: Journey, error: str) -> str:
+    """Back off, or fall back to a person when the attempts are spent. Caller holds the lock."""
+    journey.step_attempts += 1
+    if journey.step_attempts >= _conf("MAX_STEP_ATTEMPTS"):
+        events.record(journey, Event.Kind.TURN_FAILED,
+                      f"Step “{journey.current_step_title}” failed {journey.step_attempts} times: {error}",
+                      data={"error": error, "attempts": journey.step_attempts})
+        journey.turn_seq += 1
+        journey.turn_starts = 0
+        journey_hand_to_person(journey, reason=f"Retries spent: {error}", exception_kind="step_failed",
+                               data={"error": error})
+        return "fallback"
+    delay = _conf("RETRY_BASE_SECONDS") * (2 ** (journey.step_attempts - 1))
+    journey.waiting_on = Journey.WaitingOn.RETRY
+    journey.turn_seq += 1
+    journey.turn_starts = 0
+    journey.lease_token, journey.lease_until = "", None
+    # The timer lives in the database; the countdown only saves the sweeper a lap.
+    journey.next_run_at = timezone.now() + timedelta(seconds=delay)
+    journey.save()
+    events.record(journey, Event.Kind.TURN_RETRY,
+                  f"Attempt {journey.step_attempts} failed ({error}); retrying in {delay:.0f} s.",
+                  data={"error": error, "attempt": journey.step_attempts, "delay_seconds": delay})
+    enqueue_turn(journey, countdown=delay)
+    return "retry"
+
+
+@transaction.atomic
+def _fail_permanent(journey_id: int, epoch: int, turn_seq: int, token: str, error: str) -> str:
+    journey, why_not = _locked_current(journey_id, epoch, turn_seq, token)
+    if why_not:
+        return why_not
+    assert journey is not None
+    events.record(journey, Event.Kind.TURN_FAILED, f"The agent failed: {error}", data={"error": error})
+    journey.turn_seq += 1
+    journey.turn_starts = 0
+    journey_hand_to_person(journey, reason=f"The agent failed: {error}", exception_kind="agent_error",
+                           data={"error": error})
+    return "fallback"
+
+
+@transaction.atomic
+def _apply(journey_id: int, epoch: int, turn_seq: int, token: str, turn: Turn) -> str:
+    journey, why_not = _locked_current(journey_id, epoch, turn_seq, token)
+    if why_not:
+        return why_not
+    assert journey is not None
+    agent = journey.agent
+    ctx = journey.context
+    ctx.setdefault("facts", {}).update(turn.facts)
+    ctx.pop("reply", None)
+    journey.save(update_fields=["context", "updated_at"])
+    if turn.note:
+        events.record(journey, Event.Kind.AGENT_NOTE, turn.note, actor_kind=Event.Actor.AGENT, actor_agent=agent,
+                      data={"confidence": turn.confidence} if turn.confidence is not None else None)
+
+    outcomes: list[str] = []
+    for index, spec in enumerate(turn.proposals):
+        try:
+            proposal = proposal_create(
+                journey, action=spec.action, params=spec.params, explanation=spec.explanation,
+                key=f"j{journey.pk}-t{turn_seq}-{index}", agent=agent, confidence=spec.confidence,
+            )
+        except ActionParamsError as exc:
+            journey.turn_seq += 1
+            journey.turn_starts = 0
+            journey_hand_to_person(journey, reason=f"The agent proposed an invalid action: {exc}",
+                                   exception_kind="invalid_proposal")
+            return "fallback"
+        if proposal.status == ProposedAction.Status.DENIED:
+            journey.turn_seq += 1
+            journey.turn_starts = 0
+            journey_hand_to_person(
+                journey, reason=f"Policy denied {proposal.action_type.name}: {proposal.decision_explanation}",
+                exception_kind="policy_denied", data={"proposal": proposal.pk, "rule": proposal.decision_rule},
+            )
+            return "denied"
+        if proposal.status == ProposedAction.Status.AUTO_APPROVED:
+            outcome = proposal_execute(proposal)
+            if outcome == "retry":
+                return _schedule_retry(journey, f"{proposal.action_type.name} hit a transient core-system error.")
+            outcomes.append(outcome)
+        else:
+            outcomes.append("pending")
+
+    journey.step_attempts = 0
+    if "pending" in outcomes:
+        journey.status = Journey.Status.WAITING_APPROVAL
+        journey.waiting_on = Journey.WaitingOn.APPROVAL
+        journey.state_changed_at = timezone.now()
+        _finish_turn(journey, next_run=False)
+        return "waiting-approval"
+    if "failed" in outcomes:
+        _finish_turn(journey)  # the agent sees the failure in its results and decides
+        return "action-failed"
+    return _follow(journey, turn)
+
+
+def _follow(journey: Journey, turn: Turn) -> str:
+    """Apply what the agent said happens next. Caller holds the lock."""
+    agent = journey.agent
+    if turn.spawn:
+        try:
+            child = journey_start(
+                definition=turn.spawn["definition"], customer_ref=journey.customer_ref, channel=journey.channel,
+                message=turn.spawn.get("message", ""), request=turn.spawn.get("data", {}), agent=agent, parent=journey,
+            )
+            journey.context.setdefault("facts", {}).setdefault("linked", []).append(child.pk)
+        except JourneyError as exc:
+            events.record(journey, Event.Kind.EXCEPTION, f"Could not open the linked journey: {exc}",
+                          data={"kind": "link_failed"})
+    if turn.then == "goto":
+        if journey.version.step(turn.goto) is None:
+            journey.turn_seq += 1
+            journey.turn_starts = 0
+            journey_hand_to_person(journey, reason=f"The agent asked for an unknown step '{turn.goto}'.",
+                                   exception_kind="agent_error")
+            return "fallback"
+        events.record(journey, Event.Kind.STEP_FINISHED, f"Step “{journey.current_step_title}” finished.",
+                      actor_kind=Event.Actor.AGENT, actor_agent=agent)
+        journey.current_step = turn.goto
+        journey.context["results"] = {}
+        journey.state_changed_at = timezone.now()
+        events.record(journey, Event.Kind.STEP_STARTED, f"Step “{journey.current_step_title}” started.",
+                      actor_kind=Event.Actor.AGENT, actor_agent=agent)
+        _finish_turn(journey)
+        return "advanced"
+    if turn.then == "wait_customer":
+        journey.waiting_on = Journey.WaitingOn.CUSTOMER
+        journey.next_run_at = timezone.now() + customer_timeout()
+        journey.state_changed_at = timezone.now()
+        _finish_turn(journey, next_run=False)
+        return "waiting-customer"
+    if turn.then == "complete":
+        events.record(journey, Event.Kind.STEP_FINISHED, f"Step “{journey.current_step_title}” finished.",
+                      actor_kind=Event.Actor.AGENT, actor_agent=agent)
+        journey.turn_seq += 1
+        journey.turn_starts = 0
+        journey_finish(journey, Journey.Status.COMPLETED, turn.note or "The customer's request is done.",
+                       actor_kind=Event.Actor.AGENT)
+        return "completed"
+    if turn.then == "abandon":
+        journey.turn_seq += 1
+        journey.turn_starts = 0
+        journey_finish(journey, Journey.Status.ABANDONED, turn.note or "The customer left.",
+                       data={"step": journey.current_step})
+        return "abandoned"
+    if turn.then == "handoff":
+        journey.turn_seq += 1
+        journey.turn_starts = 0
+        journey_hand_to_person(journey, reason=turn.reason or "The agent asked for a person.",
+                               exception_kind=turn.exception_kind or "agent_handoff", actor_kind=Event.Actor.AGENT,
+                               data={"confidence": turn.confidence} if turn.confidence is not None else None)
+        return "handed-off"
+    _finish_turn(journey)
+    return "continued"
+
+
+def sweep(now=None) -> dict[str, int]:
+    """Re-enqueue journeys whose turn is due but not running; abandon silent customers.
+
+    Runs from Celery beat. Re-enqueueing is safe because a task whose turn already ran is a
+    no-op; bumping ``next_run_at`` keeps the next sweep from piling up duplicates.
+    """
+    now = now or timezone.now()
+    grace = timedelta(seconds=float(settings.HANDOFF.get("SWEEP_GRACE_SECONDS", 10)))
+    requeued = abandoned = 0
+    due_ids = list(Journey.objects.due(now - grace).values_list("pk", flat=True)[:500])
+    for journey_id in due_ids:
+        with transaction.atomic():
+            journey = lock_journey(journey_id)
+            if journey is None or not Journey.objects.due(now - grace).filter(pk=journey_id).exists():
+                continue
+            journey.next_run_at = now
+            journey.save(update_fields=["next_run_at", "updated_at"])
+            enqueue_turn(journey)
+            requeued += 1
+    for journey_id in Journey.objects.customer_overdue(now).values_list("pk", flat=True)[:500]:
+        with transaction.atomic():
+            journey = lock_journey(journey_id)
+            if journey is None or journey.waiting_on != Journey.WaitingOn.CUSTOMER or journey.next_run_at > now:
+                continue
+            journey.turn_seq += 1
+            journey_finish(journey, Journey.Status.ABANDONED,
+                           "The customer did not reply in time; the journey is abandoned.",
+                           data={"step": journey.current_step, "reason": "customer_timeout"})
+            abandoned += 1
+    return {"requeued": requeued, "abandoned": abandoned}

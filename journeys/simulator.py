@@ -1,0 +1,133 @@
+"""The customer simulator: opens journeys and plays the customers.
+
+Behaviours (rough shares, JOURNEYS.md): cooperative 60 %, slow to reply 15 %, abandons
+mid-journey 10 %, complains 5 %, comes back within minutes about the same thing 10 %. Each
+journey remembers its customer's persona in ``context["simulator"]``, so the simulator can be
+restarted at any time and pick up where it was.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+from typing import Any
+
+from django.utils import timezone
+
+from .models import CoreCustomer, CoreTransaction, CoreVerificationCode, Journey, JourneyDefinition
+from .services import JourneyError, journey_customer_message, journey_start
+
+PERSONAS = [("cooperative", 60), ("slow", 15), ("abandons", 10), ("complains", 5), ("returns", 10)]
+VALID_STREETS = ["Station Road", "Church Lane", "Park Avenue", "Orchard Way", "Harbour View"]
+
+
+class Simulator:
+    def __init__(self, *, seed: int | None = None, reply_scale: float = 1.0) -> None:
+        self.rng = random.Random(seed)
+        self.reply_scale = reply_scale
+        self.returns_due: list[tuple[Any, str, str]] = []  # (when, definition key, customer ref)
+
+    def persona(self) -> str:
+        names, weights = zip(*PERSONAS, strict=True)
+        return self.rng.choices(names, weights)[0]
+
+    # --- opening journeys ------------------------------------------------------------------
+    def open_journey(self, definition_key: str | None = None, customer: CoreCustomer | None = None,
+                     persona: str | None = None, repeat: bool = False) -> Journey:
+        definitions = list(JourneyDefinition.objects.filter(versions__isnull=False).distinct())
+        definition = (next(d for d in definitions if d.key == definition_key) if definition_key
+                      else self.rng.choice(definitions))
+        customer = customer or self._random_customer()
+        persona = persona or self.persona()
+        message, request = getattr(self, f"_request_{definition.key}")(customer)
+        if self.rng.random() < 0.05:
+            request["identity_ok"] = False
+        channel = self.rng.choice([c for c, _ in Journey.Channel.choices])
+        journey = journey_start(definition=definition, customer_ref=customer.ref, channel=channel, message=message,
+                                request=request, simulator={"persona": persona, "repeat": repeat})
+        if persona == "returns" and not repeat:
+            self.returns_due.append((timezone.now() + timedelta(seconds=self.rng.uniform(60, 180) * self.reply_scale),
+                                     definition.key, customer.ref))
+        return journey
+
+    def _random_customer(self) -> CoreCustomer:
+        count = CoreCustomer.objects.count()
+        return CoreCustomer.objects.order_by("pk")[self.rng.randrange(count)]
+
+    def _request_card_dispute(self, c: CoreCustomer) -> tuple[str, dict[str, Any]]:
+        txns = list(CoreTransaction.objects.filter(account__customer=c, kind=CoreTransaction.Kind.PURCHASE)[:30])
+        t = self.rng.choice(txns)
+        kind = self.rng.choice(["fraud", "merchant_dispute", "duplicate_charge", "subscription"])
+        return (f"I don't recognise a charge from {t.description} of {abs(t.amount)}.",
+                {"merchant": t.description, "amount": str(abs(t.amount)), "kind": kind})
+
+    def _request_lost_card(self, c: CoreCustomer) -> tuple[str, dict[str, Any]]:
+        reason = self.rng.choice(["lost", "stolen"])
+        hours = self.rng.choice([2, 6, 30, 200])
+        lost_at = timezone.now() - timedelta(hours=hours)
+        return (f"My card was {reason} about {hours} hours ago.",
+                {"reason": reason, "lost_at": lost_at.isoformat(), "expedited": self.rng.random() < 0.3})
+
+    def _request_fee_refund(self, c: CoreCustomer) -> tuple[str, dict[str, Any]]:
+        return "Why was I charged this fee? I'd like it refunded.", {}
+
+    def _request_address_change(self, c: CoreCustomer) -> tuple[str, dict[str, Any]]:
+        if self.rng.random() < 0.2:
+            address = f"{self.rng.randint(1, 99)} Nowhere Crescent, Springfield"
+        else:
+            address = f"{self.rng.randint(1, 99)} {self.rng.choice(VALID_STREETS)}, Springfield SP{self.rng.randint(1, 9)} 2CD"
+        return f"I moved to {address}.", {"new_address": address}
+
+    # --- playing the customer --------------------------------------------------------------
+    def reply_delay(self, persona: str) -> float:
+        low, high = {"slow": (20, 60), "abandons": (4, 10), "complains": (3, 8)}.get(persona, (2, 6))
+        return self.rng.uniform(low, high) * self.reply_scale
+
+    def tick(self) -> dict[str, int]:
+        """Answer every customer whose reply is due; open the repeat contacts that are due."""
+        now = timezone.now()
+        replied = 0
+        waiting = Journey.objects.filter(status=Journey.Status.RUNNING, waiting_on=Journey.WaitingOn.CUSTOMER,
+                                         context__simulator__isnull=False).select_related("definition")
+        for journey in waiting:
+            sim = journey.context.get("simulator", {})
+            persona = sim.get("persona", "cooperative")
+            delay = random.Random(f"{journey.pk}:{journey.turn_seq}").uniform(0, 1)
+            low_high = self.reply_delay(persona)
+            if journey.state_changed_at + timedelta(seconds=low_high * (0.5 + delay)) > now:
+                continue
+            text, data, intent = self.answer(journey, persona)
+            try:
+                journey_customer_message(journey_id=journey.pk, text=text, data=data, intent=intent)
+                replied += 1
+            except JourneyError:
+                continue
+        opened = 0
+        for item in [r for r in self.returns_due if r[0] <= now]:
+            self.returns_due.remove(item)
+            _, key, ref = item
+            self.open_journey(key, CoreCustomer.objects.get(ref=ref), persona="cooperative", repeat=True)
+            opened += 1
+        return {"replied": replied, "reopened": opened}
+
+    def answer(self, journey: Journey, persona: str) -> tuple[str, dict[str, Any], str]:
+        if persona == "abandons":
+            return "Never mind, I'll sort it out later.", {}, "abandon"
+        if persona == "complains":
+            return "This is taking far too long. I want to make a complaint.", {}, "complaint"
+        facts = journey.context.get("facts", {})
+        step = journey.current_step
+        if step == "verify_identity":
+            return "Sorry — it's the card ending as on file, and my date of birth is right.", {"identity_ok": True}, "reply"
+        if step == "find_transaction":
+            candidates = facts.get("candidates") or []
+            if candidates:
+                return f"It's the one with reference {candidates[0]}.", {"choice": candidates[0]}, "reply"
+        if step == "verify_strong":
+            latest = CoreVerificationCode.objects.filter(customer__ref=journey.customer_ref).first()
+            code = latest.code if latest and self.rng.random() > 0.15 else "000000"
+            return f"The code is {code}.", {"code": code}, "reply"
+        if step == "validate_address":
+            address = f"{self.rng.randint(1, 99)} {self.rng.choice(VALID_STREETS)}, Springfield SP1 2CD"
+            return f"Sorry, it's {address}.", {"address": address}, "reply"
+        return "OK, thanks.", {}, "reply"
