@@ -9,11 +9,13 @@ grant must not open every journey. Inactive users see nothing.
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.contrib.auth.models import AnonymousUser
 from django.http import Http404
 from guardian.shortcuts import get_objects_for_user
 
-from .models import Journey, JourneyDefinition
+from .models import ApprovalLimit, Journey, JourneyDefinition
 
 PERMS = {
     "view": "journeys.view_journeys",
@@ -49,3 +51,15 @@ def get_journey_for_user(user, pk: int, perm: str = "view", *, lock: bool = Fals
     if journey is None:
         raise Http404("No such journey.")
     return journey
+
+
+def approval_limit_for(user, definition: JourneyDefinition) -> Decimal | None:
+    """The highest amount ``user`` may approve on ``definition``: the best limit among the teams
+    that hold ``approve_actions`` on it. None when the user may not approve there at all;
+    ``Decimal(0)`` when they may approve only actions without an amount."""
+    if not user_may(user, "approve", definition):
+        return None
+    limits = ApprovalLimit.objects.filter(definition=definition, team__in=user.groups.all()).values_list(
+        "limit", flat=True
+    )
+    return max(limits, default=Decimal(0))

@@ -14,6 +14,12 @@ from .models import Agent, Event, Journey, ProposedAction
 
 event_recorded = Signal()  # sender=Event, event=Event
 
+# A change to governance that is not about one journey (a permission scope, a team grant, a
+# pause of agents). Sent inside the changing transaction; the audit trail listens.
+# kwargs: kind (str), actor (user or None), subject (str), before (dict|None), after (dict|None),
+#         reason (str), data (dict)
+governance_changed = Signal()
+
 
 def record(
     journey: Journey,

@@ -9,6 +9,7 @@ from .corebank import (
 )
 from .domain import (
     ActionType,
+    ApprovalLimit,
     Agent,
     DefinitionVersion,
     Event,
@@ -16,9 +17,11 @@ from .domain import (
     JourneyDefinition,
     ProposedAction,
 )
+from .grants import DefinitionGroupPermission, DefinitionUserPermission
 
 __all__ = [
     "ActionType",
+    "ApprovalLimit",
     "Agent",
     "CoreAccount",
     "CoreCard",
@@ -27,6 +30,8 @@ __all__ = [
     "CoreEffect",
     "CoreTransaction",
     "CoreVerificationCode",
+    "DefinitionGroupPermission",
+    "DefinitionUserPermission",
     "DefinitionVersion",
     "Event",
     "Journey",

@@ -458,3 +458,17 @@ class ProposedAction(models.Model):
             return Decimal(str(self.params.get(self.action_type.money_param)))
         except (InvalidOperation, TypeError):
             return None
+
+
+class ApprovalLimit(models.Model):
+    """The most a team may approve on one journey definition (with ``approve_actions``)."""
+
+    team = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="approval_limits")
+    definition = models.ForeignKey(JourneyDefinition, on_delete=models.CASCADE, related_name="approval_limits")
+    limit = models.DecimalField(max_digits=12, decimal_places=2)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["team", "definition"], name="approval_limit_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.team} may approve up to {self.limit} on {self.definition}"

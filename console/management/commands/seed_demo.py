@@ -3,6 +3,7 @@ and core-bank customers. Idempotent: run it as often as you like."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -15,12 +16,12 @@ from guardian.shortcuts import assign_perm
 from journeys.actions import sync_action_types
 from journeys.definitions import install_definitions
 from journeys.demo import seed_core_bank
-from journeys.models import Agent, JourneyDefinition
+from journeys.models import Agent, ApprovalLimit, JourneyDefinition
 
 TEAMS: dict[str, dict[str, Any]] = {
-    "Cards team": {"definitions": ["card_dispute", "lost_card"],
+    "Cards team": {"definitions": ["card_dispute", "lost_card"], "approval_limit": "1000.00",
                    "perms": ["view_journeys", "take_over", "approve_actions", "annotate"]},
-    "Servicing team": {"definitions": ["fee_refund", "address_change"],
+    "Servicing team": {"definitions": ["fee_refund", "address_change"], "approval_limit": "500.00",
                        "perms": ["view_journeys", "take_over", "approve_actions", "annotate"]},
     "Compliance": {"definitions": "*", "perms": ["view_journeys", "audit"]},
     "Admins": {"definitions": "*", "perms": ["view_journeys", "pause_agents", "audit"]},
@@ -54,6 +55,9 @@ class Command(BaseCommand):
             for definition in JourneyDefinition.objects.filter(key__in=keys):
                 for perm in spec["perms"]:
                     assign_perm(f"journeys.{perm}", team, definition)
+                if "approval_limit" in spec:
+                    ApprovalLimit.objects.update_or_create(
+                        team=team, definition=definition, defaults={"limit": Decimal(spec["approval_limit"])})
         User = get_user_model()
         for username, team_name, staff, superuser, full_name in USERS:
             first, last = full_name.split(" ", 1)

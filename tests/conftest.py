@@ -1,0 +1,193 @@
+"""Shared fixtures: the demo bank's named actors, a real Celery worker, a real browser.
+
+The suite runs against PostgreSQL (``DATABASE_URL``) and a real broker (``CELERY_BROKER_URL``);
+``make test`` points both at the local servers. Each test session publishes to its own queue,
+so a stray message from an earlier run never reaches this run's worker.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+
+from console.celery import app as celery_app
+from journeys.models import Agent, Journey
+
+TEST_QUEUE = f"handoff-test-{uuid.uuid4().hex[:8]}"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    engine = settings.DATABASES["default"]["ENGINE"]
+    if "postgresql" not in engine and not os.environ.get("HANDOFF_ALLOW_SQLITE_TESTS"):
+        raise pytest.UsageError(
+            "The suite runs against PostgreSQL: set DATABASE_URL (make test does) — "
+            "e.g. DATABASE_URL=postgres://postgres@127.0.0.1:5432/handoff"
+        )
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.HANDOFF.update({
+        "STEP_LEASE_SECONDS": 4,
+        "RETRY_BASE_SECONDS": 0.2,
+        "SWEEP_GRACE_SECONDS": 1.0,
+        "MAX_STEP_ATTEMPTS": 3,
+    })
+    celery_app.conf.task_default_queue = TEST_QUEUE
+    settings.CELERY_TASK_DEFAULT_QUEUE = TEST_QUEUE
+
+
+# --- demo data and named actors -------------------------------------------------------------
+
+@pytest.fixture
+def demo(db) -> None:
+    """The demo bank: definitions, action types, teams, grants, users, agent, 12 customers."""
+    call_command("seed_demo", customers=12, stdout=open(os.devnull, "w"))
+    # Tests want a predictable agent: no random errors, no thinking time.
+    Agent.objects.filter(name="Scripted agent").update(config={})
+
+
+def _user(username: str):
+    return get_user_model().objects.get(username=username)
+
+
+@pytest.fixture
+def supervisor(demo):
+    """Cards team: card dispute and lost card."""
+    return _user("supervisor")
+
+
+@pytest.fixture
+def supervisor2(demo):
+    """Servicing team: fee refund and address change."""
+    return _user("supervisor2")
+
+
+@pytest.fixture
+def compliance(demo):
+    return _user("compliance")
+
+
+@pytest.fixture
+def admin_user(demo):
+    return _user("admin")
+
+
+@pytest.fixture
+def outsider(demo):
+    """An active user in no team: sees nothing."""
+    return get_user_model().objects.create_user("outsider", password="demo")
+
+
+@pytest.fixture
+def agent(demo) -> Agent:
+    return Agent.objects.get(name="Scripted agent")
+
+
+# --- a real Celery worker -------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def celery_worker_session(django_db_blocker) -> Iterator[Any]:
+    """One in-process Celery worker for the session, consuming this session's queue."""
+    from celery.contrib.testing.worker import start_worker
+
+    with django_db_blocker.unblock():
+        with start_worker(celery_app, pool="threads", concurrency=2, perform_ping_check=False,
+                          queues=[TEST_QUEUE], loglevel="WARNING", shutdown_timeout=10) as worker:
+            yield worker
+
+
+@pytest.fixture
+def celery_worker(celery_worker_session, transactional_db):
+    """A running worker; the test's data must be committed for it to see (transactional_db)."""
+    return celery_worker_session
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1, message: str = "") -> Any:
+    """Poll until ``predicate()`` is truthy; fail the test with ``message`` on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(message or f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+def drive_to_end(journey_id: int, timeout: float = 60.0) -> Journey:
+    """Play a cooperative customer until the journey leaves the agent's hands."""
+    from journeys.services import JourneyError, journey_customer_message
+    from journeys.simulator import Simulator
+
+    sim = Simulator(seed=1)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        journey = Journey.objects.get(pk=journey_id)
+        if journey.status != Journey.Status.RUNNING:
+            return journey
+        if journey.waiting_on == Journey.WaitingOn.CUSTOMER:
+            text, data, intent = sim.answer(journey, "cooperative")
+            if journey.current_step == "verify_strong" and "code" in data:
+                from journeys.models import CoreVerificationCode
+
+                data["code"] = CoreVerificationCode.objects.filter(customer__ref=journey.customer_ref).first().code
+            try:
+                journey_customer_message(journey_id=journey_id, text=text, data=data, intent=intent)
+            except JourneyError:
+                pass
+        time.sleep(0.1)
+    pytest.fail(f"J-{journey_id} still running after {timeout} s")
+
+
+# --- a real browser -------------------------------------------------------------------------
+
+def chromium_path() -> str:
+    for candidate in (os.environ.get("CHROMIUM_PATH"), shutil.which("chromium"), shutil.which("chromium-browser")):
+        if candidate:
+            return candidate
+    pytest.fail("Chromium is not installed: `apt-get install -y chromium` (or set CHROMIUM_PATH).")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's loop shares the thread
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=chromium_path(),
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def login_page(browser, live_server) -> Callable[[str], Any]:
+    """``login_page("supervisor")`` returns a Playwright page logged in as that demo user."""
+    pages = []
+
+    def login(username: str, password: str = "demo") -> Any:
+        context = browser.new_context(base_url=live_server.url)
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        page.goto("/login/")
+        page.fill("input[name=username]", username)
+        page.fill("input[name=password]", password)
+        page.click("button[type=submit]")
+        page.wait_for_load_state()
+        pages.append(context)
+        return page
+
+    yield login
+    for context in pages:
+        context.close()

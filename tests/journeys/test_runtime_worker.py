@@ -1,0 +1,52 @@
+"""A real Celery worker runs journeys end to end."""
+
+from __future__ import annotations
+
+import pytest
+
+from journeys.models import CoreEffect, Event, Journey, ProposedAction
+from journeys.services import journey_start
+from journeys.simulator import Simulator
+
+from ..conftest import drive_to_end
+
+pytestmark = [pytest.mark.worker]
+
+
+@pytest.mark.parametrize("definition", ["card_dispute", "lost_card", "fee_refund", "address_change"])
+def test_worker_runs_a_journey_of_each_definition_to_completion(celery_worker, agent, definition):
+    sim = Simulator(seed=3)
+    journey = sim.open_journey(definition, persona="cooperative")
+    # Make the run deterministic: a verified customer, an existing address, a non-hardship case.
+    journey.context["request"]["identity_ok"] = True
+    if definition == "address_change":
+        journey.context["request"]["new_address"] = "12 Station Road, Springfield SP1 2CD"
+    Journey.objects.filter(pk=journey.pk).update(context=journey.context)
+    from journeys.models import CoreCustomer
+
+    CoreCustomer.objects.filter(ref=journey.customer_ref).update(hardship=False)
+
+    finished = drive_to_end(journey.pk)
+
+    assert finished.status == Journey.Status.COMPLETED, finished.needs_person_reason
+    kinds = list(finished.events.order_by("id").values_list("kind", flat=True))
+    assert kinds[0] == Event.Kind.JOURNEY_STARTED
+    assert kinds[-1] == Event.Kind.COMPLETED
+    # Every step the journey went through was started and finished, in order.
+    started = [e.step for e in finished.events.filter(kind=Event.Kind.STEP_STARTED).order_by("id")]
+    finished_steps = [e.step for e in finished.events.filter(kind=Event.Kind.STEP_FINISHED).order_by("id")]
+    assert started == finished_steps
+    assert started[0] == finished.version.start_step
+    # Every executed action has its proposal, decision and execution events, in that order.
+    for proposal in finished.proposals.all():
+        assert proposal.status == ProposedAction.Status.EXECUTED
+        trail = list(proposal.events.order_by("id").values_list("kind", flat=True))
+        assert trail[:3] == [Event.Kind.ACTION_PROPOSED, Event.Kind.ACTION_DECIDED, Event.Kind.ACTION_EXECUTED]
+    effect_keys = list(CoreEffect.objects.values_list("idempotency_key", flat=True))
+    assert len(effect_keys) == len(set(effect_keys))
+
+
+def test_journey_started_in_a_transaction_is_enqueued_only_after_commit(celery_worker, agent):
+    journey = journey_start(definition="lost_card", customer_ref="CUST-00001", request={"reason": "lost"})
+    finished = drive_to_end(journey.pk)
+    assert finished.status == Journey.Status.COMPLETED
