@@ -9,8 +9,8 @@ from .corebank import (
 )
 from .domain import (
     ActionType,
-    ApprovalLimit,
     Agent,
+    ApprovalLimit,
     DefinitionVersion,
     Event,
     Journey,
@@ -21,8 +21,8 @@ from .grants import DefinitionGroupPermission, DefinitionUserPermission
 
 __all__ = [
     "ActionType",
-    "ApprovalLimit",
     "Agent",
+    "ApprovalLimit",
     "CoreAccount",
     "CoreCard",
     "CoreCase",
