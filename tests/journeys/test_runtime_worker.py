@@ -50,3 +50,37 @@ def test_journey_started_in_a_transaction_is_enqueued_only_after_commit(celery_w
     journey = journey_start(definition="lost_card", customer_ref="CUST-00001", request={"reason": "lost"})
     finished = drive_to_end(journey.pk)
     assert finished.status == Journey.Status.COMPLETED
+
+
+def test_the_same_task_delivered_twice_has_one_effect(celery_worker, agent):
+    from journeys.tasks import run_step
+
+    journey = journey_start(definition="lost_card", customer_ref="CUST-00007", request={"reason": "lost"})
+    # Deliver the first turn's message again, as a broker would after a lost acknowledgement.
+    run_step.delay(journey.pk, 0, 0)
+    run_step.delay(journey.pk, 0, 0)
+    finished = drive_to_end(journey.pk)
+    assert finished.status == Journey.Status.COMPLETED
+    assert finished.proposals.filter(action_type__key="lookup_account").count() == 1
+    assert finished.proposals.filter(action_type__key="block_card").count() == 1
+    assert CoreEffect.objects.filter(idempotency_key__startswith=f"j{journey.pk}-", action="block_card").count() == 1
+
+
+def test_a_journey_committed_but_never_enqueued_is_picked_up_by_the_sweeper(celery_worker, agent, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from journeys import services
+    from journeys.tasks import sweep_due_journeys
+
+    # A crash between commit and publish: the journey is committed, its first turn never sent.
+    monkeypatch.setattr(services, "enqueue_turn", lambda journey, countdown=None: None)
+    journey = journey_start(definition="lost_card", customer_ref="CUST-00008", request={"reason": "lost"})
+    monkeypatch.undo()
+    Journey.objects.filter(pk=journey.pk).update(next_run_at=timezone.now() - timedelta(minutes=1))
+    assert Journey.objects.get(pk=journey.pk).turn_seq == 0
+
+    sweep_due_journeys.delay()  # what beat does every few seconds
+    finished = drive_to_end(journey.pk)
+    assert finished.status == Journey.Status.COMPLETED
