@@ -44,7 +44,9 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 
 bench: setup
-	DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" $(PY) bench/run.py
+	@for script in bench/*.py; do echo "== $$script"; \
+	  DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" CELERY_BROKER_URL="$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)}" \
+	  $(PY) $$script || exit 1; done
 
 clean:
 	rm -rf var staticfiles .pytest_cache
