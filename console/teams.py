@@ -63,10 +63,12 @@ def team_admin_required(view: Callable[..., HttpResponse]) -> Callable[..., Http
 
 # --- reading grants -------------------------------------------------------------------------
 
+
 def grant_state(*, team: Group | None = None, user: Any = None) -> dict[str, dict[str, Any]]:
     """Per definition key: the permissions held, the approval limit and the unmask right."""
     state: dict[str, dict[str, Any]] = {
-        d.key: {"perms": [], "limit": None, "sensitive": False} for d in JourneyDefinition.objects.all()
+        d.key: {"perms": [], "limit": None, "sensitive": False}
+        for d in JourneyDefinition.objects.all()
     }
     if team is not None:
         rows = DefinitionGroupPermission.objects.filter(group=team)
@@ -76,9 +78,13 @@ def grant_state(*, team: Group | None = None, user: Any = None) -> dict[str, dic
         if code in PERM_CODES:
             state[key]["perms"].append(code)
     if team is not None:
-        for key, limit in ApprovalLimit.objects.filter(team=team).values_list("definition__key", "limit"):
+        for key, limit in ApprovalLimit.objects.filter(team=team).values_list(
+            "definition__key", "limit"
+        ):
             state[key]["limit"] = str(limit)
-        for key in SensitiveDataGrant.objects.filter(team=team).values_list("definition__key", flat=True):
+        for key in SensitiveDataGrant.objects.filter(team=team).values_list(
+            "definition__key", flat=True
+        ):
             state[key]["sensitive"] = True
     for entry in state.values():
         entry["perms"].sort(key=PERM_CODES.index)
@@ -89,16 +95,23 @@ def _matrix(state: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for definition in JourneyDefinition.objects.all():
         entry = state[definition.key]
-        rows.append({
-            "definition": definition,
-            "perms": [{"code": c, "label": PERM_LABELS.get(c, c), "on": c in entry["perms"]} for c in PERM_CODES],
-            "limit": entry["limit"] or "",
-            "sensitive": entry["sensitive"],
-        })
+        rows.append(
+            {
+                "definition": definition,
+                "perms": [
+                    {"code": c, "label": PERM_LABELS.get(c, c), "on": c in entry["perms"]}
+                    for c in PERM_CODES
+                ],
+                "limit": entry["limit"] or "",
+                "sensitive": entry["sensitive"],
+            }
+        )
     return rows
 
 
-def _parse_grants(post: Any, *, with_team_extras: bool) -> tuple[dict[str, dict[str, Any]], list[str]]:
+def _parse_grants(
+    post: Any, *, with_team_extras: bool
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
     wanted: dict[str, dict[str, Any]] = {}
     errors: list[str] = []
     for definition in JourneyDefinition.objects.all():
@@ -109,10 +122,14 @@ def _parse_grants(post: Any, *, with_team_extras: bool) -> tuple[dict[str, dict[
             try:
                 amount = Decimal(limit_text)
             except InvalidOperation:
-                errors.append(f"{definition.name}: the approval limit must be an amount, e.g. 500.00.")
+                errors.append(
+                    f"{definition.name}: the approval limit must be an amount, e.g. 500.00."
+                )
                 amount = None
             if amount is not None and (not amount.is_finite() or not 0 <= amount <= MAX_LIMIT):
-                errors.append(f"{definition.name}: the approval limit must be between 0 and {MAX_LIMIT}.")
+                errors.append(
+                    f"{definition.name}: the approval limit must be between 0 and {MAX_LIMIT}."
+                )
             elif amount is not None:
                 limit = str(amount.quantize(Decimal("0.01")))
         if limit is not None and "approve_actions" not in perms:
@@ -125,8 +142,14 @@ def _parse_grants(post: Any, *, with_team_extras: bool) -> tuple[dict[str, dict[
     return wanted, errors
 
 
-def _apply(holder: Any, definition: JourneyDefinition, before: dict[str, Any], after: dict[str, Any],
-           *, is_team: bool) -> None:
+def _apply(
+    holder: Any,
+    definition: JourneyDefinition,
+    before: dict[str, Any],
+    after: dict[str, Any],
+    *,
+    is_team: bool,
+) -> None:
     for code in set(after["perms"]) - set(before["perms"]):
         assign_perm(f"journeys.{code}", holder, definition)
     for code in set(before["perms"]) - set(after["perms"]):
@@ -136,8 +159,9 @@ def _apply(holder: Any, definition: JourneyDefinition, before: dict[str, Any], a
     if after["limit"] is None:
         ApprovalLimit.objects.filter(team=holder, definition=definition).delete()
     elif after["limit"] != before["limit"]:
-        ApprovalLimit.objects.update_or_create(team=holder, definition=definition,
-                                               defaults={"limit": Decimal(after["limit"])})
+        ApprovalLimit.objects.update_or_create(
+            team=holder, definition=definition, defaults={"limit": Decimal(after["limit"])}
+        )
     if after["sensitive"] and not before["sensitive"]:
         SensitiveDataGrant.objects.get_or_create(team=holder, definition=definition)
     elif before["sensitive"] and not after["sensitive"]:
@@ -157,14 +181,20 @@ def _save_grants(request: HttpRequest, holder: Any, label: str, *, is_team: bool
                 continue
             _apply(holder, definition, before, after, is_team=is_team)
             governance_changed.send(
-                sender=None, kind="grant_change", actor=request.user,
-                subject=f"Grants of {label} on {definition.name}", before=before, after=after, reason="",
+                sender=None,
+                kind="grant_change",
+                actor=request.user,
+                subject=f"Grants of {label} on {definition.name}",
+                before=before,
+                after=after,
+                reason="",
                 data={"definition_id": definition.pk, "holder": label, "team": is_team},
             )
     return []
 
 
 # --- views ----------------------------------------------------------------------------------
+
 
 class TeamForm(forms.Form):
     name = forms.CharField(max_length=150, label="New team name")
@@ -193,9 +223,18 @@ def _teams_context(form: TeamForm | None = None) -> dict[str, Any]:
     teams = []
     for team in Group.objects.order_by("name").prefetch_related("user_set"):
         state = grant_state(team=team)
-        teams.append({"team": team, "members": list(team.user_set.order_by("username")),
-                      "definitions": [k for k, v in state.items() if v["perms"]]})
-    return {"teams": teams, "agents": Agent.objects.select_related("user"), "form": form or TeamForm()}
+        teams.append(
+            {
+                "team": team,
+                "members": list(team.user_set.order_by("username")),
+                "definitions": [k for k, v in state.items() if v["perms"]],
+            }
+        )
+    return {
+        "teams": teams,
+        "agents": Agent.objects.select_related("user"),
+        "form": form or TeamForm(),
+    }
 
 
 @require_GET
@@ -212,8 +251,16 @@ def team_create(request: HttpRequest) -> HttpResponse:
         return render(request, "console/teams.html", _teams_context(form), status=400)
     with transaction.atomic():
         team = Group.objects.create(name=form.cleaned_data["name"])
-        governance_changed.send(sender=None, kind="team_change", actor=request.user, subject=f"Team {team.name} created",
-                                before=None, after={"team": team.name, "members": []}, reason="", data={})
+        governance_changed.send(
+            sender=None,
+            kind="team_change",
+            actor=request.user,
+            subject=f"Team {team.name} created",
+            before=None,
+            after={"team": team.name, "members": []},
+            reason="",
+            data={},
+        )
     messages.success(request, f"Team {team.name} created; give it grants below.")
     return redirect("team_detail", pk=team.pk)
 
@@ -225,10 +272,17 @@ def _team_or_404(pk: int) -> Group:
     return team
 
 
-def _team_context(team: Group, *, errors: list[str] | None = None, member_form: MemberForm | None = None) -> dict:
-    return {"team": team, "members": team.user_set.order_by("username"), "rows": _matrix(grant_state(team=team)),
-            "perm_labels": [PERM_LABELS[c] for c in PERM_CODES], "errors": errors or [],
-            "member_form": member_form or MemberForm()}
+def _team_context(
+    team: Group, *, errors: list[str] | None = None, member_form: MemberForm | None = None
+) -> dict:
+    return {
+        "team": team,
+        "members": team.user_set.order_by("username"),
+        "rows": _matrix(grant_state(team=team)),
+        "perm_labels": [PERM_LABELS[c] for c in PERM_CODES],
+        "errors": errors or [],
+        "member_form": member_form or MemberForm(),
+    }
 
 
 @require_GET
@@ -243,7 +297,9 @@ def team_grants(request: HttpRequest, pk: int) -> HttpResponse:
     team = _team_or_404(pk)
     errors = _save_grants(request, team, f"team {team.name}", is_team=True)
     if errors:
-        return render(request, "console/teams_detail.html", _team_context(team, errors=errors), status=400)
+        return render(
+            request, "console/teams_detail.html", _team_context(team, errors=errors), status=400
+        )
     messages.success(request, f"Grants of {team.name} saved.")
     return redirect("team_detail", pk=team.pk)
 
@@ -258,15 +314,23 @@ def team_member_add(request: HttpRequest, pk: int) -> HttpResponse:
     team = _team_or_404(pk)
     form = MemberForm(request.POST)
     if not form.is_valid():
-        return render(request, "console/teams_detail.html", _team_context(team, member_form=form), status=400)
+        return render(
+            request, "console/teams_detail.html", _team_context(team, member_form=form), status=400
+        )
     user = form.cleaned_data["username"]
     with transaction.atomic():
         before = _membership(team)
         team.user_set.add(user)
-        governance_changed.send(sender=None, kind="team_change", actor=request.user,
-                                subject=f"{user.get_username()} added to {team.name}",
-                                before={"members": before}, after={"members": _membership(team)}, reason="",
-                                data={"team": team.name})
+        governance_changed.send(
+            sender=None,
+            kind="team_change",
+            actor=request.user,
+            subject=f"{user.get_username()} added to {team.name}",
+            before={"members": before},
+            after={"members": _membership(team)},
+            reason="",
+            data={"team": team.name},
+        )
     messages.success(request, f"{user.get_username()} is now in {team.name}.")
     return redirect("team_detail", pk=team.pk)
 
@@ -281,10 +345,16 @@ def team_member_remove(request: HttpRequest, pk: int, user_id: int) -> HttpRespo
     with transaction.atomic():
         before = _membership(team)
         team.user_set.remove(user)
-        governance_changed.send(sender=None, kind="team_change", actor=request.user,
-                                subject=f"{user.get_username()} removed from {team.name}",
-                                before={"members": before}, after={"members": _membership(team)}, reason="",
-                                data={"team": team.name})
+        governance_changed.send(
+            sender=None,
+            kind="team_change",
+            actor=request.user,
+            subject=f"{user.get_username()} removed from {team.name}",
+            before={"members": before},
+            after={"members": _membership(team)},
+            reason="",
+            data={"team": team.name},
+        )
     messages.success(request, f"{user.get_username()} left {team.name}.")
     return redirect("team_detail", pk=team.pk)
 
@@ -297,8 +367,16 @@ def team_delete(request: HttpRequest, pk: int) -> HttpResponse:
         before = {"team": team.name, "members": _membership(team), "grants": grant_state(team=team)}
         name = team.name
         team.delete()  # grants, limits and unmask rights go with it (foreign keys cascade)
-        governance_changed.send(sender=None, kind="team_change", actor=request.user, subject=f"Team {name} deleted",
-                                before=before, after=None, reason="", data={"team": name})
+        governance_changed.send(
+            sender=None,
+            kind="team_change",
+            actor=request.user,
+            subject=f"Team {name} deleted",
+            before=before,
+            after=None,
+            reason="",
+            data={"team": name},
+        )
     messages.success(request, f"Team {name} deleted.")
     return redirect("team_list")
 
@@ -311,8 +389,12 @@ def _agent_or_404(pk: int) -> Agent:
 
 
 def _agent_context(agent: Agent, errors: list[str] | None = None) -> dict[str, Any]:
-    return {"agent": agent, "rows": _matrix(grant_state(user=agent.user)),
-            "perm_labels": [PERM_LABELS[c] for c in PERM_CODES], "errors": errors or []}
+    return {
+        "agent": agent,
+        "rows": _matrix(grant_state(user=agent.user)),
+        "perm_labels": [PERM_LABELS[c] for c in PERM_CODES],
+        "errors": errors or [],
+    }
 
 
 @require_GET
@@ -327,6 +409,8 @@ def agent_grants(request: HttpRequest, pk: int) -> HttpResponse:
     agent = _agent_or_404(pk)
     errors = _save_grants(request, agent.user, f"agent {agent.name}", is_team=False)
     if errors:
-        return render(request, "console/teams_agent.html", _agent_context(agent, errors), status=400)
+        return render(
+            request, "console/teams_agent.html", _agent_context(agent, errors), status=400
+        )
     messages.success(request, f"Grants of {agent.name} saved.")
     return redirect("agent_grants_page", pk=agent.pk)

@@ -159,7 +159,9 @@ def record_detail(request: HttpRequest, pk: int) -> HttpResponse:
     if record is None:
         raise Http404("No such audit record.")
     return render(
-        request, "review/audit/record.html", {"record": record, "payload": mask_data(record.payload)}
+        request,
+        "review/audit/record.html",
+        {"record": record, "payload": mask_data(record.payload)},
     )
 
 
@@ -174,31 +176,52 @@ def _story(records: list[AuditRecord]) -> list[dict[str, Any]]:
         if record.proposal_id:
             point = points.get(record.proposal_id)
             if point is None:
-                point = {"type": "decision", "proposal_id": record.proposal_id, "at": record.at,
-                         "action": snapshot.get("action_name") or record.action_type, "records": []}
+                point = {
+                    "type": "decision",
+                    "proposal_id": record.proposal_id,
+                    "at": record.at,
+                    "action": snapshot.get("action_name") or record.action_type,
+                    "records": [],
+                }
                 points[record.proposal_id] = point
                 story.append(point)
             point["records"].append(record)
             point["latest"] = snapshot
             if record.kind == "action_proposed":
-                point.update(proposed_by=record.actor_label, explanation=snapshot.get("explanation"),
-                             params=snapshot.get("params") or data.get("params") or {},
-                             confidence=snapshot.get("confidence"))
+                point.update(
+                    proposed_by=record.actor_label,
+                    explanation=snapshot.get("explanation"),
+                    params=snapshot.get("params") or data.get("params") or {},
+                    confidence=snapshot.get("confidence"),
+                )
             elif record.kind == "action_decided":
-                point.update(rule=data.get("rule") or snapshot.get("rule"), effect=record.decision,
-                             decision_explanation=record.summary,
-                             required_approvals=snapshot.get("required_approvals"))
+                point.update(
+                    rule=data.get("rule") or snapshot.get("rule"),
+                    effect=record.decision,
+                    decision_explanation=record.summary,
+                    required_approvals=snapshot.get("required_approvals"),
+                )
             elif record.kind in ("action_approved", "action_rejected", "action_expired"):
-                point.setdefault("human_decisions", []).append({
-                    "outcome": record.decision, "by": record.actor_label, "at": record.at,
-                    "reason": data.get("reason") or snapshot.get("decision_reason") or "",
-                })
+                point.setdefault("human_decisions", []).append(
+                    {
+                        "outcome": record.decision,
+                        "by": record.actor_label,
+                        "at": record.at,
+                        "reason": data.get("reason") or snapshot.get("decision_reason") or "",
+                    }
+                )
             elif record.kind in ("action_executed", "action_failed"):
-                point.setdefault("outcomes", []).append({
-                    "outcome": record.decision, "at": record.at, "summary": record.summary,
-                    "result": data.get("result") if data.get("result") is not None else snapshot.get("result"),
-                    "error": data.get("error") or snapshot.get("error") or "",
-                })
+                point.setdefault("outcomes", []).append(
+                    {
+                        "outcome": record.decision,
+                        "at": record.at,
+                        "summary": record.summary,
+                        "result": data.get("result")
+                        if data.get("result") is not None
+                        else snapshot.get("result"),
+                        "error": data.get("error") or snapshot.get("error") or "",
+                    }
+                )
         else:
             story.append({"type": "moment", "record": record, "payload": payload})
     return story
@@ -213,15 +236,28 @@ def journey_story(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "review/audit/journey.html", context)
 
 
-def _stream(request: HttpRequest, records: QuerySet[AuditRecord], fmt: str, name: str,
-            description: dict[str, Any]) -> StreamingHttpResponse:
+def _stream(
+    request: HttpRequest,
+    records: QuerySet[AuditRecord],
+    fmt: str,
+    name: str,
+    description: dict[str, Any],
+) -> StreamingHttpResponse:
     allowed = unmask_definition_ids(request.user)
-    governance_append(kind="audit_export", summary=f"Exported the audit trail as {fmt.upper()}: {name}",
-                      actor=request.user, payload={"format": fmt, "what": description})
-    rows = export_rows(records.order_by("chain", "seq").iterator(chunk_size=2000),
-                       may_unmask=lambda r: r.definition_id in allowed)
+    governance_append(
+        kind="audit_export",
+        summary=f"Exported the audit trail as {fmt.upper()}: {name}",
+        actor=request.user,
+        payload={"format": fmt, "what": description},
+    )
+    rows = export_rows(
+        records.order_by("chain", "seq").iterator(chunk_size=2000),
+        may_unmask=lambda r: r.definition_id in allowed,
+    )
     lines: Iterator[str] = csv_lines(rows) if fmt == "csv" else jsonl_lines(rows)
-    content_type = "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson; charset=utf-8"
+    content_type = (
+        "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson; charset=utf-8"
+    )
     response = StreamingHttpResponse(lines, content_type=content_type)
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
     response["Content-Disposition"] = f'attachment; filename="audit-{name}-{stamp}.{fmt}"'
@@ -235,9 +271,15 @@ def export_search(request: HttpRequest, fmt: str) -> HttpResponse:
         raise Http404("No audit grants.")
     form, records = _searched(request)
     if form.is_bound and not form.is_valid():
-        return HttpResponse(f"Invalid search: {form.errors.as_text()}", status=400, content_type="text/plain")
-    filters = {k: v for k, v in (form.cleaned_data if form.is_bound else {}).items() if v not in (None, "")}
-    return _stream(request, records, fmt, "search", {"filters": {k: str(v) for k, v in filters.items()}})
+        return HttpResponse(
+            f"Invalid search: {form.errors.as_text()}", status=400, content_type="text/plain"
+        )
+    filters = {
+        k: v for k, v in (form.cleaned_data if form.is_bound else {}).items() if v not in (None, "")
+    }
+    return _stream(
+        request, records, fmt, "search", {"filters": {k: str(v) for k, v in filters.items()}}
+    )
 
 
 @require_GET
@@ -291,8 +333,12 @@ def verify_start(request: HttpRequest) -> HttpResponse:
 
 class UnmaskForm(forms.Form):
     field = forms.CharField(max_length=80)
-    reason = forms.CharField(min_length=5, max_length=300, strip=True,
-                             error_messages={"min_length": "State why you need to see this (5 characters or more)."})
+    reason = forms.CharField(
+        min_length=5,
+        max_length=300,
+        strip=True,
+        error_messages={"min_length": "State why you need to see this (5 characters or more)."},
+    )
 
 
 @require_POST
@@ -310,20 +356,32 @@ def unmask(request: HttpRequest, pk: int) -> HttpResponse:
         context.update(errors=form.errors)
         return _render_sensitive(request, journey, section, key, context, status=400)
     try:
-        value = sensitive_unmask(user=request.user, journey=journey, field=form.cleaned_data["field"],
-                                 reason=form.cleaned_data["reason"])
+        value = sensitive_unmask(
+            user=request.user,
+            journey=journey,
+            field=form.cleaned_data["field"],
+            reason=form.cleaned_data["reason"],
+        )
     except KeyError:
-        return HttpResponse("That is not a sensitive field of this journey.", status=400, content_type="text/plain")
+        return HttpResponse(
+            "That is not a sensitive field of this journey.", status=400, content_type="text/plain"
+        )
     context.update(value=value, unmasked=True)
-    template = "review/audit/_sensitive_value.html" if request.htmx else "review/audit/unmasked.html"
+    template = (
+        "review/audit/_sensitive_value.html" if request.htmx else "review/audit/unmasked.html"
+    )
     return render(request, template, context)
 
 
-def _render_sensitive(request: HttpRequest, journey: Any, section: str, key: str, context: dict[str, Any],
-                      status: int) -> HttpResponse:
+def _render_sensitive(
+    request: HttpRequest, journey: Any, section: str, key: str, context: dict[str, Any], status: int
+) -> HttpResponse:
     try:
-        context["value"] = lookup_field(journey.context, f"{section}.{key}") if is_sensitive(key) else None
+        context["value"] = (
+            lookup_field(journey.context, f"{section}.{key}") if is_sensitive(key) else None
+        )
     except KeyError:
-        return HttpResponse("That is not a sensitive field of this journey.", status=400, content_type="text/plain")
+        return HttpResponse(
+            "That is not a sensitive field of this journey.", status=400, content_type="text/plain"
+        )
     return render(request, "review/audit/_sensitive_value.html", context, status=status)
-

@@ -20,10 +20,16 @@ from review.models.audit import GOVERNANCE_CHAIN, journey_chain
 
 @pytest.fixture
 def card_journey(demo, agent):
-    journey = journey_start(definition="card_dispute", customer_ref="CUST-00002",
-                            request={"merchant": "Shop", "amount": "80.00"})
-    journey.context["facts"] = {"card": "4000111122223333", "address": "12 Station Road, Springfield SP1 2CD",
-                                "premium": False}
+    journey = journey_start(
+        definition="card_dispute",
+        customer_ref="CUST-00002",
+        request={"merchant": "Shop", "amount": "80.00"},
+    )
+    journey.context["facts"] = {
+        "card": "4000111122223333",
+        "address": "12 Station Road, Springfield SP1 2CD",
+        "premium": False,
+    }
     Journey.objects.filter(pk=journey.pk).update(context=journey.context)
     return journey
 
@@ -36,23 +42,43 @@ def fee_journey(demo, agent):
 def _decided_story(journey, agent, approver):
     """A proposal that needed approval, was approved with a reason and executed."""
     locked = lock_journey(journey.pk)
-    proposal = proposal_create(locked, action="issue_refund",
-                               params={"account": "ACC-1", "amount": "80.00", "reason": "provisional credit"},
-                               explanation="Credit the disputed charge while the case runs.", key=f"k-{journey.pk}",
-                               agent=agent)
-    ProposedAction.objects.filter(pk=proposal.pk).update(status="pending", decision_rule="refund ≤ 500: one approver")
+    proposal = proposal_create(
+        locked,
+        action="issue_refund",
+        params={"account": "ACC-1", "amount": "80.00", "reason": "provisional credit"},
+        explanation="Credit the disputed charge while the case runs.",
+        key=f"k-{journey.pk}",
+        agent=agent,
+    )
+    ProposedAction.objects.filter(pk=proposal.pk).update(
+        status="pending", decision_rule="refund ≤ 500: one approver"
+    )
     proposal.refresh_from_db()
-    proposal_transition(proposal, to="approved", decided_by=approver, decision_reason="Customer is genuine")
-    events.record(locked, Event.Kind.ACTION_APPROVED, "Approved by supervisor: Customer is genuine",
-                  actor_kind=Event.Actor.PERSON, actor_user=approver, proposal=proposal,
-                  data={"reason": "Customer is genuine"})
-    events.record(locked, Event.Kind.TAKEOVER, "supervisor took over.", actor_kind=Event.Actor.PERSON,
-                  actor_user=approver)
+    proposal_transition(
+        proposal, to="approved", decided_by=approver, decision_reason="Customer is genuine"
+    )
+    events.record(
+        locked,
+        Event.Kind.ACTION_APPROVED,
+        "Approved by supervisor: Customer is genuine",
+        actor_kind=Event.Actor.PERSON,
+        actor_user=approver,
+        proposal=proposal,
+        data={"reason": "Customer is genuine"},
+    )
+    events.record(
+        locked,
+        Event.Kind.TAKEOVER,
+        "supervisor took over.",
+        actor_kind=Event.Actor.PERSON,
+        actor_user=approver,
+    )
     return proposal
 
 
-def test_compliance_searches_every_definition_and_supervisors_only_their_own(client, compliance, supervisor,
-                                                                            card_journey, fee_journey):
+def test_compliance_searches_every_definition_and_supervisors_only_their_own(
+    client, compliance, supervisor, card_journey, fee_journey
+):
     client.force_login(compliance)
     page = client.get(reverse("audit:search"))
     assert page.status_code == 200
@@ -63,7 +89,9 @@ def test_compliance_searches_every_definition_and_supervisors_only_their_own(cli
     assert client.get(reverse("audit:journey", args=[card_journey.pk])).status_code == 404
 
 
-def test_a_team_scoped_auditor_sees_only_their_definitions_records(client, supervisor, card_journey, fee_journey):
+def test_a_team_scoped_auditor_sees_only_their_definitions_records(
+    client, supervisor, card_journey, fee_journey
+):
     from guardian.shortcuts import assign_perm
 
     from journeys.models import JourneyDefinition
@@ -82,17 +110,28 @@ def test_a_team_scoped_auditor_sees_only_their_definitions_records(client, super
     assert client.get(reverse("audit:record", args=[foreign.pk])).status_code == 404
 
 
-@pytest.mark.parametrize("filters,expect_card,expect_fee", [
-    ({"customer": "CUST-00002"}, True, False),
-    ({"kind": "journey_started"}, True, True),
-    ({"actor": "Scripted agent"}, True, True),
-    ({"action": "issue_refund"}, True, False),
-    ({"decision": "approved"}, True, False),
-    ({"since": "2000-01-01T00:00", "until": "2001-01-01T00:00"}, False, False),
-])
-def test_search_filters_by_customer_actor_kind_action_decision_and_time(client, compliance, supervisor, agent,
-                                                                        card_journey, fee_journey, filters,
-                                                                        expect_card, expect_fee):
+@pytest.mark.parametrize(
+    "filters,expect_card,expect_fee",
+    [
+        ({"customer": "CUST-00002"}, True, False),
+        ({"kind": "journey_started"}, True, True),
+        ({"actor": "Scripted agent"}, True, True),
+        ({"action": "issue_refund"}, True, False),
+        ({"decision": "approved"}, True, False),
+        ({"since": "2000-01-01T00:00", "until": "2001-01-01T00:00"}, False, False),
+    ],
+)
+def test_search_filters_by_customer_actor_kind_action_decision_and_time(
+    client,
+    compliance,
+    supervisor,
+    agent,
+    card_journey,
+    fee_journey,
+    filters,
+    expect_card,
+    expect_fee,
+):
     _decided_story(card_journey, agent, supervisor)
     client.force_login(compliance)
     page = client.get(reverse("audit:search"), filters)
@@ -103,29 +142,43 @@ def test_search_filters_by_customer_actor_kind_action_decision_and_time(client, 
 
 def test_search_with_a_bad_time_range_is_a_form_error(client, compliance, card_journey):
     client.force_login(compliance)
-    page = client.get(reverse("audit:search"), {"since": "2030-01-02T00:00", "until": "2030-01-01T00:00"})
+    page = client.get(
+        reverse("audit:search"), {"since": "2030-01-02T00:00", "until": "2030-01-01T00:00"}
+    )
     assert page.status_code == 200
     assert "must be before" in page.text
 
 
-def test_search_pages_with_a_keyset_cursor_and_never_counts_the_trail(client, compliance, card_journey):
+def test_search_pages_with_a_keyset_cursor_and_never_counts_the_trail(
+    client, compliance, card_journey
+):
     for i in range(120):
-        audit_append(chain=journey_chain(card_journey.pk), kind="agent_note", summary=f"note {i}",
-                     journey_id=card_journey.pk, definition_id=card_journey.definition_id)
+        audit_append(
+            chain=journey_chain(card_journey.pk),
+            kind="agent_note",
+            summary=f"note {i}",
+            journey_id=card_journey.pk,
+            definition_id=card_journey.definition_id,
+        )
     client.force_login(compliance)
     with CaptureQueriesContext(connection) as queries:
         first = client.get(reverse("audit:search"), {"journey": card_journey.pk})
     assert not any("COUNT(" in q["sql"].upper() for q in queries.captured_queries)
     assert "note 119" in first.text and "note 69" not in first.text
     oldest_on_page = first.context["oldest"]
-    second = client.get(reverse("audit:search"), {"journey": card_journey.pk, "before": oldest_on_page})
+    second = client.get(
+        reverse("audit:search"), {"journey": card_journey.pk, "before": oldest_on_page}
+    )
     assert "note 69" in second.text and "note 119" not in second.text
-    back = client.get(reverse("audit:search"), {"journey": card_journey.pk, "after": second.context["newest"]})
+    back = client.get(
+        reverse("audit:search"), {"journey": card_journey.pk, "after": second.context["newest"]}
+    )
     assert "note 119" in back.text
 
 
-def test_the_journey_audit_page_tells_the_story_at_each_decision_point(client, compliance, supervisor, agent,
-                                                                       card_journey):
+def test_the_journey_audit_page_tells_the_story_at_each_decision_point(
+    client, compliance, supervisor, agent, card_journey
+):
     _decided_story(card_journey, agent, supervisor)
     client.force_login(compliance)
     page = client.get(reverse("audit:journey", args=[card_journey.pk]))
@@ -148,26 +201,37 @@ def test_export_of_a_journey_re_verifies_offline(client, compliance, card_journe
         assert report["ok"], report["problems"]
         assert report["records"] == AuditRecord.objects.filter(journey_id=card_journey.pk).count()
         assert report["gaps"] == 0
-    assert AuditRecord.objects.filter(chain=GOVERNANCE_CHAIN, kind="audit_export", actor_label="compliance").exists()
+    assert AuditRecord.objects.filter(
+        chain=GOVERNANCE_CHAIN, kind="audit_export", actor_label="compliance"
+    ).exists()
 
 
-def test_export_of_a_search_masks_payloads_for_people_without_the_unmask_right(client, admin_user, compliance,
-                                                                               card_journey):
-    audit_append(chain=journey_chain(card_journey.pk), kind="agent_note", summary="looked up the card",
-                 journey_id=card_journey.pk, definition_id=card_journey.definition_id,
-                 payload={"data": {"card": "4000111122223333"}})
+def test_export_of_a_search_masks_payloads_for_people_without_the_unmask_right(
+    client, admin_user, compliance, card_journey
+):
+    audit_append(
+        chain=journey_chain(card_journey.pk),
+        kind="agent_note",
+        summary="looked up the card",
+        journey_id=card_journey.pk,
+        definition_id=card_journey.definition_id,
+        payload={"data": {"card": "4000111122223333"}},
+    )
     from review.models import SensitiveDataGrant
 
     SensitiveDataGrant.objects.filter(team__name="Compliance").delete()
     client.force_login(compliance)
-    body = b"".join(client.get(reverse("audit:export_jsonl"), {"journey": card_journey.pk}).streaming_content)
+    body = b"".join(
+        client.get(reverse("audit:export_jsonl"), {"journey": card_journey.pk}).streaming_content
+    )
     assert b"4000111122223333" not in body
     rows = [json.loads(line) for line in body.decode().splitlines()]
     assert verify_rows(rows)["ok"]
 
 
-def test_verification_runs_as_a_celery_task_with_progress(client, compliance, card_journey,
-                                                          django_capture_on_commit_callbacks):
+def test_verification_runs_as_a_celery_task_with_progress(
+    client, compliance, card_journey, django_capture_on_commit_callbacks
+):
     # An eager task stands in for the worker here; the worker test below runs the real thing.
     from console.celery import app
 
@@ -187,20 +251,30 @@ def test_verification_runs_as_a_celery_task_with_progress(client, compliance, ca
 
 
 @pytest.mark.worker
-def test_a_real_worker_runs_a_verification_and_the_page_shows_the_broken_record(client, celery_worker, demo):
+def test_a_real_worker_runs_a_verification_and_the_page_shows_the_broken_record(
+    client, celery_worker, demo
+):
     from tests.conftest import wait_for
 
     journey = journey_start(definition="fee_refund", customer_ref="CUST-00004")
     record = AuditRecord.objects.filter(journey_id=journey.pk).order_by("seq").first()
     with connection.cursor() as cursor:
-        cursor.execute("ALTER TABLE review_auditrecord DISABLE TRIGGER review_auditrecord_append_only")
-        cursor.execute("UPDATE review_auditrecord SET summary = 'forged' WHERE id = %s", [record.pk])
-        cursor.execute("ALTER TABLE review_auditrecord ENABLE TRIGGER review_auditrecord_append_only")
+        cursor.execute(
+            "ALTER TABLE review_auditrecord DISABLE TRIGGER review_auditrecord_append_only"
+        )
+        cursor.execute(
+            "UPDATE review_auditrecord SET summary = 'forged' WHERE id = %s", [record.pk]
+        )
+        cursor.execute(
+            "ALTER TABLE review_auditrecord ENABLE TRIGGER review_auditrecord_append_only"
+        )
     from django.contrib.auth import get_user_model
 
     client.force_login(get_user_model().objects.get(username="compliance"))
     client.post(reverse("audit:verify_start"))
-    verification = wait_for(lambda: AuditVerification.objects.filter(status="broken").first(), timeout=30)
+    verification = wait_for(
+        lambda: AuditVerification.objects.filter(status="broken").first(), timeout=30
+    )
     assert verification.first_broken_record_id == record.pk
     page = client.get(reverse("audit:verify"))
     assert f"A-{record.pk}" in page.text
@@ -223,16 +297,23 @@ def test_without_the_unmask_right_there_is_no_break_glass(client, supervisor, ca
     client.force_login(supervisor)
     page = client.get(reverse("journey_detail", args=[card_journey.pk]))
     assert "Break glass" not in page.text
-    response = client.post(reverse("audit:unmask", args=[card_journey.pk]),
-                           {"field": "facts.card", "reason": "I just want to see it"})
+    response = client.post(
+        reverse("audit:unmask", args=[card_journey.pk]),
+        {"field": "facts.card", "reason": "I just want to see it"},
+    )
     assert response.status_code == 404
 
 
-def test_break_glass_unmasks_one_field_with_a_reason_and_is_audited(client, supervisor, card_journey):
+def test_break_glass_unmasks_one_field_with_a_reason_and_is_audited(
+    client, supervisor, card_journey
+):
     client.force_login(supervisor)
     url = reverse("audit:unmask", args=[card_journey.pk])
-    response = client.post(url, {"field": "facts.card", "reason": "Customer disputes the card number"},
-                           headers={"HX-Request": "true"})
+    response = client.post(
+        url,
+        {"field": "facts.card", "reason": "Customer disputes the card number"},
+        headers={"HX-Request": "true"},
+    )
     assert response.status_code == 200
     assert "4000111122223333" in response.text
     assert "12 Station Road" not in response.text
@@ -242,10 +323,14 @@ def test_break_glass_unmasks_one_field_with_a_reason_and_is_audited(client, supe
     assert record.payload == {"field": "facts.card", "reason": "Customer disputes the card number"}
 
 
-def test_break_glass_without_a_reason_or_for_a_plain_field_is_refused(client, supervisor, card_journey):
+def test_break_glass_without_a_reason_or_for_a_plain_field_is_refused(
+    client, supervisor, card_journey
+):
     client.force_login(supervisor)
     url = reverse("audit:unmask", args=[card_journey.pk])
-    no_reason = client.post(url, {"field": "facts.card", "reason": ""}, headers={"HX-Request": "true"})
+    no_reason = client.post(
+        url, {"field": "facts.card", "reason": ""}, headers={"HX-Request": "true"}
+    )
     assert no_reason.status_code == 400
     assert "4000111122223333" not in no_reason.text
     plain = client.post(url, {"field": "facts.premium", "reason": "Just curious, honestly"})
@@ -253,9 +338,13 @@ def test_break_glass_without_a_reason_or_for_a_plain_field_is_refused(client, su
     assert not AuditRecord.objects.filter(kind="break_glass").exists()
 
 
-def test_a_foreign_team_cannot_break_glass_on_another_teams_journey(client, supervisor2, card_journey):
+def test_a_foreign_team_cannot_break_glass_on_another_teams_journey(
+    client, supervisor2, card_journey
+):
     client.force_login(supervisor2)
-    response = client.post(reverse("audit:unmask", args=[card_journey.pk]),
-                           {"field": "facts.card", "reason": "Looking around the bank"})
+    response = client.post(
+        reverse("audit:unmask", args=[card_journey.pk]),
+        {"field": "facts.card", "reason": "Looking around the bank"},
+    )
     assert response.status_code == 404
     assert not AuditRecord.objects.filter(kind="break_glass").exists()
