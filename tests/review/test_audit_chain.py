@@ -5,7 +5,10 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -15,6 +18,7 @@ from django.db import DatabaseError, connection, transaction
 from journeys.events import governance_changed
 from journeys.models import Event
 from journeys.services import journey_start
+from review.audit import offline
 from review.audit.chain import audit_append, checkpoint_create
 from review.audit.export import csv_lines, export_rows, jsonl_lines
 from review.audit.offline import GENESIS, verify_file
@@ -239,6 +243,12 @@ def test_an_export_re_verifies_offline_and_an_edited_export_does_not(journey, tm
     assert report["records"] == records.count()
     assert report["gaps"] == 0
     call_command("verify_audit_export", str(path), stdout=io.StringIO())
+    # The verifier runs on its own with no site-packages (-S): the standard library only.
+    script = str(Path(offline.__file__))
+    standalone = subprocess.run([sys.executable, "-I", "-S", script, str(path)],
+                                capture_output=True, text=True, cwd=tmp_path)
+    assert standalone.returncode == 0, standalone.stdout + standalone.stderr
+    assert "OK: every exported record is intact." in standalone.stdout
 
     path.write_text(
         path.read_text(encoding="utf-8").replace("Why this fee?", "Why that fee?"), encoding="utf-8"
