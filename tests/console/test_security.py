@@ -37,7 +37,12 @@ PRODUCTION_ENV = {
 
 
 def _check_deploy(extra: dict[str, str]) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in PRODUCTION_ENV}
+    # The browser fixture sets DJANGO_ALLOW_ASYNC_UNSAFE for Playwright; production never would.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in PRODUCTION_ENV and k != "DJANGO_ALLOW_ASYNC_UNSAFE"
+    }
     env.update(extra)
     return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
