@@ -29,6 +29,7 @@ from journeys.models import (
     JourneyDefinition,
 )
 from journeys.models.domain import DEFINITION_PERMISSIONS
+from review.audit.chain import explicitly_audited
 from review.models import SensitiveDataGrant
 
 PERM_LABELS = {
@@ -173,7 +174,7 @@ def _save_grants(request: HttpRequest, holder: Any, label: str, *, is_team: bool
     wanted, errors = _parse_grants(request.POST, with_team_extras=is_team)
     if errors:
         return errors
-    with transaction.atomic():
+    with transaction.atomic(), explicitly_audited():
         before_all = grant_state(team=holder) if is_team else grant_state(user=holder)
         for definition in JourneyDefinition.objects.all():
             before, after = before_all[definition.key], wanted[definition.key]
@@ -249,7 +250,7 @@ def team_create(request: HttpRequest) -> HttpResponse:
     form = TeamForm(request.POST)
     if not form.is_valid():
         return render(request, "console/teams.html", _teams_context(form), status=400)
-    with transaction.atomic():
+    with transaction.atomic(), explicitly_audited():
         team = Group.objects.create(name=form.cleaned_data["name"])
         governance_changed.send(
             sender=None,
@@ -318,7 +319,7 @@ def team_member_add(request: HttpRequest, pk: int) -> HttpResponse:
             request, "console/teams_detail.html", _team_context(team, member_form=form), status=400
         )
     user = form.cleaned_data["username"]
-    with transaction.atomic():
+    with transaction.atomic(), explicitly_audited():
         before = _membership(team)
         team.user_set.add(user)
         governance_changed.send(
@@ -342,7 +343,7 @@ def team_member_remove(request: HttpRequest, pk: int, user_id: int) -> HttpRespo
     user = team.user_set.filter(pk=user_id).first()
     if user is None:
         raise Http404("Not a member of this team.")
-    with transaction.atomic():
+    with transaction.atomic(), explicitly_audited():
         before = _membership(team)
         team.user_set.remove(user)
         governance_changed.send(
@@ -363,7 +364,7 @@ def team_member_remove(request: HttpRequest, pk: int, user_id: int) -> HttpRespo
 @team_admin_required
 def team_delete(request: HttpRequest, pk: int) -> HttpResponse:
     team = _team_or_404(pk)
-    with transaction.atomic():
+    with transaction.atomic(), explicitly_audited():
         before = {"team": team.name, "members": _membership(team), "grants": grant_state(team=team)}
         name = team.name
         team.delete()  # grants, limits and unmask rights go with it (foreign keys cascade)

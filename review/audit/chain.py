@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -231,3 +234,21 @@ def checkpoint_create() -> AuditCheckpoint | None:
     checkpoint.signature = checkpoint_signature(audit_key(), checkpoint.hash)
     checkpoint.save(force_insert=True)
     return checkpoint
+
+
+_explicit: ContextVar[bool] = ContextVar("audit_explicit", default=False)
+
+
+@contextmanager
+def explicitly_audited() -> Iterator[None]:
+    """Inside this block the caller writes its own, richer audit record (e.g. the teams page's
+    before/after per definition), so the row-level grant receivers stay quiet."""
+    token = _explicit.set(True)
+    try:
+        yield
+    finally:
+        _explicit.reset(token)
+
+
+def is_explicitly_audited() -> bool:
+    return _explicit.get()

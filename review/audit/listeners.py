@@ -11,7 +11,7 @@ from typing import Any
 
 from review.models.audit import journey_chain
 
-from .chain import audit_append, governance_append, person
+from .chain import audit_append, governance_append, is_explicitly_audited
 
 # The outcome an event stands for, for the trail's "decision" search.
 EVENT_DECISIONS = {
@@ -145,19 +145,102 @@ def on_locked_out(
     )
 
 
+# --- grants changed by any path (Django admin, a shell, a data migration) ----------------------
+# The teams page records richer before/after records itself and silences these receivers.
+
+
+def _grant_fields(instance: Any) -> tuple[str, int | None, dict[str, Any]]:
+    name = type(instance).__name__
+    if name in ("DefinitionGroupPermission", "DefinitionUserPermission"):
+        holder = (
+            f"team {instance.group.name}"
+            if name == "DefinitionGroupPermission"
+            else (f"user {instance.user.get_username()}")
+        )
+        return (
+            f"{instance.permission.codename} for {holder}",
+            instance.content_object_id,
+            {"permission": instance.permission.codename, "holder": holder},
+        )
+    if name == "ApprovalLimit":
+        return (
+            f"approval limit of team {instance.team.name}",
+            instance.definition_id,
+            {"limit": str(instance.limit), "holder": f"team {instance.team.name}"},
+        )
+    return (
+        f"unmask right of team {instance.team.name}",
+        instance.definition_id,
+        {"unmask": True, "holder": f"team {instance.team.name}"},
+    )
+
+
+def on_grant_saved(sender: Any, instance: Any, created: bool = False, **kwargs: Any) -> None:
+    if is_explicitly_audited() or kwargs.get("raw"):
+        return
+    what, definition_id, state = _grant_fields(instance)
+    governance_append(
+        kind="grant_added" if created else "grant_updated",
+        summary=f"{'Granted' if created else 'Changed'} {what}",
+        definition_id=definition_id,
+        payload={"before": None if created else {}, "after": state},
+    )
+
+
+def on_grant_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
+    if is_explicitly_audited():
+        return
+    what, definition_id, state = _grant_fields(instance)
+    governance_append(
+        kind="grant_removed",
+        summary=f"Revoked {what}",
+        definition_id=definition_id,
+        payload={"before": state, "after": None},
+    )
+
+
+def on_membership_changed(
+    sender: Any,
+    instance: Any,
+    action: str,
+    reverse: bool,
+    model: Any,
+    pk_set: set[int] | None,
+    **kwargs: Any,
+) -> None:
+    if is_explicitly_audited() or action not in ("post_add", "post_remove", "pre_clear"):
+        return
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    if action == "pre_clear":  # the set is gone after the clear; name it before
+        pairs = (
+            [(instance, g) for g in instance.groups.all()]
+            if not reverse
+            else [(u, instance) for u in instance.user_set.all()]
+        )
+        verb = "removed from"
+    else:
+        if reverse:  # group.user_set.add(users)
+            pairs = [(u, instance) for u in get_user_model().objects.filter(pk__in=pk_set or [])]
+        else:  # user.groups.add(groups)
+            pairs = [(instance, g) for g in Group.objects.filter(pk__in=pk_set or [])]
+        verb = "added to" if action == "post_add" else "removed from"
+    for user, group in pairs:
+        governance_append(
+            kind="membership_change",
+            summary=f"{user.get_username()} {verb} {group.name}",
+            payload={
+                "user": user.get_username(),
+                "team": group.name,
+                "change": "added" if verb == "added to" else "removed",
+            },
+        )
+
+
 def _client_ip(request: Any) -> str | None:
     if request is None:
         return None
     from .request_meta import client_ip
 
     return client_ip(request)
-
-
-__all__ = [
-    "audit_event",
-    "on_event_recorded",
-    "on_governance_changed",
-    "on_locked_out",
-    "on_login_failed",
-    "person",
-]

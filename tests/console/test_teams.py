@@ -169,3 +169,63 @@ def test_agent_grants_are_managed_on_their_own_page_and_audited(client, admin_us
     assert user_may(agent.user, "view", fee)
     record = AuditRecord.objects.get(kind="grant_change")
     assert "agent Scripted agent" in record.summary
+
+
+def test_grant_and_membership_changes_made_outside_the_page_are_audited_too(admin_user, outsider):
+    """The Django admin (guardian's object permissions) and shells change grants directly."""
+    from guardian.shortcuts import assign_perm, remove_perm
+
+    team = Group.objects.get(name="Servicing team")
+    card = JourneyDefinition.objects.get(key="card_dispute")
+    assign_perm("journeys.view_journeys", team, card)
+    remove_perm("journeys.view_journeys", team, card)
+    outsider.groups.add(team)
+    team.user_set.remove(outsider)
+    kinds = list(
+        AuditRecord.objects.filter(chain=GOVERNANCE_CHAIN)
+        .order_by("-seq")[:4]
+        .values_list("kind", "summary", "definition_id")
+    )[::-1]
+    assert kinds == [
+        ("grant_added", "Granted view_journeys for team Servicing team", card.pk),
+        ("grant_removed", "Revoked view_journeys for team Servicing team", card.pk),
+        ("membership_change", "outsider added to Servicing team", None),
+        ("membership_change", "outsider removed from Servicing team", None),
+    ]
+
+
+def test_the_teams_page_writes_one_before_and_after_record_not_one_per_row(client, admin_user):
+    team = Group.objects.get(name="Servicing team")
+    lost_card = JourneyDefinition.objects.get(key="lost_card")
+    last = AuditRecord.objects.filter(chain=GOVERNANCE_CHAIN).order_by("-seq").first()
+    client.force_login(admin_user)
+    client.post(
+        reverse("team_grants", args=[team.pk]),
+        _matrix_post(
+            team,
+            **{f"perm:{lost_card.pk}:view_journeys": "on", f"perm:{lost_card.pk}:annotate": "on"},
+        ),
+    )
+    new = AuditRecord.objects.filter(chain=GOVERNANCE_CHAIN, seq__gt=last.seq if last else 0)
+    assert list(new.values_list("kind", flat=True)) == ["grant_change"]
+
+
+@pytest.mark.parametrize(
+    "who,audit,teams",
+    [
+        ("supervisor", False, False),
+        ("compliance", True, False),
+        ("admin", True, True),
+        ("outsider", False, False),
+    ],
+)
+def test_the_menu_shows_audit_and_teams_to_the_right_people(
+    client, demo, outsider, who, audit, teams
+):
+    from django.contrib.auth import get_user_model
+
+    client.force_login(get_user_model().objects.get(username=who))
+    nav = client.get(reverse("no_access")).context["nav_items"]
+    labels = [item["label"] for item in nav]
+    assert ("Audit" in labels) == audit
+    assert ("Teams" in labels) == teams
