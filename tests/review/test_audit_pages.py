@@ -348,3 +348,13 @@ def test_a_foreign_team_cannot_break_glass_on_another_teams_journey(
     )
     assert response.status_code == 404
     assert not AuditRecord.objects.filter(kind="break_glass").exists()
+
+
+def test_the_journey_page_links_to_its_audit_page_only_for_auditors(
+    client, compliance, supervisor, card_journey
+):
+    audit_url = f'href="{reverse("audit:journey", args=[card_journey.pk])}"'
+    client.force_login(compliance)
+    assert audit_url in client.get(reverse("journey_detail", args=[card_journey.pk])).text
+    client.force_login(supervisor)
+    assert audit_url not in client.get(reverse("journey_detail", args=[card_journey.pk])).text
