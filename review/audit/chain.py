@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -90,6 +91,17 @@ def header_fields(record: AuditRecord) -> dict[str, Any]:
     }
 
 
+def _stable_number(text: str) -> float | int:
+    """PostgreSQL's jsonb keeps numbers as exact decimals and prints ``1e+20`` back as
+    ``100000000000000000000``; store such integral exponent forms as that integer up front so
+    the payload reads back exactly as it was hashed."""
+    if "e" in text.lower():
+        exact = Decimal(text)
+        if exact == exact.to_integral_value():
+            return int(exact)
+    return float(text)
+
+
 def audit_append(
     *,
     chain: str,
@@ -112,7 +124,7 @@ def audit_append(
     rolls back with the change it describes) and holds the chain's lock until that ends."""
     # Store exactly what is hashed: a JSON round trip turns Decimals, dates and tuples into the
     # plain values the database will give back to the verifier.
-    clean_payload = json.loads(canonical_json(payload or {}))
+    clean_payload = json.loads(canonical_json(payload or {}), parse_float=_stable_number)
     with transaction.atomic():
         _lock(f"audit:{chain}")
         last = (

@@ -9,6 +9,7 @@ recorded as such).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 from django import forms
@@ -30,6 +31,7 @@ from .masking import is_sensitive, lookup_field, mask_data
 from .services import sensitive_unmask, verification_request
 
 PAGE_SIZE = 50
+VERIFICATION_STALE_AFTER = timedelta(minutes=30)
 
 KIND_CHOICES = [
     ("", "Any kind"),
@@ -322,8 +324,11 @@ def verify_progress(request: HttpRequest, pk: int) -> HttpResponse:
 def verify_start(request: HttpRequest) -> HttpResponse:
     if not may_audit(request.user):
         raise Http404("No audit grants.")
+    # One run at a time; a run that has not finished within the stale window (its worker died
+    # and the message was lost) no longer blocks a new one.
     running = AuditVerification.objects.filter(
-        status__in=[AuditVerification.Status.QUEUED, AuditVerification.Status.RUNNING]
+        status__in=[AuditVerification.Status.QUEUED, AuditVerification.Status.RUNNING],
+        created_at__gte=timezone.now() - VERIFICATION_STALE_AFTER,
     ).first()
     verification = running or verification_request(user=request.user)
     if request.htmx:

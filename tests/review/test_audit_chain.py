@@ -245,8 +245,12 @@ def test_an_export_re_verifies_offline_and_an_edited_export_does_not(journey, tm
     call_command("verify_audit_export", str(path), stdout=io.StringIO())
     # The verifier runs on its own with no site-packages (-S): the standard library only.
     script = str(Path(offline.__file__))
-    standalone = subprocess.run([sys.executable, "-I", "-S", script, str(path)],
-                                capture_output=True, text=True, cwd=tmp_path)
+    standalone = subprocess.run(
+        [sys.executable, "-I", "-S", script, str(path)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert standalone.returncode == 0, standalone.stdout + standalone.stderr
     assert "OK: every exported record is intact." in standalone.stdout
 
@@ -303,3 +307,15 @@ def test_concurrent_appends_to_one_chain_stay_linear(demo):
     assert [r.seq for r in records] == list(range(1, 61))
     assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(records))
     assert audit_verify().ok
+
+
+def test_payload_numbers_read_back_exactly_as_hashed(demo):
+    record = audit_append(
+        chain=GOVERNANCE_CHAIN,
+        kind="note",
+        summary="numbers",
+        payload={"big": 1.5e20, "huge": 1e300, "small": 1e-7, "conf": 0.85, "amount": "12.30"},
+    )
+    assert audit_verify().ok
+    stored = AuditRecord.objects.get(pk=record.pk).payload
+    assert stored["big"] == 150000000000000000000 and stored["conf"] == 0.85

@@ -358,3 +358,21 @@ def test_the_journey_page_links_to_its_audit_page_only_for_auditors(
     assert audit_url in client.get(reverse("journey_detail", args=[card_journey.pk])).text
     client.force_login(supervisor)
     assert audit_url not in client.get(reverse("journey_detail", args=[card_journey.pk])).text
+
+
+def test_a_second_click_joins_the_running_verification_but_a_stale_one_is_replaced(
+    client, compliance, demo
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    client.force_login(compliance)
+    client.post(reverse("audit:verify_start"), headers={"HX-Request": "true"})
+    client.post(reverse("audit:verify_start"), headers={"HX-Request": "true"})
+    assert AuditVerification.objects.count() == 1
+    AuditVerification.objects.update(
+        created_at=timezone.now() - timedelta(hours=1), status="running"
+    )
+    client.post(reverse("audit:verify_start"), headers={"HX-Request": "true"})
+    assert AuditVerification.objects.count() == 2
