@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from journeys.access import definitions_for
+from review.audit.access import may_audit
 
 
 @dataclass(frozen=True)
@@ -19,7 +20,15 @@ class NavItem:
 NAV: list[NavItem] = [
     NavItem("Journeys", "journey_list", lambda u: definitions_for(u).exists(), section="journey"),
     NavItem("Django admin", "admin:index", lambda u: u.is_staff, section="admin"),
+    NavItem("Audit", "audit:search", may_audit, section="audit:"),
+    NavItem("Teams", "team_list", lambda u: _may_manage_teams(u), section="team"),
 ]
+
+
+def _may_manage_teams(user) -> bool:
+    from .teams import may_manage_teams  # the page module imports models; keep this one light
+
+    return may_manage_teams(user)
 
 
 def items_for(user) -> list[NavItem]:

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
-from . import views
+from . import teams, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -15,5 +15,15 @@ urlpatterns = [
     path("journeys/<int:pk>/", views.journey_detail, name="journey_detail"),
     path("journeys/<int:pk>/timeline/", views.journey_timeline, name="journey_timeline"),
     path("healthz", views.healthz, name="healthz"),
+    path("audit/", include("review.audit.urls")),
+    path("teams/", teams.team_list, name="team_list"),
+    path("teams/new/", teams.team_create, name="team_create"),
+    path("teams/<int:pk>/", teams.team_detail, name="team_detail"),
+    path("teams/<int:pk>/grants/", teams.team_grants, name="team_grants"),
+    path("teams/<int:pk>/members/", teams.team_member_add, name="team_member_add"),
+    path("teams/<int:pk>/members/<int:user_id>/remove/", teams.team_member_remove, name="team_member_remove"),
+    path("teams/<int:pk>/delete/", teams.team_delete, name="team_delete"),
+    path("teams/agents/<int:pk>/", teams.agent_grants_page, name="agent_grants_page"),
+    path("teams/agents/<int:pk>/grants/", teams.agent_grants, name="agent_grants"),
     path("admin/", admin.site.urls),
 ]

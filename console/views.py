@@ -12,8 +12,9 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 from django_htmx.middleware import HtmxDetails
 
-from journeys.access import definitions_for, get_journey_for_user, journeys_for
+from journeys.access import definitions_for, get_journey_for_user, journeys_for, user_may
 from journeys.models import Journey
+from review.audit.access import may_unmask
 
 from .navigation import landing_url_name
 
@@ -106,6 +107,9 @@ def journey_detail(request: ConsoleRequest, pk: int) -> HttpResponse:
                                                       "decided_by").order_by("-created_at", "-pk"),
         "children": journeys_for(request.user).filter(parent=journey),
         "parent": journeys_for(request.user).filter(pk=journey.parent_id).first() if journey.parent_id else None,
+        # Sensitive facts are shown masked; this decides whether the break-glass form appears.
+        "may_unmask": may_unmask(request.user, journey.definition_id),
+        "may_audit_journey": user_may(request.user, "audit", journey.definition),
     }
     return render(request, "console/journey_detail.html", context)
 

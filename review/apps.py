@@ -4,3 +4,51 @@ from django.apps import AppConfig
 class ReviewConfig(AppConfig):
     name = "review"
     verbose_name = "Review and governance"
+
+    def ready(self) -> None:
+        from axes.signals import user_locked_out
+        from django.contrib.auth.signals import user_login_failed
+
+        from journeys.events import event_recorded, governance_changed
+
+        from .audit import listeners
+
+        event_recorded.connect(
+            listeners.on_event_recorded, dispatch_uid="review.audit.event_recorded"
+        )
+        governance_changed.connect(
+            listeners.on_governance_changed, dispatch_uid="review.audit.governance_changed"
+        )
+        user_login_failed.connect(
+            listeners.on_login_failed, dispatch_uid="review.audit.login_failed"
+        )
+        user_locked_out.connect(listeners.on_locked_out, dispatch_uid="review.audit.locked_out")
+
+        from django.contrib.auth import get_user_model
+        from django.db.models.signals import m2m_changed, post_delete, post_save
+
+        from journeys.models import (
+            ApprovalLimit,
+            DefinitionGroupPermission,
+            DefinitionUserPermission,
+        )
+
+        from .models import SensitiveDataGrant
+
+        # Grants and memberships changed by any path (the Django admin included) are audited.
+        for model in (
+            DefinitionGroupPermission,
+            DefinitionUserPermission,
+            ApprovalLimit,
+            SensitiveDataGrant,
+        ):
+            uid = f"review.audit.grant.{model.__name__}"
+            post_save.connect(listeners.on_grant_saved, sender=model, dispatch_uid=f"{uid}.saved")
+            post_delete.connect(
+                listeners.on_grant_deleted, sender=model, dispatch_uid=f"{uid}.deleted"
+            )
+        m2m_changed.connect(
+            listeners.on_membership_changed,
+            sender=get_user_model().groups.through,
+            dispatch_uid="review.audit.membership",
+        )

@@ -17,6 +17,7 @@ from journeys.actions import sync_action_types
 from journeys.definitions import install_definitions
 from journeys.demo import seed_core_bank
 from journeys.models import Agent, ApprovalLimit, JourneyDefinition
+from review.models import SensitiveDataGrant
 
 TEAMS: dict[str, dict[str, Any]] = {
     "Cards team": {"definitions": ["card_dispute", "lost_card"], "approval_limit": "1000.00",
@@ -25,6 +26,13 @@ TEAMS: dict[str, dict[str, Any]] = {
                        "perms": ["view_journeys", "take_over", "approve_actions", "annotate"]},
     "Compliance": {"definitions": "*", "perms": ["view_journeys", "audit"]},
     "Admins": {"definitions": "*", "perms": ["view_journeys", "pause_agents", "audit"]},
+}
+
+# Teams whose people may unmask sensitive customer fields (with a stated, audited reason).
+SENSITIVE_GRANTS: dict[str, list[str] | str] = {
+    "Cards team": ["card_dispute", "lost_card"],
+    "Servicing team": ["fee_refund", "address_change"],
+    "Compliance": "*",
 }
 
 USERS = [
@@ -58,6 +66,10 @@ class Command(BaseCommand):
                 if "approval_limit" in spec:
                     ApprovalLimit.objects.update_or_create(
                         team=team, definition=definition, defaults={"limit": Decimal(spec["approval_limit"])})
+        for team_name, keys in SENSITIVE_GRANTS.items():
+            team = Group.objects.get(name=team_name)
+            for definition in JourneyDefinition.objects.filter(key__in=all_keys if keys == "*" else keys):
+                SensitiveDataGrant.objects.get_or_create(team=team, definition=definition)
         User = get_user_model()
         for username, team_name, staff, superuser, full_name in USERS:
             first, last = full_name.split(" ", 1)

@@ -1,0 +1,417 @@
+"""The team permissions page: admins manage teams (groups), members and per-definition grants,
+and the grants of agents (service users). Every change goes to the audit trail with before and
+after, through ``journeys.events.governance_changed`` inside the changing transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
+from functools import wraps
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import Group
+from django.db import transaction
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+from guardian.shortcuts import assign_perm, remove_perm
+
+from journeys.events import governance_changed
+from journeys.models import (
+    Agent,
+    ApprovalLimit,
+    DefinitionGroupPermission,
+    DefinitionUserPermission,
+    JourneyDefinition,
+)
+from journeys.models.domain import DEFINITION_PERMISSIONS
+from review.audit.chain import explicitly_audited
+from review.models import SensitiveDataGrant
+
+PERM_LABELS = {
+    "view_journeys": "View journeys",
+    "take_over": "Take over",
+    "approve_actions": "Approve",
+    "annotate": "Annotate",
+    "audit": "View audit",
+    "pause_agents": "Pause agents",
+}
+PERM_CODES = [code for code, _ in DEFINITION_PERMISSIONS]
+MAX_LIMIT = Decimal("9999999999.99")
+
+
+def may_manage_teams(user: Any) -> bool:
+    """Superusers, and staff who hold Django's model permission to change groups."""
+    if not user.is_authenticated or not user.is_active:
+        return False
+    return user.is_superuser or (user.is_staff and user.has_perm("auth.change_group"))
+
+
+def team_admin_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    @wraps(view)
+    @login_required
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not may_manage_teams(request.user):
+            raise Http404("No such page.")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+# --- reading grants -------------------------------------------------------------------------
+
+
+def grant_state(*, team: Group | None = None, user: Any = None) -> dict[str, dict[str, Any]]:
+    """Per definition key: the permissions held, the approval limit and the unmask right."""
+    state: dict[str, dict[str, Any]] = {
+        d.key: {"perms": [], "limit": None, "sensitive": False}
+        for d in JourneyDefinition.objects.all()
+    }
+    if team is not None:
+        rows = DefinitionGroupPermission.objects.filter(group=team)
+    else:
+        rows = DefinitionUserPermission.objects.filter(user=user)
+    for key, code in rows.values_list("content_object__key", "permission__codename"):
+        if code in PERM_CODES:
+            state[key]["perms"].append(code)
+    if team is not None:
+        for key, limit in ApprovalLimit.objects.filter(team=team).values_list(
+            "definition__key", "limit"
+        ):
+            state[key]["limit"] = str(limit)
+        for key in SensitiveDataGrant.objects.filter(team=team).values_list(
+            "definition__key", flat=True
+        ):
+            state[key]["sensitive"] = True
+    for entry in state.values():
+        entry["perms"].sort(key=PERM_CODES.index)
+    return state
+
+
+def _matrix(state: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for definition in JourneyDefinition.objects.all():
+        entry = state[definition.key]
+        rows.append(
+            {
+                "definition": definition,
+                "perms": [
+                    {"code": c, "label": PERM_LABELS.get(c, c), "on": c in entry["perms"]}
+                    for c in PERM_CODES
+                ],
+                "limit": entry["limit"] or "",
+                "sensitive": entry["sensitive"],
+            }
+        )
+    return rows
+
+
+def _parse_grants(
+    post: Any, *, with_team_extras: bool
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    wanted: dict[str, dict[str, Any]] = {}
+    errors: list[str] = []
+    for definition in JourneyDefinition.objects.all():
+        perms = [c for c in PERM_CODES if post.get(f"perm:{definition.pk}:{c}") == "on"]
+        limit_text = (post.get(f"limit:{definition.pk}") or "").strip() if with_team_extras else ""
+        limit = None
+        if limit_text:
+            try:
+                amount = Decimal(limit_text)
+            except InvalidOperation:
+                errors.append(
+                    f"{definition.name}: the approval limit must be an amount, e.g. 500.00."
+                )
+                amount = None
+            if amount is not None and (not amount.is_finite() or not 0 <= amount <= MAX_LIMIT):
+                errors.append(
+                    f"{definition.name}: the approval limit must be between 0 and {MAX_LIMIT}."
+                )
+            elif amount is not None:
+                limit = str(amount.quantize(Decimal("0.01")))
+        if limit is not None and "approve_actions" not in perms:
+            errors.append(f"{definition.name}: an approval limit needs the Approve grant.")
+        wanted[definition.key] = {
+            "perms": perms,
+            "limit": limit if "approve_actions" in perms else None,
+            "sensitive": with_team_extras and post.get(f"sensitive:{definition.pk}") == "on",
+        }
+    return wanted, errors
+
+
+def _apply(
+    holder: Any,
+    definition: JourneyDefinition,
+    before: dict[str, Any],
+    after: dict[str, Any],
+    *,
+    is_team: bool,
+) -> None:
+    for code in set(after["perms"]) - set(before["perms"]):
+        assign_perm(f"journeys.{code}", holder, definition)
+    for code in set(before["perms"]) - set(after["perms"]):
+        remove_perm(f"journeys.{code}", holder, definition)
+    if not is_team:
+        return
+    if after["limit"] is None:
+        ApprovalLimit.objects.filter(team=holder, definition=definition).delete()
+    elif after["limit"] != before["limit"]:
+        ApprovalLimit.objects.update_or_create(
+            team=holder, definition=definition, defaults={"limit": Decimal(after["limit"])}
+        )
+    if after["sensitive"] and not before["sensitive"]:
+        SensitiveDataGrant.objects.get_or_create(team=holder, definition=definition)
+    elif before["sensitive"] and not after["sensitive"]:
+        SensitiveDataGrant.objects.filter(team=holder, definition=definition).delete()
+
+
+def _save_grants(request: HttpRequest, holder: Any, label: str, *, is_team: bool) -> list[str]:
+    """Apply the posted matrix; returns form errors (nothing changed) or [] (saved, audited)."""
+    wanted, errors = _parse_grants(request.POST, with_team_extras=is_team)
+    if errors:
+        return errors
+    with transaction.atomic(), explicitly_audited():
+        before_all = grant_state(team=holder) if is_team else grant_state(user=holder)
+        for definition in JourneyDefinition.objects.all():
+            before, after = before_all[definition.key], wanted[definition.key]
+            if before == after:
+                continue
+            _apply(holder, definition, before, after, is_team=is_team)
+            governance_changed.send(
+                sender=None,
+                kind="grant_change",
+                actor=request.user,
+                subject=f"Grants of {label} on {definition.name}",
+                before=before,
+                after=after,
+                reason="",
+                data={"definition_id": definition.pk, "holder": label, "team": is_team},
+            )
+    return []
+
+
+# --- views ----------------------------------------------------------------------------------
+
+
+class TeamForm(forms.Form):
+    name = forms.CharField(max_length=150, label="New team name")
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if Group.objects.filter(name__iexact=name).exists():
+            raise forms.ValidationError("A team with this name already exists.")
+        return name
+
+
+class MemberForm(forms.Form):
+    username = forms.CharField(max_length=150, label="Add a member (username)")
+
+    def clean_username(self) -> Any:
+        username = self.cleaned_data["username"].strip()
+        user = get_user_model().objects.filter(username=username, is_active=True).first()
+        if user is None:
+            raise forms.ValidationError(f"No active user “{username}”.")
+        if hasattr(user, "agent"):
+            raise forms.ValidationError("Agents hold their own grants; they are not team members.")
+        return user
+
+
+def _teams_context(form: TeamForm | None = None) -> dict[str, Any]:
+    teams = []
+    for team in Group.objects.order_by("name").prefetch_related("user_set"):
+        state = grant_state(team=team)
+        teams.append(
+            {
+                "team": team,
+                "members": list(team.user_set.order_by("username")),
+                "definitions": [k for k, v in state.items() if v["perms"]],
+            }
+        )
+    return {
+        "teams": teams,
+        "agents": Agent.objects.select_related("user"),
+        "form": form or TeamForm(),
+    }
+
+
+@require_GET
+@team_admin_required
+def team_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "console/teams.html", _teams_context())
+
+
+@require_POST
+@team_admin_required
+def team_create(request: HttpRequest) -> HttpResponse:
+    form = TeamForm(request.POST)
+    if not form.is_valid():
+        return render(request, "console/teams.html", _teams_context(form), status=400)
+    with transaction.atomic(), explicitly_audited():
+        team = Group.objects.create(name=form.cleaned_data["name"])
+        governance_changed.send(
+            sender=None,
+            kind="team_change",
+            actor=request.user,
+            subject=f"Team {team.name} created",
+            before=None,
+            after={"team": team.name, "members": []},
+            reason="",
+            data={},
+        )
+    messages.success(request, f"Team {team.name} created; give it grants below.")
+    return redirect("team_detail", pk=team.pk)
+
+
+def _team_or_404(pk: int) -> Group:
+    team = Group.objects.filter(pk=pk).first()
+    if team is None:
+        raise Http404("No such team.")
+    return team
+
+
+def _team_context(
+    team: Group, *, errors: list[str] | None = None, member_form: MemberForm | None = None
+) -> dict:
+    return {
+        "team": team,
+        "members": team.user_set.order_by("username"),
+        "rows": _matrix(grant_state(team=team)),
+        "perm_labels": [PERM_LABELS[c] for c in PERM_CODES],
+        "errors": errors or [],
+        "member_form": member_form or MemberForm(),
+    }
+
+
+@require_GET
+@team_admin_required
+def team_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    return render(request, "console/teams_detail.html", _team_context(_team_or_404(pk)))
+
+
+@require_POST
+@team_admin_required
+def team_grants(request: HttpRequest, pk: int) -> HttpResponse:
+    team = _team_or_404(pk)
+    errors = _save_grants(request, team, f"team {team.name}", is_team=True)
+    if errors:
+        return render(
+            request, "console/teams_detail.html", _team_context(team, errors=errors), status=400
+        )
+    messages.success(request, f"Grants of {team.name} saved.")
+    return redirect("team_detail", pk=team.pk)
+
+
+def _membership(team: Group) -> list[str]:
+    return sorted(team.user_set.values_list("username", flat=True))
+
+
+@require_POST
+@team_admin_required
+def team_member_add(request: HttpRequest, pk: int) -> HttpResponse:
+    team = _team_or_404(pk)
+    form = MemberForm(request.POST)
+    if not form.is_valid():
+        return render(
+            request, "console/teams_detail.html", _team_context(team, member_form=form), status=400
+        )
+    user = form.cleaned_data["username"]
+    with transaction.atomic(), explicitly_audited():
+        before = _membership(team)
+        team.user_set.add(user)
+        governance_changed.send(
+            sender=None,
+            kind="team_change",
+            actor=request.user,
+            subject=f"{user.get_username()} added to {team.name}",
+            before={"members": before},
+            after={"members": _membership(team)},
+            reason="",
+            data={"team": team.name},
+        )
+    messages.success(request, f"{user.get_username()} is now in {team.name}.")
+    return redirect("team_detail", pk=team.pk)
+
+
+@require_POST
+@team_admin_required
+def team_member_remove(request: HttpRequest, pk: int, user_id: int) -> HttpResponse:
+    team = _team_or_404(pk)
+    user = team.user_set.filter(pk=user_id).first()
+    if user is None:
+        raise Http404("Not a member of this team.")
+    with transaction.atomic(), explicitly_audited():
+        before = _membership(team)
+        team.user_set.remove(user)
+        governance_changed.send(
+            sender=None,
+            kind="team_change",
+            actor=request.user,
+            subject=f"{user.get_username()} removed from {team.name}",
+            before={"members": before},
+            after={"members": _membership(team)},
+            reason="",
+            data={"team": team.name},
+        )
+    messages.success(request, f"{user.get_username()} left {team.name}.")
+    return redirect("team_detail", pk=team.pk)
+
+
+@require_POST
+@team_admin_required
+def team_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    team = _team_or_404(pk)
+    with transaction.atomic(), explicitly_audited():
+        before = {"team": team.name, "members": _membership(team), "grants": grant_state(team=team)}
+        name = team.name
+        team.delete()  # grants, limits and unmask rights go with it (foreign keys cascade)
+        governance_changed.send(
+            sender=None,
+            kind="team_change",
+            actor=request.user,
+            subject=f"Team {name} deleted",
+            before=before,
+            after=None,
+            reason="",
+            data={"team": name},
+        )
+    messages.success(request, f"Team {name} deleted.")
+    return redirect("team_list")
+
+
+def _agent_or_404(pk: int) -> Agent:
+    agent = Agent.objects.select_related("user").filter(pk=pk).first()
+    if agent is None:
+        raise Http404("No such agent.")
+    return agent
+
+
+def _agent_context(agent: Agent, errors: list[str] | None = None) -> dict[str, Any]:
+    return {
+        "agent": agent,
+        "rows": _matrix(grant_state(user=agent.user)),
+        "perm_labels": [PERM_LABELS[c] for c in PERM_CODES],
+        "errors": errors or [],
+    }
+
+
+@require_GET
+@team_admin_required
+def agent_grants_page(request: HttpRequest, pk: int) -> HttpResponse:
+    return render(request, "console/teams_agent.html", _agent_context(_agent_or_404(pk)))
+
+
+@require_POST
+@team_admin_required
+def agent_grants(request: HttpRequest, pk: int) -> HttpResponse:
+    agent = _agent_or_404(pk)
+    errors = _save_grants(request, agent.user, f"agent {agent.name}", is_team=False)
+    if errors:
+        return render(
+            request, "console/teams_agent.html", _agent_context(agent, errors), status=400
+        )
+    messages.success(request, f"Grants of {agent.name} saved.")
+    return redirect("agent_grants_page", pk=agent.pk)

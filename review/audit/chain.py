@@ -1,0 +1,266 @@
+"""Appending to the audit trail and signing checkpoints of the chain heads.
+
+Each journey has its own chain (``journey:<id>``); governance (scopes, grants, teams, pauses,
+logins) has one ``governance`` chain. Appends to one chain are serialised with a PostgreSQL
+transaction-scoped advisory lock on that chain, so concurrent journeys never wait for each other
+and one chain stays linear. On SQLite (the embedded demo) the database's single writer does the
+serialising. The lock is held until the caller's transaction ends: a record commits or rolls
+back with the change it records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Max, Q
+from django.utils import timezone
+
+from review.models import AuditCheckpoint, AuditRecord
+from review.models.audit import GOVERNANCE_CHAIN
+
+from .offline import (
+    GENESIS,
+    canonical_json,
+    checkpoint_hash,
+    checkpoint_signature,
+    payload_digest,
+    record_hash,
+)
+
+# Records written within this long before the previous checkpoint are looked at again, so a
+# transaction that committed late (its row id is older than the checkpoint) is still covered.
+CHECKPOINT_OVERLAP = timedelta(minutes=5)
+
+
+def audit_key() -> bytes:
+    """The key that signs checkpoints: ``AUDIT_SIGNING_KEY``, else derived from SECRET_KEY."""
+    configured = getattr(settings, "AUDIT_SIGNING_KEY", "")
+    if configured:
+        return configured.encode()
+    return hashlib.sha256(b"handoff-audit-checkpoints:" + settings.SECRET_KEY.encode()).digest()
+
+
+def audit_key_id() -> str:
+    """A short public fingerprint of the key, so a verifier knows which key signed what."""
+    return hashlib.sha256(b"key-id:" + audit_key()).hexdigest()[:12]
+
+
+def timestamp(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _lock(name: str) -> None:
+    if connection.vendor == "postgresql":
+        key = int.from_bytes(
+            hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True
+        )
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+
+
+def header_fields(record: AuditRecord) -> dict[str, Any]:
+    """The hashed fields of a stored record, as the export writes them."""
+    return {
+        "chain": record.chain,
+        "seq": record.seq,
+        "prev_hash": record.prev_hash,
+        "at": timestamp(record.at),
+        "kind": record.kind,
+        "actor_kind": record.actor_kind,
+        "actor_label": record.actor_label,
+        "actor_user_id": record.actor_user_id,
+        "actor_agent_id": record.actor_agent_id,
+        "journey_id": record.journey_id,
+        "definition_id": record.definition_id,
+        "customer_ref": record.customer_ref,
+        "action_type": record.action_type,
+        "decision": record.decision,
+        "proposal_id": record.proposal_id,
+        "event_id": record.event_id,
+        "summary": record.summary,
+        "payload_sha256": record.payload_sha256,
+    }
+
+
+def _stable_number(text: str) -> float | int:
+    """PostgreSQL's jsonb keeps numbers as exact decimals and prints ``1e+20`` back as
+    ``100000000000000000000``; store such integral exponent forms as that integer up front so
+    the payload reads back exactly as it was hashed."""
+    if "e" in text.lower():
+        exact = Decimal(text)
+        if exact == exact.to_integral_value():
+            return int(exact)
+    return float(text)
+
+
+def audit_append(
+    *,
+    chain: str,
+    kind: str,
+    summary: str,
+    actor_kind: str = AuditRecord.Actor.SYSTEM,
+    actor_label: str = "",
+    actor_user_id: int | None = None,
+    actor_agent_id: int | None = None,
+    journey_id: int | None = None,
+    definition_id: int | None = None,
+    customer_ref: str = "",
+    action_type: str = "",
+    decision: str = "",
+    proposal_id: int | None = None,
+    event_id: int | None = None,
+    payload: dict[str, Any] | None = None,
+) -> AuditRecord:
+    """Append one record to ``chain``. Joins the caller's transaction (the record commits or
+    rolls back with the change it describes) and holds the chain's lock until that ends."""
+    # Store exactly what is hashed: a JSON round trip turns Decimals, dates and tuples into the
+    # plain values the database will give back to the verifier.
+    clean_payload = json.loads(canonical_json(payload or {}), parse_float=_stable_number)
+    with transaction.atomic():
+        _lock(f"audit:{chain}")
+        last = (
+            AuditRecord.objects.filter(chain=chain)
+            .order_by("-seq")
+            .values_list("seq", "hash")
+            .first()
+        )
+        record = AuditRecord(
+            chain=chain,
+            seq=(last[0] + 1) if last else 1,
+            prev_hash=last[1] if last else GENESIS,
+            at=timezone.now(),
+            kind=kind[:40],
+            actor_kind=actor_kind,
+            actor_label=(actor_label or "")[:150],
+            actor_user_id=actor_user_id,
+            actor_agent_id=actor_agent_id,
+            journey_id=journey_id,
+            definition_id=definition_id,
+            customer_ref=(customer_ref or "")[:40],
+            action_type=(action_type or "")[:60],
+            decision=(decision or "")[:40],
+            proposal_id=proposal_id,
+            event_id=event_id,
+            summary=summary,
+            payload=clean_payload,
+            payload_sha256=payload_digest(clean_payload),
+        )
+        record.hash = record_hash(header_fields(record))
+        record.save(force_insert=True)
+    return record
+
+
+def person(user: Any) -> dict[str, Any]:
+    """Actor fields for a person (or a service user) in ``audit_append``."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return {"actor_kind": AuditRecord.Actor.SYSTEM, "actor_label": ""}
+    return {
+        "actor_kind": AuditRecord.Actor.PERSON,
+        "actor_label": user.get_username(),
+        "actor_user_id": user.pk,
+    }
+
+
+def governance_append(
+    *,
+    kind: str,
+    summary: str,
+    actor: Any = None,
+    definition_id: int | None = None,
+    payload: dict[str, Any] | None = None,
+    actor_fields: dict[str, Any] | None = None,
+) -> AuditRecord:
+    return audit_append(
+        chain=GOVERNANCE_CHAIN,
+        kind=kind,
+        summary=summary,
+        definition_id=definition_id,
+        payload=payload,
+        **(actor_fields or person(actor)),
+    )
+
+
+def checkpoint_payload(checkpoint: AuditCheckpoint) -> dict[str, Any]:
+    return {
+        "seq": checkpoint.seq,
+        "at": timestamp(checkpoint.at),
+        "upto_record_id": checkpoint.upto_record_id,
+        "heads": checkpoint.heads,
+        "prev_hash": checkpoint.prev_hash,
+        "hash": checkpoint.hash,
+        "signature": checkpoint.signature,
+        "key_id": checkpoint.key_id,
+    }
+
+
+@transaction.atomic
+def checkpoint_create() -> AuditCheckpoint | None:
+    """Sign the heads of every chain that grew since the previous checkpoint. None when nothing
+    grew. Safe to run concurrently (serialised by a lock) and repeatedly (beat runs it)."""
+    _lock("audit:checkpoint")
+    previous = AuditCheckpoint.objects.order_by("-seq").first()
+    upto = AuditRecord.objects.aggregate(m=Max("id"))["m"] or 0
+    recent = AuditRecord.objects.filter(id__lte=upto)
+    if previous is not None:
+        recent = recent.filter(
+            Q(id__gt=previous.upto_record_id) | Q(at__gte=previous.at - CHECKPOINT_OVERLAP)
+        )
+    tops = dict(
+        AuditRecord.objects.filter(chain__in=recent.values("chain"), id__lte=upto)
+        .values_list("chain")
+        .annotate(top=Max("seq"))
+        .values_list("chain", "top")
+    )
+    heads: dict[str, list[Any]] = {}
+    names = list(tops)
+    for start in range(0, len(names), 500):
+        batch = Q()
+        for name in names[start : start + 500]:
+            batch |= Q(chain=name, seq=tops[name])
+        for chain, seq, digest in AuditRecord.objects.filter(batch).values_list(
+            "chain", "seq", "hash"
+        ):
+            heads[chain] = [seq, digest]
+    if previous is not None:
+        heads = {chain: head for chain, head in heads.items() if previous.heads.get(chain) != head}
+    if not heads:
+        return None
+    checkpoint = AuditCheckpoint(
+        seq=(previous.seq + 1) if previous else 1,
+        at=timezone.now(),
+        upto_record_id=upto,
+        heads=heads,
+        prev_hash=previous.hash if previous else GENESIS,
+        key_id=audit_key_id(),
+    )
+    checkpoint.hash = checkpoint_hash(checkpoint_payload(checkpoint))
+    checkpoint.signature = checkpoint_signature(audit_key(), checkpoint.hash)
+    checkpoint.save(force_insert=True)
+    return checkpoint
+
+
+_explicit: ContextVar[bool] = ContextVar("audit_explicit", default=False)
+
+
+@contextmanager
+def explicitly_audited() -> Iterator[None]:
+    """Inside this block the caller writes its own, richer audit record (e.g. the teams page's
+    before/after per definition), so the row-level grant receivers stay quiet."""
+    token = _explicit.set(True)
+    try:
+        yield
+    finally:
+        _explicit.reset(token)
+
+
+def is_explicitly_audited() -> bool:
+    return _explicit.get()

@@ -1,0 +1,80 @@
+"""Services for the compliance pages: verification runs (with progress) and break glass."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from review.models import AuditVerification
+from review.models.audit import journey_chain
+
+from .chain import audit_append, person
+from .verify import audit_verify
+
+
+def verification_request(*, user: Any) -> AuditVerification:
+    """Queue a verification run; the Celery task starts after this transaction commits."""
+    from .tasks import run_verification
+
+    verification = AuditVerification.objects.create(requested_by=user)
+    run_verification.delay_on_commit(verification.pk)
+    return verification
+
+
+def verification_run(*, verification_id: int) -> AuditVerification | None:
+    """Run one queued verification, saving progress as it goes. Idempotent: a run that already
+    finished (a redelivered task) is left alone; one that was interrupted starts over."""
+    updated = AuditVerification.objects.filter(
+        pk=verification_id,
+        status__in=[AuditVerification.Status.QUEUED, AuditVerification.Status.RUNNING],
+    ).update(status=AuditVerification.Status.RUNNING, started_at=timezone.now(), done=0)
+    if not updated:
+        return None
+
+    def progress(done: int, total: int) -> None:
+        AuditVerification.objects.filter(pk=verification_id).update(done=done, total=total)
+
+    try:
+        result = audit_verify(progress=progress)
+    except Exception as exc:  # the page must show that the run failed, not spin forever
+        AuditVerification.objects.filter(pk=verification_id).update(
+            status=AuditVerification.Status.ERROR,
+            finished_at=timezone.now(),
+            message=f"Verification failed: {exc}",
+        )
+        raise
+    first = result.first_break
+    AuditVerification.objects.filter(pk=verification_id).update(
+        status=AuditVerification.Status.PASSED if result.ok else AuditVerification.Status.BROKEN,
+        finished_at=timezone.now(),
+        records_checked=result.records,
+        chains_checked=result.chains,
+        checkpoints_checked=result.checkpoints,
+        first_broken_record_id=first.record_id if first else None,
+        message=result.summary(),
+    )
+    return AuditVerification.objects.get(pk=verification_id)
+
+
+@transaction.atomic
+def sensitive_unmask(*, user: Any, journey: Any, field: str, reason: str) -> Any:
+    """Break glass: return the raw value of one sensitive field and audit who saw it and why.
+
+    The caller has checked that ``user`` holds the sensitive-data right on the journey's
+    definition and that ``field`` names a sensitive value on the journey page."""
+    from .masking import lookup_field
+
+    value = lookup_field(journey.context, field)
+    audit_append(
+        chain=journey_chain(journey.pk),
+        kind="break_glass",
+        summary=f"Unmasked {field.replace('_', ' ')}: {reason}",
+        journey_id=journey.pk,
+        definition_id=journey.definition_id,
+        customer_ref=journey.customer_ref,
+        payload={"field": field, "reason": reason},
+        **person(user),
+    )
+    return value

@@ -1,0 +1,185 @@
+"""Verifying the audit trail: every chain link by link, and every signed checkpoint.
+
+A break is any of: a record whose content no longer matches its hash, a payload that no longer
+matches its digest, a link that does not point at the record before it, a missing or inserted
+sequence number, a checkpoint whose hash, link or signature is wrong, or a checkpointed chain
+head that is no longer in the trail (a deleted tail or a re-hashed chain). With a copy of the
+checkpoints kept outside the database, a checkpoint rewritten in the database is caught too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from review.models import AuditCheckpoint, AuditRecord
+
+from .chain import audit_key, audit_key_id, checkpoint_payload, header_fields
+from .offline import GENESIS, checkpoint_hash, checkpoint_signature, payload_digest, record_hash
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class Break:
+    record_id: int | None
+    chain: str
+    seq: int | None
+    reason: str
+
+    def __str__(self) -> str:
+        where = (
+            f"record {self.record_id} ({self.chain} #{self.seq})" if self.record_id else self.chain
+        )
+        return f"{where}: {self.reason}"
+
+
+@dataclass
+class VerifyResult:
+    records: int = 0
+    chains: int = 0
+    checkpoints: int = 0
+    breaks: list[Break] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.breaks
+
+    @property
+    def first_break(self) -> Break | None:
+        """The earliest broken record (lowest id); chain-level breaks come after record ones."""
+        with_ids = [b for b in self.breaks if b.record_id is not None]
+        if with_ids:
+            return min(with_ids, key=lambda b: b.record_id)
+        return self.breaks[0] if self.breaks else None
+
+    def summary(self) -> str:
+        if self.ok:
+            return (
+                f"Audit trail intact: {self.records} records in {self.chains} chains, "
+                f"{self.checkpoints} signed checkpoints verified."
+            )
+        return (
+            f"Audit trail BROKEN: {len(self.breaks)} break(s); first broken {self.first_break}. "
+            f"Checked {self.records} records in {self.chains} chains "
+            f"and {self.checkpoints} checkpoints."
+        )
+
+
+def _check_checkpoints(
+    result: VerifyResult, external: list[dict[str, Any]] | None
+) -> dict[tuple[str, int], str]:
+    """Check the checkpoint chain and signatures; return the heads the records must still match."""
+    key, key_id = audit_key(), audit_key_id()
+    expected: dict[tuple[str, int], str] = {}
+    previous_hash = GENESIS
+    stored: dict[int, dict[str, Any]] = {}
+    for checkpoint in AuditCheckpoint.objects.order_by("seq").iterator(chunk_size=200):
+        result.checkpoints += 1
+        data = checkpoint_payload(checkpoint)
+        stored[checkpoint.seq] = data
+        label = f"checkpoint {checkpoint.seq}"
+        if checkpoint.prev_hash != previous_hash:
+            result.breaks.append(
+                Break(None, label, None, "does not link to the checkpoint before it")
+            )
+        if checkpoint_hash(data) != checkpoint.hash:
+            result.breaks.append(Break(None, label, None, "content does not match its hash"))
+        if (
+            checkpoint.key_id == key_id
+            and checkpoint_signature(key, checkpoint.hash) != checkpoint.signature
+        ):
+            result.breaks.append(Break(None, label, None, "signature is not the server's"))
+        elif checkpoint.key_id != key_id:
+            result.breaks.append(
+                Break(
+                    None, label, None, f"signed with key {checkpoint.key_id}, not the current key"
+                )
+            )
+        previous_hash = checkpoint.hash
+        for chain, (seq, digest) in checkpoint.heads.items():
+            expected[(chain, seq)] = digest
+    for outside in external or []:
+        label = f"checkpoint {outside.get('seq')}"
+        mine = stored.get(outside.get("seq"))
+        if mine is None:
+            result.breaks.append(
+                Break(None, label, None, "in the outside copy but missing from the database")
+            )
+            continue
+        for name in ("hash", "heads", "prev_hash", "signature"):
+            if mine[name] != outside.get(name):
+                result.breaks.append(
+                    Break(None, label, None, f"{name} differs from the outside copy")
+                )
+                break
+        if outside.get("key_id") == key_id and checkpoint_signature(
+            key, outside.get("hash", "")
+        ) != outside.get("signature"):
+            result.breaks.append(
+                Break(None, label, None, "the outside copy's signature is not the server's")
+            )
+        for chain, (seq, digest) in (outside.get("heads") or {}).items():
+            expected[(chain, seq)] = digest
+    return expected
+
+
+def audit_verify(
+    *,
+    progress: Progress | None = None,
+    external_checkpoints: list[dict[str, Any]] | None = None,
+    every: int = 5000,
+) -> VerifyResult:
+    """Verify everything; one pass over the records in (chain, seq) order."""
+    result = VerifyResult()
+    expected_heads = _check_checkpoints(result, external_checkpoints)
+    total = AuditRecord.objects.count()
+    if progress:
+        progress(0, total)
+    chain = None
+    previous: AuditRecord | None = None
+    chain_broken = False
+    seen_heads: set[tuple[str, int]] = set()
+    records = AuditRecord.objects.order_by("chain", "seq").iterator(chunk_size=2000)
+    for record in records:
+        result.records += 1
+        if record.chain != chain:
+            chain, previous, chain_broken = record.chain, None, False
+            result.chains += 1
+        reason = ""
+        expected_seq = previous.seq + 1 if previous else 1
+        if record.seq != expected_seq:
+            reason = (
+                f"sequence jumps from #{expected_seq - 1} to #{record.seq} (a record was removed)"
+            )
+        elif record.prev_hash != (previous.hash if previous else GENESIS):
+            reason = "does not link to the record before it"
+        elif payload_digest(record.payload) != record.payload_sha256:
+            reason = "payload does not match its digest (edited)"
+        elif record_hash(header_fields(record)) != record.hash:
+            reason = "content does not match its hash (edited)"
+        key = (record.chain, record.seq)
+        if key in expected_heads:
+            seen_heads.add(key)
+            if expected_heads[key] != record.hash and not reason:
+                reason = "differs from the signed checkpoint (chain re-hashed)"
+        if reason and not chain_broken:
+            # Only the first break of a chain is reported: everything after it is suspect anyway.
+            result.breaks.append(Break(record.pk, record.chain, record.seq, reason))
+            chain_broken = True
+        previous = record
+        if progress and result.records % every == 0:
+            progress(result.records, total)
+    for head_chain, seq in sorted(set(expected_heads) - seen_heads):
+        result.breaks.append(
+            Break(
+                None,
+                head_chain,
+                seq,
+                f"checkpointed head #{seq} is missing (records removed from the end)",
+            )
+        )
+    if progress:
+        progress(result.records, max(total, result.records))
+    return result

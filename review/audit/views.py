@@ -1,0 +1,392 @@
+"""Compliance pages: search the trail, a journey's story, exports, verification, break glass.
+
+Everything starts from ``review.audit.access``: a person reads only the records their ``audit``
+grants allow, and a journey or record outside them is a 404. Nothing here changes the trail
+except by appending (an export, a break-glass unmask and a verification run are audited or
+recorded as such).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+from django import forms
+from django.contrib.auth.decorators import login_required
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from journeys.access import get_journey_for_user
+from journeys.models import Event, ProposedAction
+from review.models import AuditCheckpoint, AuditRecord, AuditVerification
+
+from .access import may_audit, may_unmask, records_for, unmask_definition_ids
+from .chain import governance_append
+from .export import csv_lines, export_rows, jsonl_lines
+from .masking import is_sensitive, lookup_field, mask_data
+from .services import sensitive_unmask, verification_request
+
+PAGE_SIZE = 50
+VERIFICATION_STALE_AFTER = timedelta(minutes=30)
+
+KIND_CHOICES = [
+    ("", "Any kind"),
+    *Event.Kind.choices,
+    ("break_glass", "Sensitive field unmasked"),
+    ("login_failed", "Failed login"),
+    ("login_lockout", "Login lockout"),
+    ("team_change", "Team change"),
+    ("grant_change", "Grant change"),
+    ("audit_export", "Audit export"),
+]
+DECISION_CHOICES = [
+    ("", "Any decision"),
+    *ProposedAction.Effect.choices,
+    ("approved", "Approved"),
+    ("rejected", "Rejected"),
+    ("expired", "Expired"),
+    ("executed", "Executed"),
+    ("failed", "Failed"),
+]
+
+
+class AuditSearch(forms.Form):
+    journey = forms.IntegerField(required=False, min_value=1, label="Journey")
+    customer = forms.CharField(required=False, max_length=40, label="Customer ref")
+    actor = forms.CharField(required=False, max_length=150, label="Actor (user or agent)")
+    kind = forms.ChoiceField(required=False, choices=KIND_CHOICES, label="Record kind")
+    action = forms.CharField(required=False, max_length=60, label="Action type")
+    decision = forms.ChoiceField(required=False, choices=DECISION_CHOICES, label="Decision")
+    since = forms.DateTimeField(
+        required=False, label="From", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )
+    until = forms.DateTimeField(
+        required=False, label="Until", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if data.get("since") and data.get("until") and data["since"] >= data["until"]:
+            raise forms.ValidationError("“From” must be before “Until”.")
+        return data
+
+    def apply(self, records: QuerySet[AuditRecord]) -> QuerySet[AuditRecord]:
+        # Exact matches only: each is an (field, id) index range, so a page stays quick on
+        # millions of records.
+        data = self.cleaned_data
+        if data.get("journey"):
+            records = records.filter(journey_id=data["journey"])
+        if data.get("customer"):
+            records = records.filter(customer_ref=data["customer"].strip())
+        if data.get("actor"):
+            records = records.filter(actor_label=data["actor"].strip())
+        if data.get("kind"):
+            records = records.filter(kind=data["kind"])
+        if data.get("action"):
+            records = records.filter(action_type=data["action"].strip())
+        if data.get("decision"):
+            records = records.filter(decision=data["decision"])
+        if data.get("since"):
+            records = records.filter(at__gte=data["since"])
+        if data.get("until"):
+            records = records.filter(at__lt=data["until"])
+        return records
+
+
+def _cursor(value: str | None) -> int | None:
+    try:
+        number = int(value) if value else None
+    except ValueError:
+        return None
+    return number if number and number > 0 else None
+
+
+def _searched(request: HttpRequest) -> tuple[AuditSearch, QuerySet[AuditRecord]]:
+    form = AuditSearch(request.GET or None)
+    records = records_for(request.user)
+    if form.is_bound:
+        records = form.apply(records) if form.is_valid() else records.none()
+    return form, records
+
+
+def _display(records: list[AuditRecord]) -> list[dict[str, Any]]:
+    return [{"record": r, "payload": mask_data(r.payload)} for r in records]
+
+
+@require_GET
+@login_required
+def search(request: HttpRequest) -> HttpResponse:
+    if not may_audit(request.user):
+        raise Http404("No audit grants.")
+    form, records = _searched(request)
+    before, after = _cursor(request.GET.get("before")), _cursor(request.GET.get("after"))
+    # Keyset pagination: newest first by id, never a COUNT over the trail.
+    if after:
+        page = list(records.filter(id__gt=after).order_by("id")[: PAGE_SIZE + 1])
+        has_newer = len(page) > PAGE_SIZE
+        page = list(reversed(page[:PAGE_SIZE]))
+        has_older = records.filter(id__lt=page[-1].pk).exists() if page else False
+    else:
+        if before:
+            records = records.filter(id__lt=before)
+        page = list(records.order_by("-id")[: PAGE_SIZE + 1])
+        has_older = len(page) > PAGE_SIZE
+        page = page[:PAGE_SIZE]
+        has_newer = bool(before) and bool(page)
+    query = request.GET.copy()
+    for name in ("before", "after"):
+        query.pop(name, None)
+    context = {
+        "form": form,
+        "rows": _display(page),
+        "has_older": has_older,
+        "has_newer": has_newer,
+        "oldest": page[-1].pk if page else None,
+        "newest": page[0].pk if page else None,
+        "query": query.urlencode(),
+        "latest_verification": AuditVerification.objects.first(),
+    }
+    template = "review/audit/search.html#results" if request.htmx else "review/audit/search.html"
+    return render(request, template, context)
+
+
+@require_GET
+@login_required
+def record_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    record = records_for(request.user).filter(pk=pk).first()
+    if record is None:
+        raise Http404("No such audit record.")
+    return render(
+        request,
+        "review/audit/record.html",
+        {"record": record, "payload": mask_data(record.payload)},
+    )
+
+
+def _story(records: list[AuditRecord]) -> list[dict[str, Any]]:
+    """The journey's decision points and moments, in order, from its audit records alone."""
+    story: list[dict[str, Any]] = []
+    points: dict[int, dict[str, Any]] = {}
+    for record in records:
+        payload = mask_data(record.payload)
+        snapshot = (payload or {}).get("proposal") or {}
+        data = (payload or {}).get("data") or {}
+        if record.proposal_id:
+            point = points.get(record.proposal_id)
+            if point is None:
+                point = {
+                    "type": "decision",
+                    "proposal_id": record.proposal_id,
+                    "at": record.at,
+                    "action": snapshot.get("action_name") or record.action_type,
+                    "records": [],
+                }
+                points[record.proposal_id] = point
+                story.append(point)
+            point["records"].append(record)
+            point["latest"] = snapshot
+            if record.kind == "action_proposed":
+                point.update(
+                    proposed_by=record.actor_label,
+                    explanation=snapshot.get("explanation"),
+                    params=snapshot.get("params") or data.get("params") or {},
+                    confidence=snapshot.get("confidence"),
+                )
+            elif record.kind == "action_decided":
+                point.update(
+                    rule=data.get("rule") or snapshot.get("rule"),
+                    effect=record.decision,
+                    decision_explanation=record.summary,
+                    required_approvals=snapshot.get("required_approvals"),
+                )
+            elif record.kind in ("action_approved", "action_rejected", "action_expired"):
+                point.setdefault("human_decisions", []).append(
+                    {
+                        "outcome": record.decision,
+                        "by": record.actor_label,
+                        "at": record.at,
+                        "reason": data.get("reason") or snapshot.get("decision_reason") or "",
+                    }
+                )
+            elif record.kind in ("action_executed", "action_failed"):
+                point.setdefault("outcomes", []).append(
+                    {
+                        "outcome": record.decision,
+                        "at": record.at,
+                        "summary": record.summary,
+                        "result": data.get("result")
+                        if data.get("result") is not None
+                        else snapshot.get("result"),
+                        "error": data.get("error") or snapshot.get("error") or "",
+                    }
+                )
+        else:
+            story.append({"type": "moment", "record": record, "payload": payload})
+    return story
+
+
+@require_GET
+@login_required
+def journey_story(request: HttpRequest, pk: int) -> HttpResponse:
+    journey = get_journey_for_user(request.user, pk, perm="audit")
+    records = list(records_for(request.user).filter(journey_id=journey.pk).order_by("id"))
+    context = {"journey": journey, "story": _story(records), "record_count": len(records)}
+    return render(request, "review/audit/journey.html", context)
+
+
+def _stream(
+    request: HttpRequest,
+    records: QuerySet[AuditRecord],
+    fmt: str,
+    name: str,
+    description: dict[str, Any],
+) -> StreamingHttpResponse:
+    allowed = unmask_definition_ids(request.user)
+    governance_append(
+        kind="audit_export",
+        summary=f"Exported the audit trail as {fmt.upper()}: {name}",
+        actor=request.user,
+        payload={"format": fmt, "what": description},
+    )
+    rows = export_rows(
+        records.order_by("chain", "seq").iterator(chunk_size=2000),
+        may_unmask=lambda r: r.definition_id in allowed,
+    )
+    lines: Iterator[str] = csv_lines(rows) if fmt == "csv" else jsonl_lines(rows)
+    content_type = (
+        "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson; charset=utf-8"
+    )
+    response = StreamingHttpResponse(lines, content_type=content_type)
+    stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
+    response["Content-Disposition"] = f'attachment; filename="audit-{name}-{stamp}.{fmt}"'
+    return response
+
+
+@require_GET
+@login_required
+def export_search(request: HttpRequest, fmt: str) -> HttpResponse:
+    if not may_audit(request.user):
+        raise Http404("No audit grants.")
+    form, records = _searched(request)
+    if form.is_bound and not form.is_valid():
+        return HttpResponse(
+            f"Invalid search: {form.errors.as_text()}", status=400, content_type="text/plain"
+        )
+    filters = {
+        k: v for k, v in (form.cleaned_data if form.is_bound else {}).items() if v not in (None, "")
+    }
+    return _stream(
+        request, records, fmt, "search", {"filters": {k: str(v) for k, v in filters.items()}}
+    )
+
+
+@require_GET
+@login_required
+def export_journey(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
+    journey = get_journey_for_user(request.user, pk, perm="audit")
+    records = records_for(request.user).filter(journey_id=journey.pk)
+    return _stream(request, records, fmt, f"J-{journey.pk}", {"journey": journey.pk})
+
+
+def _verify_context() -> dict[str, Any]:
+    return {
+        "verification": AuditVerification.objects.select_related("requested_by").first(),
+        "recent": AuditVerification.objects.select_related("requested_by")[:10],
+        "last_checkpoint": AuditCheckpoint.objects.first(),
+    }
+
+
+@require_GET
+@login_required
+def verify_page(request: HttpRequest) -> HttpResponse:
+    if not may_audit(request.user):
+        raise Http404("No audit grants.")
+    return render(request, "review/audit/verify.html", _verify_context())
+
+
+@require_GET
+@login_required
+def verify_progress(request: HttpRequest, pk: int) -> HttpResponse:
+    if not may_audit(request.user):
+        raise Http404("No audit grants.")
+    verification = AuditVerification.objects.filter(pk=pk).select_related("requested_by").first()
+    if verification is None:
+        raise Http404("No such verification.")
+    return render(request, "review/audit/verify.html#progress", {"verification": verification})
+
+
+@require_POST
+@login_required
+def verify_start(request: HttpRequest) -> HttpResponse:
+    if not may_audit(request.user):
+        raise Http404("No audit grants.")
+    # One run at a time; a run that has not finished within the stale window (its worker died
+    # and the message was lost) no longer blocks a new one.
+    running = AuditVerification.objects.filter(
+        status__in=[AuditVerification.Status.QUEUED, AuditVerification.Status.RUNNING],
+        created_at__gte=timezone.now() - VERIFICATION_STALE_AFTER,
+    ).first()
+    verification = running or verification_request(user=request.user)
+    if request.htmx:
+        return render(request, "review/audit/verify.html#progress", {"verification": verification})
+    return render(request, "review/audit/verify.html", _verify_context())
+
+
+class UnmaskForm(forms.Form):
+    field = forms.CharField(max_length=80)
+    reason = forms.CharField(
+        min_length=5,
+        max_length=300,
+        strip=True,
+        error_messages={"min_length": "State why you need to see this (5 characters or more)."},
+    )
+
+
+@require_POST
+@login_required
+def unmask(request: HttpRequest, pk: int) -> HttpResponse:
+    journey = get_journey_for_user(request.user, pk)
+    if not may_unmask(request.user, journey.definition_id):
+        raise Http404("No such journey.")
+    form = UnmaskForm(request.POST)
+    context: dict[str, Any] = {"journey": journey, "may_unmask": True}
+    field = request.POST.get("field", "")
+    section, _, key = field.partition(".")
+    context.update(section=section, key=key)
+    if not form.is_valid():
+        context.update(errors=form.errors)
+        return _render_sensitive(request, journey, section, key, context, status=400)
+    try:
+        value = sensitive_unmask(
+            user=request.user,
+            journey=journey,
+            field=form.cleaned_data["field"],
+            reason=form.cleaned_data["reason"],
+        )
+    except KeyError:
+        return HttpResponse(
+            "That is not a sensitive field of this journey.", status=400, content_type="text/plain"
+        )
+    context.update(value=value, unmasked=True)
+    template = (
+        "review/audit/_sensitive_value.html" if request.htmx else "review/audit/unmasked.html"
+    )
+    return render(request, template, context)
+
+
+def _render_sensitive(
+    request: HttpRequest, journey: Any, section: str, key: str, context: dict[str, Any], status: int
+) -> HttpResponse:
+    try:
+        context["value"] = (
+            lookup_field(journey.context, f"{section}.{key}") if is_sensitive(key) else None
+        )
+    except KeyError:
+        return HttpResponse(
+            "That is not a sensitive field of this journey.", status=400, content_type="text/plain"
+        )
+    return render(request, "review/audit/_sensitive_value.html", context, status=status)
