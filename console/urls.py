@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from . import views
 
@@ -15,5 +15,6 @@ urlpatterns = [
     path("journeys/<int:pk>/", views.journey_detail, name="journey_detail"),
     path("journeys/<int:pk>/timeline/", views.journey_timeline, name="journey_timeline"),
     path("healthz", views.healthz, name="healthz"),
+    path("review/", include("review.urls")),
     path("admin/", admin.site.urls),
 ]
