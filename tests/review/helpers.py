@@ -36,16 +36,23 @@ def refund(journey: Journey, amount: str, *, agent=None, user=None) -> ProposedA
                                              "customer": journey.customer_ref}, agent=agent, user=user)
 
 
-def disputable_charge(minimum: str = "36.00", maximum: str = "300.00") -> CoreTransaction:
-    """A purchase whose merchant appears once on its card in the last 60 days, within the amounts
-    (stored negative), so a card dispute finds it without asking the customer."""
+def disputable_charges(count: int = 1, minimum: str = "36.00", maximum: str = "300.00") -> list[CoreTransaction]:
+    """Purchases of different customers whose merchant appears once on the card, within the
+    amounts (stored negative), so a card dispute finds each without asking the customer."""
     purchases = CoreTransaction.objects.filter(kind=CoreTransaction.Kind.PURCHASE)
     singles = (purchases.values("card_id", "description").annotate(n=Count("pk")).filter(n=1))
     single_keys = {(row["card_id"], row["description"]) for row in singles}
+    found: dict[int, CoreTransaction] = {}
     for t in purchases.filter(amount__lte=-Decimal(minimum), amount__gte=-Decimal(maximum)).order_by("pk"):
-        if (t.card_id, t.description) in single_keys:
-            return t
-    raise AssertionError("The demo bank has no single disputable charge in that range.")
+        if (t.card_id, t.description) in single_keys and t.account_id not in found:
+            found[t.account_id] = t
+            if len(found) == count:
+                return list(found.values())
+    raise AssertionError("The demo bank has too few single disputable charges in that range.")
+
+
+def disputable_charge(minimum: str = "36.00", maximum: str = "300.00") -> CoreTransaction:
+    return disputable_charges(1, minimum, maximum)[0]
 
 
 def start_dispute(t: CoreTransaction) -> Journey:
