@@ -8,6 +8,7 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth.models import Group
+from django.core.validators import MinValueValidator
 
 from journeys.access import definitions_for
 from journeys.actions import ACTION_SPECS
@@ -78,7 +79,8 @@ def edit_form_class(proposal: ProposedAction) -> type[forms.Form]:
         else:
             fields[name] = forms.CharField(required=p.required, label=label, max_length=p.max_length,
                                            widget=forms.Textarea(attrs={"rows": 2}) if p.max_length > 200 else None)
-    fields["reason"] = forms.CharField(max_length=1000, label="Reason for the edit", error_messages={
+    # Not "reason": several action types have a parameter of that name.
+    fields["edit_reason"] = forms.CharField(max_length=1000, label="Reason for the edit", error_messages={
         "required": "An edit needs a reason: say why the parameters changed."})
     return type("EditProposalForm", (forms.Form,), fields)
 
@@ -176,6 +178,9 @@ class ScopeForm(forms.ModelForm):
         self.fields["action_type"].empty_label = "Any action type"
         self.fields["escalate_to"].queryset = Group.objects.order_by("name")
         self.fields["escalate_to"].empty_label = "The definition's owning team"
+        timeout = self.fields["approval_timeout_minutes"]
+        timeout.validators.append(MinValueValidator(1))
+        timeout.widget.attrs["min"] = 1
         if self.instance.pk and not self.is_bound:
             self.fields["conditions_text"].initial = "\n".join(
                 f"{c['param']} {c['op']} {_raw(c['value'])}" for c in self.instance.conditions or [])

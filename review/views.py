@@ -14,7 +14,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, F, Max, Q
+from django.db.models import Case, Count, F, Max, Q, When
 from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
@@ -62,8 +62,10 @@ def _pending_for(user):
         proposals_for(user, "approve").pending()
         .select_related("action_type", "journey__definition", "journey__version", "proposed_by_agent",
                         "proposed_by_user", "approval_request__escalate_to")
-        .annotate(approvals_given=Count("approvals", filter=Q(approvals__dropped_at__isnull=True)))
-        .order_by(F("expires_at").asc(nulls_last=True), "created_at", "pk")
+        .annotate(approvals_given=Count("approvals", filter=Q(approvals__dropped_at__isnull=True)),
+                  # Escalated items first: their first window already ran out.
+                  escalated_rank=Case(When(approval_request__escalated_at__isnull=False, then=0), default=1))
+        .order_by("escalated_rank", F("expires_at").asc(nulls_last=True), "created_at", "pk")
     )
 
 
@@ -156,7 +158,7 @@ def edit_approve(request: ConsoleRequest, pk: int) -> HttpResponse:
         form = form_class(request.POST)
         if form.is_valid():
             data = dict(form.cleaned_data)
-            reason = data.pop("reason")
+            reason = data.pop("edit_reason")
             params = {k: v for k, v in data.items() if v not in (None, "")}
             try:
                 result = services.proposal_edit_approve(proposal_id=proposal.pk, user=request.user, params=params,

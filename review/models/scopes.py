@@ -6,6 +6,7 @@ The policy engine (``review.policy``) reads these; ``docs/policy.md`` documents 
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -209,7 +210,7 @@ class CumulativeLimit(models.Model):
             "action_type": self.action_type.key if self.action_type_id else None,
             "measure": self.measure,
             "subject": self.subject,
-            "maximum": str(self.maximum),
+            "maximum": f"{Decimal(self.maximum):.2f}",
             "window_minutes": self.window_minutes,
             "effect_when_exceeded": self.effect_when_exceeded,
             "is_enabled": self.is_enabled,

@@ -46,7 +46,7 @@ def _save(form: ModelForm, *, actor, reason: str) -> tuple[Governed, ScopeChange
     before = None
     if form.instance.pk:
         # The stored row, locked, is the "before" (the form has already changed the instance).
-        before = model.objects.select_for_update().get(pk=form.instance.pk).snapshot()
+        before = model.objects.select_for_update().order_by().get(pk=form.instance.pk).snapshot()
     obj = form.save()
     after = obj.snapshot()
     if before == after:
@@ -71,7 +71,7 @@ def _set_enabled(model: type[Governed], pk: int, *, enabled: bool, actor, reason
     reason = (reason or "").strip()
     if not reason:
         raise ScopeError("Say why you " + ("enable" if enabled else "disable") + " the rule.")
-    obj = model.objects.select_for_update().filter(pk=pk).first()
+    obj = model.objects.select_for_update().order_by().filter(pk=pk).first()
     if obj is None:
         raise ScopeError("No such rule.")
     if obj.is_enabled == enabled:

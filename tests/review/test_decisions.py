@@ -339,3 +339,23 @@ def test_two_supervisors_deciding_at_once_have_exactly_one_winner(demo, agent, s
     decided = proposal.events.filter(kind__in=[Event.Kind.ACTION_APPROVED, Event.Kind.ACTION_REJECTED])
     assert decided.count() == 1
     assert proposal.approvals.count() == (1 if winners == ["approve"] else 0)
+
+
+def test_the_beat_task_expires_due_approvals(dispute, agent):
+    from review.tasks import expire_pending_approvals
+
+    pending = refund(dispute, "120.00", agent=agent)
+    _expire_now(pending)
+    assert expire_pending_approvals() == {"escalated": 0, "fallback": 1}
+    assert _reload(pending).status == S.EXPIRED
+
+
+def test_escalated_items_come_first_in_the_queue(client, dispute, agent, supervisor):
+    plain = refund(dispute, "120.00", agent=agent)
+    urgent = refund(start("card_dispute", customer="CUST-00009"), "800.00", agent=agent)
+    _expire_now(urgent)
+    proposals_expire()
+    client.force_login(supervisor)
+    rows = client.get("/review/").context["rows"]
+    assert [row["proposal"].pk for row in rows][:2] == [urgent.pk, plain.pk]
+    assert rows[0]["escalated"] is True
