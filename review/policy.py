@@ -136,7 +136,9 @@ def winning_scope(proposal: ProposedAction, params: dict[str, Any],
     if not candidates:
         return None
     # Most specific first; then the stricter effect; then the older rule.
-    return min(candidates, key=lambda s: (tuple(-x for x in specificity(s)), -STRICTNESS[s.effect], s.pk or 0))
+    # An unsaved rule (the scope editor's preview) counts as the newest.
+    return min(candidates, key=lambda s: (tuple(-x for x in specificity(s)), -STRICTNESS[s.effect],
+                                          s.pk if s.pk is not None else float("inf")))
 
 
 def candidate_scopes(proposal: ProposedAction) -> list[PermissionScope]:

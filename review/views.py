@@ -13,15 +13,16 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.db.models import Case, Count, F, Max, Q, When
-from django.http import Http404, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.middleware import HtmxDetails
 
-from console.views import ConsoleRequest
 from journeys.access import approval_limit_for, definitions_for
 from journeys.models import ProposedAction
 
@@ -47,7 +48,12 @@ from .models import CumulativeLimit, PermissionScope, ReviewSample, ScopeChange
 from .policy import judge, proposer_user_id, winning_scope
 
 
-def _back(request: ConsoleRequest, default: str = "review_queue") -> HttpResponseRedirect:
+class ReviewRequest(HttpRequest):
+    user: User
+    htmx: HtmxDetails
+
+
+def _back(request: ReviewRequest, default: str = "review_queue") -> HttpResponseRedirect:
     target = request.POST.get("next") or request.GET.get("next") or ""
     if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
                                            require_https=request.is_secure()):
@@ -98,7 +104,7 @@ def _queue_rows(user, qs) -> list[dict[str, Any]]:
 
 @require_GET
 @login_required
-def queue(request: ConsoleRequest) -> HttpResponse:
+def queue(request: ReviewRequest) -> HttpResponse:
     form = QueueFilter(request.GET or None, user=request.user)
     pending = _pending_for(request.user)
     if form.is_valid():
@@ -120,7 +126,7 @@ def queue(request: ConsoleRequest) -> HttpResponse:
 
 @require_POST
 @login_required
-def approve(request: ConsoleRequest, pk: int) -> HttpResponse:
+def approve(request: ReviewRequest, pk: int) -> HttpResponse:
     proposal = get_proposal_for_user(request.user, pk, "approve")
     try:
         result = services.proposal_approve(proposal_id=proposal.pk, user=request.user,
@@ -133,7 +139,7 @@ def approve(request: ConsoleRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @login_required
-def reject(request: ConsoleRequest, pk: int) -> HttpResponse:
+def reject(request: ReviewRequest, pk: int) -> HttpResponse:
     proposal = get_proposal_for_user(request.user, pk, "approve")
     form = RejectForm(request.POST)
     if not form.is_valid():
@@ -150,7 +156,7 @@ def reject(request: ConsoleRequest, pk: int) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @login_required
-def edit_approve(request: ConsoleRequest, pk: int) -> HttpResponse:
+def edit_approve(request: ReviewRequest, pk: int) -> HttpResponse:
     proposal = get_proposal_for_user(request.user, pk, "approve")
     form_class = edit_form_class(proposal)
     error = ""
@@ -178,7 +184,7 @@ def edit_approve(request: ConsoleRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @login_required
-def batch(request: ConsoleRequest) -> HttpResponse:
+def batch(request: ReviewRequest) -> HttpResponse:
     allowed = list(_pending_for(request.user).values_list("pk", flat=True))
     form = BatchForm(request.POST, allowed_ids=allowed)
     if not form.is_valid():
@@ -212,7 +218,7 @@ def _require_edit_scopes(user) -> None:
 
 @require_GET
 @login_required
-def scope_list(request: ConsoleRequest) -> HttpResponse:
+def scope_list(request: ReviewRequest) -> HttpResponse:
     _require_view_scopes(request.user)
     context = {
         "scopes": PermissionScope.objects.select_related("definition", "agent", "action_type", "escalate_to"),
@@ -253,7 +259,7 @@ def preview_rows(candidate: PermissionScope, original: PermissionScope | None) -
     return {"rows": rows, "changed": sum(r["changed"] for r in rows), "n": n}
 
 
-def _scope_form_page(request: ConsoleRequest, scope: PermissionScope | None) -> HttpResponse:
+def _scope_form_page(request: ReviewRequest, scope: PermissionScope | None) -> HttpResponse:
     _require_edit_scopes(request.user)
     original = PermissionScope.objects.get(pk=scope.pk) if scope else None
     form = ScopeForm(request.POST or None, instance=scope)
@@ -279,13 +285,13 @@ def _scope_form_page(request: ConsoleRequest, scope: PermissionScope | None) -> 
 
 @require_http_methods(["GET", "POST"])
 @login_required
-def scope_create(request: ConsoleRequest) -> HttpResponse:
+def scope_create(request: ReviewRequest) -> HttpResponse:
     return _scope_form_page(request, None)
 
 
 @require_http_methods(["GET", "POST"])
 @login_required
-def scope_edit(request: ConsoleRequest, pk: int) -> HttpResponse:
+def scope_edit(request: ReviewRequest, pk: int) -> HttpResponse:
     _require_edit_scopes(request.user)
     scope = PermissionScope.objects.filter(pk=pk).first()
     if scope is None:
@@ -293,7 +299,7 @@ def scope_edit(request: ConsoleRequest, pk: int) -> HttpResponse:
     return _scope_form_page(request, scope)
 
 
-def _toggle(request: ConsoleRequest, pk: int, service, key: str) -> HttpResponse:
+def _toggle(request: ReviewRequest, pk: int, service, key: str) -> HttpResponse:
     _require_edit_scopes(request.user)
     form = ToggleForm(request.POST)
     if not form.is_valid():
@@ -310,17 +316,17 @@ def _toggle(request: ConsoleRequest, pk: int, service, key: str) -> HttpResponse
 
 @require_POST
 @login_required
-def scope_toggle(request: ConsoleRequest, pk: int) -> HttpResponse:
+def scope_toggle(request: ReviewRequest, pk: int) -> HttpResponse:
     return _toggle(request, pk, services.scope_set_enabled, "scope_id")
 
 
 @require_POST
 @login_required
-def limit_toggle(request: ConsoleRequest, pk: int) -> HttpResponse:
+def limit_toggle(request: ReviewRequest, pk: int) -> HttpResponse:
     return _toggle(request, pk, services.limit_set_enabled, "limit_id")
 
 
-def _limit_form_page(request: ConsoleRequest, limit: CumulativeLimit | None) -> HttpResponse:
+def _limit_form_page(request: ReviewRequest, limit: CumulativeLimit | None) -> HttpResponse:
     _require_edit_scopes(request.user)
     form = LimitForm(request.POST or None, instance=limit)
     status = 200
@@ -341,13 +347,13 @@ def _limit_form_page(request: ConsoleRequest, limit: CumulativeLimit | None) -> 
 
 @require_http_methods(["GET", "POST"])
 @login_required
-def limit_create(request: ConsoleRequest) -> HttpResponse:
+def limit_create(request: ReviewRequest) -> HttpResponse:
     return _limit_form_page(request, None)
 
 
 @require_http_methods(["GET", "POST"])
 @login_required
-def limit_edit(request: ConsoleRequest, pk: int) -> HttpResponse:
+def limit_edit(request: ReviewRequest, pk: int) -> HttpResponse:
     _require_edit_scopes(request.user)
     limit = CumulativeLimit.objects.filter(pk=pk).first()
     if limit is None:
@@ -364,7 +370,7 @@ def _visible_samples(user):
 
 @require_GET
 @login_required
-def sample_list(request: ConsoleRequest) -> HttpResponse:
+def sample_list(request: ReviewRequest) -> HttpResponse:
     show = request.GET.get("show", "open")
     samples = _visible_samples(request.user).select_related(
         "proposal__action_type", "proposal__journey__definition", "proposal__proposed_by_agent", "reviewed_by")
@@ -378,7 +384,7 @@ def sample_list(request: ConsoleRequest) -> HttpResponse:
 
 @require_POST
 @login_required
-def sample_mark(request: ConsoleRequest, pk: int) -> HttpResponse:
+def sample_mark(request: ReviewRequest, pk: int) -> HttpResponse:
     sample = samples_for(request.user, "approve").filter(pk=pk).first()
     if sample is None:
         raise Http404("No such sample.")

@@ -335,3 +335,22 @@ def test_every_decision_event_is_kept_on_the_journey(supervisor, pending):
     proposal_approve(proposal_id=pending.pk, user=supervisor)
     kinds = list(pending.events.order_by("id").values_list("kind", flat=True))
     assert kinds == [Event.Kind.ACTION_PROPOSED, Event.Kind.ACTION_DECIDED, Event.Kind.ACTION_APPROVED]
+
+
+def test_previewing_a_new_scope_shows_its_effect_and_creates_nothing(client, admin_user, agent):
+    from journeys.models import ActionType, JourneyDefinition
+
+    journey = start("fee_refund", customer="CUST-00002")
+    refund(journey, "20.00", agent=agent)
+    _login(client, admin_user)
+    assert client.get(reverse("review_scope_create")).status_code == 200
+    assert client.get(reverse("review_limit_create")).status_code == 200
+    data = _scope_post(name="Fee refunds frozen", effect="deny", conditions_text="",
+                       action_type=ActionType.objects.get(key="issue_refund").pk,
+                       definition=JourneyDefinition.objects.get(key="fee_refund").pk, preview="1")
+    response = client.post(reverse("review_scope_create"), data)
+    assert response.status_code == 200
+    rows = response.context["preview"]["rows"]
+    assert [(r["now_effect"], r["new"].effect, r["new"].rule) for r in rows] == [
+        ("allow", "deny", "Fee refunds frozen")]
+    assert not PermissionScope.objects.filter(name="Fee refunds frozen").exists()
