@@ -78,7 +78,7 @@ def edit_form_class(proposal: ProposedAction) -> type[forms.Form]:
                                            help_text=p.help)
         else:
             fields[name] = forms.CharField(required=p.required, label=label, max_length=p.max_length,
-                                           widget=forms.Textarea(attrs={"rows": 2}) if p.max_length > 200 else None)
+                                           widget=forms.Textarea(attrs={"rows": 2}) if p.max_length > 500 else None)
     # Not "reason": several action types have a parameter of that name.
     fields["edit_reason"] = forms.CharField(max_length=1000, label="Reason for the edit", error_messages={
         "required": "An edit needs a reason: say why the parameters changed."})
@@ -176,6 +176,7 @@ class ScopeForm(forms.ModelForm):
         self.fields["agent"].empty_label = "Any agent or person"
         self.fields["action_type"].queryset = ActionType.objects.all()
         self.fields["action_type"].empty_label = "Any action type"
+        self.fields["action_type"].label_from_instance = lambda a: f"{a.name} ({a.key})"
         self.fields["escalate_to"].queryset = Group.objects.order_by("name")
         self.fields["escalate_to"].empty_label = "The definition's owning team"
         timeout = self.fields["approval_timeout_minutes"]
@@ -220,6 +221,7 @@ class LimitForm(forms.ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["definition"].empty_label = "Any definition"
+        self.fields["action_type"].label_from_instance = lambda a: f"{a.name} ({a.key})"
         self.fields["window_minutes"].help_text = "e.g. 60 for an hour, 43200 for 30 days"
 
     def clean(self) -> dict[str, Any]:

@@ -253,7 +253,9 @@ def preview_rows(candidate: PermissionScope, original: PermissionScope | None) -
         now_scope = winning_scope(proposal, proposal.params, current)
         new = judge(proposal, scopes=edited, limits=False).decision
         now_effect = now_scope.effect if now_scope else ProposedAction.Effect.DENY
-        rows.append({"proposal": proposal, "now_effect": now_effect,
+        labels = ProposedAction.Effect
+        rows.append({"proposal": proposal, "now_effect": now_effect, "now_label": labels(now_effect).label,
+                     "new_label": labels(new.effect).label,
                      "now_rule": now_scope.name if now_scope else "no matching rule",
                      "new": new, "changed": new.effect != now_effect})
     return {"rows": rows, "changed": sum(r["changed"] for r in rows), "n": n}

@@ -162,7 +162,8 @@ def _add_approval(journey: Journey, proposal: ProposedAction, user, verdict: Ver
     _approval_event(journey, proposal, user, partial=False, edited=edited, before=before, after=proposal.params,
                     reason=reason)
     journey_wake_after_decision(journey)
-    return DecisionResult(proposal, "approved", f"Approved {_label(proposal)}.")
+    verb = "Edited and approved" if edited else "Approved"
+    return DecisionResult(proposal, "approved", f"{verb} {_label(proposal)}.")
 
 
 @transaction.atomic
