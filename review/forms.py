@@ -45,17 +45,23 @@ class RejectForm(forms.Form):
 
 
 class BatchForm(forms.Form):
-    ids = forms.TypedMultipleChoiceField(coerce=int, choices=(), error_messages={
-        "required": "Select at least one action.", "invalid_choice": "One of the selected actions is not in your queue."})
     decision = forms.ChoiceField(choices=[("approve", "Approve"), ("reject", "Reject")])
     reason = forms.CharField(max_length=1000, required=False, strip=True)
 
-    def __init__(self, *args: Any, allowed_ids: list[int], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["ids"].choices = [(pk, pk) for pk in allowed_ids]
+    def __init__(self, data=None, *args: Any, **kwargs: Any) -> None:
+        super().__init__(data, *args, **kwargs)
+        self.raw_ids = data.getlist("ids") if data is not None else []
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
+        try:
+            data["ids"] = [int(value) for value in self.raw_ids]
+        except ValueError:
+            raise forms.ValidationError("The selection is not a list of actions.") from None
+        if not data["ids"]:
+            raise forms.ValidationError("Select at least one action.")
+        if len(data["ids"]) > 200:
+            raise forms.ValidationError("Decide at most 200 actions at once.")
         if data.get("decision") == "reject" and not data.get("reason"):
             self.add_error("reason", "A rejection needs a reason: the agent reads it to decide what to do next.")
         return data

@@ -185,15 +185,18 @@ def edit_approve(request: ReviewRequest, pk: int) -> HttpResponse:
 @require_POST
 @login_required
 def batch(request: ReviewRequest) -> HttpResponse:
-    allowed = list(_pending_for(request.user).values_list("pk", flat=True))
-    form = BatchForm(request.POST, allowed_ids=allowed)
+    form = BatchForm(request.POST)
     if not form.is_valid():
         for errors in form.errors.values():
             messages.error(request, " ".join(errors))
         return _back(request)
-    results = services.proposals_decide_batch(proposal_ids=form.cleaned_data["ids"], user=request.user,
+    ids = form.cleaned_data["ids"]
+    # Only actions the user may decide reach the service; it re-checks each one under its lock.
+    visible = set(proposals_for(request.user, "approve").filter(pk__in=ids).values_list("pk", flat=True))
+    results = services.proposals_decide_batch(proposal_ids=[pk for pk in ids if pk in visible], user=request.user,
                                               decision=form.cleaned_data["decision"],
                                               reason=form.cleaned_data["reason"])
+    results += [services.BatchItem(pk, False, "No such action in your queue.") for pk in ids if pk not in visible]
     done = [r for r in results if r.ok]
     refused = [r for r in results if not r.ok]
     if done:

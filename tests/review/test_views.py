@@ -134,8 +134,19 @@ def test_batch_from_the_queue_reports_each_item(client, supervisor, pending, age
     assert "1 did not" in html and "approval limit" in html
     forbidden = refund(start("fee_refund", customer="CUST-00006"), "100.00", agent=agent)
     response = client.post(reverse("review_batch"), {"ids": [forbidden.pk], "decision": "approve"}, follow=True)
-    assert "not in your queue" in response.content.decode()
+    assert f"#{forbidden.pk}: No such action in your queue." in response.content.decode()
     assert ProposedAction.objects.get(pk=forbidden.pk).status == S.PENDING
+    # An item decided meanwhile by someone else is reported, the rest still goes through.
+    fresh = refund(start("card_dispute", customer="CUST-00007"), "100.00", agent=agent)
+    response = client.post(reverse("review_batch"), {"ids": [pending.pk, fresh.pk], "decision": "approve"},
+                           follow=True)
+    html = response.content.decode()
+    assert "1 of 2 went through" in html and "already approved by supervisor" in html
+    assert ProposedAction.objects.get(pk=fresh.pk).status == S.APPROVED
+    for bad in ({"decision": "approve"}, {"ids": ["x"], "decision": "approve"}, {"ids": [fresh.pk], "decision": "reject"}):
+        response = client.post(reverse("review_batch"), bad, follow=True)
+        assert response.status_code == 200
+        assert any(word in response.content.decode() for word in ("Select at least one", "not a list", "needs a reason"))
 
 
 def test_decide_partial_renders_for_a_pending_proposal_only(rf, supervisor, pending):
