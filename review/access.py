@@ -37,6 +37,12 @@ def samples_for(user, perm: str = "approve"):
     )
 
 
+def samples_visible_to(user):
+    """Samples a user may read: on definitions they approve on (and may mark) or audit."""
+    definitions = (definitions_for(user, "approve") | definitions_for(user, "audit")).values("pk")
+    return ReviewSample.objects.filter(proposal__journey__definition__in=definitions)
+
+
 def may_edit_scopes(user) -> bool:
     """Scopes are the bank's policy: only admins (staff or superusers) change them."""
     return bool(user.is_authenticated and user.is_active and (user.is_staff or user.is_superuser))

@@ -33,6 +33,7 @@ from .access import (
     may_view_scopes,
     proposals_for,
     samples_for,
+    samples_visible_to,
 )
 from .forms import (
     BatchForm,
@@ -44,7 +45,7 @@ from .forms import (
     ToggleForm,
     edit_form_class,
 )
-from .models import CumulativeLimit, PermissionScope, ReviewSample, ScopeChange
+from .models import CumulativeLimit, PermissionScope, ScopeChange
 from .policy import judge, proposer_user_id, winning_scope
 
 
@@ -368,16 +369,11 @@ def limit_edit(request: ReviewRequest, pk: int) -> HttpResponse:
 
 # --- after-the-fact review ----------------------------------------------------------------------
 
-def _visible_samples(user):
-    definitions = (definitions_for(user, "approve") | definitions_for(user, "audit")).values("pk")
-    return ReviewSample.objects.filter(proposal__journey__definition__in=definitions)
-
-
 @require_GET
 @login_required
 def sample_list(request: ReviewRequest) -> HttpResponse:
     show = request.GET.get("show", "open")
-    samples = _visible_samples(request.user).select_related(
+    samples = samples_visible_to(request.user).select_related(
         "proposal__action_type", "proposal__journey__definition", "proposal__proposed_by_agent", "reviewed_by")
     if show == "open":
         samples = samples.filter(verdict="")
