@@ -229,6 +229,7 @@ class LimitForm(forms.ModelForm):
         self.fields["definition"].empty_label = "Any definition"
         self.fields["action_type"].label_from_instance = lambda a: f"{a.name} ({a.key})"
         self.fields["window_minutes"].help_text = "e.g. 60 for an hour, 43200 for 30 days"
+        self.fields["window_minutes"].validators.append(MinValueValidator(1))
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()

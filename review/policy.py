@@ -221,10 +221,9 @@ def _used(counter: LimitCounter, limit: CumulativeLimit, proposal: ProposedActio
 
 
 def _check_limits(proposal: ProposedAction, params: dict[str, Any], *, lock: bool
-                  ) -> tuple[list[tuple[LimitCounter | None, CumulativeLimit, Decimal]], tuple[CumulativeLimit, str] | None]:
-    """Check every limit on the proposal. Returns the counters it would use and the strictest
-    exceeded limit with its explanation (or None)."""
-    uses: list[tuple[LimitCounter | None, CumulativeLimit, Decimal]] = []
+                  ) -> tuple[CumulativeLimit, str] | None:
+    """Check every limit on the proposal: the strictest exceeded limit with its explanation, or
+    None. With ``lock`` the counters stay locked until the caller's transaction ends."""
     worst: tuple[CumulativeLimit, str] | None = None
     keyed = []
     for limit in _limits_for(proposal):
@@ -240,14 +239,13 @@ def _check_limits(proposal: ProposedAction, params: dict[str, Any], *, lock: boo
         else:
             counter = LimitCounter.objects.filter(limit=limit, subject_key=subject).first()
             used = _used(counter, limit, proposal) if counter else Decimal(0)
-        uses.append((counter, limit, quantity))
         stricter = worst is None or STRICTNESS[limit.effect_when_exceeded] > STRICTNESS[worst[0].effect_when_exceeded]
         if used + quantity > limit.maximum and stricter:
             shown_used = f"{used}" if limit.measure == CumulativeLimit.Measure.AMOUNT else f"{int(used)}"
             worst = (limit, f"{_what(proposal, params)} {VERDICT_WORDS[limit.effect_when_exceeded]}: "
                             f"limit '{limit.name}' allows {limit.describe()} and {shown_used} is already "
                             f"used for {_subject_label(limit, proposal)}.")
-    return uses, worst
+    return worst
 
 
 def _subject_label(limit: CumulativeLimit, proposal: ProposedAction) -> str:
@@ -296,7 +294,7 @@ def judge(proposal: ProposedAction, *, params: dict[str, Any] | None = None,
     explanation = _explain_scope(proposal, params, scope)
     exceeded_limit = None
     if limits and effect != Effect.DENY:
-        _, worst = _check_limits(proposal, params, lock=lock)
+        worst = _check_limits(proposal, params, lock=lock)
         if worst and STRICTNESS[worst[0].effect_when_exceeded] > STRICTNESS[effect]:
             exceeded_limit = worst[0]
             effect, rule, explanation = worst[0].effect_when_exceeded, worst[0].name, worst[1]

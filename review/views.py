@@ -119,6 +119,8 @@ def queue(request: ReviewRequest) -> HttpResponse:
     query.pop("since", None)
     context = {
         "form": form, "rows": _queue_rows(request.user, pending), "cursor": cursor, "query": query.urlencode(),
+        # Where a decision returns to: this page with its filters, without the polling cursor.
+        "page_path": f"{reverse('review_queue')}?{query.urlencode()}" if query else reverse("review_queue"),
         "may_approve_somewhere": definitions_for(request.user, "approve").exists(),
     }
     template = "review/queue.html#queue-rows" if request.htmx else "review/queue.html"

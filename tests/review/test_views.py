@@ -365,3 +365,14 @@ def test_previewing_a_new_scope_shows_its_effect_and_creates_nothing(client, adm
     assert [(r["now_effect"], r["new"].effect, r["new"].rule) for r in rows] == [
         ("allow", "deny", "Fee refunds frozen")]
     assert not PermissionScope.objects.filter(name="Fee refunds frozen").exists()
+
+
+def test_limit_form_refuses_an_empty_window(client, admin_user):
+    limit = CumulativeLimit.objects.get(name="Card blocks per agent: 20 an hour")
+    data = {"name": limit.name, "definition": "", "action_type": limit.action_type_id, "measure": "count",
+            "subject": "proposer", "maximum": "20", "window_minutes": "0", "effect_when_exceeded": "deny",
+            "reason": "try"}
+    response = _login(client, admin_user).post(reverse("review_limit_edit", args=[limit.pk]), data)
+    assert response.status_code == 400
+    assert "greater than or equal to 1" in response.content.decode()
+    assert CumulativeLimit.objects.get(pk=limit.pk).effect_when_exceeded == "require_approval"
