@@ -5,6 +5,51 @@ import django.utils.timezone
 from django.conf import settings
 from django.db import migrations, models
 
+# Four-eyes in the database: whoever inserts an approval, the proposer is derived from the
+# proposal itself (the proposing person, or the agent's service user), so the check constraint
+# approval_not_by_proposer cannot be side-stepped by naming no proposer or a wrong one.
+PROPOSER_OF_NEW = (
+    "SELECT COALESCE(p.proposed_by_user_id, a.user_id) FROM journeys_proposedaction p "
+    "LEFT JOIN journeys_agent a ON a.id = p.proposed_by_agent_id WHERE p.id = NEW.proposal_id"
+)
+POSTGRES_FORWARD = f"""
+CREATE FUNCTION review_approval_set_proposer() RETURNS trigger AS $$
+BEGIN
+    NEW.proposer_user_id := ({PROPOSER_OF_NEW});
+    RETURN NEW;
+END $$ LANGUAGE plpgsql;
+CREATE TRIGGER review_approval_proposer BEFORE INSERT OR UPDATE ON review_approval
+    FOR EACH ROW EXECUTE FUNCTION review_approval_set_proposer();
+"""
+POSTGRES_BACKWARD = """
+DROP TRIGGER IF EXISTS review_approval_proposer ON review_approval;
+DROP FUNCTION IF EXISTS review_approval_set_proposer();
+"""
+SQLITE_FORWARD = [
+    f"""CREATE TRIGGER review_approval_not_by_proposer_{event.lower()} BEFORE {event} ON review_approval
+    WHEN NEW.approver_id = ({PROPOSER_OF_NEW})
+    BEGIN SELECT RAISE(ABORT, 'CHECK constraint failed: approval_not_by_proposer'); END;"""
+    for event in ("INSERT", "UPDATE")
+]
+
+
+def install_proposer_trigger(apps, schema_editor):
+    vendor = schema_editor.connection.vendor
+    if vendor == "postgresql":
+        schema_editor.execute(POSTGRES_FORWARD)
+    elif vendor == "sqlite":
+        for statement in SQLITE_FORWARD:
+            schema_editor.execute(statement)
+
+
+def remove_proposer_trigger(apps, schema_editor):
+    vendor = schema_editor.connection.vendor
+    if vendor == "postgresql":
+        schema_editor.execute(POSTGRES_BACKWARD)
+    elif vendor == "sqlite":
+        for event in ("insert", "update"):
+            schema_editor.execute(f"DROP TRIGGER IF EXISTS review_approval_not_by_proposer_{event}")
+
 
 class Migration(migrations.Migration):
 
@@ -184,4 +229,5 @@ class Migration(migrations.Migration):
             model_name='scopechange',
             index=models.Index(fields=['target', 'target_id'], name='scope_change_target'),
         ),
+        migrations.RunPython(install_proposer_trigger, remove_proposer_trigger),
     ]

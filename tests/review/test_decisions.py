@@ -115,6 +115,16 @@ def test_the_database_refuses_an_approval_by_the_proposer_even_through_the_orm(d
         Approval.objects.create(proposal=own, approver=supervisor, proposer_user=supervisor)
 
 
+def test_the_database_derives_the_proposer_so_naming_none_does_not_help(dispute, agent, supervisor):
+    own = refund(dispute, "120.00", user=supervisor)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Approval.objects.create(proposal=own, approver=supervisor, proposer_user=None)
+    agents = refund(dispute, "130.00", agent=agent)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Approval.objects.create(proposal=agents, approver=agent.user, proposer_user=supervisor)
+    assert not Approval.objects.exists()
+
+
 def test_the_database_refuses_a_second_approval_by_the_same_person(dispute, agent, supervisor):
     pending = refund(dispute, "800.00", agent=agent)
     proposal_approve(proposal_id=pending.pk, user=supervisor)
