@@ -9,13 +9,14 @@ from typing import Any
 from django import forms
 from django.contrib.auth.models import Group
 from django.core.validators import MinValueValidator
+from guardian.core import ObjectPermissionChecker
 
 from journeys.access import definitions_for
 from journeys.actions import ACTION_SPECS
 from journeys.models import ActionType, Agent, JourneyDefinition, ProposedAction
 
 from .models import CumulativeLimit, PermissionScope, ReviewSample
-from .models.scopes import OPERATORS, condition_text
+from .models.scopes import OPERATORS, OnTimeout, condition_text
 
 CONDITION_LINE = re.compile(r"^\s*(?P<param>[a-z_][a-z0-9_]*)\s*(?P<op>not in|in|<=|>=|==|!=|<|>)\s*(?P<value>.+?)\s*$")
 NUMERIC_TYPES = {"decimal", "int"}
@@ -196,6 +197,11 @@ class ScopeForm(forms.ModelForm):
         data = super().clean()
         if data.get("agent") and data.get("agent_group"):
             self.add_error("agent_group", "Choose an agent or an agent group, not both.")
+        team, definition = data.get("escalate_to"), data.get("definition")
+        if (data.get("on_timeout") == OnTimeout.ESCALATE and team and definition
+                and not ObjectPermissionChecker(team).has_perm("approve_actions", definition)):
+            self.add_error("escalate_to", f"{team.name} may not approve actions on {definition.name}; grant it "
+                                          "first or choose another team.")
         try:
             data["conditions"] = parse_conditions(data.get("conditions_text", ""), data.get("action_type"))
         except forms.ValidationError as exc:

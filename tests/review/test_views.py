@@ -202,10 +202,17 @@ def test_admin_creates_a_scope_with_history_and_a_governance_signal(client, admi
     ({"effect": "maybe"}, "Select a valid choice"),
     ({"approval_timeout_minutes": "0"}, "greater than or equal to 1"),
     ({"name": "Card blocks are allowed"}, "already exists"),
+    ({"on_timeout": "escalate", "escalate_to": "compliance-team", "definition": "fee_refund"},
+     "Compliance may not approve actions on Fee refund"),
 ])
 def test_scope_form_rejects_bad_input_with_a_clear_error(client, admin_user, overrides, error):
-    from journeys.models import ActionType
+    from django.contrib.auth.models import Group
 
+    from journeys.models import ActionType, JourneyDefinition
+
+    if overrides.get("escalate_to") == "compliance-team":
+        overrides = {**overrides, "escalate_to": Group.objects.get(name="Compliance").pk,
+                     "definition": JourneyDefinition.objects.get(key=overrides["definition"]).pk}
     data = _scope_post(action_type=ActionType.objects.get(key="issue_refund").pk, **overrides)
     response = _login(client, admin_user).post(reverse("review_scope_create"), data)
     assert response.status_code == 400
@@ -376,3 +383,16 @@ def test_limit_form_refuses_an_empty_window(client, admin_user):
     assert response.status_code == 400
     assert "greater than or equal to 1" in response.content.decode()
     assert CumulativeLimit.objects.get(pk=limit.pk).effect_when_exceeded == "require_approval"
+
+
+def test_a_scope_may_escalate_to_a_team_that_approves_on_its_definition(client, admin_user):
+    from django.contrib.auth.models import Group
+
+    from journeys.models import ActionType, JourneyDefinition
+
+    data = _scope_post(name="Fee refunds escalate to servicing", on_timeout="escalate",
+                       escalate_to=Group.objects.get(name="Servicing team").pk,
+                       definition=JourneyDefinition.objects.get(key="fee_refund").pk,
+                       action_type=ActionType.objects.get(key="issue_refund").pk)
+    assert _login(client, admin_user).post(reverse("review_scope_create"), data).status_code == 302
+    assert PermissionScope.objects.get(name="Fee refunds escalate to servicing").escalate_to.name == "Servicing team"
