@@ -282,10 +282,11 @@ def _consume(proposal: ProposedAction, params: dict[str, Any]) -> int:
 
 def judge(proposal: ProposedAction, *, params: dict[str, Any] | None = None,
           scopes: Iterable[PermissionScope] | None = None, limits: bool = True, lock: bool = False) -> Verdict:
-    """Decide ``proposal`` (optionally with other ``params``) without writing anything.
+    """Decide ``proposal`` (optionally with other ``params``) without counting it anywhere.
 
     ``scopes`` replaces the enabled scopes (the preview of an edited rule); ``limits=False``
-    skips the cumulative limits; ``lock=True`` locks their counters (the real decision).
+    skips the cumulative limits; ``lock=True`` creates and locks their counter rows (the real
+    decision, inside the journey's transaction).
     """
     params = proposal.params if params is None else params
     scope = winning_scope(proposal, params, candidate_scopes(proposal) if scopes is None else scopes)
