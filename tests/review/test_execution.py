@@ -14,6 +14,7 @@ from journeys.models import (
     ProposedAction,
 )
 from journeys.services import lock_journey, proposal_execute
+from journeys.tasks import run_step
 from review.models import PermissionScope
 from review.services import proposal_approve, proposal_reject
 
@@ -29,8 +30,10 @@ def test_an_approved_action_executes_once_even_when_the_turn_is_delivered_twice(
     proposal_approve(proposal_id=pending.pk, user=supervisor)
     journey.refresh_from_db()
     args = (journey.pk, journey.epoch, journey.turn_seq)
-    assert runtime.run_turn(*args, token="delivery-1") == "executed"
-    assert runtime.run_turn(*args, token="delivery-2") == "duplicate"  # the redelivered message
+    # The task itself, run in-process twice with the same arguments: a redelivered message.
+    assert run_step.apply(args=args).get() == "executed"
+    assert run_step.apply(args=args).get() == "duplicate"
+    assert runtime.run_turn(*args, token="another-worker") == "duplicate"
     assert ProposedAction.objects.get(pk=pending.pk).status == S.EXECUTED
     assert CoreEffect.objects.filter(idempotency_key=pending.idempotency_key).count() == 1
     assert pending.events.filter(kind=Event.Kind.ACTION_EXECUTED).count() == 1
