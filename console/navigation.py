@@ -19,6 +19,13 @@ class NavItem:
 
 NAV: list[NavItem] = [
     NavItem("Journeys", "journey_list", lambda u: definitions_for(u).exists(), section="journey"),
+    NavItem("Approvals", "review_queue", lambda u: definitions_for(u, "approve").exists(), section="review_queue"),
+    NavItem("Review samples", "review_samples",
+            lambda u: definitions_for(u, "approve").exists() or definitions_for(u, "audit").exists(),
+            section="review_sample"),
+    NavItem("Scopes", "review_scopes",
+            lambda u: u.is_staff or u.is_superuser or definitions_for(u, "audit").exists(),
+            section="review_scope"),
     NavItem("Django admin", "admin:index", lambda u: u.is_staff, section="admin"),
     NavItem("Audit", "audit:search", may_audit, section="audit:"),
     NavItem("Teams", "team_list", lambda u: _may_manage_teams(u), section="team"),

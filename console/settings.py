@@ -200,12 +200,13 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "sweep-due-journeys": {"task": "journeys.tasks.sweep_due_journeys", "schedule": env.float("HANDOFF_SWEEP_SECONDS", default=5.0)},
     "audit-checkpoint": {"task": "review.audit.tasks.audit_checkpoint", "schedule": env.float("AUDIT_CHECKPOINT_SECONDS", default=300.0)},
+    "expire-pending-approvals": {"task": "review.tasks.expire_pending_approvals", "schedule": env.float("HANDOFF_EXPIRY_SECONDS", default=15.0)},
 }
 
 # --- Handoff runtime ------------------------------------------------------------------------
 HANDOFF = {
     # The policy seam: a dotted path to ``callable(proposal) -> journeys.policy.Decision``.
-    "POLICY_ENGINE": env.str("HANDOFF_POLICY_ENGINE", default="journeys.policy.allow_everything"),
+    "POLICY_ENGINE": env.str("HANDOFF_POLICY_ENGINE", default="review.policy.evaluate"),
     # The core-systems adapter a real bank replaces.
     "CORE_BANK": env.str("HANDOFF_CORE_BANK", default="journeys.corebank.simulated.SimulatedCoreBank"),
     # A turn that has not finished within this many seconds is presumed dead (worker killed).
@@ -221,6 +222,12 @@ HANDOFF = {
     "SWEEP_GRACE_SECONDS": env.float("HANDOFF_SWEEP_GRACE_SECONDS", default=10.0),
     # How long the agent waits for a customer reply before the journey is abandoned.
     "CUSTOMER_TIMEOUT_SECONDS": env.int("HANDOFF_CUSTOMER_TIMEOUT_SECONDS", default=24 * 3600),
+    # Share (0 to 1) of auto-approved, non-read actions sampled for review after the fact.
+    "REVIEW_SAMPLE_SHARE": env.float("HANDOFF_REVIEW_SAMPLE_SHARE", default=0.1),
+    # Approval timeout of a pending action no scope gave a timeout to (e.g. a cumulative limit).
+    "DEFAULT_APPROVAL_TIMEOUT_MINUTES": env.int("HANDOFF_DEFAULT_APPROVAL_TIMEOUT_MINUTES", default=60),
+    # How many recent real proposals the scope editor's preview replays.
+    "SCOPE_PREVIEW_PROPOSALS": env.int("HANDOFF_SCOPE_PREVIEW_PROPOSALS", default=50),
 }
 DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="demo")
 

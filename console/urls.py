@@ -25,5 +25,6 @@ urlpatterns = [
     path("teams/<int:pk>/delete/", teams.team_delete, name="team_delete"),
     path("teams/agents/<int:pk>/", teams.agent_grants_page, name="agent_grants_page"),
     path("teams/agents/<int:pk>/grants/", teams.agent_grants, name="agent_grants"),
+    path("review/", include("review.urls")),
     path("admin/", admin.site.urls),
 ]

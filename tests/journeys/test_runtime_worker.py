@@ -13,6 +13,15 @@ from ..conftest import drive_to_end
 pytestmark = [pytest.mark.worker]
 
 
+@pytest.fixture(autouse=True)
+def allow_every_action(monkeypatch):
+    """These tests prove the runtime carries a journey end to end; governance (pending
+    approvals, denials) has its own tests in tests/review, so every action is allowed here."""
+    from django.conf import settings
+
+    monkeypatch.setitem(settings.HANDOFF, "POLICY_ENGINE", "journeys.policy.allow_everything")
+
+
 @pytest.mark.parametrize("definition", ["card_dispute", "lost_card", "fee_refund", "address_change"])
 def test_worker_runs_a_journey_of_each_definition_to_completion(celery_worker, agent, definition):
     sim = Simulator(seed=3)

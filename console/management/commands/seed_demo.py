@@ -18,6 +18,7 @@ from journeys.definitions import install_definitions
 from journeys.demo import seed_core_bank
 from journeys.models import Agent, ApprovalLimit, JourneyDefinition
 from review.models import SensitiveDataGrant
+from review.demo import install_demo_scopes
 
 TEAMS: dict[str, dict[str, Any]] = {
     "Cards team": {"definitions": ["card_dispute", "lost_card"], "approval_limit": "1000.00",
@@ -86,6 +87,7 @@ class Command(BaseCommand):
             name="Scripted agent",
             defaults={"user": agent_user, "kind": Agent.Kind.SCRIPTED, "group": "demo", "config": DEMO_AGENT_CONFIG},
         )
+        install_demo_scopes()
         new = seed_core_bank(customers)
         self.stdout.write(self.style.SUCCESS(
             f"Demo bank ready: {len(all_keys)} journey definitions, {len(USERS)} people, {new} new customers."))

@@ -1,0 +1,327 @@
+"""Deciding pending proposals: approve, reject, edit & approve, batches, expiry, samples.
+
+Every decision locks the journey first (``lock_journey``), so decisions on one journey are
+serialised with each other and with the agent's turn; the status move itself is a conditional
+UPDATE (``proposal_transition``), so a race has exactly one winner either way. Four-eyes is
+checked here for a clear message and enforced by the database (``Approval`` constraints).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from journeys import events
+from journeys.access import approval_limit_for, user_may
+from journeys.actions import ActionParamsError, validate_params
+from journeys.models import Event, Journey, ProposedAction
+from journeys.services import (
+    journey_hand_to_person,
+    journey_wake_after_decision,
+    lock_journey,
+    proposal_settled,
+    proposal_transition,
+)
+
+from ..models import Approval, ApprovalRequest, ReviewSample
+from ..models.scopes import OnTimeout
+from ..policy import Verdict, judge, limits_consume, proposer_user_id
+
+log = logging.getLogger(__name__)
+Status = ProposedAction.Status
+
+
+class DecisionError(Exception):
+    """A decision that cannot be made; the message is for the person who tried."""
+
+
+@dataclass(frozen=True)
+class DecisionResult:
+    proposal: ProposedAction
+    outcome: str  # "approved" | "partial" | "rejected"
+    message: str
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    proposal_id: int
+    ok: bool
+    message: str
+
+
+def _label(proposal: ProposedAction) -> str:
+    return f"{proposal.action_type.name} on J-{proposal.journey_id}"
+
+
+def _already(proposal: ProposedAction) -> str:
+    """Why a proposal is no longer pending, in words for the person who lost the race."""
+    who = f" by {proposal.decided_by.get_username()}" if proposal.decided_by_id else ""
+    when = f" at {timezone.localtime(proposal.decided_at):%H:%M:%S}" if proposal.decided_at else ""
+    state = {
+        Status.APPROVED: "already approved", Status.EXECUTED: "already approved and executed",
+        Status.REJECTED: "already rejected", Status.EXPIRED: "no longer pending: its approval window ran out",
+        Status.WITHDRAWN: "withdrawn (the journey moved on)", Status.FAILED: "already approved; it failed",
+    }.get(proposal.status, f"no longer pending ({proposal.get_status_display().lower()})")
+    if proposal.status in (Status.EXPIRED, Status.WITHDRAWN):
+        who = when = ""
+    return f"{_label(proposal)} was {state}{who}{when}. Nothing was changed."
+
+
+def _locked_pending(proposal_id: int) -> tuple[Journey, ProposedAction]:
+    """Lock the proposal's journey and return it with the proposal, which must be pending."""
+    journey_id = ProposedAction.objects.filter(pk=proposal_id).values_list("journey_id", flat=True).first()
+    journey = lock_journey(journey_id) if journey_id else None
+    if journey is None:
+        raise DecisionError("No such action.")
+    proposal = (ProposedAction.objects.select_related("action_type", "proposed_by_agent", "decided_by")
+                .get(pk=proposal_id))
+    proposal.journey = journey
+    if proposal.status != Status.PENDING:
+        raise DecisionError(_already(proposal))
+    return journey, proposal
+
+
+def _amount(proposal: ProposedAction, params: dict[str, Any]) -> Decimal | None:
+    money = proposal.action_type.money_param
+    if not money or params.get(money) in (None, ""):
+        return None
+    try:
+        return Decimal(str(params[money]))
+    except InvalidOperation:
+        return None
+
+
+def _check_may_approve(user, proposal: ProposedAction, params: dict[str, Any]) -> Verdict:
+    """Four-eyes, the approver's limit and the rule, all evaluated now (not when proposed)."""
+    definition = proposal.journey.definition
+    if not user_may(user, "approve", definition):
+        raise DecisionError(f"You may not approve actions on {definition.name}.")
+    if proposer_user_id(proposal) == user.pk:
+        raise DecisionError(f"You proposed {_label(proposal)}; another person must approve it (four-eyes).")
+    verdict = judge(proposal, params=params)
+    if verdict.decision.effect == ProposedAction.Effect.DENY:
+        raise DecisionError(f"The current rules deny this: {verdict.decision.explanation}")
+    amount = _amount(proposal, params)
+    limit = approval_limit_for(user, definition)
+    # The boundary: an amount exactly at the limit may be approved; one cent above may not.
+    if amount is not None and (limit is None or amount > limit):
+        raise DecisionError(
+            f"{amount} is above your approval limit of {limit or Decimal('0.00')} on {definition.name}; "
+            "someone with a higher limit must decide."
+        )
+    return verdict
+
+
+def _approval_event(journey: Journey, proposal: ProposedAction, user, *, partial: bool, edited: bool,
+                    before: dict[str, Any], after: dict[str, Any], reason: str) -> None:
+    name = user.get_username()
+    if partial:
+        summary = f"{name} approved {proposal.action_type.name} (1 of {proposal.required_approvals}); " \
+                  "a second person must approve."
+    elif edited:
+        summary = f"{name} edited and approved {proposal.action_type.name}: {reason}"
+    else:
+        summary = f"{name} approved {proposal.action_type.name}" + (f": {reason}" if reason else ".")
+    events.record(journey, Event.Kind.ACTION_APPROVED, summary, actor_kind=Event.Actor.PERSON, actor_user=user,
+                  proposal=proposal, data={"approver": name, "partial": partial, "edited": edited,
+                                           "before": before, "after": after})
+
+
+def _add_approval(journey: Journey, proposal: ProposedAction, user, verdict: Verdict, *, reason: str,
+                  edited: bool = False, before: dict[str, Any] | None = None) -> DecisionResult:
+    required = max(1, verdict.decision.required_approvals)
+    before = before if before is not None else proposal.params
+    try:
+        with transaction.atomic():
+            Approval.objects.create(proposal=proposal, approver=user, proposer_user_id=proposer_user_id(proposal),
+                                    edited=edited, params_before=before, params_after=proposal.params, reason=reason)
+    except IntegrityError:
+        raise DecisionError(
+            f"You have already approved {_label(proposal)}; a second, different person must approve it."
+        ) from None
+    approvals = proposal.approvals.filter(dropped_at__isnull=True).count()
+    if approvals < required:
+        ProposedAction.objects.filter(pk=proposal.pk).update(required_approvals=required)
+        proposal.required_approvals = required
+        _approval_event(journey, proposal, user, partial=True, edited=edited, before=before,
+                        after=proposal.params, reason=reason)
+        return DecisionResult(proposal, "partial",
+                              f"Your approval of {_label(proposal)} is recorded (1 of {required}); "
+                              "a second person must approve it.")
+    won = proposal_transition(proposal, to=Status.APPROVED, from_statuses=[Status.PENDING], decided_by=user,
+                              decided_at=timezone.now(), decision_reason=reason, required_approvals=required)
+    if not won:  # unreachable while the journey lock is held; kept so a race can never double-decide
+        raise DecisionError(_already(ProposedAction.objects.get(pk=proposal.pk)))
+    limits_consume(proposal)
+    _approval_event(journey, proposal, user, partial=False, edited=edited, before=before, after=proposal.params,
+                    reason=reason)
+    journey_wake_after_decision(journey)
+    verb = "Edited and approved" if edited else "Approved"
+    return DecisionResult(proposal, "approved", f"{verb} {_label(proposal)}.")
+
+
+@transaction.atomic
+def proposal_approve(*, proposal_id: int, user, reason: str = "") -> DecisionResult:
+    """Approve a pending proposal (or add the first of two approvals). Raises ``DecisionError``."""
+    journey, proposal = _locked_pending(proposal_id)
+    verdict = _check_may_approve(user, proposal, proposal.params)
+    return _add_approval(journey, proposal, user, verdict, reason=reason.strip())
+
+
+@transaction.atomic
+def proposal_reject(*, proposal_id: int, user, reason: str) -> DecisionResult:
+    """Reject a pending proposal; the reason reaches the agent's context and the journey wakes."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise DecisionError("A rejection needs a reason: the agent reads it to decide what to do next.")
+    journey, proposal = _locked_pending(proposal_id)
+    if not user_may(user, "approve", journey.definition):
+        raise DecisionError(f"You may not decide actions on {journey.definition.name}.")
+    won = proposal_transition(proposal, to=Status.REJECTED, from_statuses=[Status.PENDING], decided_by=user,
+                              decided_at=timezone.now(), decision_reason=reason)
+    if not won:
+        raise DecisionError(_already(ProposedAction.objects.get(pk=proposal.pk)))
+    events.record(journey, Event.Kind.ACTION_REJECTED,
+                  f"{user.get_username()} rejected {proposal.action_type.name}: {reason}",
+                  actor_kind=Event.Actor.PERSON, actor_user=user, proposal=proposal, data={"reason": reason})
+    proposal_settled(proposal, outcome="rejected", reason=reason)
+    return DecisionResult(proposal, "rejected", f"Rejected {_label(proposal)}.")
+
+
+@transaction.atomic
+def proposal_edit_approve(*, proposal_id: int, user, params: dict[str, Any], reason: str) -> DecisionResult:
+    """Change a pending proposal's parameters and approve it.
+
+    The edit is re-checked by the policy engine (a denied edit is refused) and by the approver's
+    limit; approvals given to the earlier parameters are dropped, so they no longer count.
+    """
+    reason = (reason or "").strip()
+    if not reason:
+        raise DecisionError("An edit needs a reason: say why the parameters changed.")
+    journey, proposal = _locked_pending(proposal_id)
+    try:
+        clean = validate_params(proposal.action_type.key, params)
+    except ActionParamsError as exc:
+        raise DecisionError(str(exc)) from None
+    before = dict(proposal.params)
+    if clean == before:
+        raise DecisionError("Nothing was changed; use Approve to approve the action as proposed.")
+    verdict = _check_may_approve(user, proposal, clean)
+    decision = verdict.decision
+    proposal.approvals.filter(dropped_at__isnull=True).update(dropped_at=timezone.now())
+    updated = ProposedAction.objects.filter(pk=proposal.pk, status=Status.PENDING).update(
+        params=clean, decision_effect=decision.effect, decision_rule=decision.rule[:200],
+        decision_explanation=decision.explanation, required_approvals=max(1, decision.required_approvals),
+    )
+    if not updated:
+        raise DecisionError(_already(ProposedAction.objects.get(pk=proposal.pk)))
+    proposal.params = clean
+    proposal.decision_effect, proposal.decision_rule = decision.effect, decision.rule[:200]
+    proposal.decision_explanation = decision.explanation
+    return _add_approval(journey, proposal, user, verdict, reason=reason, edited=True, before=before)
+
+
+def proposals_decide_batch(*, proposal_ids: list[int], user, decision: str, reason: str = "") -> list[BatchItem]:
+    """Approve or reject several proposals, each on its own (its own transaction, limits and
+    four-eyes checks); the result says which went through and why the others did not.
+    Callers pass only ids the user may see (``review.access.proposals_for``)."""
+    if decision not in ("approve", "reject"):
+        raise DecisionError("Choose approve or reject.")
+    if decision == "reject" and not (reason or "").strip():
+        raise DecisionError("A rejection needs a reason: the agent reads it to decide what to do next.")
+    results: list[BatchItem] = []
+    for pk in dict.fromkeys(proposal_ids):  # keep order, drop repeats
+        try:
+            if decision == "approve":
+                outcome = proposal_approve(proposal_id=pk, user=user, reason=reason)
+            else:
+                outcome = proposal_reject(proposal_id=pk, user=user, reason=reason)
+            results.append(BatchItem(pk, True, outcome.message))
+        except DecisionError as exc:
+            results.append(BatchItem(pk, False, str(exc)))
+    return results
+
+
+# --- expiry ---------------------------------------------------------------------------------
+
+def proposals_expire(*, now: datetime | None = None) -> dict[str, int]:
+    """Escalate or fall back every pending proposal whose approval window ran out (beat).
+
+    Each proposal in its own transaction under its journey's lock; one that was decided in the
+    meantime is left alone. An expiry is recorded as expired, never as a person's rejection.
+    """
+    now = now or timezone.now()
+    counts = {"escalated": 0, "fallback": 0}
+    due = list(ProposedAction.objects.pending().filter(expires_at__lte=now)
+               .order_by("expires_at").values_list("pk", flat=True)[:500])
+    for pk in due:
+        with transaction.atomic():
+            outcome = _expire_one(pk, now)
+        if outcome:
+            counts[outcome] += 1
+    return counts
+
+
+def _expire_one(proposal_id: int, now: datetime) -> str | None:
+    try:
+        journey, proposal = _locked_pending(proposal_id)
+    except DecisionError:
+        return None
+    if proposal.expires_at is None or proposal.expires_at > now:
+        return None
+    request = ApprovalRequest.objects.filter(proposal=proposal).select_related("escalate_to").first()
+    minutes = request.timeout_minutes if request else 0
+    waited = f"{minutes} min" if minutes else "its approval window"
+    if request and request.on_timeout == OnTimeout.ESCALATE and request.escalated_at is None:
+        team = request.escalate_to.name if request.escalate_to_id else "the owning team"
+        request.escalated_at = now
+        request.save(update_fields=["escalated_at"])
+        new_expiry = now + timedelta(minutes=minutes)
+        ProposedAction.objects.filter(pk=proposal.pk, status=Status.PENDING).update(expires_at=new_expiry)
+        events.record(journey, Event.Kind.ACTION_EXPIRED,
+                      f"Nobody decided {proposal.action_type.name} within {waited}; escalated to {team} "
+                      f"for another {minutes} min.",
+                      proposal=proposal, data={"outcome": "escalated", "to": team})
+        return "escalated"
+    reason = f"Nobody decided within {waited}; the approval expired."
+    if not proposal_transition(proposal, to=Status.EXPIRED, from_statuses=[Status.PENDING], decided_at=now,
+                               decision_reason=reason):
+        return None
+    events.record(journey, Event.Kind.ACTION_EXPIRED,
+                  f"{proposal.action_type.name} expired unapproved after {waited}; a person takes over.",
+                  proposal=proposal, data={"outcome": "fallback"})
+    if journey.status == Journey.Status.WAITING_APPROVAL:
+        # Hand over first: the journey must not wake for the agent while a person is needed.
+        journey_hand_to_person(journey, reason=f"Approval of {proposal.action_type.name} expired: nobody decided "
+                                               f"within {waited}.", exception_kind="approval_expired",
+                               data={"proposal": proposal.pk})
+    proposal_settled(proposal, outcome="expired", reason=reason)
+    return "fallback"
+
+
+# --- after-the-fact review ------------------------------------------------------------------
+
+@transaction.atomic
+def sample_mark(*, sample: ReviewSample, user, verdict: str, note: str = "") -> ReviewSample:
+    """Mark a sampled auto-approved action fine or wrong, once. Callers fetch ``sample`` through
+    ``review.access.samples_for(user, "approve")``."""
+    note = (note or "").strip()
+    if verdict not in (ReviewSample.Verdict.FINE, ReviewSample.Verdict.WRONG):
+        raise DecisionError("Mark the action as fine or wrong.")
+    if verdict == ReviewSample.Verdict.WRONG and not note:
+        raise DecisionError("Say what was wrong, so the scopes or the agent can be fixed.")
+    now = timezone.now()
+    updated = ReviewSample.objects.filter(pk=sample.pk, verdict="").update(
+        verdict=verdict, note=note, reviewed_by=user, reviewed_at=now)
+    if not updated:
+        current = ReviewSample.objects.select_related("reviewed_by").get(pk=sample.pk)
+        raise DecisionError(f"Already marked {current.get_verdict_display().lower()} by "
+                            f"{current.reviewed_by.get_username()}. Nothing was changed.")
+    sample.refresh_from_db()
+    return sample

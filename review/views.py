@@ -1,0 +1,405 @@
+"""The review pages: the approval queue, decisions, the scope editor and after-the-fact review.
+
+Every view reaches its objects through ``review.access`` / ``journeys.access``: the queue is the
+user's permitted queryset, a proposal on a definition the user may not approve is a 404.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
+from django.db.models import Case, Count, F, Max, Q, When
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.middleware import HtmxDetails
+
+from journeys.access import approval_limit_for, definitions_for
+from journeys.models import ProposedAction
+
+from . import services
+from .access import (
+    get_proposal_for_user,
+    may_edit_scopes,
+    may_view_scopes,
+    proposals_for,
+    samples_for,
+    samples_visible_to,
+)
+from .forms import (
+    BatchForm,
+    LimitForm,
+    QueueFilter,
+    RejectForm,
+    SampleMarkForm,
+    ScopeForm,
+    ToggleForm,
+    edit_form_class,
+)
+from .models import CumulativeLimit, PermissionScope, ScopeChange
+from .policy import judge, proposer_user_id, winning_scope
+
+
+class ReviewRequest(HttpRequest):
+    user: User
+    htmx: HtmxDetails
+
+
+def _back(request: ReviewRequest, default: str = "review_queue") -> HttpResponseRedirect:
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
+                                           require_https=request.is_secure()):
+        target = reverse(default)
+    return HttpResponseRedirect(target)
+
+
+# --- the approval queue ---------------------------------------------------------------------
+
+def _pending_for(user):
+    return (
+        proposals_for(user, "approve").pending()
+        .select_related("action_type", "journey__definition", "journey__version", "proposed_by_agent",
+                        "proposed_by_user", "approval_request__escalate_to")
+        .annotate(approvals_given=Count("approvals", filter=Q(approvals__dropped_at__isnull=True)),
+                  # Escalated items first: their first window already ran out.
+                  escalated_rank=Case(When(approval_request__escalated_at__isnull=False, then=0), default=1))
+        .order_by("escalated_rank", F("expires_at").asc(nulls_last=True), "created_at", "pk")
+    )
+
+
+def _fingerprint(qs) -> str:
+    """A cheap cursor for polling: changes when an item arrives, leaves or gets an approval."""
+    agg = qs.order_by().aggregate(n=Count("pk", distinct=True), last=Max("pk"), approvals=Max("approvals__pk"),
+                                  expiry=Max("expires_at"))
+    return hashlib.sha1(repr(sorted(agg.items())).encode()).hexdigest()[:16]
+
+
+def _queue_rows(user, qs) -> list[dict[str, Any]]:
+    limits: dict[int, Decimal | None] = {}
+    rows = []
+    for proposal in qs[:200]:
+        definition = proposal.journey.definition
+        if definition.pk not in limits:
+            limits[definition.pk] = approval_limit_for(user, definition)
+        limit = limits[definition.pk]
+        amount = proposal.amount
+        rows.append({
+            "proposal": proposal,
+            "own": proposer_user_id(proposal) == user.pk,
+            "step_title": proposal.journey.version.step_title(proposal.step),
+            "limit": limit,
+            "over_limit": amount is not None and (limit is None or amount > limit),
+            "escalated": bool(getattr(proposal, "approval_request", None) and proposal.approval_request.escalated_at),
+        })
+    return rows
+
+
+@require_GET
+@login_required
+def queue(request: ReviewRequest) -> HttpResponse:
+    form = QueueFilter(request.GET or None, user=request.user)
+    pending = _pending_for(request.user)
+    if form.is_valid():
+        pending = form.apply(pending)
+    elif form.is_bound:
+        pending = pending.none()
+    cursor = _fingerprint(pending)
+    if request.htmx and request.GET.get("since") == cursor:
+        return HttpResponse(status=204)  # nothing changed: htmx keeps the page as it is
+    query = request.GET.copy()
+    query.pop("since", None)
+    context = {
+        "form": form, "rows": _queue_rows(request.user, pending), "cursor": cursor, "query": query.urlencode(),
+        # Where a decision returns to: this page with its filters, without the polling cursor.
+        "page_path": f"{reverse('review_queue')}?{query.urlencode()}" if query else reverse("review_queue"),
+        "may_approve_somewhere": definitions_for(request.user, "approve").exists(),
+    }
+    template = "review/queue.html#queue-rows" if request.htmx else "review/queue.html"
+    return render(request, template, context)
+
+
+@require_POST
+@login_required
+def approve(request: ReviewRequest, pk: int) -> HttpResponse:
+    proposal = get_proposal_for_user(request.user, pk, "approve")
+    try:
+        result = services.proposal_approve(proposal_id=proposal.pk, user=request.user,
+                                           reason=request.POST.get("reason", ""))
+        messages.success(request, result.message)
+    except services.DecisionError as exc:
+        messages.error(request, str(exc))
+    return _back(request)
+
+
+@require_POST
+@login_required
+def reject(request: ReviewRequest, pk: int) -> HttpResponse:
+    proposal = get_proposal_for_user(request.user, pk, "approve")
+    form = RejectForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(form.errors["reason"]))
+        return _back(request)
+    try:
+        result = services.proposal_reject(proposal_id=proposal.pk, user=request.user,
+                                          reason=form.cleaned_data["reason"])
+        messages.success(request, result.message)
+    except services.DecisionError as exc:
+        messages.error(request, str(exc))
+    return _back(request)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def edit_approve(request: ReviewRequest, pk: int) -> HttpResponse:
+    proposal = get_proposal_for_user(request.user, pk, "approve")
+    form_class = edit_form_class(proposal)
+    error = ""
+    if request.method == "POST":
+        form = form_class(request.POST)
+        if form.is_valid():
+            data = dict(form.cleaned_data)
+            reason = data.pop("edit_reason")
+            params = {k: v for k, v in data.items() if v not in (None, "")}
+            try:
+                result = services.proposal_edit_approve(proposal_id=proposal.pk, user=request.user, params=params,
+                                                        reason=reason)
+                messages.success(request, result.message)
+                return _back(request)
+            except services.DecisionError as exc:
+                error = str(exc)
+    else:
+        form = form_class(initial=proposal.params)
+    context = {"proposal": proposal, "form": form, "error": error,
+               "next": request.POST.get("next") or request.GET.get("next", ""),
+               "limit": approval_limit_for(request.user, proposal.journey.definition)}
+    status = 400 if request.method == "POST" else 200
+    return render(request, "review/edit.html", context, status=status)
+
+
+@require_POST
+@login_required
+def batch(request: ReviewRequest) -> HttpResponse:
+    form = BatchForm(request.POST)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            messages.error(request, " ".join(errors))
+        return _back(request)
+    ids = form.cleaned_data["ids"]
+    # Only actions the user may decide reach the service; it re-checks each one under its lock.
+    visible = set(proposals_for(request.user, "approve").filter(pk__in=ids).values_list("pk", flat=True))
+    results = services.proposals_decide_batch(proposal_ids=[pk for pk in ids if pk in visible], user=request.user,
+                                              decision=form.cleaned_data["decision"],
+                                              reason=form.cleaned_data["reason"])
+    results += [services.BatchItem(pk, False, "No such action in your queue.") for pk in ids if pk not in visible]
+    done = [r for r in results if r.ok]
+    refused = [r for r in results if not r.ok]
+    if done:
+        messages.success(request, f"{len(done)} of {len(results)} went through: " + " ".join(r.message for r in done))
+    if refused:
+        messages.error(request, f"{len(refused)} did not: " + " ".join(f"#{r.proposal_id}: {r.message}" for r in refused))
+    return _back(request)
+
+
+# --- scopes -------------------------------------------------------------------------------------
+
+def _require_view_scopes(user) -> None:
+    if not may_view_scopes(user):
+        raise Http404("No such page.")
+
+
+def _require_edit_scopes(user) -> None:
+    _require_view_scopes(user)
+    if not may_edit_scopes(user):
+        raise PermissionDenied("Only admins change permission scopes.")
+
+
+@require_GET
+@login_required
+def scope_list(request: ReviewRequest) -> HttpResponse:
+    _require_view_scopes(request.user)
+    context = {
+        "scopes": PermissionScope.objects.select_related("definition", "agent", "action_type", "escalate_to"),
+        "limits": CumulativeLimit.objects.select_related("definition", "action_type"),
+        "history": ScopeChange.objects.select_related("actor")[:30],
+        "may_edit": may_edit_scopes(request.user),
+    }
+    return render(request, "review/scopes.html", context)
+
+
+def preview_rows(candidate: PermissionScope, original: PermissionScope | None) -> dict[str, Any]:
+    """How the last N real proposals would be decided with ``candidate`` in place of ``original``
+    (scope rules only: cumulative limits depend on the moment and are not replayed)."""
+    enabled = [s for s in PermissionScope.objects.enabled().select_related("escalate_to")
+               if not candidate.pk or s.pk != candidate.pk]
+    edited = [*enabled, candidate] if candidate.is_enabled else enabled
+    current = list(PermissionScope.objects.enabled())
+    scope_filter = Q()
+    for rule in filter(None, [candidate, original]):
+        part = Q()
+        if rule.action_type_id:
+            part &= Q(action_type_id=rule.action_type_id)
+        if rule.definition_id:
+            part &= Q(journey__definition_id=rule.definition_id)
+        scope_filter |= part
+    n = int(settings.HANDOFF.get("SCOPE_PREVIEW_PROPOSALS", 50))
+    proposals = (ProposedAction.objects.exclude(status=ProposedAction.Status.PROPOSED).filter(scope_filter)
+                 .select_related("action_type", "journey__definition", "proposed_by_agent")
+                 .order_by("-created_at", "-pk")[:n])
+    rows = []
+    for proposal in proposals:
+        now_scope = winning_scope(proposal, proposal.params, current)
+        new = judge(proposal, scopes=edited, limits=False).decision
+        now_effect = now_scope.effect if now_scope else ProposedAction.Effect.DENY
+        labels = ProposedAction.Effect
+        rows.append({"proposal": proposal, "now_effect": now_effect, "now_label": labels(now_effect).label,
+                     "new_label": labels(new.effect).label,
+                     "now_rule": now_scope.name if now_scope else "no matching rule",
+                     "new": new, "changed": new.effect != now_effect})
+    return {"rows": rows, "changed": sum(r["changed"] for r in rows), "n": n}
+
+
+def _scope_form_page(request: ReviewRequest, scope: PermissionScope | None) -> HttpResponse:
+    _require_edit_scopes(request.user)
+    original = PermissionScope.objects.get(pk=scope.pk) if scope else None
+    form = ScopeForm(request.POST or None, instance=scope)
+    preview = None
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            if "preview" in request.POST:
+                preview = preview_rows(form.save(commit=False), original)
+            else:
+                saved, change = services.scope_save(form=form, actor=request.user, reason=form.cleaned_data["reason"])
+                if change is None:
+                    messages.info(request, f"Nothing changed in '{saved.name}'.")
+                else:
+                    messages.success(request, f"Scope '{saved.name}' {change.get_change_display().lower()}.")
+                return HttpResponseRedirect(reverse("review_scopes"))
+        else:
+            status = 400
+    history = ScopeChange.objects.filter(target=ScopeChange.Target.SCOPE, target_id=scope.pk) if scope else []
+    return render(request, "review/scope_form.html",
+                  {"form": form, "scope": original, "preview": preview, "history": history}, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def scope_create(request: ReviewRequest) -> HttpResponse:
+    return _scope_form_page(request, None)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def scope_edit(request: ReviewRequest, pk: int) -> HttpResponse:
+    _require_edit_scopes(request.user)
+    scope = PermissionScope.objects.filter(pk=pk).first()
+    if scope is None:
+        raise Http404("No such scope.")
+    return _scope_form_page(request, scope)
+
+
+def _toggle(request: ReviewRequest, pk: int, service, key: str) -> HttpResponse:
+    _require_edit_scopes(request.user)
+    form = ToggleForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(form.errors["reason"]))
+        return HttpResponseRedirect(reverse("review_scopes"))
+    enabled = request.POST.get("enabled") == "1"
+    try:
+        obj = service(**{key: pk, "enabled": enabled, "actor": request.user, "reason": form.cleaned_data["reason"]})
+        messages.success(request, f"'{obj.name}' {'enabled' if enabled else 'disabled'}.")
+    except services.ScopeError as exc:
+        messages.error(request, str(exc))
+    return HttpResponseRedirect(reverse("review_scopes"))
+
+
+@require_POST
+@login_required
+def scope_toggle(request: ReviewRequest, pk: int) -> HttpResponse:
+    return _toggle(request, pk, services.scope_set_enabled, "scope_id")
+
+
+@require_POST
+@login_required
+def limit_toggle(request: ReviewRequest, pk: int) -> HttpResponse:
+    return _toggle(request, pk, services.limit_set_enabled, "limit_id")
+
+
+def _limit_form_page(request: ReviewRequest, limit: CumulativeLimit | None) -> HttpResponse:
+    _require_edit_scopes(request.user)
+    form = LimitForm(request.POST or None, instance=limit)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            saved, change = services.limit_save(form=form, actor=request.user, reason=form.cleaned_data["reason"])
+            if change is None:
+                messages.info(request, f"Nothing changed in '{saved.name}'.")
+            else:
+                messages.success(request, f"Limit '{saved.name}' {change.get_change_display().lower()}.")
+            return HttpResponseRedirect(reverse("review_scopes"))
+        status = 400
+    history = ScopeChange.objects.filter(target=ScopeChange.Target.LIMIT, target_id=limit.pk) if limit else []
+    original = CumulativeLimit.objects.get(pk=limit.pk) if limit else None
+    return render(request, "review/limit_form.html", {"form": form, "limit": original, "history": history},
+                  status=status)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def limit_create(request: ReviewRequest) -> HttpResponse:
+    return _limit_form_page(request, None)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def limit_edit(request: ReviewRequest, pk: int) -> HttpResponse:
+    _require_edit_scopes(request.user)
+    limit = CumulativeLimit.objects.filter(pk=pk).first()
+    if limit is None:
+        raise Http404("No such limit.")
+    return _limit_form_page(request, limit)
+
+
+# --- after-the-fact review ----------------------------------------------------------------------
+
+@require_GET
+@login_required
+def sample_list(request: ReviewRequest) -> HttpResponse:
+    show = request.GET.get("show", "open")
+    samples = samples_visible_to(request.user).select_related(
+        "proposal__action_type", "proposal__journey__definition", "proposal__proposed_by_agent", "reviewed_by")
+    if show == "open":
+        samples = samples.filter(verdict="")
+    markable = set(samples_for(request.user, "approve").values_list("pk", flat=True))
+    context = {"samples": samples[:200], "markable": markable, "show": show,
+               "share": settings.HANDOFF.get("REVIEW_SAMPLE_SHARE", 0)}
+    return render(request, "review/samples.html", context)
+
+
+@require_POST
+@login_required
+def sample_mark(request: ReviewRequest, pk: int) -> HttpResponse:
+    sample = samples_for(request.user, "approve").filter(pk=pk).first()
+    if sample is None:
+        raise Http404("No such sample.")
+    form = SampleMarkForm(request.POST)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            messages.error(request, " ".join(errors))
+        return _back(request, "review_samples")
+    try:
+        services.sample_mark(sample=sample, user=request.user, verdict=form.cleaned_data["verdict"],
+                             note=form.cleaned_data["note"])
+        messages.success(request, f"Sample #{sample.pk} marked {form.cleaned_data['verdict']}.")
+    except services.DecisionError as exc:
+        messages.error(request, str(exc))
+    return _back(request, "review_samples")
