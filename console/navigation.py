@@ -17,7 +17,10 @@ class NavItem:
 
 
 NAV: list[NavItem] = [
+    NavItem("Live board", "board", lambda u: definitions_for(u).exists(), section="board"),
     NavItem("Journeys", "journey_list", lambda u: definitions_for(u).exists(), section="journey"),
+    NavItem("Stop button", "agents_stop_button", lambda u: definitions_for(u, "pause").exists(),
+            section="agents_"),
     NavItem("Django admin", "admin:index", lambda u: u.is_staff, section="admin"),
 ]
 

@@ -7,6 +7,7 @@ from .corebank import (
     CoreTransaction,
     CoreVerificationCode,
 )
+from .control import AgentPause
 from .domain import (
     ActionType,
     ApprovalLimit,
@@ -21,6 +22,7 @@ from .grants import DefinitionGroupPermission, DefinitionUserPermission
 
 __all__ = [
     "ActionType",
+    "AgentPause",
     "ApprovalLimit",
     "Agent",
     "CoreAccount",

@@ -218,6 +218,10 @@ class Journey(models.Model):
             models.Index(fields=["definition", "status"], name="journey_definition_status"),
             models.Index(fields=["status", "next_run_at"], name="journey_due"),
             models.Index(fields=["-updated_at"], name="journey_updated"),
+            # The live board: live journeys by time left to their SLA, and its change marker.
+            models.Index(fields=["sla_deadline", "id"], name="journey_live_sla",
+                         condition=models.Q(status__in=["running", "waiting_approval", "human"])),
+            models.Index(fields=["definition", "updated_at"], name="journey_definition_updated"),
         ]
 
     def __str__(self) -> str:
