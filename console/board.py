@@ -30,25 +30,47 @@ POLL_SECONDS = 1.5
 
 # Only what the board shows: the context JSON can be large and is never needed here.
 BOARD_FIELDS = (
-    "id", "customer_ref", "status", "waiting_on", "current_step", "sla_deadline", "state_changed_at",
-    "updated_at", "controller_user_id", "agent_id", "definition_id", "version_id", "needs_person_reason",
-    "finished_at", "definition__name", "definition__key", "definition__fallback_queue",
-    "agent__name", "controller_user__username",
+    "id",
+    "customer_ref",
+    "status",
+    "waiting_on",
+    "current_step",
+    "sla_deadline",
+    "state_changed_at",
+    "updated_at",
+    "controller_user_id",
+    "agent_id",
+    "definition_id",
+    "version_id",
+    "needs_person_reason",
+    "finished_at",
+    "definition__name",
+    "definition__key",
+    "definition__fallback_queue",
+    "agent__name",
+    "controller_user__username",
 )
 
 
 class BoardFilter(forms.Form):
     definition = forms.ChoiceField(required=False)
     status = forms.ChoiceField(
-        required=False, choices=[("", "All live"), *[(s.value, s.label) for s in Journey.LIVE_STATUSES]]
+        required=False,
+        choices=[("", "All live"), *[(s.value, s.label) for s in Journey.LIVE_STATUSES]],
     )
     agent = forms.ChoiceField(required=False)
     needs_person = forms.BooleanField(required=False, label="Needs a person")
 
     def __init__(self, *args, definitions: list[tuple[int, str, str]], **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["definition"].choices = [("", "All definitions"), *[(key, name) for _, key, name in definitions]]
-        self.fields["agent"].choices = [("", "All agents"), *Agent.objects.order_by("name").values_list("name", "name")]
+        self.fields["definition"].choices = [
+            ("", "All definitions"),
+            *[(key, name) for _, key, name in definitions],
+        ]
+        self.fields["agent"].choices = [
+            ("", "All agents"),
+            *Agent.objects.order_by("name").values_list("name", "name"),
+        ]
         self._definition_ids = {key: pk for pk, key, _ in definitions}
 
     def apply(self, qs: QuerySet[Journey]) -> QuerySet[Journey]:
@@ -66,12 +88,16 @@ class BoardFilter(forms.Form):
 
 def waiting_on_person_q() -> Q:
     """Live journeys a person must act on: pending approvals, and fallbacks nobody has picked up."""
-    return Q(status=Journey.Status.WAITING_APPROVAL) | Q(status=Journey.Status.HUMAN, controller_user__isnull=True)
+    return Q(status=Journey.Status.WAITING_APPROVAL) | Q(
+        status=Journey.Status.HUMAN, controller_user__isnull=True
+    )
 
 
 def change_marker(definition_ids: list[int], now: datetime | None = None) -> str:
     """A short string that changes whenever anything on the user's board may have changed."""
-    newest = Journey.objects.filter(definition_id__in=definition_ids).aggregate(m=Max("updated_at"))["m"]
+    newest = Journey.objects.filter(definition_id__in=definition_ids).aggregate(
+        m=Max("updated_at")
+    )["m"]
     minute = int((now or timezone.now()).timestamp() // 60)
     return f"{int(newest.timestamp() * 1_000_000) if newest else 0}-{minute}"
 
@@ -90,25 +116,35 @@ def board(request: ConsoleRequest) -> HttpResponse:
         return HttpResponse(status=204)  # nothing changed: htmx keeps what it shows
 
     form = BoardFilter(request.GET or None, definitions=definitions)
-    live = Journey.objects.filter(definition_id__in=definition_ids, status__in=Journey.LIVE_STATUSES)
+    live = Journey.objects.filter(
+        definition_id__in=definition_ids, status__in=Journey.LIVE_STATUSES
+    )
     rows = live
     if form.is_valid():
         rows = form.apply(rows)
     elif form.is_bound:
         rows = rows.none()
-    rows = (rows.select_related("definition", "agent", "controller_user").prefetch_related("version")
-            .only(*BOARD_FIELDS).order_by("sla_deadline", "id"))
+    rows = (
+        rows.select_related("definition", "agent", "controller_user")
+        .prefetch_related("version")
+        .only(*BOARD_FIELDS)
+        .order_by("sla_deadline", "id")
+    )
     page = Paginator(rows, BOARD_PAGE_SIZE).get_page(request.GET.get("page"))
 
     # One grouped query for every number at the top of the board.
     counts: Counter[str] = Counter()
     per_definition: Counter[int] = Counter()
     waiting = breached = 0
-    grouped = live.values("definition_id", "status").annotate(
-        n=Count("id"),
-        waiting=Count("id", filter=waiting_on_person_q()),
-        breached=Count("id", filter=Q(sla_deadline__lt=timezone.now())),
-    ).order_by()
+    grouped = (
+        live.values("definition_id", "status")
+        .annotate(
+            n=Count("id"),
+            waiting=Count("id", filter=waiting_on_person_q()),
+            breached=Count("id", filter=Q(sla_deadline__lt=timezone.now())),
+        )
+        .order_by()
+    )
     for row in grouped:
         counts[row["status"]] += row["n"]
         per_definition[row["definition_id"]] += row["n"]

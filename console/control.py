@@ -47,26 +47,39 @@ def new_form_key() -> str:
 
 
 class TakeOverForm(forms.Form):
-    note = forms.CharField(required=False, max_length=500, widget=forms.TextInput(
-        attrs={"placeholder": "Why (optional)"}))
+    note = forms.CharField(
+        required=False,
+        max_length=500,
+        widget=forms.TextInput(attrs={"placeholder": "Why (optional)"}),
+    )
 
 
 class HandBackForm(forms.Form):
-    note = forms.CharField(required=False, max_length=1000, label="Note for the agent",
-                           widget=forms.Textarea(attrs={"rows": 2, "placeholder": "What the agent should know"}))
+    note = forms.CharField(
+        required=False,
+        max_length=1000,
+        label="Note for the agent",
+        widget=forms.Textarea(attrs={"rows": 2, "placeholder": "What the agent should know"}),
+    )
     force = forms.BooleanField(required=False, widget=forms.HiddenInput)
 
 
 class MessageForm(forms.Form):
-    text = forms.CharField(max_length=2000, label="Message to the customer",
-                           widget=forms.Textarea(attrs={"rows": 3}))
+    text = forms.CharField(
+        max_length=2000, label="Message to the customer", widget=forms.Textarea(attrs={"rows": 3})
+    )
     key = forms.RegexField(regex=r"^[0-9a-f]{0,32}$", **KEY_FIELD)
 
 
 class ProposeForm(forms.Form):
-    action = forms.ChoiceField(choices=[(k, spec.name) for k, spec in ACTION_SPECS.items()], label="Action")
-    params = forms.CharField(required=False, label="Parameters (one name=value a line)",
-                             widget=forms.Textarea(attrs={"rows": 4, "placeholder": "account=ACC-10001\namount=25.00"}))
+    action = forms.ChoiceField(
+        choices=[(k, spec.name) for k, spec in ACTION_SPECS.items()], label="Action"
+    )
+    params = forms.CharField(
+        required=False,
+        label="Parameters (one name=value a line)",
+        widget=forms.Textarea(attrs={"rows": 4, "placeholder": "account=ACC-10001\namount=25.00"}),
+    )
     explanation = forms.CharField(max_length=1000, label="Why")
     key = forms.RegexField(regex=r"^[0-9a-f]{0,32}$", **KEY_FIELD)
 
@@ -107,11 +120,21 @@ def _back(request: ConsoleRequest, journey_id: int) -> HttpResponse:
 
 
 def _refused(request: ConsoleRequest, message: str, journey: Journey | None = None) -> HttpResponse:
-    return render(request, "console/control_refused.html", {"message": message, "journey": journey}, status=403)
+    return render(
+        request,
+        "console/control_refused.html",
+        {"message": message, "journey": journey},
+        status=403,
+    )
 
 
 def _invalid(request: ConsoleRequest, journey: Journey, **forms_: forms.Form) -> HttpResponse:
-    return render(request, "console/journey_detail.html", journey_page_context(request, journey, **forms_), status=400)
+    return render(
+        request,
+        "console/journey_detail.html",
+        journey_page_context(request, journey, **forms_),
+        status=400,
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -119,10 +142,14 @@ def _invalid(request: ConsoleRequest, journey: Journey, **forms_: forms.Form) ->
 def take_over(request: ConsoleRequest, pk: int) -> HttpResponse:
     """GET: a short confirmation page (the no-JavaScript path); POST: take over."""
     journey = get_journey_for_user(request.user, pk)
-    form = TakeOverForm(request.POST or None)
+    form = TakeOverForm(request.POST if request.method == "POST" else None)
     if request.method == "GET" or not form.is_valid():
-        return render(request, "console/take_over_confirm.html", {"journey": journey, "form": form},
-                      status=200 if request.method == "GET" else 400)
+        return render(
+            request,
+            "console/take_over_confirm.html",
+            {"journey": journey, "form": form},
+            status=200 if request.method == "GET" else 400,
+        )
     try:
         journey_take_over(journey_id=journey.pk, user=request.user, note=form.cleaned_data["note"])
     except NotAllowed as exc:
@@ -132,7 +159,10 @@ def take_over(request: ConsoleRequest, pk: int) -> HttpResponse:
     except ControlError as exc:
         messages.error(request, str(exc))
     else:
-        messages.success(request, f"You have J-{journey.pk}. The agent has stopped; hand it back when you are done.")
+        messages.success(
+            request,
+            f"You have J-{journey.pk}. The agent has stopped; hand it back when you are done.",
+        )
     return _back(request, journey.pk)
 
 
@@ -144,8 +174,12 @@ def hand_back(request: ConsoleRequest, pk: int) -> HttpResponse:
     if not form.is_valid():
         return _invalid(request, journey, hand_back_form=form)
     try:
-        journey_hand_back(journey_id=journey.pk, user=request.user, note=form.cleaned_data["note"],
-                          force=form.cleaned_data["force"])
+        journey_hand_back(
+            journey_id=journey.pk,
+            user=request.user,
+            note=form.cleaned_data["note"],
+            force=form.cleaned_data["force"],
+        )
     except NotAllowed as exc:
         return _refused(request, str(exc), journey)
     except ControlError as exc:
@@ -163,8 +197,12 @@ def send_message(request: ConsoleRequest, pk: int) -> HttpResponse:
     if not form.is_valid():
         return _invalid(request, journey, message_form=form)
     try:
-        proposal = person_send_message(journey_id=journey.pk, user=request.user, text=form.cleaned_data["text"],
-                                       key=form.cleaned_data["key"])
+        proposal = person_send_message(
+            journey_id=journey.pk,
+            user=request.user,
+            text=form.cleaned_data["text"],
+            key=form.cleaned_data["key"],
+        )
     except NotAllowed as exc:
         return _refused(request, str(exc), journey)
     except ControlError as exc:
@@ -186,8 +224,14 @@ def propose(request: ConsoleRequest, pk: int) -> HttpResponse:
         return _invalid(request, journey, propose_form=form)
     data = form.cleaned_data
     try:
-        proposal = person_propose(journey_id=journey.pk, user=request.user, action=data["action"],
-                                  params=data["params"], explanation=data["explanation"], key=data["key"])
+        proposal = person_propose(
+            journey_id=journey.pk,
+            user=request.user,
+            action=data["action"],
+            params=data["params"],
+            explanation=data["explanation"],
+            key=data["key"],
+        )
     except NotAllowed as exc:
         return _refused(request, str(exc), journey)
     except ControlError as exc:
@@ -212,7 +256,9 @@ def _tell_outcome(request: ConsoleRequest, proposal: ProposedAction) -> None:
     elif status == ProposedAction.Status.FAILED:
         messages.error(request, f"{name} failed: {proposal.error}")
     else:  # auto-approved but the core system was unavailable: the runtime retries it
-        messages.warning(request, f"{name} is approved but the core system is unavailable; it will be retried.")
+        messages.warning(
+            request, f"{name} is approved but the core system is unavailable; it will be retried."
+        )
 
 
 @require_POST
@@ -226,7 +272,9 @@ def withdraw(request: ConsoleRequest, pk: int) -> HttpResponse:
         journey = get_journey_for_user(request.user, proposal.journey_id)
         return _invalid(request, journey)
     try:
-        proposal_withdraw(proposal_id=proposal.pk, user=request.user, reason=form.cleaned_data["reason"])
+        proposal_withdraw(
+            proposal_id=proposal.pk, user=request.user, reason=form.cleaned_data["reason"]
+        )
     except NotAllowed as exc:
         return _refused(request, str(exc))
     except ControlError as exc:
@@ -238,6 +286,7 @@ def withdraw(request: ConsoleRequest, pk: int) -> HttpResponse:
 
 # --- the stop button -------------------------------------------------------------------------
 
+
 @require_http_methods(["GET", "POST"])
 @login_required
 def stop_button(request: ConsoleRequest) -> HttpResponse:
@@ -245,7 +294,7 @@ def stop_button(request: ConsoleRequest) -> HttpResponse:
     if not pausable:
         raise Http404("You may not pause agents.")
     may_pause_all = may_pause(request.user, None)
-    form = PauseForm(request.POST or None)
+    form = PauseForm(request.POST if request.method == "POST" else None)
     if request.method == "POST":
         if not form.is_valid():
             return _stop_button_page(request, pausable, may_pause_all, form, status=400)
@@ -259,10 +308,16 @@ def stop_button(request: ConsoleRequest) -> HttpResponse:
         try:
             if data["op"] == "pause":
                 agents_pause(user=request.user, definition=definition, reason=data["reason"])
-                messages.success(request, f"Agents paused on {definition.name if definition else 'every definition'}.")
+                messages.success(
+                    request,
+                    f"Agents paused on {definition.name if definition else 'every definition'}.",
+                )
             else:
                 agents_resume(user=request.user, definition=definition, reason=data["reason"])
-                messages.success(request, f"Agents resumed on {definition.name if definition else 'every definition'}.")
+                messages.success(
+                    request,
+                    f"Agents resumed on {definition.name if definition else 'every definition'}.",
+                )
         except NotAllowed as exc:
             return _refused(request, str(exc))
         except ControlError as exc:
@@ -272,19 +327,29 @@ def stop_button(request: ConsoleRequest) -> HttpResponse:
     return _stop_button_page(request, pausable, may_pause_all, form)
 
 
-def _stop_button_page(request: ConsoleRequest, pausable: list[JourneyDefinition], may_pause_all: bool,
-                      form: PauseForm, status: int = 200) -> HttpResponse:
+def _stop_button_page(
+    request: ConsoleRequest,
+    pausable: list[JourneyDefinition],
+    may_pause_all: bool,
+    form: PauseForm,
+    status: int = 200,
+) -> HttpResponse:
     active = {p.definition_id: p for p in AgentPause.objects.active().select_related("paused_by")}
     visible_ids = [d.pk for d in pausable]
     scopes = [{"key": d.key, "name": d.name, "pause": active.get(d.pk)} for d in pausable]
     live = dict(
-        Journey.objects.live().filter(definition_id__in=visible_ids).values_list("definition_id")
-        .annotate(n=Count("id")).order_by()
+        Journey.objects.live()
+        .filter(definition_id__in=visible_ids)
+        .values_list("definition_id")
+        .annotate(n=Count("id"))
+        .order_by()
     )
     for scope, definition in zip(scopes, pausable, strict=True):
         scope["live"] = live.get(definition.pk, 0)
-    history = (AgentPause.objects.filter(definition_id__in=visible_ids) | AgentPause.objects.filter(
-        definition__isnull=True)).select_related("definition", "paused_by", "resumed_by")[:50]
+    history = (
+        AgentPause.objects.filter(definition_id__in=visible_ids)
+        | AgentPause.objects.filter(definition__isnull=True)
+    ).select_related("definition", "paused_by", "resumed_by")[:50]
     context = {
         "form": form,
         "scopes": scopes,

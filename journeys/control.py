@@ -57,6 +57,7 @@ class AlreadyControlled(ControlError):
 
 # --- takeover and hand-back ----------------------------------------------------------------
 
+
 def may_force_hand_back(user: Any, definition: JourneyDefinition) -> bool:
     if user.is_superuser and user.is_active:
         return True
@@ -68,7 +69,9 @@ def _locked_live(journey_id: int) -> Journey:
     if journey is None:
         raise ControlError("No such journey.")
     if not journey.is_live:
-        raise ControlError(f"J-{journey.pk} is {journey.get_status_display().lower()}; nobody can take it over.")
+        raise ControlError(
+            f"J-{journey.pk} is {journey.get_status_display().lower()}; nobody can take it over."
+        )
     return journey
 
 
@@ -76,7 +79,8 @@ def _require_control(journey: Journey, user: Any) -> None:
     if journey.controller_user_id != user.pk:
         holder = journey.controller_user.get_username() if journey.controller_user_id else None
         raise NotAllowed(
-            f"{holder} is in control of J-{journey.pk}." if holder
+            f"{holder} is in control of J-{journey.pk}."
+            if holder
             else f"Take over J-{journey.pk} first: only the person in control can act on it."
         )
     if not user_may(user, "take_over", journey.definition):
@@ -99,9 +103,14 @@ def journey_take_over(*, journey_id: int, user: Any, note: str = "") -> Journey:
         if journey.controller_user_id == user.pk:
             raise AlreadyControlled(f"You already have J-{journey.pk}.", holder=holder)
         raise AlreadyControlled(
-            f"{holder} took over J-{journey.pk} first (at {journey.state_changed_at:%H:%M:%S}).", holder=holder
+            f"{holder} took over J-{journey.pk} first (at {journey.state_changed_at:%H:%M:%S}).",
+            holder=holder,
         )
-    previous = {"status": journey.status, "waiting_on": journey.waiting_on, "in_control": journey.controller_label}
+    previous = {
+        "status": journey.status,
+        "waiting_on": journey.waiting_on,
+        "in_control": journey.controller_label,
+    }
     now = timezone.now()
     journey.epoch += 1  # the fence: every task scheduled at the old epoch drops its result
     journey.controller_user = user
@@ -113,17 +122,26 @@ def journey_take_over(*, journey_id: int, user: Any, note: str = "") -> Journey:
     journey.state_changed_at = now
     journey.save()
     events.record(
-        journey, Event.Kind.TAKEOVER,
-        f"{user.get_username()} took over from {previous['in_control']}." + (f" Note: {note}" if note else ""),
-        actor_kind=Event.Actor.PERSON, actor_user=user,
-        data={"previous": previous, "epoch": journey.epoch, "note": note,
-              "pending_proposals": list(journey.proposals.pending().values_list("pk", flat=True))},
+        journey,
+        Event.Kind.TAKEOVER,
+        f"{user.get_username()} took over from {previous['in_control']}."
+        + (f" Note: {note}" if note else ""),
+        actor_kind=Event.Actor.PERSON,
+        actor_user=user,
+        data={
+            "previous": previous,
+            "epoch": journey.epoch,
+            "note": note,
+            "pending_proposals": list(journey.proposals.pending().values_list("pk", flat=True)),
+        },
     )
     return journey
 
 
 @transaction.atomic
-def journey_hand_back(*, journey_id: int, user: Any, note: str = "", force: bool = False) -> Journey:
+def journey_hand_back(
+    *, journey_id: int, user: Any, note: str = "", force: bool = False
+) -> Journey:
     """Return control to the agent, which resumes from the journey's current state.
 
     ``note`` reaches the agent's context as guidance. With ``force`` a person allowed to force
@@ -132,13 +150,20 @@ def journey_hand_back(*, journey_id: int, user: Any, note: str = "", force: bool
     journey = _locked_live(journey_id)
     holder = journey.controller_user
     if holder is None:
-        raise ControlError(f"Nobody is in control of J-{journey.pk}; there is nothing to hand back.")
+        raise ControlError(
+            f"Nobody is in control of J-{journey.pk}; there is nothing to hand back."
+        )
     forced = holder.pk != user.pk
     if forced:
         if not force:
-            raise NotAllowed(f"{holder.get_username()} is in control of J-{journey.pk}; only they can hand it back.")
+            raise NotAllowed(
+                f"{holder.get_username()} is in control of J-{journey.pk}; "
+                "only they can hand it back."
+            )
         if not may_force_hand_back(user, journey.definition):
-            raise NotAllowed(f"You may not force a hand-back of {journey.definition.name} journeys.")
+            raise NotAllowed(
+                f"You may not force a hand-back of {journey.definition.name} journeys."
+            )
     if note:
         journey.context.setdefault("guidance", []).append(f"{user.get_username()}: {note}")
     now = timezone.now()
@@ -159,12 +184,23 @@ def journey_hand_back(*, journey_id: int, user: Any, note: str = "", force: bool
         journey.waiting_on = Journey.WaitingOn.NOTHING
         journey.next_run_at = now
     journey.save()
-    summary = (f"{user.get_username()} forced a hand-back from {holder.get_username()} to the agent."
-               if forced else f"{user.get_username()} handed back to the agent.")
+    summary = (
+        f"{user.get_username()} forced a hand-back from {holder.get_username()} to the agent."
+        if forced
+        else f"{user.get_username()} handed back to the agent."
+    )
     events.record(
-        journey, Event.Kind.HAND_BACK, summary + (f" Note: {note}" if note else ""),
-        actor_kind=Event.Actor.PERSON, actor_user=user,
-        data={"note": note, "forced": forced, "from": holder.get_username(), "epoch": journey.epoch},
+        journey,
+        Event.Kind.HAND_BACK,
+        summary + (f" Note: {note}" if note else ""),
+        actor_kind=Event.Actor.PERSON,
+        actor_user=user,
+        data={
+            "note": note,
+            "forced": forced,
+            "from": holder.get_username(),
+            "epoch": journey.epoch,
+        },
     )
     if journey.status == Journey.Status.RUNNING:
         enqueue_turn(journey)
@@ -173,9 +209,17 @@ def journey_hand_back(*, journey_id: int, user: Any, note: str = "", force: bool
 
 # --- acting while in control -----------------------------------------------------------------
 
+
 @transaction.atomic
-def person_propose(*, journey_id: int, user: Any, action: str, params: dict[str, Any], explanation: str,
-                   key: str = "") -> ProposedAction:
+def person_propose(
+    *,
+    journey_id: int,
+    user: Any,
+    action: str,
+    params: dict[str, Any],
+    explanation: str,
+    key: str = "",
+) -> ProposedAction:
     """Propose an action as the person in control; execute it at once if the policy allows it.
 
     Same path as the agent's proposals: parameter validation (``ActionParamsError``, nothing
@@ -188,7 +232,9 @@ def person_propose(*, journey_id: int, user: Any, action: str, params: dict[str,
     existing = ProposedAction.objects.filter(idempotency_key=key, journey=journey).first()
     if existing is not None:
         return existing
-    proposal = proposal_create(journey, action=action, params=params, explanation=explanation, key=key, user=user)
+    proposal = proposal_create(
+        journey, action=action, params=params, explanation=explanation, key=key, user=user
+    )
     if proposal.status == ProposedAction.Status.AUTO_APPROVED:
         proposal_execute(proposal)
     return proposal
@@ -197,9 +243,14 @@ def person_propose(*, journey_id: int, user: Any, action: str, params: dict[str,
 def person_send_message(*, journey_id: int, user: Any, text: str, key: str = "") -> ProposedAction:
     """Message the customer as the person in control (a ``send_message`` proposal)."""
     journey = Journey.objects.only("customer_ref").get(pk=journey_id)
-    return person_propose(journey_id=journey_id, user=user, action="send_message",
-                          params={"customer": journey.customer_ref, "text": text},
-                          explanation="Message from the person in control.", key=key)
+    return person_propose(
+        journey_id=journey_id,
+        user=user,
+        action="send_message",
+        params={"customer": journey.customer_ref, "text": text},
+        explanation="Message from the person in control.",
+        key=key,
+    )
 
 
 @transaction.atomic
@@ -212,21 +263,34 @@ def proposal_withdraw(*, proposal_id: int, user: Any, reason: str = "") -> Propo
     _require_control(journey, user)
     proposal.journey = journey
     won = proposal_transition(
-        proposal, to=ProposedAction.Status.WITHDRAWN, from_statuses=[ProposedAction.Status.PENDING],
-        decided_by=user, decided_at=timezone.now(), decision_reason=reason or "Withdrawn by the person in control.",
+        proposal,
+        to=ProposedAction.Status.WITHDRAWN,
+        from_statuses=[ProposedAction.Status.PENDING],
+        decided_by=user,
+        decided_at=timezone.now(),
+        decision_reason=reason or "Withdrawn by the person in control.",
     )
     if not won:
         proposal.refresh_from_db(fields=["status"])
-        raise ControlError(f"{proposal.action_type.name} is already {proposal.get_status_display().lower()}.")
-    events.record(journey, Event.Kind.ACTION_REJECTED,
-                  f"{user.get_username()} withdrew {proposal.action_type.name}" + (f": {reason}" if reason else "."),
-                  actor_kind=Event.Actor.PERSON, actor_user=user, proposal=proposal,
-                  data={"outcome": "withdrawn", "reason": reason})
+        raise ControlError(
+            f"{proposal.action_type.name} is already {proposal.get_status_display().lower()}."
+        )
+    events.record(
+        journey,
+        Event.Kind.ACTION_REJECTED,
+        f"{user.get_username()} withdrew {proposal.action_type.name}"
+        + (f": {reason}" if reason else "."),
+        actor_kind=Event.Actor.PERSON,
+        actor_user=user,
+        proposal=proposal,
+        data={"outcome": "withdrawn", "reason": reason},
+    )
     proposal_settled(proposal, outcome="withdrawn", reason=reason)
     return proposal
 
 
 # --- the stop button -------------------------------------------------------------------------
+
 
 def may_pause(user: Any, definition: JourneyDefinition | None) -> bool:
     if not user.is_active:
@@ -255,21 +319,39 @@ def agents_pause(*, user: Any, definition: JourneyDefinition | None, reason: str
         raise ControlError("Say why you are pausing the agents.")
     try:
         with transaction.atomic():
-            pause = AgentPause.objects.create(definition=definition, paused_by=user, reason=reason.strip())
+            pause = AgentPause.objects.create(
+                definition=definition, paused_by=user, reason=reason.strip()
+            )
     except IntegrityError:
-        current = AgentPause.objects.active().filter(definition=definition).select_related("paused_by").first()
-        who = f" by {current.paused_by.get_username()} at {current.paused_at:%H:%M:%S}" if current else ""
+        current = (
+            AgentPause.objects.active()
+            .filter(definition=definition)
+            .select_related("paused_by")
+            .first()
+        )
+        who = (
+            f" by {current.paused_by.get_username()} at {current.paused_at:%H:%M:%S}"
+            if current
+            else ""
+        )
         raise ControlError(f"{_scope(definition).capitalize()} are already paused{who}.") from None
     events.governance_changed.send(
-        sender=AgentPause, kind="pause", actor=user, subject=_scope(definition),
-        before={"paused": False}, after={"paused": True, "pause": pause.pk}, reason=pause.reason,
+        sender=AgentPause,
+        kind="pause",
+        actor=user,
+        subject=_scope(definition),
+        before={"paused": False},
+        after={"paused": True, "pause": pause.pk},
+        reason=pause.reason,
         data={"pause": pause.pk, "definition": definition.key if definition else None},
     )
     return pause
 
 
 @transaction.atomic
-def agents_resume(*, user: Any, definition: JourneyDefinition | None, reason: str = "") -> AgentPause:
+def agents_resume(
+    *, user: Any, definition: JourneyDefinition | None, reason: str = ""
+) -> AgentPause:
     """Lift the active pause of this scope and enqueue the turns that came due while paused.
 
     Journeys still covered by another pause (e.g. the global one) stay paused; the sweeper
@@ -285,10 +367,18 @@ def agents_resume(*, user: Any, definition: JourneyDefinition | None, reason: st
     ):
         raise ControlError(f"{_scope(definition).capitalize()} are not paused.")
     events.governance_changed.send(
-        sender=AgentPause, kind="resume", actor=user, subject=_scope(definition),
-        before={"paused": True, "pause": pause.pk}, after={"paused": False}, reason=reason.strip(),
-        data={"pause": pause.pk, "definition": definition.key if definition else None,
-              "paused_for_seconds": round((now - pause.paused_at).total_seconds())},
+        sender=AgentPause,
+        kind="resume",
+        actor=user,
+        subject=_scope(definition),
+        before={"paused": True, "pause": pause.pk},
+        after={"paused": False},
+        reason=reason.strip(),
+        data={
+            "pause": pause.pk,
+            "definition": definition.key if definition else None,
+            "paused_for_seconds": round((now - pause.paused_at).total_seconds()),
+        },
     )
     _enqueue_resumed(definition)
     pause.refresh_from_db()
@@ -305,7 +395,9 @@ def _enqueue_resumed(definition: JourneyDefinition | None) -> int:
     due = Journey.objects.due().exclude(definition_id__in=still_paused)
     if definition is not None:
         due = due.filter(definition=definition)
-    rows = list(due.order_by("next_run_at").values_list("pk", "epoch", "turn_seq")[:RESUME_ENQUEUE_LIMIT])
+    rows = list(
+        due.order_by("next_run_at").values_list("pk", "epoch", "turn_seq")[:RESUME_ENQUEUE_LIMIT]
+    )
     for pk, epoch, turn_seq in rows:
         # A stale (epoch, turn) is a no-op in the runtime, so no lock is needed to enqueue.
         enqueue_turn(Journey(pk=pk, epoch=epoch, turn_seq=turn_seq))
@@ -313,4 +405,6 @@ def _enqueue_resumed(definition: JourneyDefinition | None) -> int:
 
 
 def active_pause_for(definition_id: int) -> AgentPause | None:
-    return AgentPause.objects.covering(definition_id).select_related("paused_by", "definition").first()
+    return (
+        AgentPause.objects.covering(definition_id).select_related("paused_by", "definition").first()
+    )

@@ -20,10 +20,12 @@ class AgentPauseQuerySet(models.QuerySet["AgentPause"]):
 
     def covering(self, definition_id: int) -> AgentPauseQuerySet:
         """Active pauses that stop agents on this definition (its own, or the global one)."""
-        return self.active().filter(models.Q(definition__isnull=True) | models.Q(definition_id=definition_id))
+        return self.active().filter(
+            models.Q(definition__isnull=True) | models.Q(definition_id=definition_id)
+        )
 
     def paused_definition_ids(self) -> set[int] | None:
-        """The definitions whose agents are paused now; None means every definition (global pause)."""
+        """The definitions whose agents are paused now; None: every definition (global pause)."""
         ids = set(self.active().values_list("definition_id", flat=True))
         if None in ids:
             return None
@@ -32,10 +34,16 @@ class AgentPauseQuerySet(models.QuerySet["AgentPause"]):
 
 class AgentPause(models.Model):
     definition = models.ForeignKey(
-        JourneyDefinition, null=True, blank=True, on_delete=models.CASCADE, related_name="agent_pauses",
+        JourneyDefinition,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="agent_pauses",
         help_text="Empty: every agent on every definition",
     )
-    paused_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    paused_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
     reason = models.TextField()
     paused_at = models.DateTimeField(default=timezone.now)
     resumed_at = models.DateTimeField(null=True, blank=True)
@@ -51,7 +59,8 @@ class AgentPause(models.Model):
         constraints = [
             # One active pause per scope; the global scope (NULL definition) counts as one scope.
             models.UniqueConstraint(
-                Coalesce("definition", 0), condition=models.Q(resumed_at__isnull=True),
+                Coalesce("definition", 0),
+                condition=models.Q(resumed_at__isnull=True),
                 name="agent_pause_one_active_per_scope",
             ),
         ]
