@@ -1,4 +1,4 @@
-"""In a real browser: the supervisor takes over, messages the customer, hands back; the agent finishes."""
+"""In a real browser: take over, message the customer, hand back; the agent finishes."""
 
 from __future__ import annotations
 
