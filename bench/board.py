@@ -1,6 +1,6 @@
 """Benchmark the live board with 100,000 live journeys in PostgreSQL.
 
-Fills a throw-away database (``test_<name>`` beside ``DATABASE_URL``'s database) with 100,000
+Fills a throw-away database (``<name>_bench`` beside ``DATABASE_URL``'s database) with 100,000
 live and 20,000 finished journeys, then times, through Django's test client:
 
 - a bare baseline: ``/healthz`` (one ``SELECT 1``), and a plain logged-in page (the console
@@ -185,6 +185,8 @@ def main() -> None:
 
     if connection.vendor != "postgresql":
         raise SystemExit("The board benchmark needs PostgreSQL: set DATABASE_URL.")
+    # Its own database, beside (never instead of) the test suite's test_<name>.
+    connection.settings_dict["TEST"]["NAME"] = f"{connection.settings_dict['NAME']}_bench"
     name = connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=args.keep)
     try:
         print(f"   database {name}")
