@@ -353,3 +353,28 @@ def test_the_journey_page_shows_that_agents_are_paused(as_user, admin_user, supe
     agents_pause(user=admin_user, definition=None, reason="incident 7")
     page = as_user(supervisor).get(reverse("journey_detail", args=[journey.pk])).content.decode()
     assert "Agents paused" in page and "incident 7" in page
+
+
+@pytest.mark.parametrize(
+    "url_name",
+    ["journey_take_over", "journey_hand_back", "journey_send_message", "journey_propose"],
+)
+def test_every_control_endpoint_is_404_for_a_foreign_team(
+    as_user, supervisor, supervisor2, journey, url_name
+):
+    _taken(journey, supervisor)
+    response = as_user(supervisor2).post(
+        reverse(url_name, args=[journey.pk]), {"text": "hi", "force": "on"}
+    )
+    assert response.status_code == 404
+    assert Journey.objects.get(pk=journey.pk).controller_user == supervisor
+
+
+def test_the_menu_puts_the_live_board_first_and_the_stop_button_only_for_pausers(
+    as_user, supervisor, admin_user
+):
+    from console.navigation import items_for
+
+    assert [i.label for i in items_for(supervisor)][:1] == ["Live board"]
+    assert "Stop button" not in [i.label for i in items_for(supervisor)]
+    assert "Stop button" in [i.label for i in items_for(admin_user)]
