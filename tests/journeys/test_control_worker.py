@@ -87,7 +87,8 @@ def test_a_pause_stops_a_journey_midway_and_resume_continues_where_it_stopped(
     journey = _lost_card()
     wait_for(lambda: Journey.objects.get(pk=journey.pk).turn_seq >= 2, timeout=15)
     agents_pause(user=admin_user, definition=None, reason="stop everything")
-    time.sleep(0.8)  # a turn in flight comes back and is dropped
+    # A turn in flight comes back and is dropped (its lease freed); nothing runs after that.
+    wait_for(lambda: not Journey.objects.get(pk=journey.pk).lease_token, timeout=10)
     stopped = Journey.objects.get(pk=journey.pk)
     time.sleep(1.0)
     still = Journey.objects.get(pk=journey.pk)
