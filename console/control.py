@@ -30,6 +30,7 @@ from journeys.control import (
     journey_hand_back,
     journey_take_over,
     may_pause,
+    person_execute_approved,
     person_propose,
     person_send_message,
     proposal_withdraw,
@@ -259,6 +260,22 @@ def _tell_outcome(request: ConsoleRequest, proposal: ProposedAction) -> None:
         messages.warning(
             request, f"{name} is approved but the core system is unavailable; it will be retried."
         )
+
+
+@require_POST
+@login_required
+def execute_approved(request: ConsoleRequest, pk: int) -> HttpResponse:
+    journey = get_journey_for_user(request.user, pk)
+    try:
+        done = person_execute_approved(journey_id=journey.pk, user=request.user)
+    except NotAllowed as exc:
+        return _refused(request, str(exc), journey)
+    except ControlError as exc:
+        messages.error(request, str(exc))
+    else:
+        for proposal in done:
+            _tell_outcome(request, proposal)
+    return _back(request, journey.pk)
 
 
 @require_POST

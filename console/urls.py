@@ -19,6 +19,8 @@ urlpatterns = [
     path("journeys/<int:pk>/hand-back/", control.hand_back, name="journey_hand_back"),
     path("journeys/<int:pk>/message/", control.send_message, name="journey_send_message"),
     path("journeys/<int:pk>/propose/", control.propose, name="journey_propose"),
+    path("journeys/<int:pk>/execute-approved/", control.execute_approved,
+         name="journey_execute_approved"),
     path("proposals/<int:pk>/withdraw/", control.withdraw, name="proposal_withdraw"),
     path("agents/pause/", control.stop_button, name="agents_stop_button"),
     path("healthz", views.healthz, name="healthz"),

@@ -121,6 +121,8 @@ def journey_page_context(request: ConsoleRequest, journey: Journey, **forms_: fo
         "guidance": journey.context.get("guidance", []),
         "proposals": proposals,
         "pending_proposals": [p for p in proposals if p.status == ProposedAction.Status.PENDING],
+        "approved_proposals": [p for p in proposals if p.status in (ProposedAction.Status.APPROVED,
+                                                                    ProposedAction.Status.AUTO_APPROVED)],
         "children": journeys_for(user).filter(parent=journey),
         "parent": journeys_for(user).filter(pk=journey.parent_id).first() if journey.parent_id else None,
         "in_control": in_control,

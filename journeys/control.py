@@ -254,6 +254,25 @@ def person_send_message(*, journey_id: int, user: Any, text: str, key: str = "")
 
 
 @transaction.atomic
+def person_execute_approved(*, journey_id: int, user: Any) -> list[ProposedAction]:
+    """Execute the journey's approved proposals now, as the person in control.
+
+    Without this they would wait for the agent's next turn (after the hand-back). Each is
+    executed once through its idempotency key; a transient core-system error leaves it approved.
+    """
+    journey = _locked_live(journey_id)
+    _require_control(journey, user)
+    done = []
+    for proposal in journey.proposals.ready_to_execute().select_related("action_type"):
+        proposal.journey = journey
+        proposal_execute(proposal)
+        done.append(proposal)
+    if not done:
+        raise ControlError("No approved proposal is waiting to be executed.")
+    return done
+
+
+@transaction.atomic
 def proposal_withdraw(*, proposal_id: int, user: Any, reason: str = "") -> ProposedAction:
     """Withdraw a pending proposal (the agent's or one's own) as the person in control."""
     proposal = ProposedAction.objects.select_related("action_type").filter(pk=proposal_id).first()

@@ -378,3 +378,21 @@ def test_the_menu_puts_the_live_board_first_and_the_stop_button_only_for_pausers
     assert [i.label for i in items_for(supervisor)][:1] == ["Live board"]
     assert "Stop button" not in [i.label for i in items_for(supervisor)]
     assert "Stop button" in [i.label for i in items_for(admin_user)]
+
+
+def test_execute_now_is_offered_for_approved_proposals(as_user, supervisor, compliance, journey):
+    from tests.journeys.test_control import _pending_proposal
+
+    proposal = _pending_proposal(journey)
+    ProposedAction.objects.filter(pk=proposal.pk).update(status=ProposedAction.Status.APPROVED)
+    _taken(journey, supervisor)
+    url = reverse("journey_execute_approved", args=[journey.pk])
+    assert as_user(compliance).post(url).status_code == 403
+    client = as_user(supervisor)
+    assert (
+        'id="execute-form"'
+        in client.get(reverse("journey_detail", args=[journey.pk])).content.decode()
+    )
+    assert client.post(url).status_code == 302
+    proposal.refresh_from_db()
+    assert proposal.status != ProposedAction.Status.APPROVED

@@ -309,3 +309,19 @@ def test_a_turn_in_flight_when_the_agents_are_paused_drops_its_result(admin_user
     assert journey.lease_token == "" and journey.turn_seq == 0
     dropped = journey.events.get(kind=Event.Kind.TURN_DROPPED)
     assert "paused" in dropped.summary
+
+
+def test_the_person_in_control_executes_approved_proposals_without_waiting_for_the_agent(
+    supervisor,
+):
+    journey = _journey()
+    proposal = _pending_proposal(journey)
+    ProposedAction.objects.filter(pk=proposal.pk).update(status=ProposedAction.Status.APPROVED)
+    journey_take_over(journey_id=journey.pk, user=supervisor)
+    from journeys.control import person_execute_approved
+
+    [done] = person_execute_approved(journey_id=journey.pk, user=supervisor)
+    assert done.pk == proposal.pk
+    assert done.status in (ProposedAction.Status.EXECUTED, ProposedAction.Status.FAILED)
+    with pytest.raises(ControlError, match="No approved proposal"):
+        person_execute_approved(journey_id=journey.pk, user=supervisor)
