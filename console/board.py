@@ -1,9 +1,10 @@
 """The live board: every live journey the user may see, kept current by cheap polling.
 
 The page polls with a *change marker* — the newest ``updated_at`` among the user's visible
-journeys (any status: a journey that finishes is touched too) and a one-minute clock bucket so
-the "time in state" and "SLA left" columns age. When the marker the browser sends back is the
-current one, the answer is an empty 204 that htmx does not swap: one indexed query, no render.
+journeys (any status: a journey that finishes is touched too), the pause history's size (a
+pause changes no journey row) and a one-minute clock bucket so the "time in state" and "SLA
+left" columns age. When the marker the browser sends back is the current one, the answer is an
+empty 204 that htmx does not swap: two small indexed queries, no render.
 """
 
 from __future__ import annotations
@@ -101,8 +102,11 @@ def change_marker(definition_ids: list[int], now: datetime | None = None) -> str
     newest = Journey.objects.filter(definition_id__in=definition_ids).aggregate(
         m=Max("updated_at")
     )["m"]
+    # A pause or resume changes no journey row, yet the board marks paused journeys.
+    pauses = AgentPause.objects.aggregate(n=Count("id"), resumed=Count("resumed_at"))
     minute = int((now or timezone.now()).timestamp() // 60)
-    return f"{int(newest.timestamp() * 1_000_000) if newest else 0}-{minute}"
+    stamp = int(newest.timestamp() * 1_000_000) if newest else 0
+    return f"{stamp}-{pauses['n']}.{pauses['resumed']}-{minute}"
 
 
 def _matching(grouped: list[dict], form: BoardFilter, filters: dict) -> int:

@@ -15,7 +15,7 @@ from django_htmx.middleware import HtmxDetails
 
 from journeys.access import definitions_for, get_journey_for_user, journeys_for, user_may
 from journeys.actions import ACTION_SPECS
-from journeys.models import Journey, ProposedAction
+from journeys.models import AgentPause, Journey, ProposedAction
 
 from .navigation import landing_url_name
 
@@ -88,8 +88,9 @@ def _timeline_context(journey: Journey) -> dict:
 
 
 def _state_key(journey: Journey) -> str:
-    """Changes when who may do what on the journey page changes (takeover, hand-back, status)."""
-    return f"{journey.epoch}-{journey.status}-{journey.controller_user_id or 0}"
+    """Changes when what the journey page offers changes: takeover, hand-back, status, a pause."""
+    paused = journey.is_live and AgentPause.objects.covering(journey.definition_id).exists()
+    return f"{journey.epoch}-{journey.status}-{journey.controller_user_id or 0}-{int(paused)}"
 
 
 def journey_page_context(request: ConsoleRequest, journey: Journey, **forms_: forms.Form) -> dict:
@@ -150,15 +151,15 @@ def journey_detail(request: ConsoleRequest, pk: int) -> HttpResponse:
 def journey_timeline(request: ConsoleRequest, pk: int) -> HttpResponse:
     """The timeline poll. ``after`` is the newest event the page shows: nothing newer → 204.
 
-    When the journey's control state moved (taken over, handed back, finished) the whole page
+    When the journey's control state moved (taken over, handed back, finished, paused) the page
     reloads, so its buttons match; otherwise only the timeline and the header facts are swapped.
     """
     journey = get_journey_for_user(request.user, pk)
+    if request.htmx and request.GET.get("state") and request.GET["state"] != _state_key(journey):
+        return HttpResponseClientRefresh()
     after = request.GET.get("after", "")
     if request.htmx and after.isdigit() and not journey.events.filter(pk__gt=int(after)).exists():
         return HttpResponse(status=204)
-    if request.htmx and request.GET.get("state") and request.GET["state"] != _state_key(journey):
-        return HttpResponseClientRefresh()
     context = {**_timeline_context(journey), "oob": bool(request.htmx)}
     return render(request, "console/journey_detail.html#timeline", context)
 

@@ -162,7 +162,8 @@ def test_an_unchanged_poll_is_an_empty_204_costing_a_few_queries(
     _start("card_dispute", 3)
     client = as_user(supervisor)
     cursor = _cursor(client.get(reverse("board")))
-    with django_assert_max_num_queries(5):  # session, user, visible definitions, the change marker
+    # session, user, visible definitions, newest journey change, pause history size
+    with django_assert_max_num_queries(5):
         response = client.get(reverse("board"), {"cursor": cursor}, **HTMX)
     assert response.status_code == 204
     assert response.content == b""
@@ -195,3 +196,13 @@ def test_the_board_is_paginated(as_user, supervisor, settings):
         board.BOARD_PAGE_SIZE = original
     assert first.count("data-journey=") == 3 and second.count("data-journey=") == 1
     assert "Page 1 of 2" in first and len(journeys) == 4
+
+
+def test_a_pause_shows_on_the_next_poll(as_user, supervisor, admin_user):
+    _start("card_dispute")
+    client = as_user(supervisor)
+    cursor = _cursor(client.get(reverse("board")))
+    agents_pause(user=admin_user, definition=None, reason="incident")
+    response = client.get(reverse("board"), {"cursor": cursor}, **HTMX)
+    assert response.status_code == 200
+    assert "Agents paused" in response.content.decode()

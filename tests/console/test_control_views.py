@@ -243,7 +243,8 @@ def test_an_unchanged_timeline_poll_is_an_empty_204(
     poll = (
         re.search(r'hx-get="(/journeys/\d+/timeline/[^"]+)"', page).group(1).replace("&amp;", "&")
     )
-    with django_assert_max_num_queries(4):  # session, user, the journey, "anything newer?"
+    # session, user, the journey, "agents paused?", "anything newer?"
+    with django_assert_max_num_queries(5):
         response = client.get(poll, **HTMX)
     assert response.status_code == 204 and response.content == b""
 
@@ -396,3 +397,17 @@ def test_execute_now_is_offered_for_approved_proposals(as_user, supervisor, comp
     assert client.post(url).status_code == 302
     proposal.refresh_from_db()
     assert proposal.status != ProposedAction.Status.APPROVED
+
+
+def test_a_timeline_poll_reloads_the_page_when_the_agents_are_paused(
+    as_user, supervisor, admin_user, journey
+):
+    from journeys.control import agents_pause
+
+    client = as_user(supervisor)
+    page = client.get(reverse("journey_detail", args=[journey.pk])).content.decode()
+    poll = (
+        re.search(r'hx-get="(/journeys/\d+/timeline/[^"]+)"', page).group(1).replace("&amp;", "&")
+    )
+    agents_pause(user=admin_user, definition=None, reason="incident")
+    assert client.get(poll, **HTMX)["HX-Refresh"] == "true"
