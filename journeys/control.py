@@ -242,12 +242,16 @@ def person_propose(
 
 def person_send_message(*, journey_id: int, user: Any, text: str, key: str = "") -> ProposedAction:
     """Message the customer as the person in control (a ``send_message`` proposal)."""
-    journey = Journey.objects.only("customer_ref").get(pk=journey_id)
+    customer_ref = (
+        Journey.objects.filter(pk=journey_id).values_list("customer_ref", flat=True).first()
+    )
+    if customer_ref is None:
+        raise ControlError("No such journey.")
     return person_propose(
         journey_id=journey_id,
         user=user,
         action="send_message",
-        params={"customer": journey.customer_ref, "text": text},
+        params={"customer": customer_ref, "text": text},
         explanation="Message from the person in control.",
         key=key,
     )
