@@ -176,9 +176,10 @@ def _locked_current(journey_id: int, epoch: int, turn_seq: int, token: str) -> t
         journey.lease_token, journey.lease_until = "", None
         journey.turn_starts = max(0, journey.turn_starts - 1)
         journey.save(update_fields=["lease_token", "lease_until", "turn_starts", "updated_at"])
+        why, again = {"paused": ("the agents were paused", "they are resumed")}.get(
+            refusal, ("the agent was disabled", "it is enabled again"))
         events.record(journey, Event.Kind.TURN_DROPPED,
-                      f"An agent turn was dropped when its result came back: {refusal.replace('-', ' ')}. "
-                      "It runs again when the agents are resumed.",
+                      f"An agent turn was dropped when its result came back: {why}. It runs again when {again}.",
                       data={"turn": turn_seq, "phase": "when its result came back", "reason": refusal})
         return journey, refusal
     return journey, None
