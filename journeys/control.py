@@ -207,6 +207,14 @@ def journey_hand_back(
     return journey
 
 
+def journey_force_hand_back(*, journey_id: int, user: Any, note: str = "") -> Journey:
+    """Hand someone else's journey back to the agent (superuser, or take over + pause agents).
+
+    The ``hand_back`` event records that it was forced and from whom.
+    """
+    return journey_hand_back(journey_id=journey_id, user=user, note=note, force=True)
+
+
 # --- acting while in control -----------------------------------------------------------------
 
 

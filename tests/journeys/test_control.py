@@ -14,6 +14,7 @@ from journeys.control import (
     NotAllowed,
     agents_pause,
     agents_resume,
+    journey_force_hand_back,
     journey_hand_back,
     journey_take_over,
     person_propose,
@@ -114,7 +115,7 @@ def test_a_forced_hand_back_is_recorded(supervisor, admin_user):
     journey_take_over(journey_id=journey.pk, user=supervisor)
     with pytest.raises(NotAllowed):
         journey_hand_back(journey_id=journey.pk, user=admin_user)  # not without saying "force"
-    back = journey_hand_back(journey_id=journey.pk, user=admin_user, force=True, note="shift ended")
+    back = journey_force_hand_back(journey_id=journey.pk, user=admin_user, note="shift ended")
     assert back.controller_user is None
     event = back.events.get(kind=Event.Kind.HAND_BACK)
     assert event.data["forced"] is True
