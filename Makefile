@@ -44,7 +44,7 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 
 bench: setup
-	@for script in bench/*.py; do echo "== $$script"; \
+	@for script in bench/[a-z]*.py; do echo "== $$script"; \
 	  DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" CELERY_BROKER_URL="$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)}" \
 	  $(PY) $$script || exit 1; done
 

@@ -18,6 +18,7 @@ class NavItem:
 
 
 NAV: list[NavItem] = [
+    NavItem("Live board", "board", lambda u: definitions_for(u).exists(), section="board"),
     NavItem("Journeys", "journey_list", lambda u: definitions_for(u).exists(), section="journey"),
     NavItem("Approvals", "review_queue", lambda u: definitions_for(u, "approve").exists(), section="review_queue"),
     NavItem("Review samples", "review_samples",
@@ -26,6 +27,8 @@ NAV: list[NavItem] = [
     NavItem("Scopes", "review_scopes",
             lambda u: u.is_staff or u.is_superuser or definitions_for(u, "audit").exists(),
             section="review_scope"),
+    NavItem("Stop button", "agents_stop_button", lambda u: definitions_for(u, "pause").exists(),
+            section="agents_"),
     NavItem("Django admin", "admin:index", lambda u: u.is_staff, section="admin"),
     NavItem("Audit", "audit:search", may_audit, section="audit:"),
     NavItem("Teams", "team_list", lambda u: _may_manage_teams(u), section="team"),

@@ -10,11 +10,14 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
+from django_htmx.http import HttpResponseClientRefresh
 from django_htmx.middleware import HtmxDetails
 
 from journeys.access import definitions_for, get_journey_for_user, journeys_for, user_may
 from journeys.models import Journey
 from review.audit.access import may_unmask
+from journeys.actions import ACTION_SPECS
+from journeys.models import AgentPause, Journey, ProposedAction
 
 from .navigation import landing_url_name
 
@@ -76,17 +79,28 @@ def journey_list(request: ConsoleRequest) -> HttpResponse:
 
 
 def _timeline_context(journey: Journey) -> dict:
+    events = list(journey.events.timeline()[:200])
     return {
         "journey": journey,
-        "events": journey.events.timeline()[:200],
-        "event_count": journey.events.count(),
+        "events": events,
+        "event_count": journey.events.count() if len(events) == 200 else len(events),
+        "last_event_id": events[0].pk if events else 0,
+        "state_key": _state_key(journey),
     }
 
 
-@require_GET
-@login_required
-def journey_detail(request: ConsoleRequest, pk: int) -> HttpResponse:
-    journey = get_journey_for_user(request.user, pk)
+def _state_key(journey: Journey) -> str:
+    """Changes when what the journey page offers changes: takeover, hand-back, status, a pause."""
+    paused = journey.is_live and AgentPause.objects.covering(journey.definition_id).exists()
+    return f"{journey.epoch}-{journey.status}-{journey.controller_user_id or 0}-{int(paused)}"
+
+
+def journey_page_context(request: ConsoleRequest, journey: Journey, **forms_: forms.Form) -> dict:
+    """Everything the journey page shows; control forms may come in bound (with their errors)."""
+    from journeys.control import active_pause_for, may_force_hand_back
+
+    from .control import HandBackForm, MessageForm, ProposeForm, TakeOverForm, new_form_key
+
     steps = []
     seen_current = False
     for step in journey.version.steps:
@@ -97,28 +111,62 @@ def journey_detail(request: ConsoleRequest, pk: int) -> HttpResponse:
             if journey.status == Journey.Status.COMPLETED:
                 state = "done"
         steps.append({**step, "state": state})
-    context = {
+    user = request.user
+    in_control = journey.controller_user_id == user.pk
+    may_take_over = journey.is_live and user_may(user, "take_over", journey.definition)
+    proposals = list(journey.proposals.select_related("action_type", "proposed_by_agent", "proposed_by_user",
+                                                      "decided_by").order_by("-created_at", "-pk"))
+    return {
         **_timeline_context(journey),
         "steps": steps,
         "facts": journey.context.get("facts", {}),
         "request_data": journey.context.get("request", {}),
         "guidance": journey.context.get("guidance", []),
-        "proposals": journey.proposals.select_related("action_type", "proposed_by_agent", "proposed_by_user",
-                                                      "decided_by").order_by("-created_at", "-pk"),
-        "children": journeys_for(request.user).filter(parent=journey),
-        "parent": journeys_for(request.user).filter(pk=journey.parent_id).first() if journey.parent_id else None,
         # Sensitive facts are shown masked; this decides whether the break-glass form appears.
         "may_unmask": may_unmask(request.user, journey.definition_id),
         "may_audit_journey": user_may(request.user, "audit", journey.definition),
+        "proposals": proposals,
+        "pending_proposals": [p for p in proposals if p.status == ProposedAction.Status.PENDING],
+        "approved_proposals": [p for p in proposals if p.status in (ProposedAction.Status.APPROVED,
+                                                                    ProposedAction.Status.AUTO_APPROVED)],
+        "children": journeys_for(user).filter(parent=journey),
+        "parent": journeys_for(user).filter(pk=journey.parent_id).first() if journey.parent_id else None,
+        "in_control": in_control,
+        "may_take_over": may_take_over and not journey.controller_user_id,
+        "may_force_hand_back": (journey.is_live and bool(journey.controller_user_id) and not in_control
+                                and may_force_hand_back(user, journey.definition)),
+        "agent_pause": active_pause_for(journey.definition_id) if journey.is_live else None,
+        "take_over_form": forms_.get("take_over_form") or TakeOverForm(),
+        "hand_back_form": forms_.get("hand_back_form") or HandBackForm(),
+        "message_form": forms_.get("message_form") or MessageForm(initial={"key": new_form_key()}),
+        "propose_form": forms_.get("propose_form") or ProposeForm(initial={"key": new_form_key()}),
+        "action_specs": ACTION_SPECS if in_control else {},
     }
-    return render(request, "console/journey_detail.html", context)
+
+
+@require_GET
+@login_required
+def journey_detail(request: ConsoleRequest, pk: int) -> HttpResponse:
+    journey = get_journey_for_user(request.user, pk)
+    return render(request, "console/journey_detail.html", journey_page_context(request, journey))
 
 
 @require_GET
 @login_required
 def journey_timeline(request: ConsoleRequest, pk: int) -> HttpResponse:
+    """The timeline poll. ``after`` is the newest event the page shows: nothing newer → 204.
+
+    When the journey's control state moved (taken over, handed back, finished, paused) the page
+    reloads, so its buttons match; otherwise only the timeline and the header facts are swapped.
+    """
     journey = get_journey_for_user(request.user, pk)
-    return render(request, "console/journey_detail.html#timeline", _timeline_context(journey))
+    if request.htmx and request.GET.get("state") and request.GET["state"] != _state_key(journey):
+        return HttpResponseClientRefresh()
+    after = request.GET.get("after", "")
+    if request.htmx and after.isdigit() and not journey.events.filter(pk__gt=int(after)).exists():
+        return HttpResponse(status=204)
+    context = {**_timeline_context(journey), "oob": bool(request.htmx)}
+    return render(request, "console/journey_detail.html#timeline", context)
 
 
 @require_GET

@@ -29,7 +29,7 @@ from django.utils import timezone
 from . import events
 from .actions import ActionParamsError
 from .agents import AgentError, AgentTransientError, Snapshot, Turn, adapter_for
-from .models import Event, Journey, ProposedAction
+from .models import AgentPause, Event, Journey, ProposedAction
 from .services import (
     JourneyError,
     customer_timeout,
@@ -156,6 +156,8 @@ def agents_may_run(journey: Journey) -> str | None:
     """
     if journey.agent is not None and not journey.agent.is_enabled:
         return "agent-disabled"
+    if AgentPause.objects.covering(journey.definition_id).exists():
+        return "paused"
     return None
 
 
@@ -167,6 +169,19 @@ def _locked_current(journey_id: int, epoch: int, turn_seq: int, token: str) -> t
     assert journey is not None
     if journey.lease_token != token:
         return journey, "superseded"
+    refusal = agents_may_run(journey)
+    if refusal:
+        # Paused (or disabled) while the agent was thinking: its result must not land. Free the
+        # lease and leave the turn number alone, so the same turn runs again on resume.
+        journey.lease_token, journey.lease_until = "", None
+        journey.turn_starts = max(0, journey.turn_starts - 1)
+        journey.save(update_fields=["lease_token", "lease_until", "turn_starts", "updated_at"])
+        why, again = {"paused": ("the agents were paused", "they are resumed")}.get(
+            refusal, ("the agent was disabled", "it is enabled again"))
+        events.record(journey, Event.Kind.TURN_DROPPED,
+                      f"An agent turn was dropped when its result came back: {why}. It runs again when {again}.",
+                      data={"turn": turn_seq, "phase": "when its result came back", "reason": refusal})
+        return journey, refusal
     return journey, None
 
 
@@ -373,7 +388,11 @@ def sweep(now=None) -> dict[str, int]:
     now = now or timezone.now()
     grace = timedelta(seconds=float(settings.HANDOFF.get("SWEEP_GRACE_SECONDS", 10)))
     requeued = abandoned = 0
-    due_ids = list(Journey.objects.due(now - grace).values_list("pk", flat=True)[:500])
+    due = Journey.objects.due(now - grace)
+    # Paused journeys are not requeued (their turn would only be refused); resume enqueues them.
+    paused = AgentPause.objects.paused_definition_ids()
+    due = due.none() if paused is None else due.exclude(definition_id__in=paused)
+    due_ids = list(due.values_list("pk", flat=True)[:500])
     for journey_id in due_ids:
         with transaction.atomic():
             journey = lock_journey(journey_id)

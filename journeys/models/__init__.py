@@ -7,6 +7,7 @@ from .corebank import (
     CoreTransaction,
     CoreVerificationCode,
 )
+from .control import AgentPause
 from .domain import (
     ActionType,
     Agent,
@@ -22,6 +23,7 @@ from .grants import DefinitionGroupPermission, DefinitionUserPermission
 __all__ = [
     "ActionType",
     "Agent",
+    "AgentPause",
     "ApprovalLimit",
     "CoreAccount",
     "CoreCard",

@@ -218,6 +218,14 @@ class Journey(models.Model):
             models.Index(fields=["definition", "status"], name="journey_definition_status"),
             models.Index(fields=["status", "next_run_at"], name="journey_due"),
             models.Index(fields=["-updated_at"], name="journey_updated"),
+            # The live board: live journeys by time left to their SLA, and its change marker.
+            models.Index(fields=["sla_deadline", "id"], name="journey_live_sla",
+                         condition=models.Q(status__in=["running", "waiting_approval", "human"])),
+            models.Index(fields=["definition", "updated_at"], name="journey_definition_updated"),
+            # The board's counters read only this index (an index-only scan, not the wide rows).
+            models.Index(fields=["definition", "status"], include=["controller_user", "sla_deadline"],
+                         condition=models.Q(status__in=["running", "waiting_approval", "human"]),
+                         name="journey_live_counts"),
         ]
 
     def __str__(self) -> str:

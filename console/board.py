@@ -1,0 +1,204 @@
+"""The live board: every live journey the user may see, kept current by cheap polling.
+
+The page polls with a *change marker* — the newest ``updated_at`` among the user's visible
+journeys (any status: a journey that finishes is touched too), the pause history's size (a
+pause changes no journey row) and a one-minute clock bucket so the "time in state" and "SLA
+left" columns age. When the marker the browser sends back is the current one, the answer is an
+empty 204 that htmx does not swap: two small indexed queries, no render.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+
+from django import forms
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models import Count, Max, Q, QuerySet
+from django.http import HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from journeys.access import definitions_for
+from journeys.models import Agent, AgentPause, Journey
+
+from .views import ConsoleRequest
+
+BOARD_PAGE_SIZE = 50
+POLL_SECONDS = 1.5
+
+# Only what the board shows: the context JSON can be large and is never needed here.
+BOARD_FIELDS = (
+    "id",
+    "customer_ref",
+    "status",
+    "waiting_on",
+    "current_step",
+    "sla_deadline",
+    "state_changed_at",
+    "updated_at",
+    "controller_user_id",
+    "agent_id",
+    "definition_id",
+    "version_id",
+    "needs_person_reason",
+    "finished_at",
+    "definition__name",
+    "definition__key",
+    "definition__fallback_queue",
+    "agent__name",
+    "controller_user__username",
+)
+
+
+class BoardFilter(forms.Form):
+    definition = forms.ChoiceField(required=False)
+    status = forms.ChoiceField(
+        required=False,
+        choices=[("", "All live"), *[(s.value, s.label) for s in Journey.LIVE_STATUSES]],
+    )
+    agent = forms.ChoiceField(required=False)
+    needs_person = forms.BooleanField(required=False, label="Needs a person")
+
+    def __init__(self, *args, definitions: list[tuple[int, str, str]], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["definition"].choices = [
+            ("", "All definitions"),
+            *[(key, name) for _, key, name in definitions],
+        ]
+        self.fields["agent"].choices = [
+            ("", "All agents"),
+            *Agent.objects.order_by("name").values_list("name", "name"),
+        ]
+        self._definition_ids = {key: pk for pk, key, _ in definitions}
+
+    def definition_id(self, key: str) -> int | None:
+        return self._definition_ids.get(key)
+
+    def apply(self, qs: QuerySet[Journey]) -> QuerySet[Journey]:
+        data = self.cleaned_data
+        if data.get("definition"):
+            qs = qs.filter(definition_id=self._definition_ids[data["definition"]])
+        if data.get("status"):
+            qs = qs.filter(status=data["status"])
+        if data.get("agent"):
+            qs = qs.filter(agent__name=data["agent"])
+        if data.get("needs_person"):
+            qs = qs.filter(waiting_on_person_q())
+        return qs
+
+
+def waiting_on_person_q() -> Q:
+    """Live journeys a person must act on: pending approvals, and fallbacks nobody has picked up."""
+    return Q(status=Journey.Status.WAITING_APPROVAL) | Q(
+        status=Journey.Status.HUMAN, controller_user__isnull=True
+    )
+
+
+def change_marker(definition_ids: list[int], now: datetime | None = None) -> str:
+    """A short string that changes whenever anything on the user's board may have changed."""
+    newest = Journey.objects.filter(definition_id__in=definition_ids).aggregate(
+        m=Max("updated_at")
+    )["m"]
+    # A pause or resume changes no journey row, yet the board marks paused journeys.
+    pauses = AgentPause.objects.aggregate(n=Count("id"), resumed=Count("resumed_at"))
+    minute = int((now or timezone.now()).timestamp() // 60)
+    stamp = int(newest.timestamp() * 1_000_000) if newest else 0
+    return f"{stamp}-{pauses['n']}.{pauses['resumed']}-{minute}"
+
+
+def _matching(grouped: list[dict], form: BoardFilter, filters: dict) -> int:
+    """How many journeys the definition / status / needs-a-person filters leave."""
+    definition_id = form.definition_id(filters.get("definition") or "")
+    total = 0
+    for row in grouped:
+        if definition_id and row["definition_id"] != definition_id:
+            continue
+        if filters.get("status") and row["status"] != filters["status"]:
+            continue
+        total += row["waiting"] if filters.get("needs_person") else row["n"]
+    return total
+
+
+def _visible_definitions(user) -> list[tuple[int, str, str]]:
+    return list(definitions_for(user).order_by("name").values_list("pk", "key", "name"))
+
+
+@require_GET
+@login_required
+def board(request: ConsoleRequest) -> HttpResponse:
+    definitions = _visible_definitions(request.user)
+    definition_ids = [pk for pk, _, _ in definitions]
+    marker = change_marker(definition_ids)
+    if request.htmx and request.GET.get("cursor") == marker:
+        return HttpResponse(status=204)  # nothing changed: htmx keeps what it shows
+
+    form = BoardFilter(request.GET or None, definitions=definitions)
+    live = Journey.objects.filter(
+        definition_id__in=definition_ids, status__in=Journey.LIVE_STATUSES
+    )
+    # One grouped query for every number at the top of the board.
+    # Counting a column of the covering index (sla_deadline, never NULL) instead of id lets the
+    # counters come from an index-only scan rather than from the wide rows.
+    grouped = list(
+        live.values("definition_id", "status")
+        .annotate(
+            n=Count("sla_deadline"),
+            waiting=Count("sla_deadline", filter=waiting_on_person_q()),
+            breached=Count("sla_deadline", filter=Q(sla_deadline__lt=timezone.now())),
+        )
+        .order_by()
+    )
+    counts: Counter[str] = Counter()
+    per_definition: Counter[int] = Counter()
+    for row in grouped:
+        counts[row["status"]] += row["n"]
+        per_definition[row["definition_id"]] += row["n"]
+
+    rows = live
+    filters: dict = {}
+    if form.is_valid():
+        rows = form.apply(rows)
+        filters = form.cleaned_data
+    elif form.is_bound:
+        rows = rows.none()
+    rows = (
+        rows.select_related("definition", "agent", "controller_user")
+        .prefetch_related("version")
+        .only(*BOARD_FIELDS)
+        .order_by("sla_deadline", "id")
+    )
+    paginator = Paginator(rows, BOARD_PAGE_SIZE)
+    if not form.is_bound or (form.is_valid() and not filters.get("agent")):
+        # The grouped counts already hold the total for these filters: no second COUNT.
+        paginator.count = _matching(grouped, form, filters)
+    page = paginator.get_page(request.GET.get("page"))
+    waiting = sum(row["waiting"] for row in grouped)
+    breached = sum(row["breached"] for row in grouped)
+    paused = AgentPause.objects.paused_definition_ids()
+    journeys = list(page.object_list)
+    for journey in journeys:
+        journey.agents_paused = paused is None or journey.definition_id in paused
+
+    query = request.GET.copy()
+    for key in ("page", "cursor"):
+        query.pop(key, None)
+    context = {
+        "form": form,
+        "page": page,
+        "journeys": journeys,
+        "cursor": marker,
+        "filter_query": query.urlencode(),
+        "status_counts": [(s.value, s.label, counts[s.value]) for s in Journey.LIVE_STATUSES],
+        "definition_counts": [(key, name, per_definition[pk]) for pk, key, name in definitions],
+        "total": sum(counts.values()),
+        "waiting_on_person": waiting,
+        "breached": breached,
+        "all_paused": paused is None,
+        "paused_names": [name for pk, _, name in definitions if paused is None or pk in paused],
+        "poll_seconds": POLL_SECONDS,
+    }
+    template = "console/board.html#board" if request.htmx else "console/board.html"
+    return render(request, template, context)

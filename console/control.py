@@ -1,0 +1,377 @@
+"""Control views: take over, hand back, act as the person in control, and the stop button.
+
+Each view fetches through the access helpers (404 for journeys the user may not see), parses a
+form, and calls one service in ``journeys.control``; the service checks the finer rights (take
+over, force, pause) and the journey's state under its row lock.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db.models import Count
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from journeys.access import definitions_for, get_journey_for_user, journeys_for
+from journeys.actions import ACTION_SPECS, ActionParamsError, validate_params
+from journeys.control import (
+    AlreadyControlled,
+    ControlError,
+    NotAllowed,
+    agents_pause,
+    agents_resume,
+    journey_hand_back,
+    journey_take_over,
+    may_pause,
+    person_execute_approved,
+    person_propose,
+    person_send_message,
+    proposal_withdraw,
+)
+from journeys.models import AgentPause, Journey, JourneyDefinition, ProposedAction
+
+from .views import ConsoleRequest, journey_page_context
+
+KEY_FIELD = dict(widget=forms.HiddenInput, max_length=32, required=False)
+
+
+def new_form_key() -> str:
+    """A one-time key per rendered form: a double-submitted form does its action once."""
+    return uuid.uuid4().hex
+
+
+class TakeOverForm(forms.Form):
+    note = forms.CharField(
+        required=False,
+        max_length=500,
+        widget=forms.TextInput(attrs={"placeholder": "Why (optional)"}),
+    )
+
+
+class HandBackForm(forms.Form):
+    note = forms.CharField(
+        required=False,
+        max_length=1000,
+        label="Note for the agent",
+        widget=forms.Textarea(attrs={"rows": 2, "placeholder": "What the agent should know"}),
+    )
+    force = forms.BooleanField(required=False, widget=forms.HiddenInput)
+
+
+class MessageForm(forms.Form):
+    text = forms.CharField(
+        max_length=2000, label="Message to the customer", widget=forms.Textarea(attrs={"rows": 3})
+    )
+    key = forms.RegexField(regex=r"^[0-9a-f]{0,32}$", **KEY_FIELD)
+
+
+class ProposeForm(forms.Form):
+    action = forms.ChoiceField(
+        choices=[(k, spec.name) for k, spec in ACTION_SPECS.items()], label="Action"
+    )
+    params = forms.CharField(
+        required=False,
+        label="Parameters (one name=value a line)",
+        widget=forms.Textarea(attrs={"rows": 4, "placeholder": "account=ACC-10001\namount=25.00"}),
+    )
+    explanation = forms.CharField(max_length=1000, label="Why")
+    key = forms.RegexField(regex=r"^[0-9a-f]{0,32}$", **KEY_FIELD)
+
+    def clean_params(self) -> dict[str, str]:
+        params: dict[str, str] = {}
+        for number, line in enumerate(self.cleaned_data["params"].splitlines(), start=1):
+            if not line.strip():
+                continue
+            name, sep, value = line.partition("=")
+            if not sep or not name.strip():
+                raise forms.ValidationError(f"Line {number} is not name=value: {line.strip()!r}.")
+            params[name.strip()] = value.strip()
+        return params
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if "action" in data and "params" in data:
+            try:
+                data["params"] = validate_params(data["action"], data["params"])
+            except ActionParamsError as exc:
+                self.add_error("params", str(exc))
+        return data
+
+
+class WithdrawForm(forms.Form):
+    reason = forms.CharField(required=False, max_length=500)
+
+
+class PauseForm(forms.Form):
+    scope = forms.CharField(max_length=60)  # a definition key, or "all"
+    op = forms.ChoiceField(choices=[("pause", "Pause"), ("resume", "Resume")])
+    reason = forms.CharField(required=False, max_length=1000)
+
+
+def _back(request: ConsoleRequest, journey_id: int) -> HttpResponse:
+    url = reverse("journey_detail", args=[journey_id])
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+def _refused(request: ConsoleRequest, message: str, journey: Journey | None = None) -> HttpResponse:
+    return render(
+        request,
+        "console/control_refused.html",
+        {"message": message, "journey": journey},
+        status=403,
+    )
+
+
+def _invalid(request: ConsoleRequest, journey: Journey, **forms_: forms.Form) -> HttpResponse:
+    return render(
+        request,
+        "console/journey_detail.html",
+        journey_page_context(request, journey, **forms_),
+        status=400,
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def take_over(request: ConsoleRequest, pk: int) -> HttpResponse:
+    """GET: a short confirmation page (the no-JavaScript path); POST: take over."""
+    journey = get_journey_for_user(request.user, pk)
+    form = TakeOverForm(request.POST if request.method == "POST" else None)
+    if request.method == "GET" or not form.is_valid():
+        return render(
+            request,
+            "console/take_over_confirm.html",
+            {"journey": journey, "form": form},
+            status=200 if request.method == "GET" else 400,
+        )
+    try:
+        journey_take_over(journey_id=journey.pk, user=request.user, note=form.cleaned_data["note"])
+    except NotAllowed as exc:
+        return _refused(request, str(exc), journey)
+    except AlreadyControlled as exc:
+        messages.warning(request, str(exc))
+    except ControlError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(
+            request,
+            f"You have J-{journey.pk}. The agent has stopped; hand it back when you are done.",
+        )
+    return _back(request, journey.pk)
+
+
+@require_POST
+@login_required
+def hand_back(request: ConsoleRequest, pk: int) -> HttpResponse:
+    journey = get_journey_for_user(request.user, pk)
+    form = HandBackForm(request.POST)
+    if not form.is_valid():
+        return _invalid(request, journey, hand_back_form=form)
+    try:
+        journey_hand_back(
+            journey_id=journey.pk,
+            user=request.user,
+            note=form.cleaned_data["note"],
+            force=form.cleaned_data["force"],
+        )
+    except NotAllowed as exc:
+        return _refused(request, str(exc), journey)
+    except ControlError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"J-{journey.pk} is back with the agent.")
+    return _back(request, journey.pk)
+
+
+@require_POST
+@login_required
+def send_message(request: ConsoleRequest, pk: int) -> HttpResponse:
+    journey = get_journey_for_user(request.user, pk)
+    form = MessageForm(request.POST)
+    if not form.is_valid():
+        return _invalid(request, journey, message_form=form)
+    try:
+        proposal = person_send_message(
+            journey_id=journey.pk,
+            user=request.user,
+            text=form.cleaned_data["text"],
+            key=form.cleaned_data["key"],
+        )
+    except NotAllowed as exc:
+        return _refused(request, str(exc), journey)
+    except ControlError as exc:
+        messages.error(request, str(exc))
+    except ActionParamsError as exc:
+        form.add_error("text", str(exc))
+        return _invalid(request, journey, message_form=form)
+    else:
+        _tell_outcome(request, proposal)
+    return _back(request, journey.pk)
+
+
+@require_POST
+@login_required
+def propose(request: ConsoleRequest, pk: int) -> HttpResponse:
+    journey = get_journey_for_user(request.user, pk)
+    form = ProposeForm(request.POST)
+    if not form.is_valid():
+        return _invalid(request, journey, propose_form=form)
+    data = form.cleaned_data
+    try:
+        proposal = person_propose(
+            journey_id=journey.pk,
+            user=request.user,
+            action=data["action"],
+            params=data["params"],
+            explanation=data["explanation"],
+            key=data["key"],
+        )
+    except NotAllowed as exc:
+        return _refused(request, str(exc), journey)
+    except ControlError as exc:
+        messages.error(request, str(exc))
+    except ActionParamsError as exc:
+        form.add_error("params", str(exc))
+        return _invalid(request, journey, propose_form=form)
+    else:
+        _tell_outcome(request, proposal)
+    return _back(request, journey.pk)
+
+
+def _tell_outcome(request: ConsoleRequest, proposal: ProposedAction) -> None:
+    name = proposal.action_type.name
+    status = proposal.status
+    if status == ProposedAction.Status.EXECUTED:
+        messages.success(request, f"{name}: done ({proposal.decision_explanation})")
+    elif status == ProposedAction.Status.PENDING:
+        messages.info(request, f"{name} needs approval: {proposal.decision_explanation}")
+    elif status == ProposedAction.Status.DENIED:
+        messages.error(request, f"{name} was denied by policy: {proposal.decision_explanation}")
+    elif status == ProposedAction.Status.FAILED:
+        messages.error(request, f"{name} failed: {proposal.error}")
+    else:  # auto-approved but the core system was unavailable: the runtime retries it
+        messages.warning(
+            request, f"{name} is approved but the core system is unavailable; it will be retried."
+        )
+
+
+@require_POST
+@login_required
+def execute_approved(request: ConsoleRequest, pk: int) -> HttpResponse:
+    journey = get_journey_for_user(request.user, pk)
+    try:
+        done = person_execute_approved(journey_id=journey.pk, user=request.user)
+    except NotAllowed as exc:
+        return _refused(request, str(exc), journey)
+    except ControlError as exc:
+        messages.error(request, str(exc))
+    else:
+        for proposal in done:
+            _tell_outcome(request, proposal)
+    return _back(request, journey.pk)
+
+
+@require_POST
+@login_required
+def withdraw(request: ConsoleRequest, pk: int) -> HttpResponse:
+    proposal = ProposedAction.objects.filter(pk=pk, journey__in=journeys_for(request.user)).first()
+    if proposal is None:
+        raise Http404("No such proposal.")
+    form = WithdrawForm(request.POST)
+    if not form.is_valid():
+        journey = get_journey_for_user(request.user, proposal.journey_id)
+        return _invalid(request, journey)
+    try:
+        proposal_withdraw(
+            proposal_id=proposal.pk, user=request.user, reason=form.cleaned_data["reason"]
+        )
+    except NotAllowed as exc:
+        return _refused(request, str(exc))
+    except ControlError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Proposal withdrawn.")
+    return _back(request, proposal.journey_id)
+
+
+# --- the stop button -------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def stop_button(request: ConsoleRequest) -> HttpResponse:
+    pausable = list(definitions_for(request.user, "pause").order_by("name"))
+    if not pausable:
+        raise Http404("You may not pause agents.")
+    may_pause_all = may_pause(request.user, None)
+    form = PauseForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST":
+        if not form.is_valid():
+            return _stop_button_page(request, pausable, may_pause_all, form, status=400)
+        data = form.cleaned_data
+        definition: JourneyDefinition | None = None
+        if data["scope"] != "all":
+            definition = next((d for d in pausable if d.key == data["scope"]), None)
+            if definition is None:
+                form.add_error("scope", "You may not pause agents on that definition.")
+                return _stop_button_page(request, pausable, may_pause_all, form, status=400)
+        try:
+            if data["op"] == "pause":
+                agents_pause(user=request.user, definition=definition, reason=data["reason"])
+                messages.success(
+                    request,
+                    f"Agents paused on {definition.name if definition else 'every definition'}.",
+                )
+            else:
+                agents_resume(user=request.user, definition=definition, reason=data["reason"])
+                messages.success(
+                    request,
+                    f"Agents resumed on {definition.name if definition else 'every definition'}.",
+                )
+        except NotAllowed as exc:
+            return _refused(request, str(exc))
+        except ControlError as exc:
+            form.add_error(None, str(exc))
+            return _stop_button_page(request, pausable, may_pause_all, form, status=409)
+        return redirect("agents_stop_button")
+    return _stop_button_page(request, pausable, may_pause_all, form)
+
+
+def _stop_button_page(
+    request: ConsoleRequest,
+    pausable: list[JourneyDefinition],
+    may_pause_all: bool,
+    form: PauseForm,
+    status: int = 200,
+) -> HttpResponse:
+    active = {p.definition_id: p for p in AgentPause.objects.active().select_related("paused_by")}
+    visible_ids = [d.pk for d in pausable]
+    scopes = [{"key": d.key, "name": d.name, "pause": active.get(d.pk)} for d in pausable]
+    live = dict(
+        Journey.objects.live()
+        .filter(definition_id__in=visible_ids)
+        .values_list("definition_id")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for scope, definition in zip(scopes, pausable, strict=True):
+        scope["live"] = live.get(definition.pk, 0)
+    history = (
+        AgentPause.objects.filter(definition_id__in=visible_ids)
+        | AgentPause.objects.filter(definition__isnull=True)
+    ).select_related("definition", "paused_by", "resumed_by")[:50]
+    context = {
+        "form": form,
+        "scopes": scopes,
+        "global_pause": active.get(None),
+        "may_pause_all": may_pause_all,
+        "history": history,
+    }
+    return render(request, "console/stop_button.html", context, status=status)

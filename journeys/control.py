@@ -1,0 +1,441 @@
+"""People in control: take over a journey from its agent, act on it, hand it back; the stop button.
+
+Takeover fences the agent: ``epoch`` moves under the journey's row lock, so a turn already
+running in a worker drops its result when it comes back (the runtime records TURN_DROPPED) and
+any queued turn is refused. Everything a person does while in control goes through
+``proposal_create`` — the same parameter validation, policy engine and events as the agent's
+proposals — and is executed by the same executor, once.
+
+Who may do what (checked here, not only in the views):
+
+- take over: ``take_over`` on the journey's definition;
+- act while in control (message, propose, withdraw): the person in control, who still holds
+  ``take_over``;
+- hand back: the person in control; *force* a hand-back of someone else's journey: a superuser,
+  or a person holding both ``take_over`` and ``pause_agents`` on the definition (recorded);
+- pause / resume agents on a definition: ``pause_agents`` on it; on every definition at once:
+  a superuser, or a person holding ``pause_agents`` on every definition.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from . import events
+from .access import definitions_for, user_may
+from .models import AgentPause, Event, Journey, JourneyDefinition, ProposedAction
+from .services import (
+    JourneyError,
+    enqueue_turn,
+    lock_journey,
+    proposal_create,
+    proposal_execute,
+    proposal_settled,
+    proposal_transition,
+)
+
+
+class ControlError(JourneyError):
+    """A control request the journey's state does not allow; the message is for people."""
+
+
+class NotAllowed(ControlError):
+    """The person lacks the right for this control action."""
+
+
+class AlreadyControlled(ControlError):
+    """Someone else controls the journey; ``holder`` is their username."""
+
+    def __init__(self, message: str, *, holder: str) -> None:
+        super().__init__(message)
+        self.holder = holder
+
+
+# --- takeover and hand-back ----------------------------------------------------------------
+
+
+def may_force_hand_back(user: Any, definition: JourneyDefinition) -> bool:
+    if user.is_superuser and user.is_active:
+        return True
+    return user_may(user, "take_over", definition) and user_may(user, "pause", definition)
+
+
+def _locked_live(journey_id: int) -> Journey:
+    journey = lock_journey(journey_id)
+    if journey is None:
+        raise ControlError("No such journey.")
+    if not journey.is_live:
+        raise ControlError(
+            f"J-{journey.pk} is {journey.get_status_display().lower()}; nobody can take it over."
+        )
+    return journey
+
+
+def _require_control(journey: Journey, user: Any) -> None:
+    if journey.controller_user_id != user.pk:
+        holder = journey.controller_user.get_username() if journey.controller_user_id else None
+        raise NotAllowed(
+            f"{holder} is in control of J-{journey.pk}."
+            if holder
+            else f"Take over J-{journey.pk} first: only the person in control can act on it."
+        )
+    if not user_may(user, "take_over", journey.definition):
+        raise NotAllowed(f"You may no longer act on {journey.definition.name} journeys.")
+
+
+@transaction.atomic
+def journey_take_over(*, journey_id: int, user: Any, note: str = "") -> Journey:
+    """Make ``user`` the controller of the journey and stop its agent.
+
+    The row lock serialises concurrent takeovers: the first wins, every later one gets
+    ``AlreadyControlled`` naming the winner. Pending agent proposals stay pending, for the
+    person to decide (through the approval queue) or withdraw.
+    """
+    journey = _locked_live(journey_id)
+    if not user_may(user, "take_over", journey.definition):
+        raise NotAllowed(f"You may not take over {journey.definition.name} journeys.")
+    if journey.controller_user_id:
+        holder = journey.controller_user.get_username()
+        if journey.controller_user_id == user.pk:
+            raise AlreadyControlled(f"You already have J-{journey.pk}.", holder=holder)
+        raise AlreadyControlled(
+            f"{holder} took over J-{journey.pk} first (at {journey.state_changed_at:%H:%M:%S}).",
+            holder=holder,
+        )
+    previous = {
+        "status": journey.status,
+        "waiting_on": journey.waiting_on,
+        "in_control": journey.controller_label,
+    }
+    now = timezone.now()
+    journey.epoch += 1  # the fence: every task scheduled at the old epoch drops its result
+    journey.controller_user = user
+    journey.status = Journey.Status.HUMAN
+    journey.waiting_on = Journey.WaitingOn.NOTHING
+    journey.next_run_at = None
+    journey.lease_token, journey.lease_until = "", None
+    journey.turn_starts = 0
+    journey.state_changed_at = now
+    journey.save()
+    events.record(
+        journey,
+        Event.Kind.TAKEOVER,
+        f"{user.get_username()} took over from {previous['in_control']}."
+        + (f" Note: {note}" if note else ""),
+        actor_kind=Event.Actor.PERSON,
+        actor_user=user,
+        data={
+            "previous": previous,
+            "epoch": journey.epoch,
+            "note": note,
+            "pending_proposals": list(journey.proposals.pending().values_list("pk", flat=True)),
+        },
+    )
+    return journey
+
+
+@transaction.atomic
+def journey_hand_back(
+    *, journey_id: int, user: Any, note: str = "", force: bool = False
+) -> Journey:
+    """Return control to the agent, which resumes from the journey's current state.
+
+    ``note`` reaches the agent's context as guidance. With ``force`` a person allowed to force
+    it (see the module docstring) hands back someone else's journey; the event says so.
+    """
+    journey = _locked_live(journey_id)
+    holder = journey.controller_user
+    if holder is None:
+        raise ControlError(
+            f"Nobody is in control of J-{journey.pk}; there is nothing to hand back."
+        )
+    forced = holder.pk != user.pk
+    if forced:
+        if not force:
+            raise NotAllowed(
+                f"{holder.get_username()} is in control of J-{journey.pk}; "
+                "only they can hand it back."
+            )
+        if not may_force_hand_back(user, journey.definition):
+            raise NotAllowed(
+                f"You may not force a hand-back of {journey.definition.name} journeys."
+            )
+    if note:
+        journey.context.setdefault("guidance", []).append(f"{user.get_username()}: {note}")
+    now = timezone.now()
+    journey.epoch += 1
+    journey.controller_user = None
+    journey.needs_person_reason = ""
+    journey.step_attempts = 0
+    journey.turn_starts = 0
+    journey.lease_token, journey.lease_until = "", None
+    journey.state_changed_at = now
+    if journey.proposals.pending().exists():
+        # Still waiting for a decision: the decision wakes the agent, not the hand-back.
+        journey.status = Journey.Status.WAITING_APPROVAL
+        journey.waiting_on = Journey.WaitingOn.APPROVAL
+        journey.next_run_at = None
+    else:
+        journey.status = Journey.Status.RUNNING
+        journey.waiting_on = Journey.WaitingOn.NOTHING
+        journey.next_run_at = now
+    journey.save()
+    summary = (
+        f"{user.get_username()} forced a hand-back from {holder.get_username()} to the agent."
+        if forced
+        else f"{user.get_username()} handed back to the agent."
+    )
+    events.record(
+        journey,
+        Event.Kind.HAND_BACK,
+        summary + (f" Note: {note}" if note else ""),
+        actor_kind=Event.Actor.PERSON,
+        actor_user=user,
+        data={
+            "note": note,
+            "forced": forced,
+            "from": holder.get_username(),
+            "epoch": journey.epoch,
+        },
+    )
+    if journey.status == Journey.Status.RUNNING:
+        enqueue_turn(journey)
+    return journey
+
+
+def journey_force_hand_back(*, journey_id: int, user: Any, note: str = "") -> Journey:
+    """Hand someone else's journey back to the agent (superuser, or take over + pause agents).
+
+    The ``hand_back`` event records that it was forced and from whom.
+    """
+    return journey_hand_back(journey_id=journey_id, user=user, note=note, force=True)
+
+
+# --- acting while in control -----------------------------------------------------------------
+
+
+@transaction.atomic
+def person_propose(
+    *,
+    journey_id: int,
+    user: Any,
+    action: str,
+    params: dict[str, Any],
+    explanation: str,
+    key: str = "",
+) -> ProposedAction:
+    """Propose an action as the person in control; execute it at once if the policy allows it.
+
+    Same path as the agent's proposals: parameter validation (``ActionParamsError``, nothing
+    written), the policy engine, events. ``key`` makes a resubmitted form a no-op: the same key
+    returns the proposal already made.
+    """
+    journey = _locked_live(journey_id)
+    _require_control(journey, user)
+    key = f"j{journey.pk}-u{user.pk}-{key or uuid.uuid4().hex}"[:80]
+    existing = ProposedAction.objects.filter(idempotency_key=key, journey=journey).first()
+    if existing is not None:
+        return existing
+    proposal = proposal_create(
+        journey, action=action, params=params, explanation=explanation, key=key, user=user
+    )
+    if proposal.status == ProposedAction.Status.AUTO_APPROVED:
+        proposal_execute(proposal)
+    return proposal
+
+
+def person_send_message(*, journey_id: int, user: Any, text: str, key: str = "") -> ProposedAction:
+    """Message the customer as the person in control (a ``send_message`` proposal)."""
+    customer_ref = (
+        Journey.objects.filter(pk=journey_id).values_list("customer_ref", flat=True).first()
+    )
+    if customer_ref is None:
+        raise ControlError("No such journey.")
+    return person_propose(
+        journey_id=journey_id,
+        user=user,
+        action="send_message",
+        params={"customer": customer_ref, "text": text},
+        explanation="Message from the person in control.",
+        key=key,
+    )
+
+
+@transaction.atomic
+def person_execute_approved(*, journey_id: int, user: Any) -> list[ProposedAction]:
+    """Execute the journey's approved proposals now, as the person in control.
+
+    Without this they would wait for the agent's next turn (after the hand-back). Each is
+    executed once through its idempotency key; a transient core-system error leaves it approved.
+    """
+    journey = _locked_live(journey_id)
+    _require_control(journey, user)
+    done = []
+    for proposal in journey.proposals.ready_to_execute().select_related("action_type"):
+        proposal.journey = journey
+        proposal_execute(proposal)
+        done.append(proposal)
+    if not done:
+        raise ControlError("No approved proposal is waiting to be executed.")
+    return done
+
+
+@transaction.atomic
+def proposal_withdraw(*, proposal_id: int, user: Any, reason: str = "") -> ProposedAction:
+    """Withdraw a pending proposal (the agent's or one's own) as the person in control."""
+    proposal = ProposedAction.objects.select_related("action_type").filter(pk=proposal_id).first()
+    if proposal is None:
+        raise ControlError("No such proposal.")
+    journey = _locked_live(proposal.journey_id)
+    _require_control(journey, user)
+    proposal.journey = journey
+    won = proposal_transition(
+        proposal,
+        to=ProposedAction.Status.WITHDRAWN,
+        from_statuses=[ProposedAction.Status.PENDING],
+        decided_by=user,
+        decided_at=timezone.now(),
+        decision_reason=reason or "Withdrawn by the person in control.",
+    )
+    if not won:
+        proposal.refresh_from_db(fields=["status"])
+        raise ControlError(
+            f"{proposal.action_type.name} is already {proposal.get_status_display().lower()}."
+        )
+    events.record(
+        journey,
+        Event.Kind.ACTION_REJECTED,
+        f"{user.get_username()} withdrew {proposal.action_type.name}"
+        + (f": {reason}" if reason else "."),
+        actor_kind=Event.Actor.PERSON,
+        actor_user=user,
+        proposal=proposal,
+        data={"outcome": "withdrawn", "reason": reason},
+    )
+    proposal_settled(proposal, outcome="withdrawn", reason=reason)
+    return proposal
+
+
+# --- the stop button -------------------------------------------------------------------------
+
+
+def may_pause(user: Any, definition: JourneyDefinition | None) -> bool:
+    if not user.is_active:
+        return False
+    if user.is_superuser:
+        return True
+    if definition is not None:
+        return user_may(user, "pause", definition)
+    return definitions_for(user, "pause").count() == JourneyDefinition.objects.count()
+
+
+def _scope(definition: JourneyDefinition | None) -> str:
+    return f"agents on {definition.name}" if definition else "all agents"
+
+
+@transaction.atomic
+def agents_pause(*, user: Any, definition: JourneyDefinition | None, reason: str) -> AgentPause:
+    """Stop agents on one definition (or, with ``definition=None``, everywhere).
+
+    Queued and scheduled turns are refused by the runtime's gate; a turn in flight drops its
+    result. Audited through ``governance_changed``.
+    """
+    if not may_pause(user, definition):
+        raise NotAllowed(f"You may not pause {_scope(definition)}.")
+    if not reason.strip():
+        raise ControlError("Say why you are pausing the agents.")
+    try:
+        with transaction.atomic():
+            pause = AgentPause.objects.create(
+                definition=definition, paused_by=user, reason=reason.strip()
+            )
+    except IntegrityError:
+        current = (
+            AgentPause.objects.active()
+            .filter(definition=definition)
+            .select_related("paused_by")
+            .first()
+        )
+        who = (
+            f" by {current.paused_by.get_username()} at {current.paused_at:%H:%M:%S}"
+            if current
+            else ""
+        )
+        raise ControlError(f"{_scope(definition).capitalize()} are already paused{who}.") from None
+    events.governance_changed.send(
+        sender=AgentPause,
+        kind="pause",
+        actor=user,
+        subject=_scope(definition),
+        before={"paused": False},
+        after={"paused": True, "pause": pause.pk},
+        reason=pause.reason,
+        data={"pause": pause.pk, "definition": definition.key if definition else None},
+    )
+    return pause
+
+
+@transaction.atomic
+def agents_resume(
+    *, user: Any, definition: JourneyDefinition | None, reason: str = ""
+) -> AgentPause:
+    """Lift the active pause of this scope and enqueue the turns that came due while paused.
+
+    Journeys still covered by another pause (e.g. the global one) stay paused; the sweeper
+    picks up any that this call does not enqueue.
+    """
+    if not may_pause(user, definition):
+        raise NotAllowed(f"You may not resume {_scope(definition)}.")
+    pause = AgentPause.objects.active().filter(definition=definition).first()
+    now = timezone.now()
+    # Conditional UPDATE: of two people resuming at once, exactly one does it.
+    if pause is None or not AgentPause.objects.filter(pk=pause.pk, resumed_at__isnull=True).update(
+        resumed_at=now, resumed_by=user, resume_reason=reason.strip()
+    ):
+        raise ControlError(f"{_scope(definition).capitalize()} are not paused.")
+    events.governance_changed.send(
+        sender=AgentPause,
+        kind="resume",
+        actor=user,
+        subject=_scope(definition),
+        before={"paused": True, "pause": pause.pk},
+        after={"paused": False},
+        reason=reason.strip(),
+        data={
+            "pause": pause.pk,
+            "definition": definition.key if definition else None,
+            "paused_for_seconds": round((now - pause.paused_at).total_seconds()),
+        },
+    )
+    _enqueue_resumed(definition)
+    pause.refresh_from_db()
+    return pause
+
+
+RESUME_ENQUEUE_LIMIT = 2000
+
+
+def _enqueue_resumed(definition: JourneyDefinition | None) -> int:
+    still_paused = AgentPause.objects.paused_definition_ids()
+    if still_paused is None:
+        return 0
+    due = Journey.objects.due().exclude(definition_id__in=still_paused)
+    if definition is not None:
+        due = due.filter(definition=definition)
+    rows = list(
+        due.order_by("next_run_at").values_list("pk", "epoch", "turn_seq")[:RESUME_ENQUEUE_LIMIT]
+    )
+    for pk, epoch, turn_seq in rows:
+        # A stale (epoch, turn) is a no-op in the runtime, so no lock is needed to enqueue.
+        enqueue_turn(Journey(pk=pk, epoch=epoch, turn_seq=turn_seq))
+    return len(rows)
+
+
+def active_pause_for(definition_id: int) -> AgentPause | None:
+    return (
+        AgentPause.objects.covering(definition_id).select_related("paused_by", "definition").first()
+    )
