@@ -18,6 +18,8 @@ class NavItem:
 
 NAV: list[NavItem] = [
     NavItem("Journeys", "journey_list", lambda u: definitions_for(u).exists(), section="journey"),
+    NavItem("Exceptions", "cases:workbench", lambda u: definitions_for(u).exists(), section="cases"),
+    NavItem("Metrics", "metrics:overview", lambda u: definitions_for(u).exists(), section="metrics"),
     NavItem("Django admin", "admin:index", lambda u: u.is_staff, section="admin"),
 ]
 

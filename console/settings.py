@@ -180,7 +180,15 @@ elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "sweep-due-journeys": {"task": "journeys.tasks.sweep_due_journeys", "schedule": env.float("HANDOFF_SWEEP_SECONDS", default=5.0)},
+    "refresh-metrics": {"task": "console.metrics.tasks.refresh_metrics", "schedule": env.float("HANDOFF_METRICS_SECONDS", default=30.0)},
 }
+# Task modules outside an app's tasks.py (autodiscovery only finds those).
+CELERY_IMPORTS = [
+    "console.metrics.tasks",
+]
+# Reviewer figures: approvals of at least this amount decided faster than this are flagged.
+METRICS_HIGH_VALUE_AMOUNT = env.float("HANDOFF_HIGH_VALUE_AMOUNT", default=500.0)
+METRICS_QUICK_DECISION_SECONDS = env.float("HANDOFF_QUICK_DECISION_SECONDS", default=10.0)
 
 # --- Handoff runtime ------------------------------------------------------------------------
 HANDOFF = {

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from . import views
 
@@ -16,4 +16,6 @@ urlpatterns = [
     path("journeys/<int:pk>/timeline/", views.journey_timeline, name="journey_timeline"),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    path("exceptions/", include("review.cases.urls")),
+    path("metrics/", include("console.metrics.urls")),
 ]

@@ -1,0 +1,3 @@
+from .cases import Annotation, CaseGroup, ExceptionCase, Label
+
+__all__ = ["Annotation", "CaseGroup", "ExceptionCase", "Label"]
