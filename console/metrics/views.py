@@ -7,7 +7,7 @@ import csv
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
@@ -19,7 +19,10 @@ from .forms import MetricsFilter
 from .rollups import rollup_state
 
 
-def _selection(request: HttpRequest) -> tuple[MetricsFilter, list, Any, Any] | tuple[MetricsFilter, None, None, None]:
+def _selection(request: HttpRequest) -> tuple[MetricsFilter, list | None, Any, Any]:
+    """The filter form and, when it is valid, the definitions and the two windows."""
+    if not definitions_for(request.user).exists():
+        raise Http404("No journeys to measure.")
     form = MetricsFilter(request.GET or None, user=request.user)
     if request.GET and not form.is_valid():
         return form, None, None, None
