@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -239,6 +240,24 @@ def group_annotate(*, cases: Iterable[ExceptionCase], actor: Any, note: str, lab
 
 
 # --- the label taxonomy (admins) ------------------------------------------------------------
+
+STARTING_LABELS = [
+    ("agent-wrong", "Agent wrong", "The agent misread the customer or the facts."),
+    ("policy-gap", "Policy gap", "The permission scopes did not foresee this case."),
+    ("customer-confusion", "Customer confusion", "The customer did not understand what was asked."),
+    ("system-fault", "System fault", "A core system or the runtime failed."),
+]
+
+
+def labels_install_defaults() -> int:
+    """Create the starting taxonomy where it is missing (idempotent; keeps admins' edits)."""
+    created = 0
+    for key, name, description in STARTING_LABELS:
+        if not Label.objects.filter(Q(key=key) | Q(name__iexact=name)).exists():
+            Label.objects.create(key=key, name=name, description=description)
+            created += 1
+    return created
+
 
 def _label_changed(*, actor: Any, label: Label, before: dict[str, Any] | None, reason: str = "") -> None:
     events.governance_changed.send(

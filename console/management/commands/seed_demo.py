@@ -17,6 +17,7 @@ from journeys.actions import sync_action_types
 from journeys.definitions import install_definitions
 from journeys.demo import seed_core_bank
 from journeys.models import Agent, ApprovalLimit, JourneyDefinition
+from review.cases.services import labels_install_defaults
 
 TEAMS: dict[str, dict[str, Any]] = {
     "Cards team": {"definitions": ["card_dispute", "lost_card"], "approval_limit": "1000.00",
@@ -75,5 +76,6 @@ class Command(BaseCommand):
             defaults={"user": agent_user, "kind": Agent.Kind.SCRIPTED, "group": "demo", "config": DEMO_AGENT_CONFIG},
         )
         new = seed_core_bank(customers)
+        labels_install_defaults()
         self.stdout.write(self.style.SUCCESS(
             f"Demo bank ready: {len(all_keys)} journey definitions, {len(USERS)} people, {new} new customers."))
