@@ -19,7 +19,9 @@ from journeys.models import Journey, JourneyDefinition, ProposedAction
 
 
 class JourneyFact(models.Model):
-    journey = models.OneToOneField(Journey, primary_key=True, on_delete=models.CASCADE, related_name="+")
+    journey = models.OneToOneField(
+        Journey, primary_key=True, on_delete=models.CASCADE, related_name="+"
+    )
     definition = models.ForeignKey(JourneyDefinition, on_delete=models.CASCADE, related_name="+")
     customer_ref = models.CharField(max_length=40)
     started_at = models.DateTimeField()
@@ -39,8 +41,12 @@ class JourneyFact(models.Model):
     exceptions = models.PositiveIntegerField(default=0)
 
     class Meta:
-        indexes = [models.Index(fields=["definition", "day"], name="jfact_definition_day"),
-                   models.Index(fields=["customer_ref", "definition", "started_at"], name="jfact_customer")]
+        indexes = [
+            models.Index(fields=["definition", "day"], name="jfact_definition_day"),
+            models.Index(
+                fields=["customer_ref", "definition", "started_at"], name="jfact_customer"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Facts of J-{self.journey_id}"
@@ -54,7 +60,9 @@ class StepFact(models.Model):
     day = models.DateField(help_text="UTC day the journey started")
     step = models.CharField(max_length=60)
     started_at = models.DateTimeField()
-    seconds = models.FloatField(null=True, blank=True, help_text="Empty while the step never finished")
+    seconds = models.FloatField(
+        null=True, blank=True, help_text="Empty while the step never finished"
+    )
 
     class Meta:
         indexes = [models.Index(fields=["definition", "day"], name="sfact_definition_day")]
@@ -64,7 +72,7 @@ class StepFact(models.Model):
 
 
 class DecisionFact(models.Model):
-    """How a proposal was settled by a person (approved / rejected), by expiry or by a policy denial."""
+    """How a proposal was settled: by a person (approved / rejected), expiry or policy denial."""
 
     class Outcome(models.TextChoices):
         APPROVED = "approved", "Approved"
@@ -72,7 +80,9 @@ class DecisionFact(models.Model):
         EXPIRED = "expired", "Expired"
         DENIED = "denied", "Denied by policy"
 
-    proposal = models.OneToOneField(ProposedAction, primary_key=True, on_delete=models.CASCADE, related_name="+")
+    proposal = models.OneToOneField(
+        ProposedAction, primary_key=True, on_delete=models.CASCADE, related_name="+"
+    )
     journey = models.ForeignKey(Journey, on_delete=models.CASCADE, related_name="+")
     definition = models.ForeignKey(JourneyDefinition, on_delete=models.CASCADE, related_name="+")
     step = models.CharField(max_length=60)
@@ -80,8 +90,9 @@ class DecisionFact(models.Model):
     action = models.CharField(max_length=60)
     outcome = models.CharField(max_length=10, choices=Outcome.choices)
     edited = models.BooleanField(default=False)
-    approver = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                 related_name="+")
+    approver = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     amount = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
     proposed_at = models.DateTimeField()
     decided_at = models.DateTimeField()
@@ -117,13 +128,29 @@ class DailyRollup(models.Model):
     expirations = models.PositiveIntegerField(default=0)
     policy_denials = models.PositiveIntegerField(default=0)
 
-    COUNTERS = ["journeys", "completed", "contained", "escalated", "taken_over", "abandoned", "errored",
-                "repeat_contacts", "first_contact_resolved", "person_decisions", "approvals", "rejections",
-                "edited_approvals", "expirations", "policy_denials"]
+    COUNTERS = [
+        "journeys",
+        "completed",
+        "contained",
+        "escalated",
+        "taken_over",
+        "abandoned",
+        "errored",
+        "repeat_contacts",
+        "first_contact_resolved",
+        "person_decisions",
+        "approvals",
+        "rejections",
+        "edited_approvals",
+        "expirations",
+        "policy_denials",
+    ]
 
     class Meta:
         ordering = ["definition", "day"]
-        constraints = [models.UniqueConstraint(fields=["definition", "day"], name="daily_rollup_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["definition", "day"], name="daily_rollup_unique")
+        ]
 
     def __str__(self) -> str:
         return f"{self.definition_id} on {self.day}"

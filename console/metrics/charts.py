@@ -12,10 +12,16 @@ def _pct(value: float | None) -> float | None:
 
 
 def chart_data(current: MetricSet, previous: MetricSet) -> dict[str, Any]:
-    compare_keys = [("containment_rate", "Containment"), ("escalation_rate", "Escalation"),
-                    ("takeover_rate", "Takeover"), ("first_contact_resolution", "First-contact resolution"),
-                    ("repeat_contact_rate", "Repeat contact"), ("error_rate", "Errors"),
-                    ("abandonment_rate", "Abandonment"), ("override_frequency", "Overrides")]
+    compare_keys = [
+        ("containment_rate", "Containment"),
+        ("escalation_rate", "Escalation"),
+        ("takeover_rate", "Takeover"),
+        ("first_contact_resolution", "First-contact resolution"),
+        ("repeat_contact_rate", "Repeat contact"),
+        ("error_rate", "Errors"),
+        ("abandonment_rate", "Abandonment"),
+        ("override_frequency", "Overrides"),
+    ]
     return {
         "trend": {
             "labels": [day["day"] for day in current.trend],
@@ -30,7 +36,8 @@ def chart_data(current: MetricSet, previous: MetricSet) -> dict[str, Any]:
             "abandoned": [step["abandoned"] for step in current.funnel],
         },
         "groups": {
-            "labels": [group["label"] for group in current.exception_groups],
+            # Two lines per bar (definition; step / kind / cause): long signatures stay legible.
+            "labels": [group["lines"] for group in current.exception_groups],
             "counts": [group["count"] for group in current.exception_groups],
             "ids": [group["group"] for group in current.exception_groups],
         },

@@ -35,8 +35,9 @@ def quick_decision_seconds() -> float:
 
 # --- helpers --------------------------------------------------------------------------------
 
+
 def percentile(values: list[float], p: float) -> float | None:
-    """Nearest-rank percentile: the smallest value with at least p % of the values at or below it."""
+    """Nearest-rank percentile: the smallest value with at least p % of the values up to it."""
     if not values:
         return None
     ordered = sorted(values)
@@ -73,7 +74,10 @@ class Window:
 
 # --- daily counters (§ Counters) -----------------------------------------------------------
 
-def daily_counters(journeys: QuerySet[JourneyFact], decisions: QuerySet[DecisionFact]) -> dict[str, int]:
+
+def daily_counters(
+    journeys: QuerySet[JourneyFact], decisions: QuerySet[DecisionFact]
+) -> dict[str, int]:
     """The counters of one roll-up bucket, from the facts in it."""
     j = journeys.aggregate(
         journeys=Count("pk"),
@@ -139,53 +143,103 @@ class MetricSet:
 
     def headline(self) -> list[tuple[str, str, Any, str]]:
         """(key, label, value, unit) for the figures the page and the CSV show first."""
-        rows: list[tuple[str, str, Any, str]] = [("journeys", "Journeys started", self.counters["journeys"], "count")]
+        rows: list[tuple[str, str, Any, str]] = [
+            ("journeys", "Journeys started", self.counters["journeys"], "count")
+        ]
         for key, label, _, _ in RATE_METRICS:
             rows.append((key, label, self.rates[key], "rate"))
         rows += [
-            ("override_frequency", "Human override frequency", self.rates["override_frequency"], "rate"),
-            ("resolution_p50", "Time to resolution p50", self.durations["resolution_p50"], "seconds"),
-            ("resolution_p90", "Time to resolution p90", self.durations["resolution_p90"], "seconds"),
-            ("approval_latency_p50", "Approval latency p50", self.durations["approval_latency_p50"], "seconds"),
-            ("approval_latency_p90", "Approval latency p90", self.durations["approval_latency_p90"], "seconds"),
+            (
+                "override_frequency",
+                "Human override frequency",
+                self.rates["override_frequency"],
+                "rate",
+            ),
+            (
+                "resolution_p50",
+                "Time to resolution p50",
+                self.durations["resolution_p50"],
+                "seconds",
+            ),
+            (
+                "resolution_p90",
+                "Time to resolution p90",
+                self.durations["resolution_p90"],
+                "seconds",
+            ),
+            (
+                "approval_latency_p50",
+                "Approval latency p50",
+                self.durations["approval_latency_p50"],
+                "seconds",
+            ),
+            (
+                "approval_latency_p90",
+                "Approval latency p90",
+                self.durations["approval_latency_p90"],
+                "seconds",
+            ),
             ("person_decisions", "Decisions by people", self.counters["person_decisions"], "count"),
-            ("policy_breach_attempts", "Policy breach attempts", self.counters["policy_denials"], "count"),
+            (
+                "policy_breach_attempts",
+                "Policy breach attempts",
+                self.counters["policy_denials"],
+                "count",
+            ),
             ("approval_expirations", "Approvals expired", self.counters["expirations"], "count"),
         ]
         return rows
 
 
 def journey_facts(definition_ids: list[int], window: Window) -> QuerySet[JourneyFact]:
-    return JourneyFact.objects.filter(definition_id__in=definition_ids, day__gte=window.since,
-                                      day__lte=window.until)
+    return JourneyFact.objects.filter(
+        definition_id__in=definition_ids, day__gte=window.since, day__lte=window.until
+    )
 
 
 def decision_facts(definition_ids: list[int], window: Window) -> QuerySet[DecisionFact]:
-    return DecisionFact.objects.filter(definition_id__in=definition_ids, day__gte=window.since,
-                                       day__lte=window.until)
+    return DecisionFact.objects.filter(
+        definition_id__in=definition_ids, day__gte=window.since, day__lte=window.until
+    )
 
 
 def counters_from_rollups(definition_ids: list[int], window: Window) -> dict[str, int]:
-    return sum_counters(DailyRollup.objects.filter(definition_id__in=definition_ids, day__gte=window.since,
-                                                   day__lte=window.until))
+    return sum_counters(
+        DailyRollup.objects.filter(
+            definition_id__in=definition_ids, day__gte=window.since, day__lte=window.until
+        )
+    )
 
 
 def counters_from_facts(definition_ids: list[int], window: Window) -> dict[str, int]:
-    return daily_counters(journey_facts(definition_ids, window), decision_facts(definition_ids, window))
+    return daily_counters(
+        journey_facts(definition_ids, window), decision_facts(definition_ids, window)
+    )
 
 
 def durations(definition_ids: list[int], window: Window) -> dict[str, float | None]:
-    resolution = [v for v in journey_facts(definition_ids, window).filter(resolution_seconds__isnull=False)
-                  .values_list("resolution_seconds", flat=True)]
-    latency = [v for v in decision_facts(definition_ids, window).filter(latency_seconds__isnull=False)
-               .values_list("latency_seconds", flat=True)]
+    resolution = [
+        v
+        for v in journey_facts(definition_ids, window)
+        .filter(resolution_seconds__isnull=False)
+        .values_list("resolution_seconds", flat=True)
+    ]
+    latency = [
+        v
+        for v in decision_facts(definition_ids, window)
+        .filter(latency_seconds__isnull=False)
+        .values_list("latency_seconds", flat=True)
+    ]
     return {
-        "resolution_p50": percentile(resolution, 50), "resolution_p90": percentile(resolution, 90),
-        "approval_latency_p50": percentile(latency, 50), "approval_latency_p90": percentile(latency, 90),
+        "resolution_p50": percentile(resolution, 50),
+        "resolution_p90": percentile(resolution, 90),
+        "approval_latency_p50": percentile(latency, 50),
+        "approval_latency_p90": percentile(latency, 90),
     }
 
 
 # --- by step (§ Funnel and time per step) --------------------------------------------------
+
 
 def step_order(definitions: list[JourneyDefinition]) -> list[tuple[str, str]]:
     """(step key, title) in the order of the definitions' current versions, without repeats."""
@@ -200,64 +254,110 @@ def step_order(definitions: list[JourneyDefinition]) -> list[tuple[str, str]]:
 def by_step(definitions: list[JourneyDefinition], window: Window) -> list[dict[str, Any]]:
     ids = [d.pk for d in definitions]
     facts = journey_facts(ids, window)
-    runs = StepFact.objects.filter(definition_id__in=ids, day__gte=window.since, day__lte=window.until)
-    reached = dict(runs.values("step").annotate(n=Count("journey_id", distinct=True)).values_list("step", "n"))
-    abandoned = dict(facts.filter(abandoned=True).values("abandoned_step").annotate(n=Count("pk"))
-                     .values_list("abandoned_step", "n"))
+    runs = StepFact.objects.filter(
+        definition_id__in=ids, day__gte=window.since, day__lte=window.until
+    )
+    reached = dict(
+        runs.values("step").annotate(n=Count("journey_id", distinct=True)).values_list("step", "n")
+    )
+    abandoned = dict(
+        facts.filter(abandoned=True)
+        .values("abandoned_step")
+        .annotate(n=Count("pk"))
+        .values_list("abandoned_step", "n")
+    )
     seconds: dict[str, list[float]] = defaultdict(list)
     for step, value in runs.filter(seconds__isnull=False).values_list("step", "seconds"):
         seconds[step].append(value)
     decisions = decision_facts(ids, window)
-    overrides = dict(decisions.filter(Q(outcome=DecisionFact.Outcome.REJECTED) | Q(
-        outcome=DecisionFact.Outcome.APPROVED, edited=True)).values("step").annotate(n=Count("pk"))
-        .values_list("step", "n"))
+    overrides = dict(
+        decisions.filter(
+            Q(outcome=DecisionFact.Outcome.REJECTED)
+            | Q(outcome=DecisionFact.Outcome.APPROVED, edited=True)
+        )
+        .values("step")
+        .annotate(n=Count("pk"))
+        .values_list("step", "n")
+    )
     from review.models import ExceptionCase
 
-    exceptions = dict(ExceptionCase.objects.filter(group__definition_id__in=ids, opened_at__gte=window.start,
-                                                   opened_at__lt=window.end)
-                      .values("step").annotate(n=Count("pk")).values_list("step", "n"))
+    exceptions = dict(
+        ExceptionCase.objects.filter(
+            group__definition_id__in=ids, opened_at__gte=window.start, opened_at__lt=window.end
+        )
+        .values("step")
+        .annotate(n=Count("pk"))
+        .values_list("step", "n")
+    )
     rows = []
     for key, title in step_order(definitions):
         times = seconds.get(key, [])
         n_reached = reached.get(key, 0)
         n_abandoned = abandoned.get(key, 0)
-        rows.append({
-            "step": key, "title": title, "reached": n_reached, "abandoned": n_abandoned,
-            "abandonment_share": rate(n_abandoned, n_reached),
-            "runs": len(times), "mean_seconds": sum(times) / len(times) if times else None,
-            "p50_seconds": percentile(times, 50), "p90_seconds": percentile(times, 90),
-            "overrides": overrides.get(key, 0), "exceptions": exceptions.get(key, 0),
-        })
+        rows.append(
+            {
+                "step": key,
+                "title": title,
+                "reached": n_reached,
+                "abandoned": n_abandoned,
+                "abandonment_share": rate(n_abandoned, n_reached),
+                "runs": len(times),
+                "mean_seconds": sum(times) / len(times) if times else None,
+                "p50_seconds": percentile(times, 50),
+                "p90_seconds": percentile(times, 90),
+                "overrides": overrides.get(key, 0),
+                "exceptions": exceptions.get(key, 0),
+            }
+        )
     return rows
 
 
 # --- by policy rule and by reviewer (§ Breakdowns, § Reviewers) -----------------------------
 
+
 def by_rule(definition_ids: list[int], window: Window) -> list[dict[str, Any]]:
-    rows = (decision_facts(definition_ids, window).values("rule").annotate(
-        approved=Count("pk", filter=Q(outcome=DecisionFact.Outcome.APPROVED)),
-        rejected=Count("pk", filter=Q(outcome=DecisionFact.Outcome.REJECTED)),
-        edited=Count("pk", filter=Q(outcome=DecisionFact.Outcome.APPROVED, edited=True)),
-        expired=Count("pk", filter=Q(outcome=DecisionFact.Outcome.EXPIRED)),
-        denied=Count("pk", filter=Q(outcome=DecisionFact.Outcome.DENIED)),
-    ))
+    rows = (
+        decision_facts(definition_ids, window)
+        .values("rule")
+        .annotate(
+            approved=Count("pk", filter=Q(outcome=DecisionFact.Outcome.APPROVED)),
+            rejected=Count("pk", filter=Q(outcome=DecisionFact.Outcome.REJECTED)),
+            edited=Count("pk", filter=Q(outcome=DecisionFact.Outcome.APPROVED, edited=True)),
+            expired=Count("pk", filter=Q(outcome=DecisionFact.Outcome.EXPIRED)),
+            denied=Count("pk", filter=Q(outcome=DecisionFact.Outcome.DENIED)),
+        )
+    )
     out = []
     for row in rows:
         decided = row["approved"] + row["rejected"]
         overrides = row["rejected"] + row["edited"]
-        out.append({**row, "rule": row["rule"] or "(no rule named)", "decided": decided, "overrides": overrides,
-                    "override_rate": rate(overrides, decided)})
+        out.append(
+            {
+                **row,
+                "rule": row["rule"] or "(no rule named)",
+                "decided": decided,
+                "overrides": overrides,
+                "override_rate": rate(overrides, decided),
+            }
+        )
     out.sort(key=lambda r: (-r["overrides"], -r["denied"], r["rule"]))
     return out
 
 
-def reviewers(definition_ids: list[int], window: Window) -> tuple[list[dict[str, Any]], list[DecisionFact]]:
-    person = decision_facts(definition_ids, window).filter(
-        outcome__in=[DecisionFact.Outcome.APPROVED, DecisionFact.Outcome.REJECTED]).select_related("approver")
+def reviewers(
+    definition_ids: list[int], window: Window
+) -> tuple[list[dict[str, Any]], list[DecisionFact]]:
+    person = (
+        decision_facts(definition_ids, window)
+        .filter(outcome__in=[DecisionFact.Outcome.APPROVED, DecisionFact.Outcome.REJECTED])
+        .select_related("approver")
+    )
     per: dict[Any, dict[str, Any]] = {}
     for fact in person:
         name = fact.approver.get_username() if fact.approver else "(unknown)"
-        row = per.setdefault(name, {"approver": name, "decisions": 0, "approved": 0, "rejected": 0, "latencies": []})
+        row = per.setdefault(
+            name, {"approver": name, "decisions": 0, "approved": 0, "rejected": 0, "latencies": []}
+        )
         row["decisions"] += 1
         row["approved" if fact.outcome == DecisionFact.Outcome.APPROVED else "rejected"] += 1
         if fact.latency_seconds is not None:
@@ -265,32 +365,68 @@ def reviewers(definition_ids: list[int], window: Window) -> tuple[list[dict[str,
     rows = []
     for row in sorted(per.values(), key=lambda r: (-r["decisions"], r["approver"])):
         latencies = row.pop("latencies")
-        rows.append({**row, "approval_rate": rate(row["approved"], row["decisions"]),
-                     "p50_seconds": percentile(latencies, 50), "p90_seconds": percentile(latencies, 90)})
-    flagged = list(person.filter(outcome=DecisionFact.Outcome.APPROVED, amount__gte=high_value_amount(),
-                                 latency_seconds__lt=quick_decision_seconds())
-                   .select_related("journey", "approver").order_by("latency_seconds", "decided_at"))
+        rows.append(
+            {
+                **row,
+                "approval_rate": rate(row["approved"], row["decisions"]),
+                "p50_seconds": percentile(latencies, 50),
+                "p90_seconds": percentile(latencies, 90),
+            }
+        )
+    flagged = list(
+        person.filter(
+            outcome=DecisionFact.Outcome.APPROVED,
+            amount__gte=high_value_amount(),
+            latency_seconds__lt=quick_decision_seconds(),
+        )
+        .select_related("journey", "approver")
+        .order_by("latency_seconds", "decided_at")
+    )
     return rows, flagged
 
 
-def exception_groups(definition_ids: list[int], window: Window, limit: int = 10) -> list[dict[str, Any]]:
+def exception_groups(
+    definition_ids: list[int], window: Window, limit: int = 10
+) -> list[dict[str, Any]]:
     from review.models import CaseGroup
 
-    groups = (CaseGroup.objects.filter(definition_id__in=definition_ids)
-              .annotate(n=Count("cases", filter=Q(cases__opened_at__gte=window.start,
-                                                  cases__opened_at__lt=window.end)))
-              .filter(n__gt=0).select_related("definition").order_by("-n", "pk")[:limit])
-    return [{"group": g.pk, "label": " / ".join(g.signature_parts()), "count": g.n} for g in groups]
+    groups = (
+        CaseGroup.objects.filter(definition_id__in=definition_ids)
+        .annotate(
+            n=Count(
+                "cases",
+                filter=Q(cases__opened_at__gte=window.start, cases__opened_at__lt=window.end),
+            )
+        )
+        .filter(n__gt=0)
+        .select_related("definition")
+        .order_by("-n", "pk")[:limit]
+    )
+    return [
+        {
+            "group": g.pk,
+            "label": " / ".join(g.signature_parts()),
+            "count": g.n,
+            "lines": [g.definition.name, " / ".join(g.signature_parts()[1:])],
+        }
+        for g in groups
+    ]
 
 
 def trend(definition_ids: list[int], window: Window) -> list[dict[str, Any]]:
-    rows = (DailyRollup.objects.filter(definition_id__in=definition_ids, day__gte=window.since,
-                                       day__lte=window.until)
-            .values("day").annotate(**{name: Sum(name) for name in DailyRollup.COUNTERS}))
+    rows = (
+        DailyRollup.objects.filter(
+            definition_id__in=definition_ids, day__gte=window.since, day__lte=window.until
+        )
+        .values("day")
+        .annotate(**{name: Sum(name) for name in DailyRollup.COUNTERS})
+    )
     by_day = {row["day"]: row for row in rows}
     out = []
     for day in window.days:
-        counters = {name: int((by_day.get(day) or {}).get(name) or 0) for name in DailyRollup.COUNTERS}
+        counters = {
+            name: int((by_day.get(day) or {}).get(name) or 0) for name in DailyRollup.COUNTERS
+        }
         out.append({"day": day.isoformat(), **counters, **rates(counters)})
     return out
 
@@ -302,9 +438,23 @@ def compute(definitions: list[JourneyDefinition], window: Window) -> MetricSet:
     reviewer_rows, flagged = reviewers(ids, window)
     steps = by_step(definitions, window)
     return MetricSet(
-        window=window, counters=counters, rates=rates(counters), durations=durations(ids, window),
-        funnel=[{"step": s["step"], "title": s["title"], "reached": s["reached"], "abandoned": s["abandoned"]}
-                for s in steps],
-        steps=steps, rules=by_rule(ids, window), reviewers=reviewer_rows, flagged=flagged,
-        exception_groups=exception_groups(ids, window), trend=trend(ids, window),
+        window=window,
+        counters=counters,
+        rates=rates(counters),
+        durations=durations(ids, window),
+        funnel=[
+            {
+                "step": s["step"],
+                "title": s["title"],
+                "reached": s["reached"],
+                "abandoned": s["abandoned"],
+            }
+            for s in steps
+        ],
+        steps=steps,
+        rules=by_rule(ids, window),
+        reviewers=reviewer_rows,
+        flagged=flagged,
+        exception_groups=exception_groups(ids, window),
+        trend=trend(ids, window),
     )

@@ -14,6 +14,7 @@ harmless because facts are a pure function of the journey's record.
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -41,6 +42,7 @@ def utc_day(moment: datetime) -> date:
 
 # --- facts of one journey -------------------------------------------------------------------
 
+
 def _journey_fact(journey: Journey, events: list[Event]) -> JourneyFact:
     person = escalated = taken_over = errored = False
     abandoned_step = ""
@@ -57,7 +59,9 @@ def _journey_fact(journey: Journey, events: list[Event]) -> JourneyFact:
             escalated = True
         if kind == Event.Kind.TAKEOVER:
             taken_over = True
-        if kind in ERROR_EVENTS or (kind == Event.Kind.ACTION_FAILED and not (event.data or {}).get("transient")):
+        if kind in ERROR_EVENTS or (
+            kind == Event.Kind.ACTION_FAILED and not (event.data or {}).get("transient")
+        ):
             errored = True
         if kind == Event.Kind.EXCEPTION:
             exceptions += 1
@@ -68,14 +72,28 @@ def _journey_fact(journey: Journey, events: list[Event]) -> JourneyFact:
     abandoned = status == Journey.Status.ABANDONED
     if status == Journey.Status.FAILED:
         errored = True
-    resolution = (journey.finished_at - journey.created_at).total_seconds() if completed and journey.finished_at \
+    resolution = (
+        (journey.finished_at - journey.created_at).total_seconds()
+        if completed and journey.finished_at
         else None
+    )
     return JourneyFact(
-        journey_id=journey.pk, definition_id=journey.definition_id, customer_ref=journey.customer_ref,
-        started_at=journey.created_at, day=utc_day(journey.created_at), status=status,
-        finished_at=journey.finished_at, resolution_seconds=resolution, person_involved=person,
-        contained=completed and not person, escalated=escalated, taken_over=taken_over, errored=errored,
-        abandoned=abandoned, abandoned_step=abandoned_step if abandoned else "", exceptions=exceptions,
+        journey_id=journey.pk,
+        definition_id=journey.definition_id,
+        customer_ref=journey.customer_ref,
+        started_at=journey.created_at,
+        day=utc_day(journey.created_at),
+        status=status,
+        finished_at=journey.finished_at,
+        resolution_seconds=resolution,
+        person_involved=person,
+        contained=completed and not person,
+        escalated=escalated,
+        taken_over=taken_over,
+        errored=errored,
+        abandoned=abandoned,
+        abandoned_step=abandoned_step if abandoned else "",
+        exceptions=exceptions,
     )
 
 
@@ -84,8 +102,13 @@ def _step_facts(journey: Journey, events: list[Event]) -> list[StepFact]:
     open_runs: dict[str, StepFact] = {}
     for event in events:
         if event.kind == Event.Kind.STEP_STARTED:
-            run = StepFact(journey_id=journey.pk, definition_id=journey.definition_id, day=utc_day(journey.created_at),
-                           step=event.step, started_at=event.at)
+            run = StepFact(
+                journey_id=journey.pk,
+                definition_id=journey.definition_id,
+                day=utc_day(journey.created_at),
+                step=event.step,
+                started_at=event.at,
+            )
             runs.append(run)
             open_runs[event.step] = run
         elif event.kind == Event.Kind.STEP_FINISHED and event.step in open_runs:
@@ -94,7 +117,9 @@ def _step_facts(journey: Journey, events: list[Event]) -> list[StepFact]:
     return runs
 
 
-def _decision_facts(journey: Journey, events: list[Event], proposals: Iterable[ProposedAction]) -> list[DecisionFact]:
+def _decision_facts(
+    journey: Journey, events: list[Event], proposals: Iterable[ProposedAction]
+) -> list[DecisionFact]:
     by_proposal: dict[int, list[Event]] = {}
     for event in events:
         if event.proposal_id:
@@ -102,58 +127,119 @@ def _decision_facts(journey: Journey, events: list[Event], proposals: Iterable[P
     facts = []
     for proposal in proposals:
         trail = by_proposal.get(proposal.pk, [])
-        edited = any(e.kind == Event.Kind.ACTION_APPROVED and (e.data or {}).get("edited") for e in trail)
+        edited = any(
+            e.kind == Event.Kind.ACTION_APPROVED and (e.data or {}).get("edited") for e in trail
+        )
         final = next((e for e in trail if e.kind == Event.Kind.ACTION_REJECTED), None)
         outcome = DecisionFact.Outcome.REJECTED
         if final is None:
-            final = next((e for e in trail if e.kind == Event.Kind.ACTION_APPROVED
-                          and not (e.data or {}).get("partial")), None)
+            final = next(
+                (
+                    e
+                    for e in trail
+                    if e.kind == Event.Kind.ACTION_APPROVED and not (e.data or {}).get("partial")
+                ),
+                None,
+            )
             outcome = DecisionFact.Outcome.APPROVED
         if final is None:
             final = next((e for e in trail if e.kind == Event.Kind.ACTION_EXPIRED), None)
             outcome = DecisionFact.Outcome.EXPIRED
         if final is None:
-            final = next((e for e in trail if e.kind == Event.Kind.ACTION_DECIDED
-                          and (e.data or {}).get("effect") == ProposedAction.Effect.DENY), None)
+            final = next(
+                (
+                    e
+                    for e in trail
+                    if e.kind == Event.Kind.ACTION_DECIDED
+                    and (e.data or {}).get("effect") == ProposedAction.Effect.DENY
+                ),
+                None,
+            )
             outcome = DecisionFact.Outcome.DENIED
         if final is None:
             continue
         by_person = outcome in (DecisionFact.Outcome.APPROVED, DecisionFact.Outcome.REJECTED)
-        facts.append(DecisionFact(
-            proposal_id=proposal.pk, journey_id=journey.pk, definition_id=journey.definition_id,
-            step=proposal.step, rule=proposal.decision_rule, action=proposal.action_type.key, outcome=outcome,
-            edited=edited and outcome == DecisionFact.Outcome.APPROVED,
-            approver_id=final.actor_user_id if by_person else None, amount=proposal.amount,
-            proposed_at=proposal.created_at, decided_at=final.at, day=utc_day(final.at),
-            latency_seconds=(final.at - proposal.created_at).total_seconds() if by_person else None,
-        ))
+        facts.append(
+            DecisionFact(
+                proposal_id=proposal.pk,
+                journey_id=journey.pk,
+                definition_id=journey.definition_id,
+                step=proposal.step,
+                rule=proposal.decision_rule,
+                action=proposal.action_type.key,
+                outcome=outcome,
+                edited=edited and outcome == DecisionFact.Outcome.APPROVED,
+                approver_id=final.actor_user_id if by_person else None,
+                amount=proposal.amount,
+                proposed_at=proposal.created_at,
+                decided_at=final.at,
+                day=utc_day(final.at),
+                latency_seconds=(final.at - proposal.created_at).total_seconds()
+                if by_person
+                else None,
+            )
+        )
     return facts
+
+
+def _same_customer_journeys(keys: set[tuple[str, int]], low: datetime, high: datetime) -> dict:
+    """(customer, definition) → [(created_at, pk)] of the journeys started between low and high."""
+    found: dict[tuple[str, int], list[tuple[datetime, int]]] = defaultdict(list)
+    if not keys:
+        return found
+    match = Q()
+    for customer_ref, definition_id in keys:
+        match |= Q(customer_ref=customer_ref, definition_id=definition_id)
+    rows = Journey.objects.filter(match, created_at__gte=low, created_at__lte=high).values_list(
+        "customer_ref", "definition_id", "created_at", "pk"
+    )
+    for customer_ref, definition_id, created_at, pk in rows:
+        found[(customer_ref, definition_id)].append((created_at, pk))
+    return found
 
 
 def _mark_contacts(facts: list[JourneyFact]) -> None:
     """Set repeat_contact / first_contact_resolved from the customer's other journeys."""
+    if not facts:
+        return
+    others = _same_customer_journeys(
+        {(f.customer_ref, f.definition_id) for f in facts},
+        min(f.started_at for f in facts) - REPEAT_WINDOW,
+        max(f.started_at for f in facts) + REPEAT_WINDOW,
+    )
     for fact in facts:
-        others = Journey.objects.filter(customer_ref=fact.customer_ref, definition_id=fact.definition_id).exclude(
-            pk=fact.journey_id)
-        before = others.filter(
-            Q(created_at__lt=fact.started_at) | Q(created_at=fact.started_at, pk__lt=fact.journey_id),
-            created_at__gte=fact.started_at - REPEAT_WINDOW)
-        after = others.filter(
-            Q(created_at__gt=fact.started_at) | Q(created_at=fact.started_at, pk__gt=fact.journey_id),
-            created_at__lte=fact.started_at + REPEAT_WINDOW)
-        fact.repeat_contact = before.exists()
-        fact.first_contact_resolved = fact.status == Journey.Status.COMPLETED and not after.exists()
+        me = (fact.started_at, fact.journey_id)  # ties on the start time are broken by id
+        around = others.get((fact.customer_ref, fact.definition_id), [])
+        fact.repeat_contact = any(
+            o < me and o[0] >= fact.started_at - REPEAT_WINDOW for o in around
+        )
+        came_back = any(o > me and o[0] <= fact.started_at + REPEAT_WINDOW for o in around)
+        fact.first_contact_resolved = fact.status == Journey.Status.COMPLETED and not came_back
 
 
 def _neighbours(journey_ids: set[int]) -> set[int]:
-    """Journeys whose first-contact figure a change to these journeys can move."""
+    """Journeys whose repeat/first-contact facts a change to these journeys can move."""
     related: set[int] = set()
-    rows = Journey.objects.filter(pk__in=journey_ids).values_list("customer_ref", "definition_id", "created_at")
-    for customer_ref, definition_id, created_at in rows:
-        related.update(Journey.objects.filter(
-            customer_ref=customer_ref, definition_id=definition_id,
-            created_at__gte=created_at - REPEAT_WINDOW, created_at__lte=created_at + REPEAT_WINDOW,
-        ).values_list("pk", flat=True))
+    ids = sorted(journey_ids)
+    for start in range(0, len(ids), BATCH):
+        rows = list(
+            Journey.objects.filter(pk__in=ids[start : start + BATCH]).values_list(
+                "customer_ref", "definition_id", "created_at"
+            )
+        )
+        if not rows:
+            continue
+        others = _same_customer_journeys(
+            {(c, d) for c, d, _ in rows},
+            min(r[2] for r in rows) - REPEAT_WINDOW,
+            max(r[2] for r in rows) + REPEAT_WINDOW,
+        )
+        for customer_ref, definition_id, created_at in rows:
+            related.update(
+                pk
+                for when, pk in others.get((customer_ref, definition_id), [])
+                if abs(when - created_at) <= REPEAT_WINDOW
+            )
     return related
 
 
@@ -163,22 +249,30 @@ def refresh_journeys(journey_ids: Iterable[int]) -> set[tuple[int, date]]:
     touched: set[tuple[int, date]] = set()
     ids = sorted(set(journey_ids))
     for start in range(0, len(ids), BATCH):
-        chunk = ids[start:start + BATCH]
-        touched.update(JourneyFact.objects.filter(journey_id__in=chunk).values_list("definition_id", "day"))
-        touched.update(DecisionFact.objects.filter(journey_id__in=chunk).values_list("definition_id", "day"))
+        chunk = ids[start : start + BATCH]
+        touched.update(
+            JourneyFact.objects.filter(journey_id__in=chunk).values_list("definition_id", "day")
+        )
+        touched.update(
+            DecisionFact.objects.filter(journey_id__in=chunk).values_list("definition_id", "day")
+        )
         journeys = list(Journey.objects.filter(pk__in=chunk))
         events_by_journey: dict[int, list[Event]] = {}
         for event in Event.objects.filter(journey_id__in=chunk).order_by("id"):
             events_by_journey.setdefault(event.journey_id, []).append(event)
         proposals_by_journey: dict[int, list[ProposedAction]] = {}
-        for proposal in ProposedAction.objects.filter(journey_id__in=chunk).select_related("action_type"):
+        for proposal in ProposedAction.objects.filter(journey_id__in=chunk).select_related(
+            "action_type"
+        ):
             proposals_by_journey.setdefault(proposal.journey_id, []).append(proposal)
         journey_facts, step_facts, decision_facts = [], [], []
         for journey in journeys:
             events = events_by_journey.get(journey.pk, [])
             journey_facts.append(_journey_fact(journey, events))
             step_facts.extend(_step_facts(journey, events))
-            decision_facts.extend(_decision_facts(journey, events, proposals_by_journey.get(journey.pk, [])))
+            decision_facts.extend(
+                _decision_facts(journey, events, proposals_by_journey.get(journey.pk, []))
+            )
         _mark_contacts(journey_facts)
         JourneyFact.objects.filter(journey_id__in=chunk).delete()
         StepFact.objects.filter(journey_id__in=chunk).delete()
@@ -201,7 +295,9 @@ def refresh_days(pairs: Iterable[tuple[int, date]]) -> None:
         if not any(counters.values()):
             DailyRollup.objects.filter(definition_id=definition_id, day=day).delete()
             continue
-        DailyRollup.objects.update_or_create(definition_id=definition_id, day=day, defaults=counters)
+        DailyRollup.objects.update_or_create(
+            definition_id=definition_id, day=day, defaults=counters
+        )
 
 
 def rollup_refresh(*, now: datetime | None = None) -> dict[str, Any]:
@@ -211,11 +307,15 @@ def rollup_refresh(*, now: datetime | None = None) -> dict[str, Any]:
     now = now or timezone.now()
     with transaction.atomic():
         RollupState.objects.get_or_create(name=STATE_NAME)
-        state = RollupState.objects.select_for_update(skip_locked=True).filter(name=STATE_NAME).first()
+        state = (
+            RollupState.objects.select_for_update(skip_locked=True).filter(name=STATE_NAME).first()
+        )
         if state is None:
             return {"skipped": True}
         high = Event.objects.aggregate(high=Max("id"))["high"] or 0
-        since = (state.last_run_at - timedelta(seconds=RESCAN_SECONDS)) if state.last_run_at else None
+        since = (
+            (state.last_run_at - timedelta(seconds=RESCAN_SECONDS)) if state.last_run_at else None
+        )
         changed = Q(id__gt=state.last_event_id, id__lte=high)
         if since is not None:
             changed |= Q(at__gte=since, id__lte=high)
@@ -242,11 +342,12 @@ def rollup_rebuild() -> dict[str, Any]:
     ids = list(Journey.objects.values_list("pk", flat=True))
     touched = refresh_journeys(ids)
     refresh_days(touched)
-    RollupState.objects.update_or_create(name=STATE_NAME, defaults={
-        "last_event_id": high, "last_run_at": timezone.now(), "last_journeys": len(ids)})
+    RollupState.objects.update_or_create(
+        name=STATE_NAME,
+        defaults={"last_event_id": high, "last_run_at": timezone.now(), "last_journeys": len(ids)},
+    )
     return {"journeys": len(ids), "days": len(touched)}
 
 
 def rollup_state() -> RollupState | None:
     return RollupState.objects.filter(name=STATE_NAME).first()
-

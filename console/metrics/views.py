@@ -23,15 +23,25 @@ def _selection(request: HttpRequest) -> tuple[MetricsFilter, list | None, Any, A
     """The filter form and, when it is valid, the definitions and the two windows."""
     if not definitions_for(request.user).exists():
         raise Http404("No journeys to measure.")
-    form = MetricsFilter(request.GET or None, user=request.user)
-    if request.GET and not form.is_valid():
+    form = MetricsFilter(request.GET, user=request.user)
+    if not form.is_valid():
         return form, None, None, None
-    if not request.GET:
-        form = MetricsFilter({}, user=request.user)
-        form.is_valid()
-    chosen = form.cleaned_data.get("definition")
+    data = form.cleaned_data
+    chosen = data.get("definition")
     definitions = [chosen] if chosen else list(definitions_for(request.user).order_by("name"))
-    return form, definitions, form.cleaned_data["window"], form.cleaned_data["compare"]
+    window, compare = data["window"], data["compare"]
+    if not request.GET:
+        # Show the default windows in the inputs, so a person sees (and can shift) what they read.
+        form = MetricsFilter(
+            user=request.user,
+            initial={
+                "since": window.since,
+                "until": window.until,
+                "compare_since": compare.since,
+                "compare_until": compare.until,
+            },
+        )
+    return form, definitions, window, compare
 
 
 def _compare_rows(current: MetricSet, previous: MetricSet) -> list[dict[str, Any]]:
@@ -39,8 +49,21 @@ def _compare_rows(current: MetricSet, previous: MetricSet) -> list[dict[str, Any
     rows = []
     for key, label, value, unit in current.headline():
         other = before.get(key)
-        delta = value - other if isinstance(value, int | float) and isinstance(other, int | float) else None
-        rows.append({"key": key, "label": label, "value": value, "previous": other, "unit": unit, "delta": delta})
+        delta = (
+            value - other
+            if isinstance(value, int | float) and isinstance(other, int | float)
+            else None
+        )
+        rows.append(
+            {
+                "key": key,
+                "label": label,
+                "value": value,
+                "previous": other,
+                "unit": unit,
+                "delta": delta,
+            }
+        )
     return rows
 
 
@@ -79,19 +102,34 @@ def export_csv(request: HttpRequest) -> HttpResponse:
     form, definitions, window, compare = _selection(request)
     if definitions is None:
         errors = "; ".join(str(e) for errs in form.errors.values() for e in errs)
-        return HttpResponse(f"Bad window: {errors}\n", status=400, content_type="text/plain; charset=utf-8")
+        return HttpResponse(
+            f"Bad window: {errors}\n", status=400, content_type="text/plain; charset=utf-8"
+        )
     current = compute(definitions, window)
     previous = compute(definitions, compare)
     scope = definitions[0].key if len(definitions) == 1 else "all"
     response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="handoff-metrics-{scope}-{window.since}-{window.until}.csv"'
+    response["Content-Disposition"] = (
+        f'attachment; filename="handoff-metrics-{scope}-{window.since}-{window.until}.csv"'
+    )
     writer = csv.writer(response)
-    writer.writerow(["section", "item", "metric", "unit", f"window {window}", f"comparison {compare}"])
+    writer.writerow(
+        ["section", "item", "metric", "unit", f"window {window}", f"comparison {compare}"]
+    )
     for row in _compare_rows(current, previous):
-        writer.writerow(["outcomes", scope, row["key"], row["unit"], _fmt(row["value"]), _fmt(row["previous"])])
+        writer.writerow(
+            ["outcomes", scope, row["key"], row["unit"], _fmt(row["value"]), _fmt(row["previous"])]
+        )
     for step in current.steps:
-        for key in ("reached", "abandoned", "abandonment_share", "p50_seconds", "p90_seconds", "overrides",
-                    "exceptions"):
+        for key in (
+            "reached",
+            "abandoned",
+            "abandonment_share",
+            "p50_seconds",
+            "p90_seconds",
+            "overrides",
+            "exceptions",
+        ):
             writer.writerow(["by step", step["step"], key, "", _fmt(step[key]), ""])
     for rule in current.rules:
         for key in ("decided", "overrides", "override_rate", "denied", "expired"):

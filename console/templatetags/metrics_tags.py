@@ -37,11 +37,13 @@ def metric(value: Any, unit: str) -> str:
 
 @register.filter
 def delta(row: dict[str, Any]) -> str:
-    """The change from the comparison window, in the metric's unit (e.g. '+3.1 pt', or a minus sign and '12 s')."""
+    """The change from the comparison window, in the metric's unit: '+3.1 pt', '+12 s', '+4'."""
     change = row.get("delta")
     if change is None:
         return "—"
-    sign = "+" if change > 0 else ("\u2212" if change < 0 else "\u00b1")  # typographic minus, plus-minus
+    sign = (
+        "+" if change > 0 else ("\u2212" if change < 0 else "\u00b1")
+    )  # typographic minus, plus-minus
     size = abs(change)
     if row["unit"] == "rate":
         return f"{sign}{size * 100:.1f} pt"

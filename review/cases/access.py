@@ -19,7 +19,9 @@ from ..models import CaseGroup, ExceptionCase
 
 
 def cases_for(user, perm: str = "view") -> QuerySet[ExceptionCase]:
-    return ExceptionCase.objects.filter(journey__definition__in=definitions_for(user, perm).values("pk"))
+    return ExceptionCase.objects.filter(
+        journey__definition__in=definitions_for(user, perm).values("pk")
+    )
 
 
 def groups_for(user, perm: str = "view") -> QuerySet[CaseGroup]:
@@ -27,8 +29,19 @@ def groups_for(user, perm: str = "view") -> QuerySet[CaseGroup]:
 
 
 def get_case_for_user(user, pk: int) -> ExceptionCase:
-    case = cases_for(user).select_related("journey__definition", "journey__version", "group__definition",
-                                          "assignee", "resolved_by", "trigger_event").filter(pk=pk).first()
+    case = (
+        cases_for(user)
+        .select_related(
+            "journey__definition",
+            "journey__version",
+            "group__definition",
+            "assignee",
+            "resolved_by",
+            "trigger_event",
+        )
+        .filter(pk=pk)
+        .first()
+    )
     if case is None:
         raise Http404("No such case.")
     return case
@@ -42,8 +55,11 @@ def get_group_for_user(user, pk: int) -> CaseGroup:
 
 
 def get_event_for_user(user, pk: int) -> Event:
-    event = Event.objects.select_related("journey__definition").filter(
-        pk=pk, journey__in=journeys_for(user).values("pk")).first()
+    event = (
+        Event.objects.select_related("journey__definition")
+        .filter(pk=pk, journey__in=journeys_for(user).values("pk"))
+        .first()
+    )
     if event is None:
         raise Http404("No such event.")
     return event
@@ -59,6 +75,11 @@ def may_edit_labels(user) -> bool:
 
 def eligible_assignees(definition: JourneyDefinition) -> QuerySet:
     """Active people who may work cases of ``definition`` (hold ``annotate`` on it)."""
-    holders = get_users_with_perms(definition, only_with_perms_in=["annotate"], with_group_users=True,
-                                   with_superusers=False)
-    return get_user_model().objects.filter(Q(pk__in=[u.pk for u in holders]), is_active=True).order_by("username")
+    holders = get_users_with_perms(
+        definition, only_with_perms_in=["annotate"], with_group_users=True, with_superusers=False
+    )
+    return (
+        get_user_model()
+        .objects.filter(Q(pk__in=[u.pk for u in holders]), is_active=True)
+        .order_by("username")
+    )

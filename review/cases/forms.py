@@ -15,9 +15,14 @@ class LabelChoiceField(forms.ModelMultipleChoiceField):
 
 
 class AnnotateForm(forms.Form):
-    labels = LabelChoiceField(queryset=Label.objects.filter(is_active=True), required=False,
-                              widget=forms.CheckboxSelectMultiple)
-    note = forms.CharField(required=False, max_length=4000, widget=forms.Textarea(attrs={"rows": 3}))
+    labels = LabelChoiceField(
+        queryset=Label.objects.filter(is_active=True),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+    note = forms.CharField(
+        required=False, max_length=4000, widget=forms.Textarea(attrs={"rows": 3})
+    )
 
     def clean(self):
         data = super().clean()
@@ -27,14 +32,22 @@ class AnnotateForm(forms.Form):
 
 
 class FlagForm(forms.Form):
-    note = forms.CharField(max_length=2000, widget=forms.Textarea(attrs={"rows": 2}),
-                           help_text="Why this journey needs a second look.")
-    labels = LabelChoiceField(queryset=Label.objects.filter(is_active=True), required=False,
-                              widget=forms.CheckboxSelectMultiple)
+    note = forms.CharField(
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Why this journey needs a second look.",
+    )
+    labels = LabelChoiceField(
+        queryset=Label.objects.filter(is_active=True),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
 
 
 class AssignForm(forms.Form):
-    assignee = forms.ModelChoiceField(queryset=get_user_model().objects.none(), empty_label="Choose a person")
+    assignee = forms.ModelChoiceField(
+        queryset=get_user_model().objects.none(), empty_label="Choose a person"
+    )
 
     def __init__(self, *args, assignees, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -42,14 +55,24 @@ class AssignForm(forms.Form):
 
 
 class ResolveForm(forms.Form):
-    resolution = forms.ChoiceField(choices=[("", "Choose a resolution"), *ExceptionCase.Resolution.choices])
-    note = forms.CharField(required=False, max_length=4000, widget=forms.Textarea(attrs={"rows": 2}))
+    resolution = forms.ChoiceField(
+        choices=[("", "Choose a resolution"), *ExceptionCase.Resolution.choices]
+    )
+    note = forms.CharField(
+        required=False, max_length=4000, widget=forms.Textarea(attrs={"rows": 2})
+    )
 
 
 class WorkbenchFilter(forms.Form):
-    definition = forms.ModelChoiceField(queryset=JourneyDefinition.objects.none(), required=False,
-                                        empty_label="All definitions", to_field_name="key")
-    show = forms.ChoiceField(choices=[("open", "Unresolved"), ("all", "All, resolved too")], required=False)
+    definition = forms.ModelChoiceField(
+        queryset=JourneyDefinition.objects.none(),
+        required=False,
+        empty_label="All definitions",
+        to_field_name="key",
+    )
+    show = forms.ChoiceField(
+        choices=[("open", "Unresolved"), ("all", "All, resolved too")], required=False
+    )
 
     def __init__(self, *args, user, **kwargs) -> None:
         super().__init__(*args, **kwargs)

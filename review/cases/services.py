@@ -40,7 +40,9 @@ def error_class(message: str) -> str:
     message = (message or "").strip()
     if message.startswith("Retries spent: "):
         message = message.removeprefix("Retries spent: ")
-    named = re.match(r"^([A-Z][A-Za-z0-9_]*(?:Error|Exception|Unavailable|Rejected|Timeout))\b", message)
+    named = re.match(
+        r"^([A-Z][A-Za-z0-9_]*(?:Error|Exception|Unavailable|Rejected|Timeout))\b", message
+    )
     if named:
         return named.group(1)
     blanked = re.sub(r"'[^']*'|“[^”]*”|\"[^\"]*\"", "…", message)
@@ -72,13 +74,20 @@ def case_open(
     step = trigger_event.step if step is None else step
     group = _group_for(journey, step=step, kind=kind, cause=cause)
     case = ExceptionCase.objects.create(
-        journey=journey, group=group, kind=kind[:60], step=step[:60], cause=cause[:200], summary=summary,
-        trigger_event=trigger_event, flagged_by=flagged_by, opened_at=trigger_event.at,
+        journey=journey,
+        group=group,
+        kind=kind[:60],
+        step=step[:60],
+        cause=cause[:200],
+        summary=summary,
+        trigger_event=trigger_event,
+        flagged_by=flagged_by,
+        opened_at=trigger_event.at,
     )
     around = list(
-        Event.objects.filter(journey=journey, id__lte=trigger_event.id).order_by("-id").values_list("id", flat=True)[
-            :CONTEXT_EVENTS
-        ]
+        Event.objects.filter(journey=journey, id__lte=trigger_event.id)
+        .order_by("-id")
+        .values_list("id", flat=True)[:CONTEXT_EVENTS]
     )
     case.events.set(around)
     return case
@@ -96,46 +105,87 @@ def case_open_for_event(event: Event) -> ExceptionCase | None:
             cause = error_class(str(data.get("error") or event.summary))
         else:
             cause = ""
-        return case_open(journey=journey, trigger_event=event, kind=kind, summary=event.summary, cause=cause)
+        return case_open(
+            journey=journey, trigger_event=event, kind=kind, summary=event.summary, cause=cause
+        )
     if event.kind == Event.Kind.ABANDONED:
         step = str(data.get("step") or event.step)
-        return case_open(journey=journey, trigger_event=event, kind=ExceptionCase.Kind.ABANDONED, step=step,
-                         summary=event.summary, cause=str(data.get("reason") or "customer left"))
+        return case_open(
+            journey=journey,
+            trigger_event=event,
+            kind=ExceptionCase.Kind.ABANDONED,
+            step=step,
+            summary=event.summary,
+            cause=str(data.get("reason") or "customer left"),
+        )
     if event.kind == Event.Kind.ACTION_EXPIRED:
         proposal = event.proposal
         outcome = str(data.get("outcome") or "")
         step = proposal.step if proposal is not None else event.step
         rule = proposal.decision_rule if proposal is not None else ""
         summary = event.summary + (f" (then {outcome})" if outcome else "")
-        return case_open(journey=journey, trigger_event=event, kind=ExceptionCase.Kind.APPROVAL_EXPIRED, step=step,
-                         summary=summary, cause=rule)
+        return case_open(
+            journey=journey,
+            trigger_event=event,
+            kind=ExceptionCase.Kind.APPROVAL_EXPIRED,
+            step=step,
+            summary=summary,
+            cause=rule,
+        )
     return None
 
 
-def _record(journey: Journey, summary: str, *, actor: Any, data: dict[str, Any], step: str | None = None) -> Event:
-    return events.record(journey, Event.Kind.ANNOTATION, summary, actor_kind=Event.Actor.PERSON, actor_user=actor,
-                         data=data, step=step)
+def _record(
+    journey: Journey, summary: str, *, actor: Any, data: dict[str, Any], step: str | None = None
+) -> Event:
+    return events.record(
+        journey,
+        Event.Kind.ANNOTATION,
+        summary,
+        actor_kind=Event.Actor.PERSON,
+        actor_user=actor,
+        data=data,
+        step=step,
+    )
 
 
 @transaction.atomic
-def journey_flag(*, journey: Journey, actor: Any, note: str, labels: Iterable[Label] = ()) -> ExceptionCase:
-    """A person flags a journey for a second look: an audit event, a case and its first annotation."""
+def journey_flag(
+    *, journey: Journey, actor: Any, note: str, labels: Iterable[Label] = ()
+) -> ExceptionCase:
+    """A person flags a journey for a second look: an audit event, a case, its first annotation."""
     note = note.strip()
     if not note:
         raise CaseError("Say why you flag this journey.")
     labels = list(labels)
-    event = _record(journey, f"Flagged for review: {note}", actor=actor,
-                    data={"action": "flag", "note": note, "labels": [label.key for label in labels]})
-    case = case_open(journey=journey, trigger_event=event, kind=ExceptionCase.Kind.FLAGGED, summary=note,
-                     step=journey.current_step, flagged_by=actor)
-    annotation = Annotation.objects.create(journey=journey, case=case, note=note, author=actor, audit_event=event)
+    event = _record(
+        journey,
+        f"Flagged for review: {note}",
+        actor=actor,
+        data={"action": "flag", "note": note, "labels": [label.key for label in labels]},
+    )
+    case = case_open(
+        journey=journey,
+        trigger_event=event,
+        kind=ExceptionCase.Kind.FLAGGED,
+        summary=note,
+        step=journey.current_step,
+        flagged_by=actor,
+    )
+    annotation = Annotation.objects.create(
+        journey=journey, case=case, note=note, author=actor, audit_event=event
+    )
     annotation.labels.set(labels)
     return case
 
 
 @transaction.atomic
 def annotation_add(
-    *, actor: Any, note: str, labels: Iterable[Label] = (), case: ExceptionCase | None = None,
+    *,
+    actor: Any,
+    note: str,
+    labels: Iterable[Label] = (),
+    case: ExceptionCase | None = None,
     event: Event | None = None,
 ) -> Annotation:
     """Annotate a case or one timeline event. Needs a note or at least one label."""
@@ -146,21 +196,41 @@ def annotation_add(
     if not note and not labels:
         raise CaseError("Pick a label or write a note.")
     journey = case.journey if case is not None else event.journey
-    subject = f"case {case.pk}" if case is not None else f"event {event.pk} ({event.get_kind_display().lower()})"
+    subject = (
+        f"case {case.pk}"
+        if case is not None
+        else f"event {event.pk} ({event.get_kind_display().lower()})"
+    )
     label_names = ", ".join(label.name for label in labels)
-    summary = f"Annotated {subject}" + (f" [{label_names}]" if label_names else "") + (f": {note}" if note else ".")
-    audit = _record(journey, summary, actor=actor, step=(case.step if case is not None else event.step), data={
-        "action": "annotate", "case": case.pk if case else None, "event": event.pk if event else None,
-        "labels": [label.key for label in labels], "note": note,
-    })
-    annotation = Annotation.objects.create(journey=journey, case=case, event=event, note=note, author=actor,
-                                           audit_event=audit)
+    summary = (
+        f"Annotated {subject}"
+        + (f" [{label_names}]" if label_names else "")
+        + (f": {note}" if note else ".")
+    )
+    audit = _record(
+        journey,
+        summary,
+        actor=actor,
+        step=(case.step if case is not None else event.step),
+        data={
+            "action": "annotate",
+            "case": case.pk if case else None,
+            "event": event.pk if event else None,
+            "labels": [label.key for label in labels],
+            "note": note,
+        },
+    )
+    annotation = Annotation.objects.create(
+        journey=journey, case=case, event=event, note=note, author=actor, audit_event=audit
+    )
     annotation.labels.set(labels)
     return annotation
 
 
 def _lock_case(case: ExceptionCase) -> ExceptionCase:
-    return ExceptionCase.objects.select_for_update().select_related("journey", "group").get(pk=case.pk)
+    return (
+        ExceptionCase.objects.select_for_update().select_related("journey", "group").get(pk=case.pk)
+    )
 
 
 @transaction.atomic
@@ -170,12 +240,20 @@ def case_assign(*, case: ExceptionCase, assignee: Any, actor: Any) -> ExceptionC
     if case.is_resolved:
         raise CaseError(f"Case {case.pk} is already resolved.")
     now = timezone.now()
-    updated = ExceptionCase.objects.filter(pk=case.pk).exclude(status=ExceptionCase.Status.RESOLVED).update(
-        status=ExceptionCase.Status.ASSIGNED, assignee=assignee, assigned_at=now)
+    updated = (
+        ExceptionCase.objects.filter(pk=case.pk)
+        .exclude(status=ExceptionCase.Status.RESOLVED)
+        .update(status=ExceptionCase.Status.ASSIGNED, assignee=assignee, assigned_at=now)
+    )
     if not updated:
         raise CaseError(f"Case {case.pk} changed meanwhile; reload and try again.")
-    _record(case.journey, f"Case {case.pk} assigned to {assignee.get_username()}.", actor=actor, step=case.step,
-            data={"action": "assign", "case": case.pk, "assignee": assignee.get_username()})
+    _record(
+        case.journey,
+        f"Case {case.pk} assigned to {assignee.get_username()}.",
+        actor=actor,
+        step=case.step,
+        data={"action": "assign", "case": case.pk, "assignee": assignee.get_username()},
+    )
     case.status, case.assignee, case.assigned_at = ExceptionCase.Status.ASSIGNED, assignee, now
     return case
 
@@ -187,22 +265,34 @@ def case_resolve(*, case: ExceptionCase, resolution: str, note: str, actor: Any)
         raise CaseError("Pick a resolution.")
     case = _lock_case(case)
     now = timezone.now()
-    updated = ExceptionCase.objects.filter(pk=case.pk).exclude(status=ExceptionCase.Status.RESOLVED).update(
-        status=ExceptionCase.Status.RESOLVED, resolution=resolution, resolution_note=note.strip(),
-        resolved_by=actor, resolved_at=now)
+    updated = (
+        ExceptionCase.objects.filter(pk=case.pk)
+        .exclude(status=ExceptionCase.Status.RESOLVED)
+        .update(
+            status=ExceptionCase.Status.RESOLVED,
+            resolution=resolution,
+            resolution_note=note.strip(),
+            resolved_by=actor,
+            resolved_at=now,
+        )
+    )
     if not updated:
         raise CaseError(f"Case {case.pk} is already resolved.")
     label = ExceptionCase.Resolution(resolution).label
-    _record(case.journey, f"Case {case.pk} resolved: {label}" + (f" — {note.strip()}" if note.strip() else "."),
-            actor=actor, step=case.step,
-            data={"action": "resolve", "case": case.pk, "resolution": resolution, "note": note.strip()})
+    _record(
+        case.journey,
+        f"Case {case.pk} resolved: {label}" + (f" — {note.strip()}" if note.strip() else "."),
+        actor=actor,
+        step=case.step,
+        data={"action": "resolve", "case": case.pk, "resolution": resolution, "note": note.strip()},
+    )
     case.status, case.resolution, case.resolved_at = ExceptionCase.Status.RESOLVED, resolution, now
     return case
 
 
 @transaction.atomic
 def group_resolve(*, cases: Iterable[ExceptionCase], resolution: str, note: str, actor: Any) -> int:
-    """Resolve every unresolved case given (the caller filtered them by permission). All or nothing."""
+    """Resolve every unresolved case given (the caller filtered them by permission); all or none."""
     count = 0
     for case in cases:
         if case.is_resolved:
@@ -228,7 +318,9 @@ def group_assign(*, cases: Iterable[ExceptionCase], assignee: Any, actor: Any) -
 
 
 @transaction.atomic
-def group_annotate(*, cases: Iterable[ExceptionCase], actor: Any, note: str, labels: Iterable[Label]) -> int:
+def group_annotate(
+    *, cases: Iterable[ExceptionCase], actor: Any, note: str, labels: Iterable[Label]
+) -> int:
     labels = list(labels)
     count = 0
     for case in cases:
@@ -259,10 +351,18 @@ def labels_install_defaults() -> int:
     return created
 
 
-def _label_changed(*, actor: Any, label: Label, before: dict[str, Any] | None, reason: str = "") -> None:
+def _label_changed(
+    *, actor: Any, label: Label, before: dict[str, Any] | None, reason: str = ""
+) -> None:
     events.governance_changed.send(
-        sender=Label, kind="label_change", actor=actor, subject=f"label {label.key}",
-        before=before, after=label.as_audit(), reason=reason, data={"label": label.pk},
+        sender=Label,
+        kind="label_change",
+        actor=actor,
+        subject=f"label {label.key}",
+        before=before,
+        after=label.as_audit(),
+        reason=reason,
+        data={"label": label.pk},
     )
 
 
@@ -280,7 +380,9 @@ def label_create(*, actor: Any, name: str, description: str = "") -> Label:
 
 
 @transaction.atomic
-def label_update(*, actor: Any, label: Label, name: str, description: str, is_active: bool) -> Label:
+def label_update(
+    *, actor: Any, label: Label, name: str, description: str, is_active: bool
+) -> Label:
     label = Label.objects.select_for_update().get(pk=label.pk)
     before = label.as_audit()
     name = name.strip()
@@ -303,7 +405,13 @@ def label_delete(*, actor: Any, label: Label) -> None:
         raise CaseError(f"“{label.name}” is used by annotations; retire it instead.")
     before = label.as_audit()
     events.governance_changed.send(
-        sender=Label, kind="label_change", actor=actor, subject=f"label {label.key}", before=before, after=None,
-        reason="deleted", data={"label": label.pk},
+        sender=Label,
+        kind="label_change",
+        actor=actor,
+        subject=f"label {label.key}",
+        before=before,
+        after=None,
+        reason="deleted",
+        data={"label": label.pk},
     )
     label.delete()

@@ -27,7 +27,10 @@ from .access import (
 )
 from .forms import AnnotateForm, AssignForm, FlagForm, LabelForm, ResolveForm, WorkbenchFilter
 
-READ_ONLY = "You may see these cases but not change them: that needs the annotate permission on this journey."
+READ_ONLY = (
+    "You may see these cases but not change them: "
+    "that needs the annotate permission on this journey."
+)
 
 
 def _forbidden(request: HttpRequest) -> HttpResponse:
@@ -57,14 +60,22 @@ def workbench(request: HttpRequest) -> HttpResponse:
     # Ranked by how many cases wait, then by how recently the group was seen.
     order = ["-total", "-last_seen"] if show_all else ["-open_count", "-last_open"]
     page = Paginator(groups.order_by(*order, "pk"), 30).get_page(request.GET.get("page"))
-    context = {"form": form, "page": page, "show_all": show_all,
-               "open_total": cases_for(request.user).unresolved().count()}
+    context = {
+        "form": form,
+        "page": page,
+        "show_all": show_all,
+        "open_total": cases_for(request.user).unresolved().count(),
+    }
     return render(request, "review/cases/workbench.html", context)
 
 
 def _group_context(request: HttpRequest, group, **forms) -> dict:
-    cases = (cases_for(request.user).filter(group=group)
-             .select_related("journey", "assignee", "resolved_by").order_by("status", "-opened_at", "-pk"))
+    cases = (
+        cases_for(request.user)
+        .filter(group=group)
+        .select_related("journey", "assignee", "resolved_by")
+        .order_by("status", "-opened_at", "-pk")
+    )
     editable = may_annotate(request.user, group.definition)
     assignees = eligible_assignees(group.definition)
     return {
@@ -76,7 +87,8 @@ def _group_context(request: HttpRequest, group, **forms) -> dict:
         "annotate_form": forms.get("annotate_form") or AnnotateForm(),
         "assign_form": forms.get("assign_form") or AssignForm(assignees=assignees),
         "resolve_form": forms.get("resolve_form") or ResolveForm(),
-        "annotations": Annotation.objects.filter(case__group=group, case__in=cases).select_related("author", "case")
+        "annotations": Annotation.objects.filter(case__group=group, case__in=cases)
+        .select_related("author", "case")
         .prefetch_related("labels")[:50],
     }
 
@@ -94,16 +106,26 @@ def group_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     group = get_group_for_user(request.user, pk)
     if not may_annotate(request.user, group.definition):
         return _forbidden(request)
-    unresolved = list(cases_for(request.user, "annotate").filter(group=group).unresolved().order_by("pk"))
-    form, done = _apply(request, action, unresolved, assignees=eligible_assignees(group.definition), group=True)
+    unresolved = list(
+        cases_for(request.user, "annotate").filter(group=group).unresolved().order_by("pk")
+    )
+    form, done = _apply(
+        request, action, unresolved, assignees=eligible_assignees(group.definition), group=True
+    )
     if done is not None:
         messages.success(request, done)
         return redirect("cases:group", pk=group.pk)
-    return render(request, "review/cases/group.html", _group_context(request, group, **{f"{action}_form": form}),
-                  status=400)
+    return render(
+        request,
+        "review/cases/group.html",
+        _group_context(request, group, **{f"{action}_form": form}),
+        status=400,
+    )
 
 
-def _apply(request: HttpRequest, action: str, cases: list[ExceptionCase], *, assignees, group: bool):
+def _apply(
+    request: HttpRequest, action: str, cases: list[ExceptionCase], *, assignees, group: bool
+):
     """Validate the action's form and run its service. Returns (form, success message or None)."""
     user = request.user
     forms_by_action = {
@@ -119,12 +141,16 @@ def _apply(request: HttpRequest, action: str, cases: list[ExceptionCase], *, ass
     data = form.cleaned_data
     try:
         if action == "annotate":
-            count = services.group_annotate(cases=cases, actor=user, note=data["note"], labels=data["labels"])
+            count = services.group_annotate(
+                cases=cases, actor=user, note=data["note"], labels=data["labels"]
+            )
             return form, f"Annotated {count} case(s)." if group else "Annotation added."
         if action == "assign":
             count = services.group_assign(cases=cases, assignee=data["assignee"], actor=user)
             return form, f"Assigned {count} case(s) to {data['assignee'].get_username()}."
-        count = services.group_resolve(cases=cases, resolution=data["resolution"], note=data["note"], actor=user)
+        count = services.group_resolve(
+            cases=cases, resolution=data["resolution"], note=data["note"], actor=user
+        )
         return form, f"Resolved {count} case(s)."
     except services.CaseError as exc:
         form.add_error(None, str(exc))
@@ -162,13 +188,24 @@ def case_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
         form = ResolveForm(request.POST)
         form.is_valid()
         form.add_error(None, f"Case {case.pk} is already resolved.")
-        return render(request, "review/cases/case.html", _case_context(request, case, resolve_form=form), status=409)
-    form, done = _apply(request, action, [case], assignees=eligible_assignees(case.journey.definition), group=False)
+        return render(
+            request,
+            "review/cases/case.html",
+            _case_context(request, case, resolve_form=form),
+            status=409,
+        )
+    form, done = _apply(
+        request, action, [case], assignees=eligible_assignees(case.journey.definition), group=False
+    )
     if done is not None:
         messages.success(request, done)
         return redirect("cases:case", pk=case.pk)
-    return render(request, "review/cases/case.html", _case_context(request, case, **{f"{action}_form": form}),
-                  status=400)
+    return render(
+        request,
+        "review/cases/case.html",
+        _case_context(request, case, **{f"{action}_form": form}),
+        status=400,
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -180,16 +217,26 @@ def event_annotate(request: HttpRequest, pk: int) -> HttpResponse:
     form = AnnotateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            services.annotation_add(actor=request.user, event=event, note=form.cleaned_data["note"],
-                                    labels=form.cleaned_data["labels"])
+            services.annotation_add(
+                actor=request.user,
+                event=event,
+                note=form.cleaned_data["note"],
+                labels=form.cleaned_data["labels"],
+            )
         except services.CaseError as exc:
             form.add_error(None, str(exc))
         else:
             messages.success(request, "Annotation added.")
             return redirect(reverse("journey_detail", args=[event.journey_id]))
-    context = {"event": event, "journey": event.journey, "form": form,
-               "annotations": event.annotations.select_related("author").prefetch_related("labels")}
-    return render(request, "review/cases/event_annotate.html", context, status=400 if form.is_bound else 200)
+    context = {
+        "event": event,
+        "journey": event.journey,
+        "form": form,
+        "annotations": event.annotations.select_related("author").prefetch_related("labels"),
+    }
+    return render(
+        request, "review/cases/event_annotate.html", context, status=400 if form.is_bound else 200
+    )
 
 
 @require_POST
@@ -201,8 +248,12 @@ def journey_flag(request: HttpRequest, pk: int) -> HttpResponse:
     form = FlagForm(request.POST)
     if form.is_valid():
         try:
-            case = services.journey_flag(journey=journey, actor=request.user, note=form.cleaned_data["note"],
-                                         labels=form.cleaned_data["labels"])
+            case = services.journey_flag(
+                journey=journey,
+                actor=request.user,
+                note=form.cleaned_data["note"],
+                labels=form.cleaned_data["labels"],
+            )
         except services.CaseError as exc:
             form.add_error(None, str(exc))
         else:
@@ -213,6 +264,7 @@ def journey_flag(request: HttpRequest, pk: int) -> HttpResponse:
 
 # --- the label taxonomy ---------------------------------------------------------------------
 
+
 @require_http_methods(["GET", "POST"])
 @login_required
 def label_list(request: HttpRequest) -> HttpResponse:
@@ -220,32 +272,57 @@ def label_list(request: HttpRequest) -> HttpResponse:
     form = LabelForm(request.POST or None)
     if request.method == "POST":
         if not editable:
-            return render(request, "review/cases/forbidden.html",
-                          {"message": "Only admins edit the label taxonomy."}, status=403)
+            return render(
+                request,
+                "review/cases/forbidden.html",
+                {"message": "Only admins edit the label taxonomy."},
+                status=403,
+            )
         if form.is_valid():
             try:
-                label = services.label_create(actor=request.user, name=form.cleaned_data["name"],
-                                              description=form.cleaned_data["description"])
+                label = services.label_create(
+                    actor=request.user,
+                    name=form.cleaned_data["name"],
+                    description=form.cleaned_data["description"],
+                )
             except services.CaseError as exc:
                 form.add_error("name", str(exc))
             else:
                 messages.success(request, f"Label “{label.name}” added.")
                 return redirect("cases:labels")
     labels = Label.objects.annotate(uses=Count("annotations")).order_by("-is_active", "name")
-    edit_forms = [(label, LabelForm(initial={"name": label.name, "description": label.description,
-                                             "is_active": label.is_active}, prefix=f"l{label.pk}"))
-                  for label in labels]
-    return render(request, "review/cases/labels.html",
-                  {"form": form, "edit_forms": edit_forms, "editable": editable},
-                  status=400 if form.is_bound else 200)
+    edit_forms = [
+        (
+            label,
+            LabelForm(
+                initial={
+                    "name": label.name,
+                    "description": label.description,
+                    "is_active": label.is_active,
+                },
+                prefix=f"l{label.pk}",
+            ),
+        )
+        for label in labels
+    ]
+    return render(
+        request,
+        "review/cases/labels.html",
+        {"form": form, "edit_forms": edit_forms, "editable": editable},
+        status=400 if form.is_bound else 200,
+    )
 
 
 @require_POST
 @login_required
 def label_edit(request: HttpRequest, pk: int) -> HttpResponse:
     if not may_edit_labels(request.user):
-        return render(request, "review/cases/forbidden.html", {"message": "Only admins edit the label taxonomy."},
-                      status=403)
+        return render(
+            request,
+            "review/cases/forbidden.html",
+            {"message": "Only admins edit the label taxonomy."},
+            status=403,
+        )
     label = Label.objects.filter(pk=pk).first()
     if label is None:
         raise Http404("No such label.")
@@ -258,8 +335,13 @@ def label_edit(request: HttpRequest, pk: int) -> HttpResponse:
         if not form.is_valid():
             messages.error(request, "A label needs a name of at most 80 characters.")
             return redirect("cases:labels")
-        services.label_update(actor=request.user, label=label, name=form.cleaned_data["name"],
-                              description=form.cleaned_data["description"], is_active=form.cleaned_data["is_active"])
+        services.label_update(
+            actor=request.user,
+            label=label,
+            name=form.cleaned_data["name"],
+            description=form.cleaned_data["description"],
+            is_active=form.cleaned_data["is_active"],
+        )
     except services.CaseError as exc:
         messages.error(request, str(exc))
         return redirect("cases:labels")

@@ -15,7 +15,7 @@ from journeys.models import Event, Journey, JourneyDefinition
 
 
 class Label(models.Model):
-    """One entry of the annotation taxonomy. Admins edit it; a used label is retired, not deleted."""
+    """A label of the annotation taxonomy. Admins edit it; a used label is retired, not deleted."""
 
     key = models.SlugField(max_length=60, unique=True)
     name = models.CharField(max_length=80, unique=True)
@@ -30,13 +30,20 @@ class Label(models.Model):
         return self.name
 
     def as_audit(self) -> dict[str, object]:
-        return {"key": self.key, "name": self.name, "description": self.description, "is_active": self.is_active}
+        return {
+            "key": self.key,
+            "name": self.name,
+            "description": self.description,
+            "is_active": self.is_active,
+        }
 
 
 class CaseGroup(models.Model):
     """Every case with the same signature: (definition, step, kind, cause)."""
 
-    definition = models.ForeignKey(JourneyDefinition, on_delete=models.CASCADE, related_name="case_groups")
+    definition = models.ForeignKey(
+        JourneyDefinition, on_delete=models.CASCADE, related_name="case_groups"
+    )
     step = models.CharField(max_length=60, blank=True)
     kind = models.CharField(max_length=60)
     cause = models.CharField(max_length=200, blank=True, help_text="Error class or policy rule")
@@ -45,7 +52,9 @@ class CaseGroup(models.Model):
     class Meta:
         ordering = ["definition", "step", "kind", "cause"]
         constraints = [
-            models.UniqueConstraint(fields=["definition", "step", "kind", "cause"], name="case_group_signature"),
+            models.UniqueConstraint(
+                fields=["definition", "step", "kind", "cause"], name="case_group_signature"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -101,18 +110,27 @@ class ExceptionCase(models.Model):
     cause = models.CharField(max_length=200, blank=True)
     summary = models.TextField()
     # The event that opened the case; unique, so a case is opened once per triggering event.
-    trigger_event = models.OneToOneField(Event, on_delete=models.PROTECT, related_name="exception_case")
+    trigger_event = models.OneToOneField(
+        Event, on_delete=models.PROTECT, related_name="exception_case"
+    )
     # The events around it: the trigger and the few just before, for context.
     events = models.ManyToManyField(Event, related_name="+", blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
-    assignee = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
-                                 related_name="assigned_cases")
-    flagged_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
-                                   related_name="+")
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="assigned_cases",
+    )
+    flagged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     resolution = models.CharField(max_length=30, choices=Resolution.choices, blank=True)
     resolution_note = models.TextField(blank=True)
-    resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
-                                    related_name="+")
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     opened_at = models.DateTimeField(default=timezone.now)
     assigned_at = models.DateTimeField(null=True, blank=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
@@ -143,14 +161,21 @@ class Annotation(models.Model):
     """A person's labels and note on an exception case or on one timeline event."""
 
     journey = models.ForeignKey(Journey, on_delete=models.PROTECT, related_name="annotations")
-    case = models.ForeignKey(ExceptionCase, null=True, blank=True, on_delete=models.PROTECT,
-                             related_name="annotations")
-    event = models.ForeignKey(Event, null=True, blank=True, on_delete=models.PROTECT, related_name="annotations")
+    case = models.ForeignKey(
+        ExceptionCase, null=True, blank=True, on_delete=models.PROTECT, related_name="annotations"
+    )
+    event = models.ForeignKey(
+        Event, null=True, blank=True, on_delete=models.PROTECT, related_name="annotations"
+    )
     labels = models.ManyToManyField(Label, related_name="annotations", blank=True)
     note = models.TextField(blank=True)
-    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="annotations")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="annotations"
+    )
     # The journey event that puts this annotation in the audit trail.
-    audit_event = models.OneToOneField(Event, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    audit_event = models.OneToOneField(
+        Event, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -24,18 +24,27 @@ def _journey_review(context: template.Context, journey) -> dict[str, Any]:
     if journey.pk not in cache:
         user = context["user"]
         by_event: dict[int, list[Annotation]] = {}
-        for annotation in (Annotation.objects.filter(journey=journey, event__isnull=False)
-                           .select_related("author").prefetch_related("labels")):
+        for annotation in (
+            Annotation.objects.filter(journey=journey, event__isnull=False)
+            .select_related("author")
+            .prefetch_related("labels")
+        ):
             by_event.setdefault(annotation.event_id, []).append(annotation)
-        cache[journey.pk] = {"may_annotate": may_annotate(user, journey.definition), "by_event": by_event}
+        cache[journey.pk] = {
+            "may_annotate": may_annotate(user, journey.definition),
+            "by_event": by_event,
+        }
     return cache[journey.pk]
 
 
 @register.inclusion_tag("review/cases/_event_annotations.html", takes_context=True)
 def event_annotations(context: template.Context, event) -> dict[str, Any]:
     review = _journey_review(context, event.journey)
-    return {"event": event, "annotations": review["by_event"].get(event.pk, []),
-            "may_annotate": review["may_annotate"]}
+    return {
+        "event": event,
+        "annotations": review["by_event"].get(event.pk, []),
+        "may_annotate": review["may_annotate"],
+    }
 
 
 @register.inclusion_tag("review/cases/_journey_panel.html", takes_context=True)

@@ -42,8 +42,8 @@
     data: {
       labels: data.funnel.labels,
       datasets: [
-        { label: "Reached the step", data: data.funnel.reached, backgroundColor: blue },
-        { label: "Abandoned here", data: data.funnel.abandoned, backgroundColor: red }
+        { label: "Reached the step", data: data.funnel.reached, backgroundColor: blue, maxBarThickness: 28 },
+        { label: "Abandoned here", data: data.funnel.abandoned, backgroundColor: red, maxBarThickness: 28 }
       ]
     },
     options: { indexAxis: "y", scales: { x: { beginAtZero: true, ticks: { precision: 0 } } } }
@@ -52,7 +52,7 @@
   var groupsCanvas = document.getElementById("chart-groups");
   draw("chart-groups", {
     type: "bar",
-    data: { labels: data.groups.labels, datasets: [{ label: "Cases", data: data.groups.counts, backgroundColor: amber }] },
+    data: { labels: data.groups.labels, datasets: [{ label: "Cases", data: data.groups.counts, backgroundColor: amber, maxBarThickness: 34 }] },
     options: {
       indexAxis: "y",
       plugins: { legend: { display: false } },

@@ -2,12 +2,14 @@
 
 The data (all fee refunds, all on 2026-03-02 UTC):
 
-| journey | customer | started | ended | status | what happened |
-| J1 | C1 | 09:00 | 09:10 | completed | agent alone; verify 120 s, find fee 180 s |
-| J2 | C2 | 10:00 | 10:30 | completed | low confidence → handed to a person, taken over; verify 60 s, find fee 180 s, eligibility never finished |
-| J3 | C2 | 12:00 | 12:10 | abandoned | repeat of J2 (2 h later); verify 180 s, abandoned at find fee |
-| J4 | C3 | 13:00 | 13:20 | completed | two refunds approved by supervisor2: 200.00 in 4 s, 50.00 edited in 30 s; verify 30 s |
-| J5 | C4 | 14:00 | 14:05 | failed | a turn failed; a refund rejected in 60 s; another denied by policy; verify never finished |
+- J1, customer C1, 09:00 to 09:10, completed: the agent alone; verify 120 s, find fee 180 s.
+- J2, C2, 10:00 to 10:30, completed: low confidence → handed to a person, taken over;
+  verify 60 s, find fee 180 s, check eligibility never finished.
+- J3, C2, 12:00 to 12:10, abandoned: repeat of J2 (2 h later); verify 180 s, left at find fee.
+- J4, C3, 13:00 to 13:20, completed: two refunds approved by supervisor2, 200.00 in 4 s and
+  50.00 edited in 30 s; verify 30 s.
+- J5, C4, 14:00 to 14:05, failed: a turn failed; a refund rejected in 60 s; another denied by
+  policy; verify never finished.
 
 By hand: 5 journeys; contained = {J1} → 1/5; escalated = {J2} → 1/5; taken over = {J2} → 1/5;
 abandoned {J3} 1/5; errored {J5} 1/5; repeat contacts {J3} 1/5; first-contact resolved = completed
@@ -22,111 +24,17 @@ find fee 3, eligibility 1; abandoned at find fee 1 → 1/3.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 
 from console.metrics import definitions
 from console.metrics.definitions import Window, compute, percentile
-from console.metrics.rollups import rollup_rebuild
-from journeys.models import ActionType, Event, Journey, JourneyDefinition, ProposedAction
-from review.cases.services import case_open_for_event
+
+from .metric_data import DAY
 
 pytestmark = pytest.mark.django_db
-
-DAY = date(2026, 3, 2)
-
-
-def at(hh: int, mm: int = 0, ss: int = 0) -> datetime:
-    return datetime(2026, 3, 2, hh, mm, ss, tzinfo=UTC)
-
-
-class Builder:
-    def __init__(self) -> None:
-        self.definition = JourneyDefinition.objects.get(key="fee_refund")
-        self.version = self.definition.current_version()
-        self.n = 0
-
-    def journey(self, customer: str, start: datetime, end: datetime | None, status: str) -> Journey:
-        return Journey.objects.create(
-            definition=self.definition, version=self.version, customer_ref=customer, status=status,
-            current_step="verify_identity", sla_deadline=start + timedelta(hours=1), created_at=start,
-            finished_at=end,
-        )
-
-    def event(self, journey: Journey, event_kind: str, when: datetime, at_step: str = "", *, person=None,
-              proposal=None, **data) -> Event:
-        return Event.objects.create(
-            journey=journey, kind=event_kind, at=when, step=at_step, summary=event_kind,
-            actor_kind=Event.Actor.PERSON if person else Event.Actor.AGENT, actor_user=person,
-            proposal=proposal, data=data,
-        )
-
-    def step(self, journey: Journey, key: str, start: datetime, seconds: int | None) -> None:
-        self.event(journey, Event.Kind.STEP_STARTED, start, key)
-        if seconds is not None:
-            self.event(journey, Event.Kind.STEP_FINISHED, start + timedelta(seconds=seconds), key)
-
-    def proposal(self, journey: Journey, amount: str, created: datetime, rule: str, status: str) -> ProposedAction:
-        self.n += 1
-        return ProposedAction.objects.create(
-            journey=journey, action_type=ActionType.objects.get(key="issue_refund"),
-            params={"account": "ACC-1", "amount": amount, "reason": "fee reversal"}, step="refund",
-            idempotency_key=f"hand-{self.n}", status=status, decision_rule=rule, created_at=created,
-        )
-
-
-@pytest.fixture
-def hand_data(demo, supervisor2, settings):
-    settings.METRICS_HIGH_VALUE_AMOUNT = 100
-    settings.METRICS_QUICK_DECISION_SECONDS = 10
-    b = Builder()
-    approval_rule = "fee refunds over 35 need one approval"
-    j1 = b.journey("C1", at(9), at(9, 10), Journey.Status.COMPLETED)
-    b.step(j1, "verify_identity", at(9), 120)
-    b.step(j1, "find_fee", at(9, 2), 180)
-    b.event(j1, Event.Kind.COMPLETED, at(9, 10))
-
-    j2 = b.journey("C2", at(10), at(10, 30), Journey.Status.COMPLETED)
-    b.step(j2, "verify_identity", at(10), 60)
-    b.step(j2, "find_fee", at(10, 1), 180)
-    b.step(j2, "check_eligibility", at(10, 4), None)
-    b.event(j2, Event.Kind.HANDED_TO_PERSON, at(10, 5), "check_eligibility")
-    exc = b.event(j2, Event.Kind.EXCEPTION, at(10, 5), "check_eligibility", kind="low_confidence")
-    b.event(j2, Event.Kind.TAKEOVER, at(10, 6), "check_eligibility", person=supervisor2)
-    b.event(j2, Event.Kind.COMPLETED, at(10, 30))
-
-    j3 = b.journey("C2", at(12), at(12, 10), Journey.Status.ABANDONED)
-    b.step(j3, "verify_identity", at(12), 180)
-    b.step(j3, "find_fee", at(12, 3), None)
-    abandoned = b.event(j3, Event.Kind.ABANDONED, at(12, 10), "find_fee", step="find_fee")
-
-    j4 = b.journey("C3", at(13), at(13, 20), Journey.Status.COMPLETED)
-    b.step(j4, "verify_identity", at(13), 30)
-    big = b.proposal(j4, "200.00", at(13, 1), approval_rule, ProposedAction.Status.EXECUTED)
-    b.event(j4, Event.Kind.ACTION_APPROVED, at(13, 1, 4), "refund", person=supervisor2, proposal=big,
-            approver="supervisor2", partial=False, edited=False)
-    small = b.proposal(j4, "50.00", at(13, 2), approval_rule, ProposedAction.Status.EXECUTED)
-    b.event(j4, Event.Kind.ACTION_APPROVED, at(13, 2, 30), "refund", person=supervisor2, proposal=small,
-            approver="supervisor2", partial=False, edited=True, before={"amount": "60.00"}, after={"amount": "50.00"})
-    b.event(j4, Event.Kind.COMPLETED, at(13, 20))
-
-    j5 = b.journey("C4", at(14), at(14, 5), Journey.Status.FAILED)
-    b.step(j5, "verify_identity", at(14), None)
-    b.event(j5, Event.Kind.TURN_FAILED, at(14, 1), "verify_identity", error="x")
-    rejected = b.proposal(j5, "80.00", at(14, 2), approval_rule, ProposedAction.Status.REJECTED)
-    b.event(j5, Event.Kind.ACTION_REJECTED, at(14, 3), "refund", person=supervisor2, proposal=rejected,
-            reason="Not eligible")
-    denied = b.proposal(j5, "9000.00", at(14, 4), "refunds above 5000 denied", ProposedAction.Status.DENIED)
-    b.event(j5, Event.Kind.ACTION_DECIDED, at(14, 4), "refund", proposal=denied, effect="deny",
-            rule="refunds above 5000 denied")
-    b.event(j5, Event.Kind.FAILED, at(14, 5))
-
-    case_open_for_event(exc)
-    case_open_for_event(abandoned)
-    rollup_rebuild()
-    return b.definition
 
 
 def test_percentile_is_nearest_rank():
@@ -155,16 +63,24 @@ def test_outcome_rates_match_the_hand_computed_figures(hand_data):
 
 def test_durations_are_nearest_rank_percentiles(hand_data):
     m = compute([hand_data], Window(DAY, DAY))
-    assert m.durations == {"resolution_p50": 1200, "resolution_p90": 1800,
-                           "approval_latency_p50": 30, "approval_latency_p90": 60}
+    assert m.durations == {
+        "resolution_p50": 1200,
+        "resolution_p90": 1800,
+        "approval_latency_p50": 30,
+        "approval_latency_p90": 60,
+    }
 
 
 def test_funnel_and_time_per_step(hand_data):
     m = compute([hand_data], Window(DAY, DAY))
     steps = {s["step"]: s for s in m.steps}
     assert [s["step"] for s in m.funnel][:3] == ["verify_identity", "find_fee", "check_eligibility"]
-    assert (steps["verify_identity"]["reached"], steps["find_fee"]["reached"],
-            steps["check_eligibility"]["reached"], steps["refund"]["reached"]) == (5, 3, 1, 0)
+    assert (
+        steps["verify_identity"]["reached"],
+        steps["find_fee"]["reached"],
+        steps["check_eligibility"]["reached"],
+        steps["refund"]["reached"],
+    ) == (5, 3, 1, 0)
     assert steps["find_fee"]["abandoned"] == 1
     assert steps["find_fee"]["abandonment_share"] == pytest.approx(1 / 3)
     assert steps["verify_identity"]["runs"] == 4
@@ -180,7 +96,12 @@ def test_funnel_and_time_per_step(hand_data):
 def test_breakdown_by_policy_rule(hand_data):
     rules = {r["rule"]: r for r in compute([hand_data], Window(DAY, DAY)).rules}
     approval = rules["fee refunds over 35 need one approval"]
-    assert (approval["decided"], approval["rejected"], approval["edited"], approval["overrides"]) == (3, 1, 1, 2)
+    assert (
+        approval["decided"],
+        approval["rejected"],
+        approval["edited"],
+        approval["overrides"],
+    ) == (3, 1, 1, 2)
     assert approval["override_rate"] == pytest.approx(2 / 3)
     assert rules["refunds above 5000 denied"]["denied"] == 1
     assert rules["refunds above 5000 denied"]["decided"] == 0
@@ -188,8 +109,17 @@ def test_breakdown_by_policy_rule(hand_data):
 
 def test_reviewer_figures_and_quick_high_value_approvals(hand_data):
     m = compute([hand_data], Window(DAY, DAY))
-    assert m.reviewers == [{"approver": "supervisor2", "decisions": 3, "approved": 2, "rejected": 1,
-                            "approval_rate": pytest.approx(2 / 3), "p50_seconds": 30, "p90_seconds": 60}]
+    assert m.reviewers == [
+        {
+            "approver": "supervisor2",
+            "decisions": 3,
+            "approved": 2,
+            "rejected": 1,
+            "approval_rate": pytest.approx(2 / 3),
+            "p50_seconds": 30,
+            "p90_seconds": 60,
+        }
+    ]
     assert [(f.amount, f.latency_seconds) for f in m.flagged] == [(Decimal("200.00"), 4)]
 
 
@@ -213,5 +143,6 @@ def test_a_window_without_the_day_is_empty_and_the_trend_has_one_point_per_day(h
 
 def test_rollup_counters_equal_counters_straight_from_the_facts(hand_data):
     window = Window(DAY, DAY)
-    assert definitions.counters_from_rollups([hand_data.pk], window) == \
-        definitions.counters_from_facts([hand_data.pk], window)
+    assert definitions.counters_from_rollups(
+        [hand_data.pk], window
+    ) == definitions.counters_from_facts([hand_data.pk], window)

@@ -19,28 +19,69 @@ from ..conftest import drive_to_end, wait_for
 
 def snapshot() -> dict[str, list]:
     return {
-        "journeys": sorted(JourneyFact.objects.values_list(
-            "journey_id", "definition_id", "day", "status", "resolution_seconds", "person_involved", "contained",
-            "escalated", "taken_over", "errored", "abandoned", "abandoned_step", "repeat_contact",
-            "first_contact_resolved", "exceptions")),
-        "steps": sorted(StepFact.objects.values_list("journey_id", "step", "started_at", "seconds")),
-        "decisions": sorted(DecisionFact.objects.values_list(
-            "proposal_id", "outcome", "edited", "approver_id", "amount", "day", "latency_seconds", "rule")),
-        "days": sorted(DailyRollup.objects.values_list("definition_id", "day", *DailyRollup.COUNTERS)),
+        "journeys": sorted(
+            JourneyFact.objects.values_list(
+                "journey_id",
+                "definition_id",
+                "day",
+                "status",
+                "resolution_seconds",
+                "person_involved",
+                "contained",
+                "escalated",
+                "taken_over",
+                "errored",
+                "abandoned",
+                "abandoned_step",
+                "repeat_contact",
+                "first_contact_resolved",
+                "exceptions",
+            )
+        ),
+        "steps": sorted(
+            StepFact.objects.values_list("journey_id", "step", "started_at", "seconds")
+        ),
+        "decisions": sorted(
+            DecisionFact.objects.values_list(
+                "proposal_id",
+                "outcome",
+                "edited",
+                "approver_id",
+                "amount",
+                "day",
+                "latency_seconds",
+                "rule",
+            )
+        ),
+        "days": sorted(
+            DailyRollup.objects.values_list("definition_id", "day", *DailyRollup.COUNTERS)
+        ),
     }
 
 
 def _journey(customer: str, start: datetime, status: str) -> Journey:
     definition = JourneyDefinition.objects.get(key="fee_refund")
-    return Journey.objects.create(definition=definition, version=definition.current_version(), customer_ref=customer,
-                                  status=status, current_step="verify_identity", created_at=start,
-                                  finished_at=start + timedelta(minutes=5) if status != "running" else None,
-                                  sla_deadline=start + timedelta(hours=1))
+    return Journey.objects.create(
+        definition=definition,
+        version=definition.current_version(),
+        customer_ref=customer,
+        status=status,
+        current_step="verify_identity",
+        created_at=start,
+        finished_at=start + timedelta(minutes=5) if status != "running" else None,
+        sla_deadline=start + timedelta(hours=1),
+    )
 
 
 def _event(journey: Journey, kind: str, when: datetime, **fields) -> Event:
-    return Event.objects.create(journey=journey, kind=kind, at=when, summary=kind,
-                                actor_kind=fields.pop("actor_kind", Event.Actor.AGENT), **fields)
+    return Event.objects.create(
+        journey=journey,
+        kind=kind,
+        at=when,
+        summary=kind,
+        actor_kind=fields.pop("actor_kind", Event.Actor.AGENT),
+        **fields,
+    )
 
 
 @pytest.mark.django_db
@@ -61,18 +102,39 @@ def test_incremental_refreshes_equal_a_rebuild_as_the_record_grows(demo, supervi
 
     # Later events on a journey already counted: a person decides, the journey finishes.
     proposal = ProposedAction.objects.create(
-        journey=second, action_type=ActionType.objects.get(key="issue_refund"), step="refund",
-        params={"account": "A", "amount": "70.00", "reason": "fee reversal"}, idempotency_key="roll-1",
-        status=ProposedAction.Status.APPROVED, decision_rule="one approval", created_at=start + timedelta(days=2))
-    _event(second, Event.Kind.STEP_FINISHED, start + timedelta(days=2, minutes=1), step="verify_identity")
-    _event(second, Event.Kind.ACTION_APPROVED, start + timedelta(days=3), proposal=proposal,
-           actor_kind=Event.Actor.PERSON, actor_user=supervisor2, data={"partial": False, "edited": True})
-    Journey.objects.filter(pk=second.pk).update(status=Journey.Status.COMPLETED,
-                                                finished_at=start + timedelta(days=3))
+        journey=second,
+        action_type=ActionType.objects.get(key="issue_refund"),
+        step="refund",
+        params={"account": "A", "amount": "70.00", "reason": "fee reversal"},
+        idempotency_key="roll-1",
+        status=ProposedAction.Status.APPROVED,
+        decision_rule="one approval",
+        created_at=start + timedelta(days=2),
+    )
+    _event(
+        second,
+        Event.Kind.STEP_FINISHED,
+        start + timedelta(days=2, minutes=1),
+        step="verify_identity",
+    )
+    _event(
+        second,
+        Event.Kind.ACTION_APPROVED,
+        start + timedelta(days=3),
+        proposal=proposal,
+        actor_kind=Event.Actor.PERSON,
+        actor_user=supervisor2,
+        data={"partial": False, "edited": True},
+    )
+    Journey.objects.filter(pk=second.pk).update(
+        status=Journey.Status.COMPLETED, finished_at=start + timedelta(days=3)
+    )
     _event(second, Event.Kind.COMPLETED, start + timedelta(days=3))
     rollup_refresh()
     incremental = snapshot()
-    assert DailyRollup.objects.filter(day=(start + timedelta(days=3)).date(), edited_approvals=1).exists()
+    assert DailyRollup.objects.filter(
+        day=(start + timedelta(days=3)).date(), edited_approvals=1
+    ).exists()
 
     rollup_rebuild()
     assert snapshot() == incremental
@@ -84,8 +146,12 @@ def test_rollups_kept_while_journeys_run_equal_a_full_recomputation(celery_worke
     Agent.objects.filter(pk=agent.pk).update(config={"low_confidence_rate": 1.0})
     sim = Simulator(seed=11)
     journeys = []
-    for definition, persona in [("card_dispute", "cooperative"), ("lost_card", "cooperative"),
-                                ("fee_refund", "abandons"), ("card_dispute", "cooperative")]:
+    for definition, persona in [
+        ("card_dispute", "cooperative"),
+        ("lost_card", "cooperative"),
+        ("fee_refund", "abandons"),
+        ("card_dispute", "cooperative"),
+    ]:
         journey = sim.open_journey(definition, persona=persona)
         journey.context["request"]["identity_ok"] = True
         Journey.objects.filter(pk=journey.pk).update(context=journey.context)
@@ -93,13 +159,21 @@ def test_rollups_kept_while_journeys_run_equal_a_full_recomputation(celery_worke
     rollup_refresh()  # mid-run
     for journey in journeys:
         if journey.context["simulator"]["persona"] == "abandons":
-            wait_for(lambda j=journey: _answer_as(sim, j), timeout=30, message="the customer never got to leave")
+            wait_for(
+                lambda j=journey: _answer_as(sim, j),
+                timeout=30,
+                message="the customer never got to leave",
+            )
         else:
             drive_to_end(journey.pk)
     # The beat task, run by the real worker.
     before = rollup_state().last_run_at
     refresh_metrics.delay()
-    wait_for(lambda: rollup_state().last_run_at != before, timeout=20, message="refresh_metrics never ran")
+    wait_for(
+        lambda: rollup_state().last_run_at != before,
+        timeout=20,
+        message="refresh_metrics never ran",
+    )
     incremental = snapshot()
     assert len(incremental["journeys"]) == len(journeys)
     rollup_rebuild()

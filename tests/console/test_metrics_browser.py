@@ -17,7 +17,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.worker]
 CHARTS = ["chart-trend", "chart-funnel", "chart-groups", "chart-compare"]
 
 
-def test_supervisor_reads_the_charts_and_resolves_an_exception_group(celery_worker, agent, login_page):
+def test_supervisor_reads_the_charts_and_resolves_an_exception_group(
+    celery_worker, agent, login_page
+):
     # Every classification comes back below the bar, so card disputes raise low-confidence cases.
     Agent.objects.filter(pk=agent.pk).update(config={"low_confidence_rate": 1.0})
     sim = Simulator(seed=5)
@@ -40,10 +42,13 @@ def test_supervisor_reads_the_charts_and_resolves_an_exception_group(celery_work
     page.click("nav.mainnav >> text=Metrics")
     for canvas in CHARTS:
         page.wait_for_selector(f"#{canvas}[data-rendered=true]")
-    filled = page.evaluate("""(ids) => ids.map((id) => {
+    filled = page.evaluate(
+        """(ids) => ids.map((id) => {
         const chart = Chart.getChart(document.getElementById(id));
         return chart.data.datasets.some((ds) => ds.data.some((v) => v !== null && v > 0));
-    })""", CHARTS)
+    })""",
+        CHARTS,
+    )
     assert filled == [True, True, True, True]
     assert page.locator("[data-metric=journeys] .tile-value").inner_text() == str(journeys)
 

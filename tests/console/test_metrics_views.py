@@ -9,15 +9,18 @@ import json
 import pytest
 from django.urls import reverse
 
-from .test_metric_definitions import hand_data  # noqa: F401  (the hand-built data set)
-
 pytestmark = pytest.mark.django_db
 
-DAY_QUERY = {"definition": "fee_refund", "since": "2026-03-02", "until": "2026-03-02",
-             "compare_since": "2026-03-01", "compare_until": "2026-03-01"}
+DAY_QUERY = {
+    "definition": "fee_refund",
+    "since": "2026-03-02",
+    "until": "2026-03-02",
+    "compare_since": "2026-03-01",
+    "compare_until": "2026-03-01",
+}
 
 
-def test_the_servicing_supervisor_sees_charts_data_for_fee_refunds(client, supervisor2, hand_data):  # noqa: F811
+def test_the_servicing_supervisor_sees_charts_data_for_fee_refunds(client, supervisor2, hand_data):
     client.force_login(supervisor2)
     response = client.get(reverse("metrics:overview"), DAY_QUERY)
     assert response.status_code == 200
@@ -29,13 +32,15 @@ def test_the_servicing_supervisor_sees_charts_data_for_fee_refunds(client, super
     assert charts["funnel"]["reached"][:3] == [5, 3, 1]
     assert sorted(charts["groups"]["counts"]) == [1, 1]
     assert charts["compare"]["current"][0] == 20.0  # containment, in %
-    data = json.loads(html.split('id="metrics-data" type="application/json">')[1].split("</script>")[0])
+    data = json.loads(
+        html.split('id="metrics-data" type="application/json">')[1].split("</script>")[0]
+    )
     assert data == json.loads(json.dumps(charts))
     assert "20.0 %" in html  # containment tile
     assert 'nonce="' in html and "<script>" not in html  # CSP: only external scripts with a nonce
 
 
-def test_compliance_reads_every_definition(client, compliance, hand_data):  # noqa: F811
+def test_compliance_reads_every_definition(client, compliance, hand_data):
     client.force_login(compliance)
     response = client.get(reverse("metrics:overview"), {**DAY_QUERY, "definition": ""})
     assert response.status_code == 200
@@ -43,7 +48,9 @@ def test_compliance_reads_every_definition(client, compliance, hand_data):  # no
     assert response.context["metrics"].counters["journeys"] == 5
 
 
-def test_another_team_cannot_pick_a_definition_it_does_not_see(client, supervisor, outsider, hand_data):  # noqa: F811
+def test_another_team_cannot_pick_a_definition_it_does_not_see(
+    client, supervisor, outsider, hand_data
+):
     client.force_login(supervisor)
     response = client.get(reverse("metrics:overview"), DAY_QUERY)
     assert response.status_code == 400
@@ -58,22 +65,28 @@ def test_another_team_cannot_pick_a_definition_it_does_not_see(client, superviso
 
 def test_a_backwards_window_is_a_form_error(client, supervisor2, demo):
     client.force_login(supervisor2)
-    response = client.get(reverse("metrics:overview"), {"since": "2026-03-05", "until": "2026-03-01"})
+    response = client.get(
+        reverse("metrics:overview"), {"since": "2026-03-05", "until": "2026-03-01"}
+    )
     assert response.status_code == 400
     assert "must start on or before" in response.content.decode()
     assert client.get(reverse("metrics:overview"), {"since": "yesterday"}).status_code == 400
 
 
-def test_the_default_page_shows_the_last_seven_days_against_the_seven_before(client, supervisor2, demo):
+def test_the_default_page_shows_the_last_seven_days_against_the_seven_before(
+    client, supervisor2, demo
+):
     client.force_login(supervisor2)
     response = client.get(reverse("metrics:overview"))
     assert response.status_code == 200
     metrics, previous = response.context["metrics"], response.context["previous"]
     assert len(metrics.window.days) == 7
-    assert previous.window.until == metrics.window.since - (metrics.window.days[1] - metrics.window.days[0])
+    assert previous.window.until == metrics.window.since - (
+        metrics.window.days[1] - metrics.window.days[0]
+    )
 
 
-def test_csv_export_holds_both_windows_and_the_breakdowns(client, supervisor2, hand_data):  # noqa: F811
+def test_csv_export_holds_both_windows_and_the_breakdowns(client, supervisor2, hand_data):
     client.force_login(supervisor2)
     response = client.get(reverse("metrics:export"), DAY_QUERY)
     assert response.status_code == 200
@@ -89,3 +102,26 @@ def test_csv_export_holds_both_windows_and_the_breakdowns(client, supervisor2, h
     assert by_key[("by step", "find_fee", "abandoned")][4] == "1"
     assert by_key[("by rule", "refunds above 5000 denied", "denied")][4] == "1"
     assert by_key[("by reviewer", "supervisor2", "decisions")][4] == "3"
+
+
+def test_the_page_reads_roll_ups_not_the_event_log(client, supervisor2, hand_data):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from journeys.models import Event
+
+    client.force_login(supervisor2)
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(reverse("metrics:overview"), DAY_QUERY).status_code == 200
+    event_table = Event._meta.db_table
+    assert not [q["sql"] for q in queries if f'"{event_table}"' in q["sql"]]
+    assert len(queries) < 60
+
+
+def test_the_default_windows_are_shown_in_the_date_inputs(client, supervisor2, demo):
+    client.force_login(supervisor2)
+    response = client.get(reverse("metrics:overview"))
+    window = response.context["metrics"].window
+    html = response.content.decode()
+    assert f'name="until" value="{window.until:%Y-%m-%d}"' in html
+    assert f'name="since" value="{window.since:%Y-%m-%d}"' in html

@@ -19,7 +19,9 @@ pytestmark = pytest.mark.django_db
 def test_exception_events_of_the_same_signature_share_one_group(demo):
     first = hand_over(new_journey(step="classify"), "low_confidence")
     second = hand_over(new_journey(customer="CUST-00002", step="classify"), "low_confidence")
-    other_step = hand_over(new_journey(customer="CUST-00003", step="verify_identity"), "low_confidence")
+    other_step = hand_over(
+        new_journey(customer="CUST-00003", step="verify_identity"), "low_confidence"
+    )
 
     cases = {c.journey_id: c for c in ExceptionCase.objects.all()}
     assert set(cases) == {first.pk, second.pk, other_step.pk}
@@ -42,18 +44,28 @@ def test_a_case_links_the_trigger_and_the_events_just_before_it(demo):
 
 
 def test_policy_denial_groups_by_the_rule_that_denied(demo):
-    journey = hand_over(new_journey(step="provisional_credit"), "policy_denied", rule="refunds above 5000 denied")
+    journey = hand_over(
+        new_journey(step="provisional_credit"), "policy_denied", rule="refunds above 5000 denied"
+    )
     case = ExceptionCase.objects.get(journey=journey)
     assert case.kind == "policy_denied"
     assert case.cause == "refunds above 5000 denied"
 
 
 def test_failed_steps_group_by_error_class_not_by_message(demo):
-    a = hand_over(new_journey(step="open_case"), "step_failed", error="Core bank timed out after 3.2 s")
-    b = hand_over(new_journey(customer="CUST-00002", step="open_case"), "step_failed",
-                  error="Core bank timed out after 4.7 s")
-    c = hand_over(new_journey(customer="CUST-00003", step="open_case"), "agent_error",
-                  error="CoreBankUnavailable: connection refused")
+    a = hand_over(
+        new_journey(step="open_case"), "step_failed", error="Core bank timed out after 3.2 s"
+    )
+    b = hand_over(
+        new_journey(customer="CUST-00002", step="open_case"),
+        "step_failed",
+        error="Core bank timed out after 4.7 s",
+    )
+    c = hand_over(
+        new_journey(customer="CUST-00003", step="open_case"),
+        "agent_error",
+        error="CoreBankUnavailable: connection refused",
+    )
     case_a, case_b, case_c = (ExceptionCase.objects.get(journey=j) for j in (a, b, c))
     assert case_a.group == case_b.group
     assert case_a.cause == "Core bank timed out after # s"
@@ -62,8 +74,10 @@ def test_failed_steps_group_by_error_class_not_by_message(demo):
 
 def test_error_class_keeps_named_errors_and_blanks_numbers_and_quotes():
     assert error_class("CoreBankRejected: account closed") == "CoreBankRejected"
-    assert error_class("Retries spent: The agent failed at 'open_case' (configured).") == \
-        "The agent failed at … (configured)."
+    assert (
+        error_class("Retries spent: The agent failed at 'open_case' (configured).")
+        == "The agent failed at … (configured)."
+    )
 
 
 def test_a_mid_journey_abandonment_opens_a_case_at_its_step(demo):
@@ -84,16 +98,27 @@ def test_an_expired_approval_opens_a_case_under_its_rule(demo):
 
 
 def test_customer_complaints_and_vulnerable_customers_open_cases(demo):
-    for kind in ("customer_complaint", "vulnerable_customer", "identity_not_verified", "quarantined"):
+    for kind in (
+        "customer_complaint",
+        "vulnerable_customer",
+        "identity_not_verified",
+        "quarantined",
+    ):
         hand_over(new_journey(step="verify_identity"), kind)
     assert sorted(ExceptionCase.objects.values_list("kind", flat=True)) == [
-        "customer_complaint", "identity_not_verified", "quarantined", "vulnerable_customer"]
+        "customer_complaint",
+        "identity_not_verified",
+        "quarantined",
+        "vulnerable_customer",
+    ]
 
 
 def test_no_case_survives_when_the_event_rolls_back(demo):
     journey = new_journey(step="classify")
     with pytest.raises(RuntimeError), transaction.atomic():
-        events.record(journey, Event.Kind.EXCEPTION, "boom", data={"kind": "agent_error", "error": "x"})
+        events.record(
+            journey, Event.Kind.EXCEPTION, "boom", data={"kind": "agent_error", "error": "x"}
+        )
         assert ExceptionCase.objects.filter(journey=journey).exists()
         raise RuntimeError("roll back")
     assert not ExceptionCase.objects.filter(journey=journey).exists()
@@ -102,8 +127,9 @@ def test_no_case_survives_when_the_event_rolls_back(demo):
 def test_a_person_flags_a_journey_into_a_case_with_an_audit_event(demo, supervisor):
     journey = new_journey()
     label = Label.objects.get(key="agent-wrong")
-    case = services.journey_flag(journey=journey, actor=supervisor, note="The agent misread the merchant.",
-                                 labels=[label])
+    case = services.journey_flag(
+        journey=journey, actor=supervisor, note="The agent misread the merchant.", labels=[label]
+    )
     assert case.kind == ExceptionCase.Kind.FLAGGED
     assert case.flagged_by == supervisor
     assert case.trigger_event.kind == Event.Kind.ANNOTATION
@@ -118,7 +144,9 @@ def test_annotating_a_case_or_an_event_records_an_annotation_event(demo, supervi
     journey = hand_over(new_journey(step="classify"), "low_confidence")
     case = ExceptionCase.objects.get(journey=journey)
     label = Label.objects.get(key="policy-gap")
-    on_case = services.annotation_add(actor=supervisor, case=case, note="Bar too strict", labels=[label])
+    on_case = services.annotation_add(
+        actor=supervisor, case=case, note="Bar too strict", labels=[label]
+    )
     timeline_event = journey.events.filter(kind=Event.Kind.STEP_STARTED).first()
     on_event = services.annotation_add(actor=supervisor, event=timeline_event, note="Slow start")
 
@@ -150,25 +178,33 @@ def test_assign_then_resolve_a_case_and_a_second_resolve_is_refused(demo, superv
         services.case_resolve(case=case, resolution="fixed", note="", actor=supervisor)
     with pytest.raises(CaseError):
         services.case_assign(case=case, assignee=supervisor, actor=supervisor)
-    actions = list(journey.events.filter(kind=Event.Kind.ANNOTATION).order_by("id")
-                   .values_list("data__action", flat=True))
+    actions = list(
+        journey.events.filter(kind=Event.Kind.ANNOTATION)
+        .order_by("id")
+        .values_list("data__action", flat=True)
+    )
     assert actions == ["assign", "resolve"]
 
 
 def test_resolving_a_group_resolves_every_unresolved_case_in_it(demo, supervisor):
-    journeys = [hand_over(new_journey(customer=f"CUST-0000{n}", step="classify"), "low_confidence")
-                for n in (1, 2, 3)]
+    journeys = [
+        hand_over(new_journey(customer=f"CUST-0000{n}", step="classify"), "low_confidence")
+        for n in (1, 2, 3)
+    ]
     group = CaseGroup.objects.get()
     first = ExceptionCase.objects.get(journey=journeys[0])
     services.case_resolve(case=first, resolution="fixed", note="", actor=supervisor)
-    count = services.group_resolve(cases=list(group.cases.all()), resolution="expected", note="Bar is right",
-                                   actor=supervisor)
+    count = services.group_resolve(
+        cases=list(group.cases.all()), resolution="expected", note="Bar is right", actor=supervisor
+    )
     assert count == 2
     assert not group.cases.unresolved().exists()
     first.refresh_from_db()
     assert first.resolution == "fixed"  # the earlier resolution stands
     with pytest.raises(CaseError):
-        services.group_resolve(cases=list(group.cases.all()), resolution="expected", note="", actor=supervisor)
+        services.group_resolve(
+            cases=list(group.cases.all()), resolution="expected", note="", actor=supervisor
+        )
 
 
 def test_label_changes_are_sent_to_the_audit_trail(demo, admin_user):
@@ -179,9 +215,16 @@ def test_label_changes_are_sent_to_the_audit_trail(demo, admin_user):
 
     events.governance_changed.connect(listener)
     try:
-        label = services.label_create(actor=admin_user, name="Wrong amount", description="Refund amount off")
-        services.label_update(actor=admin_user, label=label, name="Wrong amount", description="Refund amount off",
-                              is_active=False)
+        label = services.label_create(
+            actor=admin_user, name="Wrong amount", description="Refund amount off"
+        )
+        services.label_update(
+            actor=admin_user,
+            label=label,
+            name="Wrong amount",
+            description="Refund amount off",
+            is_active=False,
+        )
         services.label_delete(actor=admin_user, label=label)
     finally:
         events.governance_changed.disconnect(listener)
@@ -195,8 +238,9 @@ def test_label_changes_are_sent_to_the_audit_trail(demo, admin_user):
 def test_a_used_label_cannot_be_deleted_only_retired(demo, supervisor, admin_user):
     journey = hand_over(new_journey(step="classify"), "low_confidence")
     label = Label.objects.get(key="system-fault")
-    services.annotation_add(actor=supervisor, case=ExceptionCase.objects.get(journey=journey), note="",
-                            labels=[label])
+    services.annotation_add(
+        actor=supervisor, case=ExceptionCase.objects.get(journey=journey), note="", labels=[label]
+    )
     with pytest.raises(CaseError):
         services.label_delete(actor=admin_user, label=label)
     assert Annotation.objects.filter(labels=label).exists()
@@ -204,4 +248,8 @@ def test_a_used_label_cannot_be_deleted_only_retired(demo, supervisor, admin_use
 
 def test_the_starting_taxonomy_is_there(demo):
     assert set(Label.objects.values_list("name", flat=True)) >= {
-        "Agent wrong", "Policy gap", "Customer confusion", "System fault"}
+        "Agent wrong",
+        "Policy gap",
+        "Customer confusion",
+        "System fault",
+    }
