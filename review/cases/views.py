@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from journeys.access import get_journey_for_user
+from journeys.access import definitions_for, get_journey_for_user
 
 from ..models import Annotation, ExceptionCase, Label
 from . import services
@@ -269,6 +269,8 @@ def journey_flag(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def label_list(request: HttpRequest) -> HttpResponse:
     editable = may_edit_labels(request.user)
+    if not editable and not definitions_for(request.user).exists():
+        raise Http404("No such page.")
     form = LabelForm(request.POST or None)
     if request.method == "POST":
         if not editable:

@@ -173,7 +173,9 @@ def test_flagging_a_journey_from_its_page(client, supervisor, compliance, demo):
     assert case.kind == "flagged"
 
 
-def test_only_admins_edit_the_label_taxonomy(client, supervisor, admin_user, demo):
+def test_only_admins_edit_the_label_taxonomy(client, supervisor, admin_user, outsider, demo):
+    client.force_login(outsider)
+    assert client.get(reverse("cases:labels")).status_code == 404
     client.force_login(supervisor)
     assert client.get(reverse("cases:labels")).status_code == 200
     assert client.post(reverse("cases:labels"), {"name": "Mine"}).status_code == 403

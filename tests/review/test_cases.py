@@ -253,3 +253,17 @@ def test_the_starting_taxonomy_is_there(demo):
         "Customer confusion",
         "System fault",
     }
+
+
+def test_a_fault_opening_a_case_never_rolls_back_the_journey_change(demo, monkeypatch):
+    from review.cases import receivers
+
+    def broken(event):
+        raise RuntimeError("case store down")
+
+    monkeypatch.setattr(receivers, "case_open_for_event", broken)
+    journey = hand_over(new_journey(step="classify"), "low_confidence")
+    journey.refresh_from_db()
+    assert journey.status == "human"
+    assert journey.events.filter(kind=Event.Kind.EXCEPTION).exists()
+    assert not ExceptionCase.objects.exists()
