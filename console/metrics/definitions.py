@@ -140,6 +140,7 @@ class MetricSet:
     flagged: list[DecisionFact] = field(default_factory=list)
     exception_groups: list[dict[str, Any]] = field(default_factory=list)
     trend: list[dict[str, Any]] = field(default_factory=list)
+    by_definition: list[dict[str, Any]] = field(default_factory=list)
 
     def headline(self) -> list[tuple[str, str, Any, str]]:
         """(key, label, value, unit) for the figures the page and the CSV show first."""
@@ -431,6 +432,32 @@ def trend(definition_ids: list[int], window: Window) -> list[dict[str, Any]]:
     return out
 
 
+def per_definition(definitions: list[JourneyDefinition], window: Window) -> list[dict[str, Any]]:
+    """The headline figures of each definition on its own, side by side."""
+    ids = [d.pk for d in definitions]
+    rows = (
+        DailyRollup.objects.filter(
+            definition_id__in=ids, day__gte=window.since, day__lte=window.until
+        )
+        .values("definition_id")
+        .annotate(**{name: Sum(name) for name in DailyRollup.COUNTERS})
+    )
+    by_id = {row["definition_id"]: row for row in rows}
+    out = []
+    for definition in definitions:
+        row = by_id.get(definition.pk) or {}
+        counters = {name: int(row.get(name) or 0) for name in DailyRollup.COUNTERS}
+        out.append(
+            {
+                "definition": definition,
+                "counters": counters,
+                "rates": rates(counters),
+                "durations": durations([definition.pk], window),
+            }
+        )
+    return out
+
+
 def compute(definitions: list[JourneyDefinition], window: Window) -> MetricSet:
     """All figures for these definitions over the window, from the roll-ups."""
     ids = [d.pk for d in definitions]
@@ -457,4 +484,5 @@ def compute(definitions: list[JourneyDefinition], window: Window) -> MetricSet:
         flagged=flagged,
         exception_groups=exception_groups(ids, window),
         trend=trend(ids, window),
+        by_definition=per_definition(definitions, window) if len(definitions) > 1 else [],
     )

@@ -120,6 +120,13 @@ def export_csv(request: HttpRequest) -> HttpResponse:
         writer.writerow(
             ["outcomes", scope, row["key"], row["unit"], _fmt(row["value"]), _fmt(row["previous"])]
         )
+    for row in current.by_definition:
+        key = row["definition"].key
+        writer.writerow(["by journey", key, "journeys", "count", row["counters"]["journeys"], ""])
+        for name, value in row["rates"].items():
+            writer.writerow(["by journey", key, name, "rate", _fmt(value), ""])
+        for name, value in row["durations"].items():
+            writer.writerow(["by journey", key, name, "seconds", _fmt(value), ""])
     for step in current.steps:
         for key in (
             "reached",

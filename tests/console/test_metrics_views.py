@@ -46,6 +46,13 @@ def test_compliance_reads_every_definition(client, compliance, hand_data):
     assert response.status_code == 200
     assert len(response.context["definitions"]) == 4
     assert response.context["metrics"].counters["journeys"] == 5
+    by_definition = {
+        row["definition"].key: row for row in response.context["metrics"].by_definition
+    }
+    assert by_definition["fee_refund"]["counters"]["journeys"] == 5
+    assert by_definition["fee_refund"]["rates"]["containment_rate"] == pytest.approx(0.2)
+    assert by_definition["card_dispute"]["counters"]["journeys"] == 0
+    assert 'id="by-definition"' in response.content.decode()
 
 
 def test_another_team_cannot_pick_a_definition_it_does_not_see(
