@@ -12,6 +12,10 @@ def _pct(value: float | None) -> float | None:
 
 
 def chart_data(current: MetricSet, previous: MetricSet) -> dict[str, Any]:
+    funnel = current.funnel
+    if current.by_definition:
+        # Several journeys: leave out the steps nobody reached, or the bars drown in labels.
+        funnel = [step for step in funnel if step["reached"] or step["abandoned"]]
     compare_keys = [
         ("containment_rate", "Containment"),
         ("escalation_rate", "Escalation"),
@@ -31,9 +35,9 @@ def chart_data(current: MetricSet, previous: MetricSet) -> dict[str, Any]:
             "takeover": [_pct(day["takeover_rate"]) for day in current.trend],
         },
         "funnel": {
-            "labels": [step["title"] for step in current.funnel],
-            "reached": [step["reached"] for step in current.funnel],
-            "abandoned": [step["abandoned"] for step in current.funnel],
+            "labels": [step["title"] for step in funnel],
+            "reached": [step["reached"] for step in funnel],
+            "abandoned": [step["abandoned"] for step in funnel],
         },
         "groups": {
             # Two lines per bar (definition; step / kind / cause): long signatures stay legible.

@@ -13,6 +13,11 @@
   function draw(id, config) {
     var canvas = document.getElementById(id);
     if (!canvas) { return null; }
+    var labels = config.data.labels || [];
+    if (config.options && config.options.indexAxis === "y" && labels.length > 8) {
+      // Horizontal bars: give every label its own line instead of skipping some.
+      canvas.parentNode.style.height = (labels.length * 30 + 60) + "px";
+    }
     var chart = new Chart(canvas, config);
     canvas.dataset.rendered = "true";
     return chart;
@@ -46,7 +51,7 @@
         { label: "Abandoned here", data: data.funnel.abandoned, backgroundColor: red, maxBarThickness: 28 }
       ]
     },
-    options: { indexAxis: "y", scales: { x: { beginAtZero: true, ticks: { precision: 0 } } } }
+    options: { indexAxis: "y", scales: { x: { beginAtZero: true, ticks: { precision: 0 } }, y: { ticks: { autoSkip: false } } } }
   });
 
   var groupsCanvas = document.getElementById("chart-groups");
