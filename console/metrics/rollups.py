@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Max, Q
 from django.utils import timezone
@@ -117,6 +118,16 @@ def _step_facts(journey: Journey, events: list[Event]) -> list[StepFact]:
     return runs
 
 
+def _approver_id(event: Event) -> int | None:
+    """The person who decided: the event's actor, else the username in ``data.approver``."""
+    if event.actor_user_id:
+        return event.actor_user_id
+    username = (event.data or {}).get("approver")
+    if not username:
+        return None
+    return get_user_model().objects.filter(username=username).values_list("pk", flat=True).first()
+
+
 def _decision_facts(
     journey: Journey, events: list[Event], proposals: Iterable[ProposedAction]
 ) -> list[DecisionFact]:
@@ -169,7 +180,7 @@ def _decision_facts(
                 action=proposal.action_type.key,
                 outcome=outcome,
                 edited=edited and outcome == DecisionFact.Outcome.APPROVED,
-                approver_id=final.actor_user_id if by_person else None,
+                approver_id=_approver_id(final) if by_person else None,
                 amount=proposal.amount,
                 proposed_at=proposal.created_at,
                 decided_at=final.at,

@@ -199,3 +199,29 @@ def test_the_beat_schedule_runs_the_refresh_task():
     tasks = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert "console.metrics.tasks.refresh_metrics" in tasks
     assert "console.metrics.tasks" in settings.CELERY_IMPORTS
+
+
+@pytest.mark.django_db
+def test_a_decision_without_an_actor_names_its_approver_in_the_data(demo, supervisor2):
+    start = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    journey = _journey("C7", start, Journey.Status.COMPLETED)
+    proposal = ProposedAction.objects.create(
+        journey=journey,
+        action_type=ActionType.objects.get(key="issue_refund"),
+        step="refund",
+        params={"account": "A", "amount": "70.00", "reason": "fee reversal"},
+        idempotency_key="roll-approver",
+        status=ProposedAction.Status.REJECTED,
+        created_at=start,
+    )
+    _event(
+        journey,
+        Event.Kind.ACTION_REJECTED,
+        start + timedelta(seconds=9),
+        proposal=proposal,
+        actor_kind=Event.Actor.SYSTEM,
+        data={"approver": "supervisor2", "reason": "no"},
+    )
+    rollup_refresh()
+    fact = DecisionFact.objects.get(pk=proposal.pk)
+    assert (fact.outcome, fact.approver, fact.latency_seconds) == ("rejected", supervisor2, 9)

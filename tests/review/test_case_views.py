@@ -32,6 +32,22 @@ def test_workbench_ranks_groups_by_count(client, supervisor, card_group):
     assert "card dispute / classify / <b>low confidence</b>" in html
 
 
+def test_workbench_filters_by_definition_and_shows_resolved_groups_on_request(
+    client, supervisor, card_group
+):
+    from review.cases.services import group_resolve
+
+    group_resolve(cases=list(card_group.cases.all()), resolution="fixed", note="", actor=supervisor)
+    client.force_login(supervisor)
+    html = client.get(reverse("cases:workbench")).content.decode()
+    assert "low confidence" not in html and "identity not verified" in html
+    html = client.get(reverse("cases:workbench"), {"show": "all"}).content.decode()
+    assert "low confidence" in html and "0 unresolved" in html
+    html = client.get(reverse("cases:workbench"), {"definition": "lost_card"}).content.decode()
+    assert "card dispute" not in html
+    assert client.get(reverse("cases:workbench"), {"definition": "fee_refund"}).status_code == 200
+
+
 def test_workbench_hides_other_teams_groups(client, supervisor2, card_group):
     client.force_login(supervisor2)
     html = client.get(reverse("cases:workbench")).content.decode()
