@@ -96,6 +96,11 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _text(value: str) -> str:
+    """Free text (rule names, error classes) that a spreadsheet must not run as a formula."""
+    return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
 @require_GET
 @login_required
 def export_csv(request: HttpRequest) -> HttpResponse:
@@ -140,12 +145,14 @@ def export_csv(request: HttpRequest) -> HttpResponse:
             writer.writerow(["by step", step["step"], key, "", _fmt(step[key]), ""])
     for rule in current.rules:
         for key in ("decided", "overrides", "override_rate", "denied", "expired"):
-            writer.writerow(["by rule", rule["rule"], key, "", _fmt(rule[key]), ""])
+            writer.writerow(["by rule", _text(rule["rule"]), key, "", _fmt(rule[key]), ""])
     for reviewer in current.reviewers:
         for key in ("decisions", "approval_rate", "p50_seconds", "p90_seconds"):
             writer.writerow(["by reviewer", reviewer["approver"], key, "", _fmt(reviewer[key]), ""])
     for group in current.exception_groups:
-        writer.writerow(["exception groups", group["label"], "cases", "count", group["count"], ""])
+        writer.writerow(
+            ["exception groups", _text(group["label"]), "cases", "count", group["count"], ""]
+        )
     for day in current.trend:
         for key in ("journeys", "containment_rate", "escalation_rate", "takeover_rate"):
             writer.writerow(["trend", day["day"], key, "", _fmt(day[key]), ""])

@@ -132,3 +132,18 @@ def test_the_default_windows_are_shown_in_the_date_inputs(client, supervisor2, d
     html = response.content.decode()
     assert f'name="until" value="{window.until:%Y-%m-%d}"' in html
     assert f'name="since" value="{window.since:%Y-%m-%d}"' in html
+
+
+def test_csv_export_defuses_formulas_in_free_text(client, supervisor2, hand_data):
+    from console.metrics.rollups import rollup_rebuild
+    from journeys.models import ProposedAction
+
+    ProposedAction.objects.filter(status="denied").update(decision_rule='=HYPERLINK("http://x")')
+    rollup_rebuild()
+    client.force_login(supervisor2)
+    rows = list(
+        csv.reader(io.StringIO(client.get(reverse("metrics:export"), DAY_QUERY).content.decode()))
+    )
+    rules = {r[1] for r in rows if r[0] == "by rule"}
+    assert '\'=HYPERLINK("http://x")' in rules
+    assert not any(cell.startswith("=") for row in rows for cell in row)
