@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-import pytest
-
 from console.metrics.rollups import rollup_rebuild
 from journeys.models import ActionType, Event, Journey, JourneyDefinition, ProposedAction
 from review.cases.services import case_open_for_event
@@ -79,8 +77,8 @@ class Builder:
         )
 
 
-@pytest.fixture
-def hand_data(demo, supervisor2, settings):
+def build_hand_data(*, settings, supervisor2) -> JourneyDefinition:
+    """Build the data set and its roll-ups; returns the fee refund definition. Needs the demo."""
     settings.METRICS_HIGH_VALUE_AMOUNT = 100
     settings.METRICS_QUICK_DECISION_SECONDS = 10
     b = Builder()

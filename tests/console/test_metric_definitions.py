@@ -32,9 +32,14 @@ import pytest
 from console.metrics import definitions
 from console.metrics.definitions import Window, compute, percentile
 
-from .metric_data import DAY
+from .metric_data import DAY, build_hand_data
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def hand_data(demo, supervisor2, settings):
+    return build_hand_data(settings=settings, supervisor2=supervisor2)
 
 
 def test_percentile_is_nearest_rank():

@@ -9,7 +9,15 @@ import json
 import pytest
 from django.urls import reverse
 
+from .metric_data import build_hand_data
+
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def hand_data(demo, supervisor2, settings):
+    return build_hand_data(settings=settings, supervisor2=supervisor2)
+
 
 DAY_QUERY = {
     "definition": "fee_refund",
