@@ -29,6 +29,8 @@ NAV: list[NavItem] = [
             section="review_scope"),
     NavItem("Stop button", "agents_stop_button", lambda u: definitions_for(u, "pause").exists(),
             section="agents_"),
+    NavItem("Exceptions", "cases:workbench", lambda u: definitions_for(u).exists(), section="cases"),
+    NavItem("Metrics", "metrics:overview", lambda u: definitions_for(u).exists(), section="metrics"),
     NavItem("Django admin", "admin:index", lambda u: u.is_staff, section="admin"),
     NavItem("Audit", "audit:search", may_audit, section="audit:"),
     NavItem("Teams", "team_list", lambda u: _may_manage_teams(u), section="team"),

@@ -201,7 +201,15 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-due-journeys": {"task": "journeys.tasks.sweep_due_journeys", "schedule": env.float("HANDOFF_SWEEP_SECONDS", default=5.0)},
     "audit-checkpoint": {"task": "review.audit.tasks.audit_checkpoint", "schedule": env.float("AUDIT_CHECKPOINT_SECONDS", default=300.0)},
     "expire-pending-approvals": {"task": "review.tasks.expire_pending_approvals", "schedule": env.float("HANDOFF_EXPIRY_SECONDS", default=15.0)},
+    "refresh-metrics": {"task": "console.metrics.tasks.refresh_metrics", "schedule": env.float("HANDOFF_METRICS_SECONDS", default=30.0)},
 }
+# Task modules outside an app's tasks.py (autodiscovery only finds those).
+CELERY_IMPORTS = [
+    "console.metrics.tasks",
+]
+# Reviewer figures: approvals of at least this amount decided faster than this are flagged.
+METRICS_HIGH_VALUE_AMOUNT = env.float("HANDOFF_HIGH_VALUE_AMOUNT", default=500.0)
+METRICS_QUICK_DECISION_SECONDS = env.float("HANDOFF_QUICK_DECISION_SECONDS", default=10.0)
 
 # --- Handoff runtime ------------------------------------------------------------------------
 HANDOFF = {
@@ -239,3 +247,6 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }
+
+# The covering index on journeys is PostgreSQL-only; SQLite (the embedded demo) ignores the extra columns.
+SILENCED_SYSTEM_CHECKS = ["models.W040"]

@@ -36,4 +36,6 @@ urlpatterns = [
     path("teams/agents/<int:pk>/grants/", teams.agent_grants, name="agent_grants"),
     path("review/", include("review.urls")),
     path("admin/", admin.site.urls),
+    path("exceptions/", include("review.cases.urls")),
+    path("metrics/", include("console.metrics.urls")),
 ]

@@ -132,6 +132,7 @@ def journey_page_context(request: ConsoleRequest, journey: Journey, **forms_: fo
         "children": journeys_for(user).filter(parent=journey),
         "parent": journeys_for(user).filter(pk=journey.parent_id).first() if journey.parent_id else None,
         "in_control": in_control,
+        "may_approve": user_may(user, "approve", journey.definition),
         "may_take_over": may_take_over and not journey.controller_user_id,
         "may_force_hand_back": (journey.is_live and bool(journey.controller_user_id) and not in_control
                                 and may_force_hand_back(user, journey.definition)),

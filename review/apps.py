@@ -52,3 +52,4 @@ class ReviewConfig(AppConfig):
             sender=get_user_model().groups.through,
             dispatch_uid="review.audit.membership",
         )
+        from .cases import receivers  # noqa: F401  (connects the exception-case listener)

@@ -1,14 +1,19 @@
 from .approvals import Approval, ApprovalRequest, ReviewSample
 from .audit import AuditCheckpoint, AuditRecord, AuditVerification, SensitiveDataGrant
+from .cases import Annotation, CaseGroup, ExceptionCase, Label
 from .scopes import CumulativeLimit, LimitCounter, LimitUsage, PermissionScope, ScopeChange
 
 __all__ = [
+    "Annotation",
     "Approval",
     "ApprovalRequest",
     "AuditCheckpoint",
     "AuditRecord",
     "AuditVerification",
+    "CaseGroup",
     "CumulativeLimit",
+    "ExceptionCase",
+    "Label",
     "LimitCounter",
     "LimitUsage",
     "PermissionScope",

@@ -19,6 +19,7 @@ from journeys.demo import seed_core_bank
 from journeys.models import Agent, ApprovalLimit, JourneyDefinition
 from review.models import SensitiveDataGrant
 from review.demo import install_demo_scopes
+from review.cases.services import labels_install_defaults
 
 TEAMS: dict[str, dict[str, Any]] = {
     "Cards team": {"definitions": ["card_dispute", "lost_card"], "approval_limit": "1000.00",
@@ -89,5 +90,6 @@ class Command(BaseCommand):
         )
         install_demo_scopes()
         new = seed_core_bank(customers)
+        labels_install_defaults()
         self.stdout.write(self.style.SUCCESS(
             f"Demo bank ready: {len(all_keys)} journey definitions, {len(USERS)} people, {new} new customers."))

@@ -2,10 +2,11 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-    """Joins the audit trail and the governance migrations, written side by side."""
+    """Joins the audit trail, governance and exception-case migrations, written side by side."""
 
     dependencies = [
         ("review", "0001_audit"),
+        ("review", "0001_cases"),
         ("review", "0001_governance"),
     ]
 
