@@ -5,35 +5,32 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from journeys.access import definitions_for
-from review.audit.access import may_audit
+from journeys.access import perms_held
 
 
 @dataclass(frozen=True)
 class NavItem:
     label: str
     url_name: str
-    visible: Callable[[object], bool]
+    # Called with the user and the permission keys they hold on any definition (one query).
+    visible: Callable[[object, frozenset[str]], bool]
     section: str = ""  # the url names that light this entry up share this prefix
 
 
 NAV: list[NavItem] = [
-    NavItem("Live board", "board", lambda u: definitions_for(u).exists(), section="board"),
-    NavItem("Journeys", "journey_list", lambda u: definitions_for(u).exists(), section="journey"),
-    NavItem("Approvals", "review_queue", lambda u: definitions_for(u, "approve").exists(), section="review_queue"),
-    NavItem("Review samples", "review_samples",
-            lambda u: definitions_for(u, "approve").exists() or definitions_for(u, "audit").exists(),
+    NavItem("Live board", "board", lambda u, held: "view" in held, section="board"),
+    NavItem("Journeys", "journey_list", lambda u, held: "view" in held, section="journey"),
+    NavItem("Approvals", "review_queue", lambda u, held: "approve" in held, section="review_queue"),
+    NavItem("Exceptions", "cases:workbench", lambda u, held: "view" in held, section="cases"),
+    NavItem("Metrics", "metrics:overview", lambda u, held: "view" in held, section="metrics"),
+    NavItem("Audit", "audit:search", lambda u, held: "audit" in held, section="audit:"),
+    NavItem("Review samples", "review_samples", lambda u, held: bool({"approve", "audit"} & held),
             section="review_sample"),
-    NavItem("Scopes", "review_scopes",
-            lambda u: u.is_staff or u.is_superuser or definitions_for(u, "audit").exists(),
+    NavItem("Scopes", "review_scopes", lambda u, held: u.is_staff or u.is_superuser or "audit" in held,
             section="review_scope"),
-    NavItem("Stop button", "agents_stop_button", lambda u: definitions_for(u, "pause").exists(),
-            section="agents_"),
-    NavItem("Exceptions", "cases:workbench", lambda u: definitions_for(u).exists(), section="cases"),
-    NavItem("Metrics", "metrics:overview", lambda u: definitions_for(u).exists(), section="metrics"),
-    NavItem("Django admin", "admin:index", lambda u: u.is_staff, section="admin"),
-    NavItem("Audit", "audit:search", may_audit, section="audit:"),
-    NavItem("Teams", "team_list", lambda u: _may_manage_teams(u), section="team"),
+    NavItem("Teams", "team_list", lambda u, held: _may_manage_teams(u), section="team"),
+    NavItem("Stop button", "agents_stop_button", lambda u, held: "pause" in held, section="agents_"),
+    NavItem("Django admin", "admin:index", lambda u, held: u.is_staff, section="admin"),
 ]
 
 
@@ -46,7 +43,8 @@ def _may_manage_teams(user) -> bool:
 def items_for(user) -> list[NavItem]:
     if not user.is_authenticated:
         return []
-    return [item for item in NAV if item.visible(user)]
+    held = perms_held(user)
+    return [item for item in NAV if item.visible(user, held)]
 
 
 def landing_url_name(user) -> str:

@@ -63,3 +63,20 @@ def approval_limit_for(user, definition: JourneyDefinition) -> Decimal | None:
         "limit", flat=True
     )
     return max(limits, default=Decimal(0))
+
+
+def perms_held(user) -> frozenset[str]:
+    """The permission keys (see PERMS) the user holds on at least one definition, in one query.
+
+    For menus and landing pages, which ask "may this person do X anywhere?" many times per page.
+    """
+    if user is None or isinstance(user, AnonymousUser) or not user.is_active:
+        return frozenset()
+    if user.is_superuser:
+        return frozenset(PERMS)
+    from .models import DefinitionGroupPermission, DefinitionUserPermission
+
+    by_group = DefinitionGroupPermission.objects.filter(group__user=user).values_list("permission__codename")
+    by_user = DefinitionUserPermission.objects.filter(user=user).values_list("permission__codename")
+    codenames = {row[0] for row in by_group.union(by_user)}
+    return frozenset(key for key, perm in PERMS.items() if perm.split(".", 1)[1] in codenames)
