@@ -2,8 +2,9 @@
 
 The table below is the contract: the expected status of each URL name for each role. The test
 walks Django's resolver and FAILS on a URL name missing from the table, so a new page cannot
-ship without saying who may use it. Each request runs in a savepoint that is rolled back, so
-state-changing POSTs do not leak into the next request.
+ship without saying who may use it. ``OTHER_METHODS`` adds the second method of the URLs that
+answer both GET and POST, and a GET on endpoints that only take POSTs. Each request runs in a
+savepoint that is rolled back, so state-changing POSTs do not leak into the next request.
 """
 
 from __future__ import annotations
@@ -18,9 +19,21 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from journeys.models import Journey
+from journeys.control import journey_take_over
+from journeys.models import Journey, ProposedAction
 from journeys.services import journey_start
-from review.models import AuditRecord, AuditVerification
+from review.models import (
+    AuditRecord,
+    AuditVerification,
+    CumulativeLimit,
+    ExceptionCase,
+    Label,
+    PermissionScope,
+    ReviewSample,
+)
+
+from ..review.case_helpers import hand_over
+from ..review.helpers import propose
 
 ROLES = ["anonymous", "outsider", "supervisor", "supervisor2", "compliance", "admin"]
 
@@ -38,6 +51,15 @@ class Objects:
     agent_pk: int
     supervisor_pk: int
     verification_pk: int
+    controlled: Journey  # a card dispute the supervisor has taken over
+    withdrawable: ProposedAction  # pending on ``controlled``: only the person in control withdraws
+    address_update: ProposedAction  # pending on an address change: the Servicing team decides
+    sample: ReviewSample  # an auto-approved card dispute action picked for review
+    case: ExceptionCase  # an agent error on a card dispute
+    event_pk: int  # an event of ``journey``
+    scope: PermissionScope
+    limit: CumulativeLimit
+    label: Label
 
 
 @dataclass
@@ -63,8 +85,52 @@ AUDITORS = per_role(302, 404, 404, 404, 200, 200)
 ADMINS_GET = per_role(302, 404, 404, 404, 404, 200)
 ADMINS_POST = per_role(302, 404, 404, 404, 404, 302)
 UNMASKERS = per_role(302, 404, 200, 404, 200, 200)
+VIEWERS = per_role(302, 404, 200, 200, 200, 200)  # anyone who may view some journey
+LOGGED_IN_POST = per_role(302, 302, 302, 302, 302, 302)
+# Changes on a card dispute: compliance may see it (403 names the missing right), the foreign
+# team may not (404); the admin is a superuser.
+CARD_CHANGE = per_role(302, 404, 302, 404, 403, 302)
+# Acting on a journey someone controls: only the person in control (the supervisor).
+IN_CONTROL = per_role(302, 404, 302, 404, 403, 403)
+# Deciding a Servicing team's pending action: the Cards team and compliance get 404.
+SERVICING_DECIDERS = per_role(302, 404, 404, 302, 404, 302)
+SERVICING_DECIDERS_GET = per_role(302, 404, 404, 200, 404, 200)
+CARD_DECIDERS = per_role(302, 404, 302, 404, 404, 302)
+# Scopes and limits: auditors read them, only admins change them.
+SCOPE_EDITORS_GET = per_role(302, 404, 404, 404, 403, 200)
+SCOPE_EDITORS_POST = per_role(302, 404, 404, 404, 403, 302)
+LABEL_EDITORS_POST = per_role(302, 403, 403, 403, 403, 302)
+POST_ONLY = per_role(405, 405, 405, 405, 405, 405)
 
 journey_pk = lambda o: {"pk": o.journey.pk}  # noqa: E731
+controlled_pk = lambda o: {"pk": o.controlled.pk}  # noqa: E731
+address_update_pk = lambda o: {"pk": o.address_update.pk}  # noqa: E731
+REASON = {"reason": "Permission matrix check"}
+SCOPE_FORM = {
+    "name": "Matrix scope",
+    "effect": "allow",
+    "approval_timeout_minutes": "10",
+    "on_timeout": "fallback",
+    **REASON,
+}
+LIMIT_FORM = {
+    "name": "Matrix limit",
+    "measure": "count",
+    "subject": "customer",
+    "maximum": "3",
+    "window_minutes": "60",
+    "effect_when_exceeded": "require_approval",
+    **REASON,
+}
+
+
+def scope_form(o: Objects) -> dict[str, Any]:
+    return {**SCOPE_FORM, "action_type": o.scope.action_type_id}
+
+
+def limit_form(o: Objects) -> dict[str, Any]:
+    return {**LIMIT_FORM, "action_type": o.limit.action_type_id}
+
 
 TABLE: dict[str, Row] = {
     "home": Row(expect=per_role(302, 302, 302, 302, 302, 302)),
@@ -113,7 +179,167 @@ TABLE: dict[str, Row] = {
     "team_delete": Row(kwargs=lambda o: {"pk": o.cards.pk}, method="post", expect=ADMINS_POST),
     "agent_grants_page": Row(kwargs=lambda o: {"pk": o.agent_pk}, expect=ADMINS_GET),
     "agent_grants": Row(kwargs=lambda o: {"pk": o.agent_pk}, method="post", expect=ADMINS_POST),
+    # The live board and the control of journeys (console/board.py, console/control.py).
+    "board": Row(expect=LOGGED_IN_OK),
+    "journey_take_over": Row(kwargs=journey_pk, method="post", expect=CARD_CHANGE),
+    "journey_hand_back": Row(
+        kwargs=controlled_pk,
+        method="post",
+        data=lambda o: {"note": "Matrix", "force": "1"},
+        expect=per_role(302, 404, 302, 404, 403, 302),  # the admin may force a hand-back
+    ),
+    "journey_send_message": Row(
+        kwargs=controlled_pk, method="post", data=lambda o: {"text": "Hello"}, expect=IN_CONTROL
+    ),
+    "journey_propose": Row(
+        kwargs=controlled_pk,
+        method="post",
+        data=lambda o: {
+            "action": "send_message",
+            "params": f"customer={o.controlled.customer_ref}\ntext=Hello",
+            "explanation": "Matrix",
+        },
+        expect=IN_CONTROL,
+    ),
+    "journey_execute_approved": Row(kwargs=controlled_pk, method="post", expect=IN_CONTROL),
+    "proposal_withdraw": Row(
+        kwargs=lambda o: {"pk": o.withdrawable.pk},
+        method="post",
+        data=lambda o: REASON,
+        expect=IN_CONTROL,
+    ),
+    "agents_stop_button": Row(
+        method="post",
+        data=lambda o: {"scope": "card_dispute", "op": "pause", **REASON},
+        expect=ADMINS_POST,
+    ),
+    # The approval queue, scopes and samples (review/urls.py).
+    "review_queue": Row(expect=LOGGED_IN_OK),
+    "review_approve": Row(kwargs=address_update_pk, method="post", expect=SERVICING_DECIDERS),
+    "review_reject": Row(
+        kwargs=address_update_pk, method="post", data=lambda o: REASON, expect=SERVICING_DECIDERS
+    ),
+    "review_edit": Row(
+        kwargs=address_update_pk,
+        method="post",
+        data=lambda o: {
+            "customer": o.address_update.params["customer"],
+            "address": "1 Matrix Street, Springfield",
+            "recent_changes": "on",
+            "edit_reason": "Permission matrix check",
+        },
+        expect=SERVICING_DECIDERS,
+    ),
+    # Every signed-in user may post a batch: only the actions in their own queue are decided.
+    "review_batch": Row(
+        method="post",
+        data=lambda o: {"ids": [o.address_update.pk], "decision": "approve"},
+        expect=LOGGED_IN_POST,
+    ),
+    "review_scopes": Row(expect=AUDITORS),
+    "review_scope_create": Row(method="post", data=scope_form, expect=SCOPE_EDITORS_POST),
+    "review_scope_edit": Row(
+        kwargs=lambda o: {"pk": o.scope.pk},
+        method="post",
+        data=scope_form,
+        expect=SCOPE_EDITORS_POST,
+    ),
+    "review_scope_toggle": Row(
+        kwargs=lambda o: {"pk": o.scope.pk},
+        method="post",
+        data=lambda o: REASON,
+        expect=SCOPE_EDITORS_POST,
+    ),
+    "review_limit_create": Row(method="post", data=limit_form, expect=SCOPE_EDITORS_POST),
+    "review_limit_edit": Row(
+        kwargs=lambda o: {"pk": o.limit.pk},
+        method="post",
+        data=limit_form,
+        expect=SCOPE_EDITORS_POST,
+    ),
+    "review_limit_toggle": Row(
+        kwargs=lambda o: {"pk": o.limit.pk},
+        method="post",
+        data=lambda o: REASON,
+        expect=SCOPE_EDITORS_POST,
+    ),
+    "review_samples": Row(expect=LOGGED_IN_OK),
+    "review_sample_mark": Row(
+        kwargs=lambda o: {"pk": o.sample.pk},
+        method="post",
+        data=lambda o: {"verdict": "fine"},
+        expect=CARD_DECIDERS,
+    ),
+    # Exceptions and annotations (review/cases/urls.py).
+    "cases:workbench": Row(expect=LOGGED_IN_OK),
+    "cases:group": Row(kwargs=lambda o: {"pk": o.case.group_id}, expect=CARD_JOURNEY),
+    "cases:group_action": Row(
+        kwargs=lambda o: {"pk": o.case.group_id, "action": "annotate"},
+        method="post",
+        data=lambda o: {"note": "Matrix"},
+        expect=CARD_CHANGE,
+    ),
+    "cases:case": Row(kwargs=lambda o: {"pk": o.case.pk}, expect=CARD_JOURNEY),
+    "cases:case_action": Row(
+        kwargs=lambda o: {"pk": o.case.pk, "action": "resolve"},
+        method="post",
+        data=lambda o: {"resolution": "fixed"},
+        expect=CARD_CHANGE,
+    ),
+    "cases:event_annotate": Row(
+        kwargs=lambda o: {"pk": o.event_pk},
+        method="post",
+        data=lambda o: {"note": "Matrix"},
+        expect=CARD_CHANGE,
+    ),
+    "cases:journey_flag": Row(
+        kwargs=journey_pk, method="post", data=lambda o: {"note": "Matrix"}, expect=CARD_CHANGE
+    ),
+    "cases:labels": Row(expect=VIEWERS),
+    "cases:label_edit": Row(
+        kwargs=lambda o: {"pk": o.label.pk},
+        method="post",
+        data=lambda o: {
+            f"l{o.label.pk}-name": o.label.name,
+            f"l{o.label.pk}-description": "Matrix",
+            f"l{o.label.pk}-is_active": "on",
+        },
+        expect=LABEL_EDITORS_POST,
+    ),
+    # Outcome metrics (console/metrics/urls.py).
+    "metrics:overview": Row(expect=VIEWERS),
+    "metrics:export": Row(expect=VIEWERS),
 }
+
+# The other method of URLs that answer both GET and POST (forms and confirmation pages), and
+# GET on endpoints that only change things. Walked by the same matrix test.
+OTHER_METHODS: list[tuple[str, Row]] = [
+    # The confirmation page asks for view only: compliance sees it, its POST is then refused.
+    ("journey_take_over", Row(kwargs=journey_pk, expect=CARD_JOURNEY)),
+    ("journey_hand_back", Row(kwargs=controlled_pk, expect=POST_ONLY)),
+    ("proposal_withdraw", Row(kwargs=lambda o: {"pk": o.withdrawable.pk}, expect=POST_ONLY)),
+    ("agents_stop_button", Row(expect=ADMINS_GET)),
+    ("review_approve", Row(kwargs=address_update_pk, expect=POST_ONLY)),
+    ("review_edit", Row(kwargs=address_update_pk, expect=SERVICING_DECIDERS_GET)),
+    ("review_scope_create", Row(expect=SCOPE_EDITORS_GET)),
+    ("review_scope_edit", Row(kwargs=lambda o: {"pk": o.scope.pk}, expect=SCOPE_EDITORS_GET)),
+    ("review_limit_create", Row(expect=SCOPE_EDITORS_GET)),
+    ("review_limit_edit", Row(kwargs=lambda o: {"pk": o.limit.pk}, expect=SCOPE_EDITORS_GET)),
+    ("review_sample_mark", Row(kwargs=lambda o: {"pk": o.sample.pk}, expect=POST_ONLY)),
+    # The annotation form already needs annotate: compliance is told so at once.
+    (
+        "cases:event_annotate",
+        Row(kwargs=lambda o: {"pk": o.event_pk}, expect=per_role(302, 404, 200, 404, 403, 200)),
+    ),
+    (
+        "cases:labels",
+        Row(
+            method="post",
+            data=lambda o: {"name": "Matrix label"},
+            expect=per_role(302, 404, 403, 403, 403, 302),
+        ),
+    ),
+]
 
 
 def url_names(resolver: URLResolver | None = None, namespace: str = "") -> list[str]:
@@ -142,6 +368,8 @@ def test_every_console_url_is_in_the_permission_table():
         if name.split(":")[0] not in EXCLUDED_NAMESPACES
     )
     assert not stale, f"TABLE lists URL names that no longer exist: {stale}"
+    unknown = sorted({name for name, _ in OTHER_METHODS} - set(TABLE))
+    assert not unknown, f"OTHER_METHODS lists URL names missing from TABLE: {unknown}"
 
 
 @pytest.fixture
@@ -152,13 +380,54 @@ def objects(demo, agent) -> Objects:
     journey.refresh_from_db()
     User = get_user_model()
     User.objects.get_or_create(username="outsider")
+    supervisor = User.objects.get(username="supervisor")
+
+    controlled = journey_start(definition="card_dispute", customer_ref="CUST-00002")
+    withdrawable = propose(
+        controlled,
+        "issue_refund",
+        {"account": "ACC-000002", "amount": "120.00", "reason": "provisional credit"},
+        agent=agent,
+    )
+    journey_take_over(journey_id=controlled.pk, user=supervisor)
+    controlled.refresh_from_db()
+
+    address = journey_start(definition="address_change", customer_ref="CUST-00003")
+    address_update = propose(
+        address,
+        "update_address",
+        {"customer": "CUST-00003", "address": "2 Old Road, Springfield", "recent_changes": True},
+        agent=agent,
+    )
+
+    message = propose(
+        journey, "send_message", {"customer": journey.customer_ref, "text": "Hi"}, agent=agent
+    )
+    sample, _ = ReviewSample.objects.get_or_create(proposal=message)
+
+    failing = journey_start(definition="card_dispute", customer_ref="CUST-00004")
+    hand_over(failing, "agent_error", "AgentError: the agent gave up.")
+
+    assert withdrawable.status == ProposedAction.Status.PENDING
+    assert address_update.status == ProposedAction.Status.PENDING
+    assert message.status == ProposedAction.Status.AUTO_APPROVED
+    assert controlled.controller_user == supervisor
     return Objects(
         journey=journey,
         record=AuditRecord.objects.filter(journey_id=journey.pk).first(),
         cards=Group.objects.get(name="Cards team"),
         agent_pk=agent.pk,
-        supervisor_pk=User.objects.get(username="supervisor").pk,
+        supervisor_pk=supervisor.pk,
         verification_pk=AuditVerification.objects.create().pk,
+        controlled=controlled,
+        withdrawable=withdrawable,
+        address_update=address_update,
+        sample=sample,
+        case=ExceptionCase.objects.get(journey=failing),
+        event_pk=journey.events.order_by("id").values_list("pk", flat=True).first(),
+        scope=PermissionScope.objects.filter(action_type__key="send_message").get(),
+        limit=CumulativeLimit.objects.order_by("pk").first(),
+        label=Label.objects.order_by("pk").first(),
     )
 
 
@@ -166,7 +435,7 @@ def objects(demo, agent) -> Objects:
 def test_permission_matrix(client, objects, role):
     user = None if role == "anonymous" else get_user_model().objects.get(username=role)
     failures = []
-    for name, row in TABLE.items():
+    for name, row in [*TABLE.items(), *OTHER_METHODS]:
         with transaction.atomic():
             if user is not None:
                 client.force_login(user)
