@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from journeys.access import definitions_for, get_journey_for_user, journeys_for
+from journeys.access import definitions_for, get_journey_for_user, journeys_for, user_may
 from journeys.actions import ACTION_SPECS, ActionParamsError, validate_params
 from journeys.control import (
     AlreadyControlled,
@@ -29,6 +29,7 @@ from journeys.control import (
     agents_resume,
     journey_hand_back,
     journey_take_over,
+    may_force_hand_back,
     may_pause,
     person_execute_approved,
     person_propose,
@@ -129,6 +130,23 @@ def _refused(request: ConsoleRequest, message: str, journey: Journey | None = No
     )
 
 
+def _precondition(request: ConsoleRequest, journey: Journey, *, need: str) -> HttpResponse | None:
+    """Refuse (403) before reading the form when the user may not act here at all.
+
+    ``need`` is "take_over" (the team grant), "control" (the person in control) or
+    "control_or_force" (a hand-back: also whoever may force one). The services check again
+    under the row lock.
+    """
+    user = request.user
+    if need == "take_over" and not user_may(user, "take_over", journey.definition):
+        return _refused(request, "Your teams may not take over journeys of this kind.", journey)
+    if need in ("control", "control_or_force") and journey.controller_user_id != user.pk:
+        if need == "control_or_force" and may_force_hand_back(user, journey.definition):
+            return None
+        return _refused(request, "Only the person in control of this journey can do that.", journey)
+    return None
+
+
 def _invalid(request: ConsoleRequest, journey: Journey, **forms_: forms.Form) -> HttpResponse:
     return render(
         request,
@@ -143,6 +161,8 @@ def _invalid(request: ConsoleRequest, journey: Journey, **forms_: forms.Form) ->
 def take_over(request: ConsoleRequest, pk: int) -> HttpResponse:
     """GET: a short confirmation page (the no-JavaScript path); POST: take over."""
     journey = get_journey_for_user(request.user, pk)
+    if refused := _precondition(request, journey, need="take_over"):
+        return refused
     form = TakeOverForm(request.POST if request.method == "POST" else None)
     if request.method == "GET" or not form.is_valid():
         return render(
@@ -171,6 +191,8 @@ def take_over(request: ConsoleRequest, pk: int) -> HttpResponse:
 @login_required
 def hand_back(request: ConsoleRequest, pk: int) -> HttpResponse:
     journey = get_journey_for_user(request.user, pk)
+    if refused := _precondition(request, journey, need="control_or_force"):
+        return refused
     form = HandBackForm(request.POST)
     if not form.is_valid():
         return _invalid(request, journey, hand_back_form=form)
@@ -194,6 +216,8 @@ def hand_back(request: ConsoleRequest, pk: int) -> HttpResponse:
 @login_required
 def send_message(request: ConsoleRequest, pk: int) -> HttpResponse:
     journey = get_journey_for_user(request.user, pk)
+    if refused := _precondition(request, journey, need="control"):
+        return refused
     form = MessageForm(request.POST)
     if not form.is_valid():
         return _invalid(request, journey, message_form=form)
@@ -220,6 +244,8 @@ def send_message(request: ConsoleRequest, pk: int) -> HttpResponse:
 @login_required
 def propose(request: ConsoleRequest, pk: int) -> HttpResponse:
     journey = get_journey_for_user(request.user, pk)
+    if refused := _precondition(request, journey, need="control"):
+        return refused
     form = ProposeForm(request.POST)
     if not form.is_valid():
         return _invalid(request, journey, propose_form=form)
@@ -284,6 +310,8 @@ def withdraw(request: ConsoleRequest, pk: int) -> HttpResponse:
     proposal = ProposedAction.objects.filter(pk=pk, journey__in=journeys_for(request.user)).first()
     if proposal is None:
         raise Http404("No such proposal.")
+    if refused := _precondition(request, proposal.journey, need="control"):
+        return refused
     form = WithdrawForm(request.POST)
     if not form.is_valid():
         journey = get_journey_for_user(request.user, proposal.journey_id)

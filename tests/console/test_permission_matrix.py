@@ -314,8 +314,8 @@ TABLE: dict[str, Row] = {
 # The other method of URLs that answer both GET and POST (forms and confirmation pages), and
 # GET on endpoints that only change things. Walked by the same matrix test.
 OTHER_METHODS: list[tuple[str, Row]] = [
-    # The confirmation page asks for view only: compliance sees it, its POST is then refused.
-    ("journey_take_over", Row(kwargs=journey_pk, expect=CARD_JOURNEY)),
+    # The confirmation page needs the take-over right: compliance sees the journey, not this page.
+    ("journey_take_over", Row(kwargs=journey_pk, expect=per_role(302, 404, 200, 404, 403, 200))),
     ("journey_hand_back", Row(kwargs=controlled_pk, expect=POST_ONLY)),
     ("proposal_withdraw", Row(kwargs=lambda o: {"pk": o.withdrawable.pk}, expect=POST_ONLY)),
     ("agents_stop_button", Row(expect=ADMINS_GET)),
