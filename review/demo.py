@@ -71,8 +71,8 @@ LIMITS: list[dict[str, Any]] = [
     {"name": "Fee refunds per customer: at most 3 a year", "action": "issue_refund", "definition": "fee_refund",
      "measure": CumulativeLimit.Measure.COUNT, "subject": CumulativeLimit.Subject.CUSTOMER, "maximum": "3",
      "window_minutes": 365 * 24 * 60, "effect": E.DENY},
-    {"name": "Card blocks per agent: 20 an hour", "action": "block_card",
-     "measure": CumulativeLimit.Measure.COUNT, "subject": CumulativeLimit.Subject.PROPOSER, "maximum": "20",
+    {"name": "Card blocks per agent: 200 an hour", "action": "block_card",
+     "measure": CumulativeLimit.Measure.COUNT, "subject": CumulativeLimit.Subject.PROPOSER, "maximum": "200",
      "window_minutes": 60, "effect": E.REQUIRE_APPROVAL},
 ]
 

@@ -73,7 +73,7 @@ def test_pending_rejected_or_denied_refunds_use_no_budget(journey, agent):
 
 
 def test_card_blocks_per_agent_per_hour(demo, agent, supervisor):
-    CumulativeLimit.objects.filter(name="Card blocks per agent: 20 an hour").update(maximum=2)
+    CumulativeLimit.objects.filter(name="Card blocks per agent: 200 an hour").update(maximum=2)
     journeys = [start("lost_card", customer=f"CUST-0000{n}") for n in (1, 2, 3)]
     results = [propose(j, "block_card", {"card": "tok_card_00001", "reason": "lost"}, agent=agent).status
                for j in journeys]

@@ -270,7 +270,7 @@ def test_disabling_a_scope_needs_a_reason_and_is_recorded(client, admin_user):
 
 
 def test_limits_are_edited_with_validation_and_history(client, admin_user):
-    limit = CumulativeLimit.objects.get(name="Card blocks per agent: 20 an hour")
+    limit = CumulativeLimit.objects.get(name="Card blocks per agent: 200 an hour")
     _login(client, admin_user)
     data = {"name": limit.name, "definition": "", "action_type": limit.action_type_id, "measure": "amount",
             "subject": "proposer", "maximum": "20", "window_minutes": "60", "effect_when_exceeded": "require_approval",
@@ -375,7 +375,7 @@ def test_previewing_a_new_scope_shows_its_effect_and_creates_nothing(client, adm
 
 
 def test_limit_form_refuses_an_empty_window(client, admin_user):
-    limit = CumulativeLimit.objects.get(name="Card blocks per agent: 20 an hour")
+    limit = CumulativeLimit.objects.get(name="Card blocks per agent: 200 an hour")
     data = {"name": limit.name, "definition": "", "action_type": limit.action_type_id, "measure": "count",
             "subject": "proposer", "maximum": "20", "window_minutes": "0", "effect_when_exceeded": "deny",
             "reason": "try"}
