@@ -36,6 +36,7 @@ run: setup
 test: setup
 	@DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" CELERY_BROKER_URL="$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)}" \
 	  AMQP_URL="$${AMQP_URL:-$(TEST_AMQP_URL)}" $(PY) scripts/check_services.py
+	$(VENV)/bin/ruff check --quiet .
 	DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" CELERY_BROKER_URL="$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)}" \
 	  AMQP_URL="$${AMQP_URL:-$(TEST_AMQP_URL)}" $(PY) -m pytest $(PYTEST_ARGS)
 

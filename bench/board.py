@@ -52,11 +52,7 @@ def _fill(live: int, finished: int) -> None:
     definitions = [(d, d.current_version()) for d in JourneyDefinition.objects.all()]
     agent = Agent.objects.first()
     now = timezone.now()
-    statuses = (
-        [Journey.Status.RUNNING] * 17
-        + [Journey.Status.WAITING_APPROVAL] * 2
-        + [Journey.Status.HUMAN]
-    )
+    statuses = [Journey.Status.RUNNING] * 17 + [Journey.Status.WAITING_APPROVAL] * 2 + [Journey.Status.HUMAN]
     context = {
         "request": {"reason": "lost", "merchant": "Northwind Grocers"},
         "facts": {f"fact_{i}": "x" * 40 for i in range(12)},
@@ -78,9 +74,7 @@ def _fill(live: int, finished: int) -> None:
                 status=status,
                 current_step=step,
                 agent=agent,
-                waiting_on=Journey.WaitingOn.APPROVAL
-                if status == Journey.Status.WAITING_APPROVAL
-                else "",
+                waiting_on=Journey.WaitingOn.APPROVAL if status == Journey.Status.WAITING_APPROVAL else "",
                 sla_deadline=created + timedelta(minutes=version.sla_minutes),
                 created_at=created,
                 state_changed_at=created + timedelta(minutes=rng.uniform(0, 5)),
@@ -175,9 +169,7 @@ def _measure(rounds: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--keep", action="store_true", help="keep the filled database for the next run"
-    )
+    parser.add_argument("--keep", action="store_true", help="keep the filled database for the next run")
     parser.add_argument("--rounds", type=int, default=30)
     args, _ = parser.parse_known_args()
     _setup()

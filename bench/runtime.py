@@ -71,8 +71,14 @@ def main() -> None:
         else:
             done.release()
 
-    with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False, loglevel="WARNING",
-                      queues=[os.environ["CELERY_QUEUE"]]):
+    with start_worker(
+        app,
+        pool="threads",
+        concurrency=2,
+        perform_ping_check=False,
+        loglevel="WARNING",
+        queues=[os.environ["CELERY_QUEUE"]],
+    ):
         # Baseline: bare hops.
         hops_per_chain = 15
         started = time.perf_counter()
@@ -85,8 +91,10 @@ def main() -> None:
 
         # Measured: real journeys (lost card: no customer replies needed).
         started = time.perf_counter()
-        ids = [journey_start(definition="lost_card", customer_ref=f"CUST-{n % 40 + 1:05d}",
-                             request={"reason": "lost"}).pk for n in range(CHAINS)]
+        ids = [
+            journey_start(definition="lost_card", customer_ref=f"CUST-{n % 40 + 1:05d}", request={"reason": "lost"}).pk
+            for n in range(CHAINS)
+        ]
         while Journey.objects.filter(pk__in=ids, status=Journey.Status.RUNNING).exists():
             time.sleep(0.05)
         measured = time.perf_counter() - started

@@ -92,16 +92,12 @@ class BoardFilter(forms.Form):
 
 def waiting_on_person_q() -> Q:
     """Live journeys a person must act on: pending approvals, and fallbacks nobody has picked up."""
-    return Q(status=Journey.Status.WAITING_APPROVAL) | Q(
-        status=Journey.Status.HUMAN, controller_user__isnull=True
-    )
+    return Q(status=Journey.Status.WAITING_APPROVAL) | Q(status=Journey.Status.HUMAN, controller_user__isnull=True)
 
 
 def change_marker(definition_ids: list[int], now: datetime | None = None) -> str:
     """A short string that changes whenever anything on the user's board may have changed."""
-    newest = Journey.objects.filter(definition_id__in=definition_ids).aggregate(
-        m=Max("updated_at")
-    )["m"]
+    newest = Journey.objects.filter(definition_id__in=definition_ids).aggregate(m=Max("updated_at"))["m"]
     # A pause or resume changes no journey row, yet the board marks paused journeys.
     pauses = AgentPause.objects.aggregate(n=Count("id"), resumed=Count("resumed_at"))
     minute = int((now or timezone.now()).timestamp() // 60)
@@ -136,9 +132,7 @@ def board(request: ConsoleRequest) -> HttpResponse:
         return HttpResponse(status=204)  # nothing changed: htmx keeps what it shows
 
     form = BoardFilter(request.GET or None, definitions=definitions)
-    live = Journey.objects.filter(
-        definition_id__in=definition_ids, status__in=Journey.LIVE_STATUSES
-    )
+    live = Journey.objects.filter(definition_id__in=definition_ids, status__in=Journey.LIVE_STATUSES)
     # One grouped query for every number at the top of the board.
     # Counting a column of the covering index (sla_deadline, never NULL) instead of id lets the
     # counters come from an index-only scan rather than from the wide rows.

@@ -15,8 +15,11 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
     current = match.view_name if match else ""
     return {
         "nav_items": [
-            {"label": item.label, "url_name": item.url_name,
-             "active": bool(item.section) and current.startswith(item.section)}
+            {
+                "label": item.label,
+                "url_name": item.url_name,
+                "active": bool(item.section) and current.startswith(item.section),
+            }
             for item in items_for(user)
         ],
         "user_teams": [g.name for g in user.groups.all()],

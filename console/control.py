@@ -67,16 +67,12 @@ class HandBackForm(forms.Form):
 
 
 class MessageForm(forms.Form):
-    text = forms.CharField(
-        max_length=2000, label="Message to the customer", widget=forms.Textarea(attrs={"rows": 3})
-    )
+    text = forms.CharField(max_length=2000, label="Message to the customer", widget=forms.Textarea(attrs={"rows": 3}))
     key = forms.RegexField(regex=r"^[0-9a-f]{0,32}$", **KEY_FIELD)
 
 
 class ProposeForm(forms.Form):
-    action = forms.ChoiceField(
-        choices=[(k, spec.name) for k, spec in ACTION_SPECS.items()], label="Action"
-    )
+    action = forms.ChoiceField(choices=[(k, spec.name) for k, spec in ACTION_SPECS.items()], label="Action")
     params = forms.CharField(
         required=False,
         label="Parameters (one name=value a line)",
@@ -283,9 +279,7 @@ def _tell_outcome(request: ConsoleRequest, proposal: ProposedAction) -> None:
     elif status == ProposedAction.Status.FAILED:
         messages.error(request, f"{name} failed: {proposal.error}")
     else:  # auto-approved but the core system was unavailable: the runtime retries it
-        messages.warning(
-            request, f"{name} is approved but the core system is unavailable; it will be retried."
-        )
+        messages.warning(request, f"{name} is approved but the core system is unavailable; it will be retried.")
 
 
 @require_POST
@@ -317,9 +311,7 @@ def withdraw(request: ConsoleRequest, pk: int) -> HttpResponse:
         journey = get_journey_for_user(request.user, proposal.journey_id)
         return _invalid(request, journey)
     try:
-        proposal_withdraw(
-            proposal_id=proposal.pk, user=request.user, reason=form.cleaned_data["reason"]
-        )
+        proposal_withdraw(proposal_id=proposal.pk, user=request.user, reason=form.cleaned_data["reason"])
     except NotAllowed as exc:
         return _refused(request, str(exc))
     except ControlError as exc:
@@ -392,8 +384,7 @@ def _stop_button_page(
     for scope, definition in zip(scopes, pausable, strict=True):
         scope["live"] = live.get(definition.pk, 0)
     history = (
-        AgentPause.objects.filter(definition_id__in=visible_ids)
-        | AgentPause.objects.filter(definition__isnull=True)
+        AgentPause.objects.filter(definition_id__in=visible_ids) | AgentPause.objects.filter(definition__isnull=True)
     ).select_related("definition", "paused_by", "resumed_by")[:50]
     context = {
         "form": form,

@@ -19,9 +19,7 @@ from journeys.models import Journey, JourneyDefinition, ProposedAction
 
 
 class JourneyFact(models.Model):
-    journey = models.OneToOneField(
-        Journey, primary_key=True, on_delete=models.CASCADE, related_name="+"
-    )
+    journey = models.OneToOneField(Journey, primary_key=True, on_delete=models.CASCADE, related_name="+")
     definition = models.ForeignKey(JourneyDefinition, on_delete=models.CASCADE, related_name="+")
     customer_ref = models.CharField(max_length=40)
     started_at = models.DateTimeField()
@@ -43,9 +41,7 @@ class JourneyFact(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["definition", "day"], name="jfact_definition_day"),
-            models.Index(
-                fields=["customer_ref", "definition", "started_at"], name="jfact_customer"
-            ),
+            models.Index(fields=["customer_ref", "definition", "started_at"], name="jfact_customer"),
         ]
 
     def __str__(self) -> str:
@@ -60,9 +56,7 @@ class StepFact(models.Model):
     day = models.DateField(help_text="UTC day the journey started")
     step = models.CharField(max_length=60)
     started_at = models.DateTimeField()
-    seconds = models.FloatField(
-        null=True, blank=True, help_text="Empty while the step never finished"
-    )
+    seconds = models.FloatField(null=True, blank=True, help_text="Empty while the step never finished")
 
     class Meta:
         indexes = [models.Index(fields=["definition", "day"], name="sfact_definition_day")]
@@ -80,9 +74,7 @@ class DecisionFact(models.Model):
         EXPIRED = "expired", "Expired"
         DENIED = "denied", "Denied by policy"
 
-    proposal = models.OneToOneField(
-        ProposedAction, primary_key=True, on_delete=models.CASCADE, related_name="+"
-    )
+    proposal = models.OneToOneField(ProposedAction, primary_key=True, on_delete=models.CASCADE, related_name="+")
     journey = models.ForeignKey(Journey, on_delete=models.CASCADE, related_name="+")
     definition = models.ForeignKey(JourneyDefinition, on_delete=models.CASCADE, related_name="+")
     step = models.CharField(max_length=60)
@@ -148,9 +140,7 @@ class DailyRollup(models.Model):
 
     class Meta:
         ordering = ["definition", "day"]
-        constraints = [
-            models.UniqueConstraint(fields=["definition", "day"], name="daily_rollup_unique")
-        ]
+        constraints = [models.UniqueConstraint(fields=["definition", "day"], name="daily_rollup_unique")]
 
     def __str__(self) -> str:
         return f"{self.definition_id} on {self.day}"

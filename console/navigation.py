@@ -24,10 +24,15 @@ NAV: list[NavItem] = [
     NavItem("Exceptions", "cases:workbench", lambda u, held: "view" in held, section="cases"),
     NavItem("Metrics", "metrics:overview", lambda u, held: "view" in held, section="metrics"),
     NavItem("Audit", "audit:search", lambda u, held: "audit" in held, section="audit:"),
-    NavItem("Review samples", "review_samples", lambda u, held: bool({"approve", "audit"} & held),
-            section="review_sample"),
-    NavItem("Scopes", "review_scopes", lambda u, held: u.is_staff or u.is_superuser or "audit" in held,
-            section="review_scope"),
+    NavItem(
+        "Review samples", "review_samples", lambda u, held: bool({"approve", "audit"} & held), section="review_sample"
+    ),
+    NavItem(
+        "Scopes",
+        "review_scopes",
+        lambda u, held: u.is_staff or u.is_superuser or "audit" in held,
+        section="review_scope",
+    ),
     NavItem("Teams", "team_list", lambda u, held: _may_manage_teams(u), section="team"),
     NavItem("Stop button", "agents_stop_button", lambda u, held: "pause" in held, section="agents_"),
     NavItem("Django admin", "admin:index", lambda u, held: u.is_staff, section="admin"),

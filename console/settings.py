@@ -198,10 +198,22 @@ elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
 CELERY_IMPORTS = ["review.audit.tasks"]
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
-    "sweep-due-journeys": {"task": "journeys.tasks.sweep_due_journeys", "schedule": env.float("HANDOFF_SWEEP_SECONDS", default=5.0)},
-    "audit-checkpoint": {"task": "review.audit.tasks.audit_checkpoint", "schedule": env.float("AUDIT_CHECKPOINT_SECONDS", default=300.0)},
-    "expire-pending-approvals": {"task": "review.tasks.expire_pending_approvals", "schedule": env.float("HANDOFF_EXPIRY_SECONDS", default=15.0)},
-    "refresh-metrics": {"task": "console.metrics.tasks.refresh_metrics", "schedule": env.float("HANDOFF_METRICS_SECONDS", default=30.0)},
+    "sweep-due-journeys": {
+        "task": "journeys.tasks.sweep_due_journeys",
+        "schedule": env.float("HANDOFF_SWEEP_SECONDS", default=5.0),
+    },
+    "audit-checkpoint": {
+        "task": "review.audit.tasks.audit_checkpoint",
+        "schedule": env.float("AUDIT_CHECKPOINT_SECONDS", default=300.0),
+    },
+    "expire-pending-approvals": {
+        "task": "review.tasks.expire_pending_approvals",
+        "schedule": env.float("HANDOFF_EXPIRY_SECONDS", default=15.0),
+    },
+    "refresh-metrics": {
+        "task": "console.metrics.tasks.refresh_metrics",
+        "schedule": env.float("HANDOFF_METRICS_SECONDS", default=30.0),
+    },
 }
 # Task modules outside an app's tasks.py (autodiscovery only finds those).
 CELERY_IMPORTS = [

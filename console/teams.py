@@ -68,8 +68,7 @@ def team_admin_required(view: Callable[..., HttpResponse]) -> Callable[..., Http
 def grant_state(*, team: Group | None = None, user: Any = None) -> dict[str, dict[str, Any]]:
     """Per definition key: the permissions held, the approval limit and the unmask right."""
     state: dict[str, dict[str, Any]] = {
-        d.key: {"perms": [], "limit": None, "sensitive": False}
-        for d in JourneyDefinition.objects.all()
+        d.key: {"perms": [], "limit": None, "sensitive": False} for d in JourneyDefinition.objects.all()
     }
     if team is not None:
         rows = DefinitionGroupPermission.objects.filter(group=team)
@@ -79,13 +78,9 @@ def grant_state(*, team: Group | None = None, user: Any = None) -> dict[str, dic
         if code in PERM_CODES:
             state[key]["perms"].append(code)
     if team is not None:
-        for key, limit in ApprovalLimit.objects.filter(team=team).values_list(
-            "definition__key", "limit"
-        ):
+        for key, limit in ApprovalLimit.objects.filter(team=team).values_list("definition__key", "limit"):
             state[key]["limit"] = str(limit)
-        for key in SensitiveDataGrant.objects.filter(team=team).values_list(
-            "definition__key", flat=True
-        ):
+        for key in SensitiveDataGrant.objects.filter(team=team).values_list("definition__key", flat=True):
             state[key]["sensitive"] = True
     for entry in state.values():
         entry["perms"].sort(key=PERM_CODES.index)
@@ -99,10 +94,7 @@ def _matrix(state: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         rows.append(
             {
                 "definition": definition,
-                "perms": [
-                    {"code": c, "label": PERM_LABELS.get(c, c), "on": c in entry["perms"]}
-                    for c in PERM_CODES
-                ],
+                "perms": [{"code": c, "label": PERM_LABELS.get(c, c), "on": c in entry["perms"]} for c in PERM_CODES],
                 "limit": entry["limit"] or "",
                 "sensitive": entry["sensitive"],
             }
@@ -110,9 +102,7 @@ def _matrix(state: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def _parse_grants(
-    post: Any, *, with_team_extras: bool
-) -> tuple[dict[str, dict[str, Any]], list[str]]:
+def _parse_grants(post: Any, *, with_team_extras: bool) -> tuple[dict[str, dict[str, Any]], list[str]]:
     wanted: dict[str, dict[str, Any]] = {}
     errors: list[str] = []
     for definition in JourneyDefinition.objects.all():
@@ -123,14 +113,10 @@ def _parse_grants(
             try:
                 amount = Decimal(limit_text)
             except InvalidOperation:
-                errors.append(
-                    f"{definition.name}: the approval limit must be an amount, e.g. 500.00."
-                )
+                errors.append(f"{definition.name}: the approval limit must be an amount, e.g. 500.00.")
                 amount = None
             if amount is not None and (not amount.is_finite() or not 0 <= amount <= MAX_LIMIT):
-                errors.append(
-                    f"{definition.name}: the approval limit must be between 0 and {MAX_LIMIT}."
-                )
+                errors.append(f"{definition.name}: the approval limit must be between 0 and {MAX_LIMIT}.")
             elif amount is not None:
                 limit = str(amount.quantize(Decimal("0.01")))
         if limit is not None and "approve_actions" not in perms:
@@ -273,9 +259,7 @@ def _team_or_404(pk: int) -> Group:
     return team
 
 
-def _team_context(
-    team: Group, *, errors: list[str] | None = None, member_form: MemberForm | None = None
-) -> dict:
+def _team_context(team: Group, *, errors: list[str] | None = None, member_form: MemberForm | None = None) -> dict:
     return {
         "team": team,
         "members": team.user_set.order_by("username"),
@@ -298,9 +282,7 @@ def team_grants(request: HttpRequest, pk: int) -> HttpResponse:
     team = _team_or_404(pk)
     errors = _save_grants(request, team, f"team {team.name}", is_team=True)
     if errors:
-        return render(
-            request, "console/teams_detail.html", _team_context(team, errors=errors), status=400
-        )
+        return render(request, "console/teams_detail.html", _team_context(team, errors=errors), status=400)
     messages.success(request, f"Grants of {team.name} saved.")
     return redirect("team_detail", pk=team.pk)
 
@@ -315,9 +297,7 @@ def team_member_add(request: HttpRequest, pk: int) -> HttpResponse:
     team = _team_or_404(pk)
     form = MemberForm(request.POST)
     if not form.is_valid():
-        return render(
-            request, "console/teams_detail.html", _team_context(team, member_form=form), status=400
-        )
+        return render(request, "console/teams_detail.html", _team_context(team, member_form=form), status=400)
     user = form.cleaned_data["username"]
     with transaction.atomic(), explicitly_audited():
         before = _membership(team)
@@ -410,8 +390,6 @@ def agent_grants(request: HttpRequest, pk: int) -> HttpResponse:
     agent = _agent_or_404(pk)
     errors = _save_grants(request, agent.user, f"agent {agent.name}", is_team=False)
     if errors:
-        return render(
-            request, "console/teams_agent.html", _agent_context(agent, errors), status=400
-        )
+        return render(request, "console/teams_agent.html", _agent_context(agent, errors), status=400)
     messages.success(request, f"Grants of {agent.name} saved.")
     return redirect("agent_grants_page", pk=agent.pk)

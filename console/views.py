@@ -14,10 +14,9 @@ from django_htmx.http import HttpResponseClientRefresh
 from django_htmx.middleware import HtmxDetails
 
 from journeys.access import definitions_for, get_journey_for_user, journeys_for, user_may
-from journeys.models import Journey
-from review.audit.access import may_unmask
 from journeys.actions import ACTION_SPECS
 from journeys.models import AgentPause, Journey, ProposedAction
+from review.audit.access import may_unmask
 
 from .navigation import landing_url_name
 
@@ -38,10 +37,12 @@ def no_access(request: ConsoleRequest) -> HttpResponse:
 
 
 class JourneyFilter(forms.Form):
-    definition = forms.ModelChoiceField(queryset=None, required=False, empty_label="All definitions",
-                                        to_field_name="key")
-    status = forms.ChoiceField(choices=[("", "All statuses"), ("live", "Live"), *Journey.Status.choices],
-                               required=False)
+    definition = forms.ModelChoiceField(
+        queryset=None, required=False, empty_label="All definitions", to_field_name="key"
+    )
+    status = forms.ChoiceField(
+        choices=[("", "All statuses"), ("live", "Live"), *Journey.Status.choices], required=False
+    )
     customer = forms.CharField(required=False, max_length=40)
 
     def __init__(self, *args, user: User, **kwargs) -> None:
@@ -114,8 +115,11 @@ def journey_page_context(request: ConsoleRequest, journey: Journey, **forms_: fo
     user = request.user
     in_control = journey.controller_user_id == user.pk
     may_take_over = journey.is_live and user_may(user, "take_over", journey.definition)
-    proposals = list(journey.proposals.select_related("action_type", "proposed_by_agent", "proposed_by_user",
-                                                      "decided_by").order_by("-created_at", "-pk"))
+    proposals = list(
+        journey.proposals.select_related("action_type", "proposed_by_agent", "proposed_by_user", "decided_by").order_by(
+            "-created_at", "-pk"
+        )
+    )
     return {
         **_timeline_context(journey),
         "steps": steps,
@@ -127,15 +131,20 @@ def journey_page_context(request: ConsoleRequest, journey: Journey, **forms_: fo
         "may_audit_journey": user_may(request.user, "audit", journey.definition),
         "proposals": proposals,
         "pending_proposals": [p for p in proposals if p.status == ProposedAction.Status.PENDING],
-        "approved_proposals": [p for p in proposals if p.status in (ProposedAction.Status.APPROVED,
-                                                                    ProposedAction.Status.AUTO_APPROVED)],
+        "approved_proposals": [
+            p for p in proposals if p.status in (ProposedAction.Status.APPROVED, ProposedAction.Status.AUTO_APPROVED)
+        ],
         "children": journeys_for(user).filter(parent=journey),
         "parent": journeys_for(user).filter(pk=journey.parent_id).first() if journey.parent_id else None,
         "in_control": in_control,
         "may_approve": user_may(user, "approve", journey.definition),
         "may_take_over": may_take_over and not journey.controller_user_id,
-        "may_force_hand_back": (journey.is_live and bool(journey.controller_user_id) and not in_control
-                                and may_force_hand_back(user, journey.definition)),
+        "may_force_hand_back": (
+            journey.is_live
+            and bool(journey.controller_user_id)
+            and not in_control
+            and may_force_hand_back(user, journey.definition)
+        ),
         "agent_pause": active_pause_for(journey.definition_id) if journey.is_live else None,
         "take_over_form": forms_.get("take_over_form") or TakeOverForm(),
         "hand_back_form": forms_.get("hand_back_form") or HandBackForm(),

@@ -69,9 +69,7 @@ def _locked_live(journey_id: int) -> Journey:
     if journey is None:
         raise ControlError("No such journey.")
     if not journey.is_live:
-        raise ControlError(
-            f"J-{journey.pk} is {journey.get_status_display().lower()}; nobody can take it over."
-        )
+        raise ControlError(f"J-{journey.pk} is {journey.get_status_display().lower()}; nobody can take it over.")
     return journey
 
 
@@ -124,8 +122,7 @@ def journey_take_over(*, journey_id: int, user: Any, note: str = "") -> Journey:
     events.record(
         journey,
         Event.Kind.TAKEOVER,
-        f"{user.get_username()} took over from {previous['in_control']}."
-        + (f" Note: {note}" if note else ""),
+        f"{user.get_username()} took over from {previous['in_control']}." + (f" Note: {note}" if note else ""),
         actor_kind=Event.Actor.PERSON,
         actor_user=user,
         data={
@@ -139,9 +136,7 @@ def journey_take_over(*, journey_id: int, user: Any, note: str = "") -> Journey:
 
 
 @transaction.atomic
-def journey_hand_back(
-    *, journey_id: int, user: Any, note: str = "", force: bool = False
-) -> Journey:
+def journey_hand_back(*, journey_id: int, user: Any, note: str = "", force: bool = False) -> Journey:
     """Return control to the agent, which resumes from the journey's current state.
 
     ``note`` reaches the agent's context as guidance. With ``force`` a person allowed to force
@@ -150,20 +145,13 @@ def journey_hand_back(
     journey = _locked_live(journey_id)
     holder = journey.controller_user
     if holder is None:
-        raise ControlError(
-            f"Nobody is in control of J-{journey.pk}; there is nothing to hand back."
-        )
+        raise ControlError(f"Nobody is in control of J-{journey.pk}; there is nothing to hand back.")
     forced = holder.pk != user.pk
     if forced:
         if not force:
-            raise NotAllowed(
-                f"{holder.get_username()} is in control of J-{journey.pk}; "
-                "only they can hand it back."
-            )
+            raise NotAllowed(f"{holder.get_username()} is in control of J-{journey.pk}; only they can hand it back.")
         if not may_force_hand_back(user, journey.definition):
-            raise NotAllowed(
-                f"You may not force a hand-back of {journey.definition.name} journeys."
-            )
+            raise NotAllowed(f"You may not force a hand-back of {journey.definition.name} journeys.")
     if note:
         journey.context.setdefault("guidance", []).append(f"{user.get_username()}: {note}")
     now = timezone.now()
@@ -240,9 +228,7 @@ def person_propose(
     existing = ProposedAction.objects.filter(idempotency_key=key, journey=journey).first()
     if existing is not None:
         return existing
-    proposal = proposal_create(
-        journey, action=action, params=params, explanation=explanation, key=key, user=user
-    )
+    proposal = proposal_create(journey, action=action, params=params, explanation=explanation, key=key, user=user)
     if proposal.status == ProposedAction.Status.AUTO_APPROVED:
         proposal_execute(proposal)
     return proposal
@@ -250,9 +236,7 @@ def person_propose(
 
 def person_send_message(*, journey_id: int, user: Any, text: str, key: str = "") -> ProposedAction:
     """Message the customer as the person in control (a ``send_message`` proposal)."""
-    customer_ref = (
-        Journey.objects.filter(pk=journey_id).values_list("customer_ref", flat=True).first()
-    )
+    customer_ref = Journey.objects.filter(pk=journey_id).values_list("customer_ref", flat=True).first()
     if customer_ref is None:
         raise ControlError("No such journey.")
     return person_propose(
@@ -303,14 +287,11 @@ def proposal_withdraw(*, proposal_id: int, user: Any, reason: str = "") -> Propo
     )
     if not won:
         proposal.refresh_from_db(fields=["status"])
-        raise ControlError(
-            f"{proposal.action_type.name} is already {proposal.get_status_display().lower()}."
-        )
+        raise ControlError(f"{proposal.action_type.name} is already {proposal.get_status_display().lower()}.")
     events.record(
         journey,
         Event.Kind.ACTION_REJECTED,
-        f"{user.get_username()} withdrew {proposal.action_type.name}"
-        + (f": {reason}" if reason else "."),
+        f"{user.get_username()} withdrew {proposal.action_type.name}" + (f": {reason}" if reason else "."),
         actor_kind=Event.Actor.PERSON,
         actor_user=user,
         proposal=proposal,
@@ -350,21 +331,10 @@ def agents_pause(*, user: Any, definition: JourneyDefinition | None, reason: str
         raise ControlError("Say why you are pausing the agents.")
     try:
         with transaction.atomic():
-            pause = AgentPause.objects.create(
-                definition=definition, paused_by=user, reason=reason.strip()
-            )
+            pause = AgentPause.objects.create(definition=definition, paused_by=user, reason=reason.strip())
     except IntegrityError:
-        current = (
-            AgentPause.objects.active()
-            .filter(definition=definition)
-            .select_related("paused_by")
-            .first()
-        )
-        who = (
-            f" by {current.paused_by.get_username()} at {current.paused_at:%H:%M:%S}"
-            if current
-            else ""
-        )
+        current = AgentPause.objects.active().filter(definition=definition).select_related("paused_by").first()
+        who = f" by {current.paused_by.get_username()} at {current.paused_at:%H:%M:%S}" if current else ""
         raise ControlError(f"{_scope(definition).capitalize()} are already paused{who}.") from None
     events.governance_changed.send(
         sender=AgentPause,
@@ -380,9 +350,7 @@ def agents_pause(*, user: Any, definition: JourneyDefinition | None, reason: str
 
 
 @transaction.atomic
-def agents_resume(
-    *, user: Any, definition: JourneyDefinition | None, reason: str = ""
-) -> AgentPause:
+def agents_resume(*, user: Any, definition: JourneyDefinition | None, reason: str = "") -> AgentPause:
     """Lift the active pause of this scope and enqueue the turns that came due while paused.
 
     Journeys still covered by another pause (e.g. the global one) stay paused; the sweeper
@@ -426,9 +394,7 @@ def _enqueue_resumed(definition: JourneyDefinition | None) -> int:
     due = Journey.objects.due().exclude(definition_id__in=still_paused)
     if definition is not None:
         due = due.filter(definition=definition)
-    rows = list(
-        due.order_by("next_run_at").values_list("pk", "epoch", "turn_seq")[:RESUME_ENQUEUE_LIMIT]
-    )
+    rows = list(due.order_by("next_run_at").values_list("pk", "epoch", "turn_seq")[:RESUME_ENQUEUE_LIMIT])
     for pk, epoch, turn_seq in rows:
         # A stale (epoch, turn) is a no-op in the runtime, so no lock is needed to enqueue.
         enqueue_turn(Journey(pk=pk, epoch=epoch, turn_seq=turn_seq))
@@ -436,6 +402,4 @@ def _enqueue_resumed(definition: JourneyDefinition | None) -> int:
 
 
 def active_pause_for(definition_id: int) -> AgentPause | None:
-    return (
-        AgentPause.objects.covering(definition_id).select_related("paused_by", "definition").first()
-    )
+    return AgentPause.objects.covering(definition_id).select_related("paused_by", "definition").first()

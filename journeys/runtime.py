@@ -81,7 +81,8 @@ def _current(journey: Journey | None, epoch: int, turn_seq: int, phase: str) -> 
         return "missing"
     if journey.epoch != epoch:
         events.record(
-            journey, Event.Kind.TURN_DROPPED,
+            journey,
+            Event.Kind.TURN_DROPPED,
             f"An agent turn scheduled at epoch {epoch} was dropped {phase}: the journey is at epoch "
             f"{journey.epoch} (taken over or handed back since).",
             data={"task_epoch": epoch, "journey_epoch": journey.epoch, "turn": turn_seq, "phase": phase},
@@ -100,7 +101,8 @@ def _begin(journey_id: int, epoch: int, turn_seq: int, token: str) -> Started | 
         return why_not
     assert journey is not None
     if journey.status != Journey.Status.RUNNING or journey.waiting_on in (
-        Journey.WaitingOn.CUSTOMER, Journey.WaitingOn.APPROVAL
+        Journey.WaitingOn.CUSTOMER,
+        Journey.WaitingOn.APPROVAL,
     ):
         return "not-agents-turn"
     if journey.controller_user_id:
@@ -115,16 +117,21 @@ def _begin(journey_id: int, epoch: int, turn_seq: int, token: str) -> Started | 
         journey_hand_to_person(
             journey,
             reason=f"Agent turn quarantined after {journey.turn_starts} starts that never finished "
-                   "(the step keeps killing its worker).",
+            "(the step keeps killing its worker).",
             exception_kind="quarantined",
             data={"turn": turn_seq, "step": journey.current_step},
         )
-        events.record(journey, Event.Kind.TURN_QUARANTINED, "The step was quarantined; it will not be retried.",
-                      data={"turn": turn_seq, "starts": journey.turn_starts})
+        events.record(
+            journey,
+            Event.Kind.TURN_QUARANTINED,
+            "The step was quarantined; it will not be retried.",
+            data={"turn": turn_seq, "starts": journey.turn_starts},
+        )
         return "quarantined"
     if journey.turn_seq >= _conf("MAX_TURNS"):
-        journey_hand_to_person(journey, reason=f"The agent took {journey.turn_seq} turns without finishing.",
-                               exception_kind="runaway")
+        journey_hand_to_person(
+            journey, reason=f"The agent took {journey.turn_seq} turns without finishing.", exception_kind="runaway"
+        )
         return "runaway"
     journey.turn_starts += 1
     journey.lease_token = token
@@ -177,10 +184,14 @@ def _locked_current(journey_id: int, epoch: int, turn_seq: int, token: str) -> t
         journey.turn_starts = max(0, journey.turn_starts - 1)
         journey.save(update_fields=["lease_token", "lease_until", "turn_starts", "updated_at"])
         why, again = {"paused": ("the agents were paused", "they are resumed")}.get(
-            refusal, ("the agent was disabled", "it is enabled again"))
-        events.record(journey, Event.Kind.TURN_DROPPED,
-                      f"An agent turn was dropped when its result came back: {why}. It runs again when {again}.",
-                      data={"turn": turn_seq, "phase": "when its result came back", "reason": refusal})
+            refusal, ("the agent was disabled", "it is enabled again")
+        )
+        events.record(
+            journey,
+            Event.Kind.TURN_DROPPED,
+            f"An agent turn was dropped when its result came back: {why}. It runs again when {again}.",
+            data={"turn": turn_seq, "phase": "when its result came back", "reason": refusal},
+        )
         return journey, refusal
     return journey, None
 
@@ -225,13 +236,17 @@ def _schedule_retry(journey: Journey, error: str) -> str:
     """Back off, or fall back to a person when the attempts are spent. Caller holds the lock."""
     journey.step_attempts += 1
     if journey.step_attempts >= _conf("MAX_STEP_ATTEMPTS"):
-        events.record(journey, Event.Kind.TURN_FAILED,
-                      f"Step “{journey.current_step_title}” failed {journey.step_attempts} times: {error}",
-                      data={"error": error, "attempts": journey.step_attempts})
+        events.record(
+            journey,
+            Event.Kind.TURN_FAILED,
+            f"Step “{journey.current_step_title}” failed {journey.step_attempts} times: {error}",
+            data={"error": error, "attempts": journey.step_attempts},
+        )
         journey.turn_seq += 1
         journey.turn_starts = 0
-        journey_hand_to_person(journey, reason=f"Retries spent: {error}", exception_kind="step_failed",
-                               data={"error": error})
+        journey_hand_to_person(
+            journey, reason=f"Retries spent: {error}", exception_kind="step_failed", data={"error": error}
+        )
         return "fallback"
     delay = _conf("RETRY_BASE_SECONDS") * (2 ** (journey.step_attempts - 1))
     journey.waiting_on = Journey.WaitingOn.RETRY
@@ -241,9 +256,12 @@ def _schedule_retry(journey: Journey, error: str) -> str:
     # The timer lives in the database; the countdown only saves the sweeper a lap.
     journey.next_run_at = timezone.now() + timedelta(seconds=delay)
     journey.save()
-    events.record(journey, Event.Kind.TURN_RETRY,
-                  f"Attempt {journey.step_attempts} failed ({error}); retrying in {delay:.0f} s.",
-                  data={"error": error, "attempt": journey.step_attempts, "delay_seconds": delay})
+    events.record(
+        journey,
+        Event.Kind.TURN_RETRY,
+        f"Attempt {journey.step_attempts} failed ({error}); retrying in {delay:.0f} s.",
+        data={"error": error, "attempt": journey.step_attempts, "delay_seconds": delay},
+    )
     enqueue_turn(journey, countdown=delay)
     return "retry"
 
@@ -257,8 +275,9 @@ def _fail_permanent(journey_id: int, epoch: int, turn_seq: int, token: str, erro
     events.record(journey, Event.Kind.TURN_FAILED, f"The agent failed: {error}", data={"error": error})
     journey.turn_seq += 1
     journey.turn_starts = 0
-    journey_hand_to_person(journey, reason=f"The agent failed: {error}", exception_kind="agent_error",
-                           data={"error": error})
+    journey_hand_to_person(
+        journey, reason=f"The agent failed: {error}", exception_kind="agent_error", data={"error": error}
+    )
     return "fallback"
 
 
@@ -274,28 +293,42 @@ def _apply(journey_id: int, epoch: int, turn_seq: int, token: str, turn: Turn) -
     ctx.pop("reply", None)
     journey.save(update_fields=["context", "updated_at"])
     if turn.note:
-        events.record(journey, Event.Kind.AGENT_NOTE, turn.note, actor_kind=Event.Actor.AGENT, actor_agent=agent,
-                      data={"confidence": turn.confidence} if turn.confidence is not None else None)
+        events.record(
+            journey,
+            Event.Kind.AGENT_NOTE,
+            turn.note,
+            actor_kind=Event.Actor.AGENT,
+            actor_agent=agent,
+            data={"confidence": turn.confidence} if turn.confidence is not None else None,
+        )
 
     outcomes: list[str] = []
     for index, spec in enumerate(turn.proposals):
         try:
             proposal = proposal_create(
-                journey, action=spec.action, params=spec.params, explanation=spec.explanation,
-                key=f"j{journey.pk}-t{turn_seq}-{index}", agent=agent, confidence=spec.confidence,
+                journey,
+                action=spec.action,
+                params=spec.params,
+                explanation=spec.explanation,
+                key=f"j{journey.pk}-t{turn_seq}-{index}",
+                agent=agent,
+                confidence=spec.confidence,
             )
         except ActionParamsError as exc:
             journey.turn_seq += 1
             journey.turn_starts = 0
-            journey_hand_to_person(journey, reason=f"The agent proposed an invalid action: {exc}",
-                                   exception_kind="invalid_proposal")
+            journey_hand_to_person(
+                journey, reason=f"The agent proposed an invalid action: {exc}", exception_kind="invalid_proposal"
+            )
             return "fallback"
         if proposal.status == ProposedAction.Status.DENIED:
             journey.turn_seq += 1
             journey.turn_starts = 0
             journey_hand_to_person(
-                journey, reason=f"Policy denied {proposal.action_type.name}: {proposal.decision_explanation}",
-                exception_kind="policy_denied", data={"proposal": proposal.pk, "rule": proposal.decision_rule},
+                journey,
+                reason=f"Policy denied {proposal.action_type.name}: {proposal.decision_explanation}",
+                exception_kind="policy_denied",
+                data={"proposal": proposal.pk, "rule": proposal.decision_rule},
             )
             return "denied"
         if proposal.status == ProposedAction.Status.AUTO_APPROVED:
@@ -325,27 +358,44 @@ def _follow(journey: Journey, turn: Turn) -> str:
     if turn.spawn:
         try:
             child = journey_start(
-                definition=turn.spawn["definition"], customer_ref=journey.customer_ref, channel=journey.channel,
-                message=turn.spawn.get("message", ""), request=turn.spawn.get("data", {}), agent=agent, parent=journey,
+                definition=turn.spawn["definition"],
+                customer_ref=journey.customer_ref,
+                channel=journey.channel,
+                message=turn.spawn.get("message", ""),
+                request=turn.spawn.get("data", {}),
+                agent=agent,
+                parent=journey,
             )
             journey.context.setdefault("facts", {}).setdefault("linked", []).append(child.pk)
         except JourneyError as exc:
-            events.record(journey, Event.Kind.EXCEPTION, f"Could not open the linked journey: {exc}",
-                          data={"kind": "link_failed"})
+            events.record(
+                journey, Event.Kind.EXCEPTION, f"Could not open the linked journey: {exc}", data={"kind": "link_failed"}
+            )
     if turn.then == "goto":
         if journey.version.step(turn.goto) is None:
             journey.turn_seq += 1
             journey.turn_starts = 0
-            journey_hand_to_person(journey, reason=f"The agent asked for an unknown step '{turn.goto}'.",
-                                   exception_kind="agent_error")
+            journey_hand_to_person(
+                journey, reason=f"The agent asked for an unknown step '{turn.goto}'.", exception_kind="agent_error"
+            )
             return "fallback"
-        events.record(journey, Event.Kind.STEP_FINISHED, f"Step “{journey.current_step_title}” finished.",
-                      actor_kind=Event.Actor.AGENT, actor_agent=agent)
+        events.record(
+            journey,
+            Event.Kind.STEP_FINISHED,
+            f"Step “{journey.current_step_title}” finished.",
+            actor_kind=Event.Actor.AGENT,
+            actor_agent=agent,
+        )
         journey.current_step = turn.goto
         journey.context["results"] = {}
         journey.state_changed_at = timezone.now()
-        events.record(journey, Event.Kind.STEP_STARTED, f"Step “{journey.current_step_title}” started.",
-                      actor_kind=Event.Actor.AGENT, actor_agent=agent)
+        events.record(
+            journey,
+            Event.Kind.STEP_STARTED,
+            f"Step “{journey.current_step_title}” started.",
+            actor_kind=Event.Actor.AGENT,
+            actor_agent=agent,
+        )
         _finish_turn(journey)
         return "advanced"
     if turn.then == "wait_customer":
@@ -355,25 +405,39 @@ def _follow(journey: Journey, turn: Turn) -> str:
         _finish_turn(journey, next_run=False)
         return "waiting-customer"
     if turn.then == "complete":
-        events.record(journey, Event.Kind.STEP_FINISHED, f"Step “{journey.current_step_title}” finished.",
-                      actor_kind=Event.Actor.AGENT, actor_agent=agent)
+        events.record(
+            journey,
+            Event.Kind.STEP_FINISHED,
+            f"Step “{journey.current_step_title}” finished.",
+            actor_kind=Event.Actor.AGENT,
+            actor_agent=agent,
+        )
         journey.turn_seq += 1
         journey.turn_starts = 0
-        journey_finish(journey, Journey.Status.COMPLETED, turn.note or "The customer's request is done.",
-                       actor_kind=Event.Actor.AGENT)
+        journey_finish(
+            journey,
+            Journey.Status.COMPLETED,
+            turn.note or "The customer's request is done.",
+            actor_kind=Event.Actor.AGENT,
+        )
         return "completed"
     if turn.then == "abandon":
         journey.turn_seq += 1
         journey.turn_starts = 0
-        journey_finish(journey, Journey.Status.ABANDONED, turn.note or "The customer left.",
-                       data={"step": journey.current_step})
+        journey_finish(
+            journey, Journey.Status.ABANDONED, turn.note or "The customer left.", data={"step": journey.current_step}
+        )
         return "abandoned"
     if turn.then == "handoff":
         journey.turn_seq += 1
         journey.turn_starts = 0
-        journey_hand_to_person(journey, reason=turn.reason or "The agent asked for a person.",
-                               exception_kind=turn.exception_kind or "agent_handoff", actor_kind=Event.Actor.AGENT,
-                               data={"confidence": turn.confidence} if turn.confidence is not None else None)
+        journey_hand_to_person(
+            journey,
+            reason=turn.reason or "The agent asked for a person.",
+            exception_kind=turn.exception_kind or "agent_handoff",
+            actor_kind=Event.Actor.AGENT,
+            data={"confidence": turn.confidence} if turn.confidence is not None else None,
+        )
         return "handed-off"
     _finish_turn(journey)
     return "continued"
@@ -408,8 +472,11 @@ def sweep(now=None) -> dict[str, int]:
             if journey is None or journey.waiting_on != Journey.WaitingOn.CUSTOMER or journey.next_run_at > now:
                 continue
             journey.turn_seq += 1
-            journey_finish(journey, Journey.Status.ABANDONED,
-                           "The customer did not reply in time; the journey is abandoned.",
-                           data={"step": journey.current_step, "reason": "customer_timeout"})
+            journey_finish(
+                journey,
+                Journey.Status.ABANDONED,
+                "The customer did not reply in time; the journey is abandoned.",
+                data={"step": journey.current_step, "reason": "customer_timeout"},
+            )
             abandoned += 1
     return {"requeued": requeued, "abandoned": abandoned}

@@ -82,32 +82,48 @@ def journey_start(
         parent=parent,
     )
     events.record(
-        journey, Event.Kind.JOURNEY_STARTED,
+        journey,
+        Event.Kind.JOURNEY_STARTED,
         f"{definition.name} started on {journey.get_channel_display().lower()} (version {version.number}).",
         data={"request": request or {}, "version": version.number, "parent": parent.pk if parent else None},
     )
     if message:
         events.record(journey, Event.Kind.MESSAGE_IN, message, actor_kind=Event.Actor.CUSTOMER)
-    events.record(journey, Event.Kind.STEP_STARTED, f"Step “{journey.current_step_title}” started.",
-                  actor_kind=Event.Actor.AGENT, actor_agent=journey.agent)
+    events.record(
+        journey,
+        Event.Kind.STEP_STARTED,
+        f"Step “{journey.current_step_title}” started.",
+        actor_kind=Event.Actor.AGENT,
+        actor_agent=journey.agent,
+    )
     if parent is not None:
-        events.record(parent, Event.Kind.LINKED_JOURNEY, f"Linked {definition.name} J-{journey.pk} opened.",
-                      data={"journey": journey.pk})
+        events.record(
+            parent,
+            Event.Kind.LINKED_JOURNEY,
+            f"Linked {definition.name} J-{journey.pk} opened.",
+            data={"journey": journey.pk},
+        )
     enqueue_turn(journey)
     return journey
 
 
 @transaction.atomic
-def journey_customer_message(*, journey_id: int, text: str, data: dict[str, Any] | None = None,
-                             intent: str = "reply") -> Journey:
+def journey_customer_message(
+    *, journey_id: int, text: str, data: dict[str, Any] | None = None, intent: str = "reply"
+) -> Journey:
     """A message from the customer. Wakes the agent if it was waiting for one."""
     journey = lock_journey(journey_id)
     if journey is None:
         raise JourneyError("No such journey.")
     if not journey.is_live:
         raise JourneyError(f"J-{journey.pk} is {journey.get_status_display().lower()}; start a new journey.")
-    events.record(journey, Event.Kind.MESSAGE_IN, text, actor_kind=Event.Actor.CUSTOMER,
-                  data={"intent": intent, **({"data": data} if data else {})})
+    events.record(
+        journey,
+        Event.Kind.MESSAGE_IN,
+        text,
+        actor_kind=Event.Actor.CUSTOMER,
+        data={"intent": intent, **({"data": data} if data else {})},
+    )
     journey.context["reply"] = {"text": text, "data": data or {}, "intent": intent, "at": timezone.now().isoformat()}
     fields = ["context", "updated_at"]
     if journey.status == Journey.Status.RUNNING and journey.waiting_on == Journey.WaitingOn.CUSTOMER:
@@ -122,8 +138,15 @@ def journey_customer_message(*, journey_id: int, text: str, data: dict[str, Any]
     return journey
 
 
-def journey_finish(journey: Journey, status: str, summary: str, *, actor_kind: str = Event.Actor.SYSTEM,
-                   actor_user: Any = None, data: dict[str, Any] | None = None) -> None:
+def journey_finish(
+    journey: Journey,
+    status: str,
+    summary: str,
+    *,
+    actor_kind: str = Event.Actor.SYSTEM,
+    actor_user: Any = None,
+    data: dict[str, Any] | None = None,
+) -> None:
     """Complete, abandon or fail a journey. Caller holds the journey lock."""
     kind = {
         Journey.Status.COMPLETED: Event.Kind.COMPLETED,
@@ -140,12 +163,25 @@ def journey_finish(journey: Journey, status: str, summary: str, *, actor_kind: s
     journey.save()
     for pending in journey.proposals.pending():
         proposal_transition(pending, to=ProposedAction.Status.WITHDRAWN, decision_reason="Journey finished.")
-    events.record(journey, kind, summary, actor_kind=actor_kind, actor_user=actor_user,
-                  actor_agent=journey.agent if actor_kind == Event.Actor.AGENT else None, data=data)
+    events.record(
+        journey,
+        kind,
+        summary,
+        actor_kind=actor_kind,
+        actor_user=actor_user,
+        actor_agent=journey.agent if actor_kind == Event.Actor.AGENT else None,
+        data=data,
+    )
 
 
-def journey_hand_to_person(journey: Journey, *, reason: str, exception_kind: str, actor_kind: str = Event.Actor.SYSTEM,
-                           data: dict[str, Any] | None = None) -> None:
+def journey_hand_to_person(
+    journey: Journey,
+    *,
+    reason: str,
+    exception_kind: str,
+    actor_kind: str = Event.Actor.SYSTEM,
+    data: dict[str, Any] | None = None,
+) -> None:
     """Route the journey to its fallback queue: a person must act. Caller holds the journey lock."""
     now = timezone.now()
     journey.status = Journey.Status.HUMAN
@@ -156,14 +192,20 @@ def journey_hand_to_person(journey: Journey, *, reason: str, exception_kind: str
     journey.lease_token, journey.lease_until = "", None
     journey.save()
     queue = journey.definition.fallback_queue or "the fallback queue"
-    events.record(journey, Event.Kind.HANDED_TO_PERSON, f"Handed to {queue}: {reason}", actor_kind=actor_kind,
-                  actor_agent=journey.agent if actor_kind == Event.Actor.AGENT else None,
-                  data={"reason": reason, "exception_kind": exception_kind})
+    events.record(
+        journey,
+        Event.Kind.HANDED_TO_PERSON,
+        f"Handed to {queue}: {reason}",
+        actor_kind=actor_kind,
+        actor_agent=journey.agent if actor_kind == Event.Actor.AGENT else None,
+        data={"reason": reason, "exception_kind": exception_kind},
+    )
     events.record(journey, Event.Kind.EXCEPTION, reason, data={"kind": exception_kind, **(data or {})})
 
 
-def proposal_transition(proposal: ProposedAction, *, to: str, from_statuses: list[str] | None = None,
-                        **fields: Any) -> bool:
+def proposal_transition(
+    proposal: ProposedAction, *, to: str, from_statuses: list[str] | None = None, **fields: Any
+) -> bool:
     """Move a proposal to ``to`` only if it is still in one of ``from_statuses``.
 
     A conditional UPDATE, so two concurrent deciders have exactly one winner; returns whether
@@ -209,10 +251,19 @@ def proposal_create(
         epoch=journey.epoch,
         idempotency_key=key,
     )
-    actor = {"actor_kind": Event.Actor.PERSON, "actor_user": user} if user else {
-        "actor_kind": Event.Actor.AGENT, "actor_agent": agent}
-    events.record(journey, Event.Kind.ACTION_PROPOSED, f"{proposal.action_type.name}: {explanation}",
-                  proposal=proposal, data={"action": action, "params": clean}, **actor)
+    actor = (
+        {"actor_kind": Event.Actor.PERSON, "actor_user": user}
+        if user
+        else {"actor_kind": Event.Actor.AGENT, "actor_agent": agent}
+    )
+    events.record(
+        journey,
+        Event.Kind.ACTION_PROPOSED,
+        f"{proposal.action_type.name}: {explanation}",
+        proposal=proposal,
+        data={"action": action, "params": clean},
+        **actor,
+    )
     decision = decide(proposal)
     status = {
         ProposedAction.Effect.ALLOW: ProposedAction.Status.AUTO_APPROVED,
@@ -228,8 +279,13 @@ def proposal_create(
         expires_at=decision.expires_at,
         decided_at=timezone.now() if status != ProposedAction.Status.PENDING else None,
     )
-    events.record(journey, Event.Kind.ACTION_DECIDED, decision.explanation, proposal=proposal,
-                  data={"effect": decision.effect, "rule": decision.rule, "status": status})
+    events.record(
+        journey,
+        Event.Kind.ACTION_DECIDED,
+        decision.explanation,
+        proposal=proposal,
+        data={"effect": decision.effect, "rule": decision.rule, "status": status},
+    )
     return proposal
 
 
@@ -243,24 +299,45 @@ def proposal_execute(proposal: ProposedAction) -> str:
     try:
         result = execute(proposal)
     except CoreBankUnavailable as exc:
-        events.record(journey, Event.Kind.ACTION_FAILED, f"{proposal.action_type.name} will be retried: {exc}",
-                      proposal=proposal, data={"transient": True, "error": str(exc)})
+        events.record(
+            journey,
+            Event.Kind.ACTION_FAILED,
+            f"{proposal.action_type.name} will be retried: {exc}",
+            proposal=proposal,
+            data={"transient": True, "error": str(exc)},
+        )
         return "retry"
     except (CoreBankRejected, ActionParamsError) as exc:
         proposal_transition(proposal, to=ProposedAction.Status.FAILED, error=str(exc), executed_at=timezone.now())
         _remember_outcome(journey, proposal, {"status": "failed", "error": str(exc)})
-        events.record(journey, Event.Kind.ACTION_FAILED, f"{proposal.action_type.name} failed: {exc}",
-                      proposal=proposal, data={"transient": False, "error": str(exc)})
+        events.record(
+            journey,
+            Event.Kind.ACTION_FAILED,
+            f"{proposal.action_type.name} failed: {exc}",
+            proposal=proposal,
+            data={"transient": False, "error": str(exc)},
+        )
         return "failed"
     if not proposal_transition(proposal, to=ProposedAction.Status.EXECUTED, result=result, executed_at=timezone.now()):
         return "executed"  # already executed by an earlier delivery; the effect happened once
     _remember_outcome(journey, proposal, {"status": "executed", "result": result})
-    events.record(journey, Event.Kind.ACTION_EXECUTED, _result_summary(proposal, result), proposal=proposal,
-                  data={"result": result})
+    events.record(
+        journey,
+        Event.Kind.ACTION_EXECUTED,
+        _result_summary(proposal, result),
+        proposal=proposal,
+        data={"result": result},
+    )
     if proposal.action_type.key == "send_message":
-        events.record(journey, Event.Kind.MESSAGE_OUT, proposal.params.get("text", ""),
-                      actor_kind=Event.Actor.PERSON if proposal.proposed_by_user_id else Event.Actor.AGENT,
-                      actor_user=proposal.proposed_by_user, actor_agent=proposal.proposed_by_agent, proposal=proposal)
+        events.record(
+            journey,
+            Event.Kind.MESSAGE_OUT,
+            proposal.params.get("text", ""),
+            actor_kind=Event.Actor.PERSON if proposal.proposed_by_user_id else Event.Actor.AGENT,
+            actor_user=proposal.proposed_by_user,
+            actor_agent=proposal.proposed_by_agent,
+            proposal=proposal,
+        )
     return "executed"
 
 

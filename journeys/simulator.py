@@ -32,22 +32,39 @@ class Simulator:
         return self.rng.choices(names, weights)[0]
 
     # --- opening journeys ------------------------------------------------------------------
-    def open_journey(self, definition_key: str | None = None, customer: CoreCustomer | None = None,
-                     persona: str | None = None, repeat: bool = False) -> Journey:
+    def open_journey(
+        self,
+        definition_key: str | None = None,
+        customer: CoreCustomer | None = None,
+        persona: str | None = None,
+        repeat: bool = False,
+    ) -> Journey:
         definitions = list(JourneyDefinition.objects.filter(versions__isnull=False).distinct())
-        definition = (next(d for d in definitions if d.key == definition_key) if definition_key
-                      else self.rng.choice(definitions))
+        definition = (
+            next(d for d in definitions if d.key == definition_key) if definition_key else self.rng.choice(definitions)
+        )
         customer = customer or self._random_customer()
         persona = persona or self.persona()
         message, request = getattr(self, f"_request_{definition.key}")(customer)
         if self.rng.random() < 0.05:
             request["identity_ok"] = False
         channel = self.rng.choice([c for c, _ in Journey.Channel.choices])
-        journey = journey_start(definition=definition, customer_ref=customer.ref, channel=channel, message=message,
-                                request=request, simulator={"persona": persona, "repeat": repeat})
+        journey = journey_start(
+            definition=definition,
+            customer_ref=customer.ref,
+            channel=channel,
+            message=message,
+            request=request,
+            simulator={"persona": persona, "repeat": repeat},
+        )
         if persona == "returns" and not repeat:
-            self.returns_due.append((timezone.now() + timedelta(seconds=self.rng.uniform(60, 180) * self.reply_scale),
-                                     definition.key, customer.ref))
+            self.returns_due.append(
+                (
+                    timezone.now() + timedelta(seconds=self.rng.uniform(60, 180) * self.reply_scale),
+                    definition.key,
+                    customer.ref,
+                )
+            )
         return journey
 
     def _random_customer(self) -> CoreCustomer:
@@ -58,15 +75,19 @@ class Simulator:
         txns = list(CoreTransaction.objects.filter(account__customer=c, kind=CoreTransaction.Kind.PURCHASE)[:30])
         t = self.rng.choice(txns)
         kind = self.rng.choice(["fraud", "merchant_dispute", "duplicate_charge", "subscription"])
-        return (f"I don't recognise a charge from {t.description} of {abs(t.amount)}.",
-                {"merchant": t.description, "amount": str(abs(t.amount)), "kind": kind})
+        return (
+            f"I don't recognise a charge from {t.description} of {abs(t.amount)}.",
+            {"merchant": t.description, "amount": str(abs(t.amount)), "kind": kind},
+        )
 
     def _request_lost_card(self, c: CoreCustomer) -> tuple[str, dict[str, Any]]:
         reason = self.rng.choice(["lost", "stolen"])
         hours = self.rng.choice([2, 6, 30, 200])
         lost_at = timezone.now() - timedelta(hours=hours)
-        return (f"My card was {reason} about {hours} hours ago.",
-                {"reason": reason, "lost_at": lost_at.isoformat(), "expedited": self.rng.random() < 0.3})
+        return (
+            f"My card was {reason} about {hours} hours ago.",
+            {"reason": reason, "lost_at": lost_at.isoformat(), "expedited": self.rng.random() < 0.3},
+        )
 
     def _request_fee_refund(self, c: CoreCustomer) -> tuple[str, dict[str, Any]]:
         return "Why was I charged this fee? I'd like it refunded.", {}
@@ -75,7 +96,8 @@ class Simulator:
         if self.rng.random() < 0.2:
             address = f"{self.rng.randint(1, 99)} Nowhere Crescent, Springfield"
         else:
-            address = f"{self.rng.randint(1, 99)} {self.rng.choice(VALID_STREETS)}, Springfield SP{self.rng.randint(1, 9)} 2CD"
+            street = self.rng.choice(VALID_STREETS)
+            address = f"{self.rng.randint(1, 99)} {street}, Springfield SP{self.rng.randint(1, 9)} 2CD"
         return f"I moved to {address}.", {"new_address": address}
 
     # --- playing the customer --------------------------------------------------------------
@@ -87,8 +109,9 @@ class Simulator:
         """Answer every customer whose reply is due; open the repeat contacts that are due."""
         now = timezone.now()
         replied = 0
-        waiting = Journey.objects.filter(status=Journey.Status.RUNNING, waiting_on=Journey.WaitingOn.CUSTOMER,
-                                         context__simulator__isnull=False).select_related("definition")
+        waiting = Journey.objects.filter(
+            status=Journey.Status.RUNNING, waiting_on=Journey.WaitingOn.CUSTOMER, context__simulator__isnull=False
+        ).select_related("definition")
         for journey in waiting:
             sim = journey.context.get("simulator", {})
             persona = sim.get("persona", "cooperative")
@@ -118,7 +141,11 @@ class Simulator:
         facts = journey.context.get("facts", {})
         step = journey.current_step
         if step == "verify_identity":
-            return "Sorry — it's the card ending as on file, and my date of birth is right.", {"identity_ok": True}, "reply"
+            return (
+                "Sorry — it's the card ending as on file, and my date of birth is right.",
+                {"identity_ok": True},
+                "reply",
+            )
         if step == "find_transaction":
             candidates = facts.get("candidates") or []
             if candidates:

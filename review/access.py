@@ -21,8 +21,14 @@ def proposals_for(user, perm: str = "approve"):
 def get_proposal_for_user(user, pk: int, perm: str = "approve") -> ProposedAction:
     proposal = (
         proposals_for(user, perm)
-        .select_related("action_type", "journey__definition", "journey__version", "proposed_by_agent",
-                        "proposed_by_user", "decided_by")
+        .select_related(
+            "action_type",
+            "journey__definition",
+            "journey__version",
+            "proposed_by_agent",
+            "proposed_by_user",
+            "decided_by",
+        )
         .filter(pk=pk)
         .first()
     )
@@ -32,9 +38,7 @@ def get_proposal_for_user(user, pk: int, perm: str = "approve") -> ProposedActio
 
 
 def samples_for(user, perm: str = "approve"):
-    return ReviewSample.objects.filter(
-        proposal__journey__definition__in=definitions_for(user, perm).values("pk")
-    )
+    return ReviewSample.objects.filter(proposal__journey__definition__in=definitions_for(user, perm).values("pk"))
 
 
 def samples_visible_to(user):

@@ -13,15 +13,9 @@ class ReviewConfig(AppConfig):
 
         from .audit import listeners
 
-        event_recorded.connect(
-            listeners.on_event_recorded, dispatch_uid="review.audit.event_recorded"
-        )
-        governance_changed.connect(
-            listeners.on_governance_changed, dispatch_uid="review.audit.governance_changed"
-        )
-        user_login_failed.connect(
-            listeners.on_login_failed, dispatch_uid="review.audit.login_failed"
-        )
+        event_recorded.connect(listeners.on_event_recorded, dispatch_uid="review.audit.event_recorded")
+        governance_changed.connect(listeners.on_governance_changed, dispatch_uid="review.audit.governance_changed")
+        user_login_failed.connect(listeners.on_login_failed, dispatch_uid="review.audit.login_failed")
         user_locked_out.connect(listeners.on_locked_out, dispatch_uid="review.audit.locked_out")
 
         from django.contrib.auth import get_user_model
@@ -44,9 +38,7 @@ class ReviewConfig(AppConfig):
         ):
             uid = f"review.audit.grant.{model.__name__}"
             post_save.connect(listeners.on_grant_saved, sender=model, dispatch_uid=f"{uid}.saved")
-            post_delete.connect(
-                listeners.on_grant_deleted, sender=model, dispatch_uid=f"{uid}.deleted"
-            )
+            post_delete.connect(listeners.on_grant_deleted, sender=model, dispatch_uid=f"{uid}.deleted")
         m2m_changed.connect(
             listeners.on_membership_changed,
             sender=get_user_model().groups.through,

@@ -18,8 +18,14 @@ from .models.scopes import OnTimeout
 E = ProposedAction.Effect
 DEMO_TIMEOUT_MINUTES = 10
 
-READS = ["lookup_account", "lookup_transactions", "lookup_fees", "lookup_account_changes", "validate_address",
-         "check_verification_code"]
+READS = [
+    "lookup_account",
+    "lookup_transactions",
+    "lookup_fees",
+    "lookup_account_changes",
+    "validate_address",
+    "check_verification_code",
+]
 HARMLESS = {
     "send_message": "Messages to the customer are allowed",
     "send_verification_code": "One-time codes are allowed",
@@ -37,43 +43,93 @@ def _scopes() -> list[dict[str, Any]]:
     ]
     scopes += [{"name": name, "action": key, "effect": E.ALLOW} for key, name in HARMLESS.items()]
     scopes += [
-        {"name": "Refunds up to 35.00 are automatic", "action": "issue_refund", "effect": E.ALLOW,
-         "conditions": [{"param": "amount", "op": "<=", "value": "35.00"}]},
-        {"name": "Refunds over 35.00 up to 500.00 need one approver", "action": "issue_refund",
-         "effect": E.REQUIRE_APPROVAL,
-         "conditions": [{"param": "amount", "op": ">", "value": "35.00"},
-                        {"param": "amount", "op": "<=", "value": "500.00"}]},
-        {"name": "Refunds over 500.00 up to 5,000.00 need two approvers", "action": "issue_refund",
-         "effect": E.REQUIRE_TWO_APPROVALS, "on_timeout": OnTimeout.ESCALATE,
-         "conditions": [{"param": "amount", "op": ">", "value": "500.00"},
-                        {"param": "amount", "op": "<=", "value": "5000.00"}]},
-        {"name": "Refunds over 5,000.00 are denied", "action": "issue_refund", "effect": E.DENY,
-         "conditions": [{"param": "amount", "op": ">", "value": "5000.00"}]},
+        {
+            "name": "Refunds up to 35.00 are automatic",
+            "action": "issue_refund",
+            "effect": E.ALLOW,
+            "conditions": [{"param": "amount", "op": "<=", "value": "35.00"}],
+        },
+        {
+            "name": "Refunds over 35.00 up to 500.00 need one approver",
+            "action": "issue_refund",
+            "effect": E.REQUIRE_APPROVAL,
+            "conditions": [
+                {"param": "amount", "op": ">", "value": "35.00"},
+                {"param": "amount", "op": "<=", "value": "500.00"},
+            ],
+        },
+        {
+            "name": "Refunds over 500.00 up to 5,000.00 need two approvers",
+            "action": "issue_refund",
+            "effect": E.REQUIRE_TWO_APPROVALS,
+            "on_timeout": OnTimeout.ESCALATE,
+            "conditions": [
+                {"param": "amount", "op": ">", "value": "500.00"},
+                {"param": "amount", "op": "<=", "value": "5000.00"},
+            ],
+        },
+        {
+            "name": "Refunds over 5,000.00 are denied",
+            "action": "issue_refund",
+            "effect": E.DENY,
+            "conditions": [{"param": "amount", "op": ">", "value": "5000.00"}],
+        },
         {"name": "Replacement cards are allowed", "action": "order_card", "effect": E.ALLOW},
-        {"name": "Expedited replacement needs approval unless premium", "action": "order_card",
-         "effect": E.REQUIRE_APPROVAL,
-         "conditions": [{"param": "expedited", "op": "==", "value": True},
-                        {"param": "premium", "op": "!=", "value": True}]},
-        {"name": "Replacement to a recently changed address needs approval", "action": "order_card",
-         "effect": E.REQUIRE_APPROVAL,
-         "conditions": [{"param": "address_recently_changed", "op": "==", "value": True}]},
+        {
+            "name": "Expedited replacement needs approval unless premium",
+            "action": "order_card",
+            "effect": E.REQUIRE_APPROVAL,
+            "conditions": [
+                {"param": "expedited", "op": "==", "value": True},
+                {"param": "premium", "op": "!=", "value": True},
+            ],
+        },
+        {
+            "name": "Replacement to a recently changed address needs approval",
+            "action": "order_card",
+            "effect": E.REQUIRE_APPROVAL,
+            "conditions": [{"param": "address_recently_changed", "op": "==", "value": True}],
+        },
         {"name": "Address updates are allowed", "action": "update_address", "effect": E.ALLOW},
-        {"name": "Address update after recent contact changes needs approval", "action": "update_address",
-         "effect": E.REQUIRE_APPROVAL, "conditions": [{"param": "recent_changes", "op": "==", "value": True}]},
+        {
+            "name": "Address update after recent contact changes needs approval",
+            "action": "update_address",
+            "effect": E.REQUIRE_APPROVAL,
+            "conditions": [{"param": "recent_changes", "op": "==", "value": True}],
+        },
     ]
     return scopes
 
 
 LIMITS: list[dict[str, Any]] = [
-    {"name": "Refunds per customer: 300.00 per 30 days without approval", "action": "issue_refund",
-     "measure": CumulativeLimit.Measure.AMOUNT, "subject": CumulativeLimit.Subject.CUSTOMER, "maximum": "300.00",
-     "window_minutes": 30 * 24 * 60, "effect": E.REQUIRE_APPROVAL},
-    {"name": "Fee refunds per customer: at most 3 a year", "action": "issue_refund", "definition": "fee_refund",
-     "measure": CumulativeLimit.Measure.COUNT, "subject": CumulativeLimit.Subject.CUSTOMER, "maximum": "3",
-     "window_minutes": 365 * 24 * 60, "effect": E.DENY},
-    {"name": "Card blocks per agent: 200 an hour", "action": "block_card",
-     "measure": CumulativeLimit.Measure.COUNT, "subject": CumulativeLimit.Subject.PROPOSER, "maximum": "200",
-     "window_minutes": 60, "effect": E.REQUIRE_APPROVAL},
+    {
+        "name": "Refunds per customer: 300.00 per 30 days without approval",
+        "action": "issue_refund",
+        "measure": CumulativeLimit.Measure.AMOUNT,
+        "subject": CumulativeLimit.Subject.CUSTOMER,
+        "maximum": "300.00",
+        "window_minutes": 30 * 24 * 60,
+        "effect": E.REQUIRE_APPROVAL,
+    },
+    {
+        "name": "Fee refunds per customer: at most 3 a year",
+        "action": "issue_refund",
+        "definition": "fee_refund",
+        "measure": CumulativeLimit.Measure.COUNT,
+        "subject": CumulativeLimit.Subject.CUSTOMER,
+        "maximum": "3",
+        "window_minutes": 365 * 24 * 60,
+        "effect": E.DENY,
+    },
+    {
+        "name": "Card blocks per agent: 200 an hour",
+        "action": "block_card",
+        "measure": CumulativeLimit.Measure.COUNT,
+        "subject": CumulativeLimit.Subject.PROPOSER,
+        "maximum": "200",
+        "window_minutes": 60,
+        "effect": E.REQUIRE_APPROVAL,
+    },
 ]
 
 

@@ -23,10 +23,12 @@ NUMERIC_TYPES = {"decimal", "int"}
 
 
 class QueueFilter(forms.Form):
-    definition = forms.ModelChoiceField(queryset=None, required=False, empty_label="All definitions",
-                                        to_field_name="key")
-    action = forms.ModelChoiceField(queryset=ActionType.objects.all(), required=False,
-                                    empty_label="All action types", to_field_name="key")
+    definition = forms.ModelChoiceField(
+        queryset=None, required=False, empty_label="All definitions", to_field_name="key"
+    )
+    action = forms.ModelChoiceField(
+        queryset=ActionType.objects.all(), required=False, empty_label="All action types", to_field_name="key"
+    )
 
     def __init__(self, *args: Any, user, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -41,8 +43,11 @@ class QueueFilter(forms.Form):
 
 
 class RejectForm(forms.Form):
-    reason = forms.CharField(max_length=1000, strip=True, error_messages={
-        "required": "A rejection needs a reason: the agent reads it to decide what to do next."})
+    reason = forms.CharField(
+        max_length=1000,
+        strip=True,
+        error_messages={"required": "A rejection needs a reason: the agent reads it to decide what to do next."},
+    )
 
 
 class BatchForm(forms.Form):
@@ -78,24 +83,31 @@ def edit_form_class(proposal: ProposedAction) -> type[forms.Form]:
             fields[name] = forms.BooleanField(required=False, label=label)
         elif p.type == "choice":
             choices = [("", "—")] if not p.required else []
-            fields[name] = forms.ChoiceField(choices=choices + [(c, c) for c in p.choices], required=p.required,
-                                             label=label)
+            fields[name] = forms.ChoiceField(
+                choices=choices + [(c, c) for c in p.choices], required=p.required, label=label
+            )
         elif p.type in NUMERIC_TYPES:
-            fields[name] = forms.CharField(required=p.required, label=label, max_length=20,
-                                           help_text=p.help)
+            fields[name] = forms.CharField(required=p.required, label=label, max_length=20, help_text=p.help)
         else:
-            fields[name] = forms.CharField(required=p.required, label=label, max_length=p.max_length,
-                                           widget=forms.Textarea(attrs={"rows": 2}) if p.max_length > 500 else None)
+            fields[name] = forms.CharField(
+                required=p.required,
+                label=label,
+                max_length=p.max_length,
+                widget=forms.Textarea(attrs={"rows": 2}) if p.max_length > 500 else None,
+            )
     # Not "reason": several action types have a parameter of that name.
-    fields["edit_reason"] = forms.CharField(max_length=1000, label="Reason for the edit", error_messages={
-        "required": "An edit needs a reason: say why the parameters changed."})
+    fields["edit_reason"] = forms.CharField(
+        max_length=1000,
+        label="Reason for the edit",
+        error_messages={"required": "An edit needs a reason: say why the parameters changed."},
+    )
     return type("EditProposalForm", (forms.Form,), fields)
 
 
 def parse_conditions(text: str, action_type: ActionType | None) -> list[dict[str, Any]]:
     """Parse one condition a line (``amount <= 500.00``, ``kind in dispute, fraud``,
     ``expedited == true``) into the JSON the engine reads; raise ValidationError naming the line."""
-    schema = (ACTION_SPECS[action_type.key].params if action_type and action_type.key in ACTION_SPECS else None)
+    schema = ACTION_SPECS[action_type.key].params if action_type and action_type.key in ACTION_SPECS else None
     conditions: list[dict[str, Any]] = []
     errors: list[str] = []
     for number, line in enumerate((text or "").splitlines(), start=1):
@@ -103,16 +115,17 @@ def parse_conditions(text: str, action_type: ActionType | None) -> list[dict[str
             continue
         match = CONDITION_LINE.match(line)
         if not match:
-            errors.append(f"Line {number} (“{line.strip()}”): write parameter, operator, value — e.g. "
-                          f"“amount <= 500.00”; operators: {', '.join(OPERATORS)}.")
+            errors.append(
+                f"Line {number} (“{line.strip()}”): write parameter, operator, value — e.g. "
+                f"“amount <= 500.00”; operators: {', '.join(OPERATORS)}."
+            )
             continue
         param, op, raw = match["param"], match["op"], match["value"]
         if schema is None:
             errors.append(f"Line {number}: choose an action type before adding conditions on its parameters.")
             continue
         if param not in schema:
-            errors.append(f"Line {number}: {action_type.key} has no parameter “{param}” "
-                          f"(it has {', '.join(schema)}).")
+            errors.append(f"Line {number}: {action_type.key} has no parameter “{param}” (it has {', '.join(schema)}).")
             continue
         p = schema[param]
         if op in ("<", "<=", ">", ">="):
@@ -135,8 +148,7 @@ def parse_conditions(text: str, action_type: ActionType | None) -> list[dict[str
                 continue
             bad = [v for v in value if p.choices and v not in p.choices]
             if bad:
-                errors.append(f"Line {number}: {', '.join(bad)} is not a value of “{param}” "
-                              f"({', '.join(p.choices)}).")
+                errors.append(f"Line {number}: {', '.join(bad)} is not a value of “{param}” ({', '.join(p.choices)}).")
                 continue
         elif p.type == "bool":
             if raw.lower() not in ("true", "false"):
@@ -162,17 +174,33 @@ def parse_conditions(text: str, action_type: ActionType | None) -> list[dict[str
 
 class ScopeForm(forms.ModelForm):
     conditions_text = forms.CharField(
-        label="Conditions", required=False, widget=forms.Textarea(attrs={"rows": 4}),
+        label="Conditions",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4}),
         help_text="One a line, all must hold: “amount <= 500.00”, “expedited == true”, “kind in dispute, fraud”. "
-                  "Empty: always.",
+        "Empty: always.",
     )
-    reason = forms.CharField(max_length=500, label="Reason for this change", help_text="Kept in the history.",
-                             error_messages={"required": "Say why you change the rule; the reason is kept with the change."})
+    reason = forms.CharField(
+        max_length=500,
+        label="Reason for this change",
+        help_text="Kept in the history.",
+        error_messages={"required": "Say why you change the rule; the reason is kept with the change."},
+    )
 
     class Meta:
         model = PermissionScope
-        fields = ["name", "description", "definition", "agent", "agent_group", "action_type", "effect",
-                  "approval_timeout_minutes", "on_timeout", "escalate_to"]
+        fields = [
+            "name",
+            "description",
+            "definition",
+            "agent",
+            "agent_group",
+            "action_type",
+            "effect",
+            "approval_timeout_minutes",
+            "on_timeout",
+            "escalate_to",
+        ]
         widgets = {"description": forms.Textarea(attrs={"rows": 2})}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -191,17 +219,24 @@ class ScopeForm(forms.ModelForm):
         timeout.widget.attrs["min"] = 1
         if self.instance.pk and not self.is_bound:
             self.fields["conditions_text"].initial = "\n".join(
-                f"{c['param']} {c['op']} {_raw(c['value'])}" for c in self.instance.conditions or [])
+                f"{c['param']} {c['op']} {_raw(c['value'])}" for c in self.instance.conditions or []
+            )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         if data.get("agent") and data.get("agent_group"):
             self.add_error("agent_group", "Choose an agent or an agent group, not both.")
         team, definition = data.get("escalate_to"), data.get("definition")
-        if (data.get("on_timeout") == OnTimeout.ESCALATE and team and definition
-                and not ObjectPermissionChecker(team).has_perm("approve_actions", definition)):
-            self.add_error("escalate_to", f"{team.name} may not approve actions on {definition.name}; grant it "
-                                          "first or choose another team.")
+        if (
+            data.get("on_timeout") == OnTimeout.ESCALATE
+            and team
+            and definition
+            and not ObjectPermissionChecker(team).has_perm("approve_actions", definition)
+        ):
+            self.add_error(
+                "escalate_to",
+                f"{team.name} may not approve actions on {definition.name}; grant it first or choose another team.",
+            )
         try:
             data["conditions"] = parse_conditions(data.get("conditions_text", ""), data.get("action_type"))
         except forms.ValidationError as exc:
@@ -222,13 +257,25 @@ def _raw(value: Any) -> str:
 
 
 class LimitForm(forms.ModelForm):
-    reason = forms.CharField(max_length=500, label="Reason for this change", help_text="Kept in the history.",
-                             error_messages={"required": "Say why you change the rule; the reason is kept with the change."})
+    reason = forms.CharField(
+        max_length=500,
+        label="Reason for this change",
+        help_text="Kept in the history.",
+        error_messages={"required": "Say why you change the rule; the reason is kept with the change."},
+    )
 
     class Meta:
         model = CumulativeLimit
-        fields = ["name", "definition", "action_type", "measure", "subject", "maximum", "window_minutes",
-                  "effect_when_exceeded"]
+        fields = [
+            "name",
+            "definition",
+            "action_type",
+            "measure",
+            "subject",
+            "maximum",
+            "window_minutes",
+            "effect_when_exceeded",
+        ]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -245,8 +292,11 @@ class LimitForm(forms.ModelForm):
         maximum = data.get("maximum")
         if maximum is not None and maximum < 0:
             self.add_error("maximum", "The maximum cannot be negative.")
-        if (maximum is not None and data.get("measure") == CumulativeLimit.Measure.COUNT
-                and maximum != maximum.to_integral_value()):
+        if (
+            maximum is not None
+            and data.get("measure") == CumulativeLimit.Measure.COUNT
+            and maximum != maximum.to_integral_value()
+        ):
             self.add_error("maximum", "A number of actions is a whole number.")
         return data
 
@@ -266,5 +316,15 @@ class SampleMarkForm(forms.Form):
         return data
 
 
-__all__ = ["BatchForm", "LimitForm", "QueueFilter", "RejectForm", "SampleMarkForm", "ScopeForm", "ToggleForm",
-           "condition_text", "edit_form_class", "parse_conditions"]
+__all__ = [
+    "BatchForm",
+    "LimitForm",
+    "QueueFilter",
+    "RejectForm",
+    "SampleMarkForm",
+    "ScopeForm",
+    "ToggleForm",
+    "condition_text",
+    "edit_form_class",
+    "parse_conditions",
+]

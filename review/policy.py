@@ -62,6 +62,7 @@ class Verdict:
 
 # --- matching -------------------------------------------------------------------------------
 
+
 def _number(value: Any) -> Decimal | None:
     if isinstance(value, bool):
         return None
@@ -125,20 +126,32 @@ def _targets(scope: PermissionScope, proposal: ProposedAction) -> bool:
 
 def specificity(scope: PermissionScope) -> tuple[int, int, int, int]:
     agent_level = 2 if scope.agent_id else (1 if scope.agent_group else 0)
-    return (agent_level, int(scope.definition_id is not None), int(scope.action_type_id is not None),
-            int(bool(scope.conditions)))
+    return (
+        agent_level,
+        int(scope.definition_id is not None),
+        int(scope.action_type_id is not None),
+        int(bool(scope.conditions)),
+    )
 
 
-def winning_scope(proposal: ProposedAction, params: dict[str, Any],
-                  scopes: Iterable[PermissionScope]) -> PermissionScope | None:
-    candidates = [s for s in scopes if _targets(s, proposal)
-                  and all(condition_holds(c, params) for c in s.conditions or [])]
+def winning_scope(
+    proposal: ProposedAction, params: dict[str, Any], scopes: Iterable[PermissionScope]
+) -> PermissionScope | None:
+    candidates = [
+        s for s in scopes if _targets(s, proposal) and all(condition_holds(c, params) for c in s.conditions or [])
+    ]
     if not candidates:
         return None
     # Most specific first; then the stricter effect; then the older rule.
     # An unsaved rule (the scope editor's preview) counts as the newest.
-    return min(candidates, key=lambda s: (tuple(-x for x in specificity(s)), -STRICTNESS[s.effect],
-                                          s.pk if s.pk is not None else float("inf")))
+    return min(
+        candidates,
+        key=lambda s: (
+            tuple(-x for x in specificity(s)),
+            -STRICTNESS[s.effect],
+            s.pk if s.pk is not None else float("inf"),
+        ),
+    )
 
 
 def candidate_scopes(proposal: ProposedAction) -> list[PermissionScope]:
@@ -152,6 +165,7 @@ def candidate_scopes(proposal: ProposedAction) -> list[PermissionScope]:
 
 
 # --- explanations ---------------------------------------------------------------------------
+
 
 def _what(proposal: ProposedAction, params: dict[str, Any]) -> str:
     name = proposal.action_type.name
@@ -178,6 +192,7 @@ def _explain_scope(proposal: ProposedAction, params: dict[str, Any], scope: Perm
 
 
 # --- cumulative limits ----------------------------------------------------------------------
+
 
 def _subject_key(limit: CumulativeLimit, proposal: ProposedAction) -> str | None:
     if limit.subject == CumulativeLimit.Subject.CUSTOMER:
@@ -215,13 +230,17 @@ def _lock_counter(limit: CumulativeLimit, subject_key: str) -> LimitCounter:
 
 def _used(counter: LimitCounter, limit: CumulativeLimit, proposal: ProposedAction) -> Decimal:
     since = timezone.now() - limit.window
-    total = (LimitUsage.objects.filter(counter=counter, at__gte=since).exclude(proposal=proposal)
-             .aggregate(total=Sum("quantity"))["total"])
+    total = (
+        LimitUsage.objects.filter(counter=counter, at__gte=since)
+        .exclude(proposal=proposal)
+        .aggregate(total=Sum("quantity"))["total"]
+    )
     return total or Decimal(0)
 
 
-def _check_limits(proposal: ProposedAction, params: dict[str, Any], *, lock: bool
-                  ) -> tuple[CumulativeLimit, str] | None:
+def _check_limits(
+    proposal: ProposedAction, params: dict[str, Any], *, lock: bool
+) -> tuple[CumulativeLimit, str] | None:
     """Check every limit on the proposal: the strictest exceeded limit with its explanation, or
     None. With ``lock`` the counters stay locked until the caller's transaction ends."""
     worst: tuple[CumulativeLimit, str] | None = None
@@ -242,9 +261,12 @@ def _check_limits(proposal: ProposedAction, params: dict[str, Any], *, lock: boo
         stricter = worst is None or STRICTNESS[limit.effect_when_exceeded] > STRICTNESS[worst[0].effect_when_exceeded]
         if used + quantity > limit.maximum and stricter:
             shown_used = f"{used}" if limit.measure == CumulativeLimit.Measure.AMOUNT else f"{int(used)}"
-            worst = (limit, f"{_what(proposal, params)} {VERDICT_WORDS[limit.effect_when_exceeded]}: "
-                            f"limit '{limit.name}' allows {limit.describe()} and {shown_used} is already "
-                            f"used for {_subject_label(limit, proposal)}.")
+            worst = (
+                limit,
+                f"{_what(proposal, params)} {VERDICT_WORDS[limit.effect_when_exceeded]}: "
+                f"limit '{limit.name}' allows {limit.describe()} and {shown_used} is already "
+                f"used for {_subject_label(limit, proposal)}.",
+            )
     return worst
 
 
@@ -271,8 +293,9 @@ def _consume(proposal: ProposedAction, params: dict[str, Any]) -> int:
         if subject is None or quantity is None:
             continue
         counter = _lock_counter(limit, subject)
-        LimitUsage.objects.bulk_create([LimitUsage(counter=counter, proposal=proposal, quantity=quantity, at=now)],
-                                       ignore_conflicts=True)
+        LimitUsage.objects.bulk_create(
+            [LimitUsage(counter=counter, proposal=proposal, quantity=quantity, at=now)], ignore_conflicts=True
+        )
         LimitCounter.objects.filter(pk=counter.pk).update(last_used_at=now)
         counted += 1
     return counted
@@ -280,8 +303,15 @@ def _consume(proposal: ProposedAction, params: dict[str, Any]) -> int:
 
 # --- the engine -----------------------------------------------------------------------------
 
-def judge(proposal: ProposedAction, *, params: dict[str, Any] | None = None,
-          scopes: Iterable[PermissionScope] | None = None, limits: bool = True, lock: bool = False) -> Verdict:
+
+def judge(
+    proposal: ProposedAction,
+    *,
+    params: dict[str, Any] | None = None,
+    scopes: Iterable[PermissionScope] | None = None,
+    limits: bool = True,
+    lock: bool = False,
+) -> Verdict:
     """Decide ``proposal`` (optionally with other ``params``) without counting it anywhere.
 
     ``scopes`` replaces the enabled scopes (the preview of an edited rule); ``limits=False``
@@ -303,8 +333,13 @@ def judge(proposal: ProposedAction, *, params: dict[str, Any] | None = None,
     if effect in REQUIRED_APPROVALS:
         minutes = scope.approval_timeout_minutes if scope else _default_timeout()
         expires_at = timezone.now() + timedelta(minutes=minutes)
-    decision = Decision(effect=effect, rule=rule, explanation=explanation,
-                        required_approvals=REQUIRED_APPROVALS.get(effect, 0), expires_at=expires_at)
+    decision = Decision(
+        effect=effect,
+        rule=rule,
+        explanation=explanation,
+        required_approvals=REQUIRED_APPROVALS.get(effect, 0),
+        expires_at=expires_at,
+    )
     return Verdict(decision=decision, scope=scope, limit=exceeded_limit)
 
 
@@ -350,5 +385,15 @@ def evaluate(proposal: ProposedAction) -> Decision:
     return decision
 
 
-__all__ = ["NO_RULE", "Verdict", "condition_holds", "condition_text", "evaluate", "judge", "limits_consume",
-           "proposer_user_id", "specificity", "winning_scope"]
+__all__ = [
+    "NO_RULE",
+    "Verdict",
+    "condition_holds",
+    "condition_text",
+    "evaluate",
+    "judge",
+    "limits_consume",
+    "proposer_user_id",
+    "specificity",
+    "winning_scope",
+]

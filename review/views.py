@@ -56,30 +56,42 @@ class ReviewRequest(HttpRequest):
 
 def _back(request: ReviewRequest, default: str = "review_queue") -> HttpResponseRedirect:
     target = request.POST.get("next") or request.GET.get("next") or ""
-    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
-                                           require_https=request.is_secure()):
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
         target = reverse(default)
     return HttpResponseRedirect(target)
 
 
 # --- the approval queue ---------------------------------------------------------------------
 
+
 def _pending_for(user):
     return (
-        proposals_for(user, "approve").pending()
-        .select_related("action_type", "journey__definition", "journey__version", "proposed_by_agent",
-                        "proposed_by_user", "approval_request__escalate_to")
-        .annotate(approvals_given=Count("approvals", filter=Q(approvals__dropped_at__isnull=True)),
-                  # Escalated items first: their first window already ran out.
-                  escalated_rank=Case(When(approval_request__escalated_at__isnull=False, then=0), default=1))
+        proposals_for(user, "approve")
+        .pending()
+        .select_related(
+            "action_type",
+            "journey__definition",
+            "journey__version",
+            "proposed_by_agent",
+            "proposed_by_user",
+            "approval_request__escalate_to",
+        )
+        .annotate(
+            approvals_given=Count("approvals", filter=Q(approvals__dropped_at__isnull=True)),
+            # Escalated items first: their first window already ran out.
+            escalated_rank=Case(When(approval_request__escalated_at__isnull=False, then=0), default=1),
+        )
         .order_by("escalated_rank", F("expires_at").asc(nulls_last=True), "created_at", "pk")
     )
 
 
 def _fingerprint(qs) -> str:
     """A cheap cursor for polling: changes when an item arrives, leaves or gets an approval."""
-    agg = qs.order_by().aggregate(n=Count("pk", distinct=True), last=Max("pk"), approvals=Max("approvals__pk"),
-                                  expiry=Max("expires_at"))
+    agg = qs.order_by().aggregate(
+        n=Count("pk", distinct=True), last=Max("pk"), approvals=Max("approvals__pk"), expiry=Max("expires_at")
+    )
     return hashlib.sha1(repr(sorted(agg.items())).encode()).hexdigest()[:16]
 
 
@@ -92,14 +104,18 @@ def _queue_rows(user, qs) -> list[dict[str, Any]]:
             limits[definition.pk] = approval_limit_for(user, definition)
         limit = limits[definition.pk]
         amount = proposal.amount
-        rows.append({
-            "proposal": proposal,
-            "own": proposer_user_id(proposal) == user.pk,
-            "step_title": proposal.journey.version.step_title(proposal.step),
-            "limit": limit,
-            "over_limit": amount is not None and (limit is None or amount > limit),
-            "escalated": bool(getattr(proposal, "approval_request", None) and proposal.approval_request.escalated_at),
-        })
+        rows.append(
+            {
+                "proposal": proposal,
+                "own": proposer_user_id(proposal) == user.pk,
+                "step_title": proposal.journey.version.step_title(proposal.step),
+                "limit": limit,
+                "over_limit": amount is not None and (limit is None or amount > limit),
+                "escalated": bool(
+                    getattr(proposal, "approval_request", None) and proposal.approval_request.escalated_at
+                ),
+            }
+        )
     return rows
 
 
@@ -118,7 +134,10 @@ def queue(request: ReviewRequest) -> HttpResponse:
     query = request.GET.copy()
     query.pop("since", None)
     context = {
-        "form": form, "rows": _queue_rows(request.user, pending), "cursor": cursor, "query": query.urlencode(),
+        "form": form,
+        "rows": _queue_rows(request.user, pending),
+        "cursor": cursor,
+        "query": query.urlencode(),
         # Where a decision returns to: this page with its filters, without the polling cursor.
         "page_path": f"{reverse('review_queue')}?{query.urlencode()}" if query else reverse("review_queue"),
         "may_approve_somewhere": definitions_for(request.user, "approve").exists(),
@@ -132,8 +151,9 @@ def queue(request: ReviewRequest) -> HttpResponse:
 def approve(request: ReviewRequest, pk: int) -> HttpResponse:
     proposal = get_proposal_for_user(request.user, pk, "approve")
     try:
-        result = services.proposal_approve(proposal_id=proposal.pk, user=request.user,
-                                           reason=request.POST.get("reason", ""))
+        result = services.proposal_approve(
+            proposal_id=proposal.pk, user=request.user, reason=request.POST.get("reason", "")
+        )
         messages.success(request, result.message)
     except services.DecisionError as exc:
         messages.error(request, str(exc))
@@ -149,8 +169,9 @@ def reject(request: ReviewRequest, pk: int) -> HttpResponse:
         messages.error(request, " ".join(form.errors["reason"]))
         return _back(request)
     try:
-        result = services.proposal_reject(proposal_id=proposal.pk, user=request.user,
-                                          reason=form.cleaned_data["reason"])
+        result = services.proposal_reject(
+            proposal_id=proposal.pk, user=request.user, reason=form.cleaned_data["reason"]
+        )
         messages.success(request, result.message)
     except services.DecisionError as exc:
         messages.error(request, str(exc))
@@ -170,17 +191,22 @@ def edit_approve(request: ReviewRequest, pk: int) -> HttpResponse:
             reason = data.pop("edit_reason")
             params = {k: v for k, v in data.items() if v not in (None, "")}
             try:
-                result = services.proposal_edit_approve(proposal_id=proposal.pk, user=request.user, params=params,
-                                                        reason=reason)
+                result = services.proposal_edit_approve(
+                    proposal_id=proposal.pk, user=request.user, params=params, reason=reason
+                )
                 messages.success(request, result.message)
                 return _back(request)
             except services.DecisionError as exc:
                 error = str(exc)
     else:
         form = form_class(initial=proposal.params)
-    context = {"proposal": proposal, "form": form, "error": error,
-               "next": request.POST.get("next") or request.GET.get("next", ""),
-               "limit": approval_limit_for(request.user, proposal.journey.definition)}
+    context = {
+        "proposal": proposal,
+        "form": form,
+        "error": error,
+        "next": request.POST.get("next") or request.GET.get("next", ""),
+        "limit": approval_limit_for(request.user, proposal.journey.definition),
+    }
     status = 400 if request.method == "POST" else 200
     return render(request, "review/edit.html", context, status=status)
 
@@ -196,20 +222,26 @@ def batch(request: ReviewRequest) -> HttpResponse:
     ids = form.cleaned_data["ids"]
     # Only actions the user may decide reach the service; it re-checks each one under its lock.
     visible = set(proposals_for(request.user, "approve").filter(pk__in=ids).values_list("pk", flat=True))
-    results = services.proposals_decide_batch(proposal_ids=[pk for pk in ids if pk in visible], user=request.user,
-                                              decision=form.cleaned_data["decision"],
-                                              reason=form.cleaned_data["reason"])
+    results = services.proposals_decide_batch(
+        proposal_ids=[pk for pk in ids if pk in visible],
+        user=request.user,
+        decision=form.cleaned_data["decision"],
+        reason=form.cleaned_data["reason"],
+    )
     results += [services.BatchItem(pk, False, "No such action in your queue.") for pk in ids if pk not in visible]
     done = [r for r in results if r.ok]
     refused = [r for r in results if not r.ok]
     if done:
         messages.success(request, f"{len(done)} of {len(results)} went through: " + " ".join(r.message for r in done))
     if refused:
-        messages.error(request, f"{len(refused)} did not: " + " ".join(f"#{r.proposal_id}: {r.message}" for r in refused))
+        messages.error(
+            request, f"{len(refused)} did not: " + " ".join(f"#{r.proposal_id}: {r.message}" for r in refused)
+        )
     return _back(request)
 
 
 # --- scopes -------------------------------------------------------------------------------------
+
 
 def _require_view_scopes(user) -> None:
     if not may_view_scopes(user):
@@ -238,8 +270,11 @@ def scope_list(request: ReviewRequest) -> HttpResponse:
 def preview_rows(candidate: PermissionScope, original: PermissionScope | None) -> dict[str, Any]:
     """How the last N real proposals would be decided with ``candidate`` in place of ``original``
     (scope rules only: cumulative limits depend on the moment and are not replayed)."""
-    enabled = [s for s in PermissionScope.objects.enabled().select_related("escalate_to")
-               if not candidate.pk or s.pk != candidate.pk]
+    enabled = [
+        s
+        for s in PermissionScope.objects.enabled().select_related("escalate_to")
+        if not candidate.pk or s.pk != candidate.pk
+    ]
     edited = [*enabled, candidate] if candidate.is_enabled else enabled
     current = list(PermissionScope.objects.enabled())
     scope_filter = Q()
@@ -251,19 +286,29 @@ def preview_rows(candidate: PermissionScope, original: PermissionScope | None) -
             part &= Q(journey__definition_id=rule.definition_id)
         scope_filter |= part
     n = int(settings.HANDOFF.get("SCOPE_PREVIEW_PROPOSALS", 50))
-    proposals = (ProposedAction.objects.exclude(status=ProposedAction.Status.PROPOSED).filter(scope_filter)
-                 .select_related("action_type", "journey__definition", "proposed_by_agent")
-                 .order_by("-created_at", "-pk")[:n])
+    proposals = (
+        ProposedAction.objects.exclude(status=ProposedAction.Status.PROPOSED)
+        .filter(scope_filter)
+        .select_related("action_type", "journey__definition", "proposed_by_agent")
+        .order_by("-created_at", "-pk")[:n]
+    )
     rows = []
     for proposal in proposals:
         now_scope = winning_scope(proposal, proposal.params, current)
         new = judge(proposal, scopes=edited, limits=False).decision
         now_effect = now_scope.effect if now_scope else ProposedAction.Effect.DENY
         labels = ProposedAction.Effect
-        rows.append({"proposal": proposal, "now_effect": now_effect, "now_label": labels(now_effect).label,
-                     "new_label": labels(new.effect).label,
-                     "now_rule": now_scope.name if now_scope else "no matching rule",
-                     "new": new, "changed": new.effect != now_effect})
+        rows.append(
+            {
+                "proposal": proposal,
+                "now_effect": now_effect,
+                "now_label": labels(now_effect).label,
+                "new_label": labels(new.effect).label,
+                "now_rule": now_scope.name if now_scope else "no matching rule",
+                "new": new,
+                "changed": new.effect != now_effect,
+            }
+        )
     return {"rows": rows, "changed": sum(r["changed"] for r in rows), "n": n}
 
 
@@ -287,8 +332,12 @@ def _scope_form_page(request: ReviewRequest, scope: PermissionScope | None) -> H
         else:
             status = 400
     history = ScopeChange.objects.filter(target=ScopeChange.Target.SCOPE, target_id=scope.pk) if scope else []
-    return render(request, "review/scope_form.html",
-                  {"form": form, "scope": original, "preview": preview, "history": history}, status=status)
+    return render(
+        request,
+        "review/scope_form.html",
+        {"form": form, "scope": original, "preview": preview, "history": history},
+        status=status,
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -349,8 +398,9 @@ def _limit_form_page(request: ReviewRequest, limit: CumulativeLimit | None) -> H
         status = 400
     history = ScopeChange.objects.filter(target=ScopeChange.Target.LIMIT, target_id=limit.pk) if limit else []
     original = CumulativeLimit.objects.get(pk=limit.pk) if limit else None
-    return render(request, "review/limit_form.html", {"form": form, "limit": original, "history": history},
-                  status=status)
+    return render(
+        request, "review/limit_form.html", {"form": form, "limit": original, "history": history}, status=status
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -371,17 +421,23 @@ def limit_edit(request: ReviewRequest, pk: int) -> HttpResponse:
 
 # --- after-the-fact review ----------------------------------------------------------------------
 
+
 @require_GET
 @login_required
 def sample_list(request: ReviewRequest) -> HttpResponse:
     show = request.GET.get("show", "open")
     samples = samples_visible_to(request.user).select_related(
-        "proposal__action_type", "proposal__journey__definition", "proposal__proposed_by_agent", "reviewed_by")
+        "proposal__action_type", "proposal__journey__definition", "proposal__proposed_by_agent", "reviewed_by"
+    )
     if show == "open":
         samples = samples.filter(verdict="")
     markable = set(samples_for(request.user, "approve").values_list("pk", flat=True))
-    context = {"samples": samples[:200], "markable": markable, "show": show,
-               "share": settings.HANDOFF.get("REVIEW_SAMPLE_SHARE", 0)}
+    context = {
+        "samples": samples[:200],
+        "markable": markable,
+        "show": show,
+        "share": settings.HANDOFF.get("REVIEW_SAMPLE_SHARE", 0),
+    }
     return render(request, "review/samples.html", context)
 
 
@@ -397,8 +453,9 @@ def sample_mark(request: ReviewRequest, pk: int) -> HttpResponse:
             messages.error(request, " ".join(errors))
         return _back(request, "review_samples")
     try:
-        services.sample_mark(sample=sample, user=request.user, verdict=form.cleaned_data["verdict"],
-                             note=form.cleaned_data["note"])
+        services.sample_mark(
+            sample=sample, user=request.user, verdict=form.cleaned_data["verdict"], note=form.cleaned_data["note"]
+        )
         messages.success(request, f"Sample #{sample.pk} marked {form.cleaned_data['verdict']}.")
     except services.DecisionError as exc:
         messages.error(request, str(exc))

@@ -32,9 +32,12 @@ def main() -> int:
         host, port = parts.hostname or "127.0.0.1", parts.port or default_port
         if not reachable(host, port):
             failed = True
-            print(f"✗ {name} is not reachable at {host}:{port} ({variable}={url}).\n"
-                  f"  Start it, or point {variable} at another server, e.g. "
-                  f"`{variable}=... make test`.", file=sys.stderr)
+            print(
+                f"✗ {name} is not reachable at {host}:{port} ({variable}={url}).\n"
+                f"  Start it, or point {variable} at another server, e.g. "
+                f"`{variable}=... make test`.",
+                file=sys.stderr,
+            )
     return 1 if failed else 0
 
 

@@ -7,6 +7,7 @@ so a stray message from an earlier run never reaches this run's worker.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -33,22 +34,26 @@ def pytest_configure(config: pytest.Config) -> None:
             "e.g. DATABASE_URL=postgres://postgres@127.0.0.1:5432/handoff"
         )
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    settings.HANDOFF.update({
-        "STEP_LEASE_SECONDS": 4,
-        "RETRY_BASE_SECONDS": 0.2,
-        "SWEEP_GRACE_SECONDS": 1.0,
-        "MAX_STEP_ATTEMPTS": 3,
-    })
+    settings.HANDOFF.update(
+        {
+            "STEP_LEASE_SECONDS": 4,
+            "RETRY_BASE_SECONDS": 0.2,
+            "SWEEP_GRACE_SECONDS": 1.0,
+            "MAX_STEP_ATTEMPTS": 3,
+        }
+    )
     celery_app.conf.task_default_queue = TEST_QUEUE
     settings.CELERY_TASK_DEFAULT_QUEUE = TEST_QUEUE
 
 
 # --- demo data and named actors -------------------------------------------------------------
 
+
 @pytest.fixture
 def demo(db) -> None:
     """The demo bank: definitions, action types, teams, grants, users, agent, 12 customers."""
-    call_command("seed_demo", customers=12, stdout=open(os.devnull, "w"))
+    with open(os.devnull, "w") as quiet:
+        call_command("seed_demo", customers=12, stdout=quiet)
     # Tests want a predictable agent: no random errors, no thinking time.
     Agent.objects.filter(name="Scripted agent").update(config={})
 
@@ -92,15 +97,25 @@ def agent(demo) -> Agent:
 
 # --- a real Celery worker -------------------------------------------------------------------
 
+
 @pytest.fixture(scope="session")
 def celery_worker_session(django_db_blocker) -> Iterator[Any]:
     """One in-process Celery worker for the session, consuming this session's queue."""
     from celery.contrib.testing.worker import start_worker
 
-    with django_db_blocker.unblock():
-        with start_worker(celery_app, pool="threads", concurrency=2, perform_ping_check=False,
-                          queues=[TEST_QUEUE], loglevel="WARNING", shutdown_timeout=10) as worker:
-            yield worker
+    with (
+        django_db_blocker.unblock(),
+        start_worker(
+            celery_app,
+            pool="threads",
+            concurrency=2,
+            perform_ping_check=False,
+            queues=[TEST_QUEUE],
+            loglevel="WARNING",
+            shutdown_timeout=10,
+        ) as worker,
+    ):
+        yield worker
 
 
 @pytest.fixture
@@ -138,15 +153,14 @@ def drive_to_end(journey_id: int, timeout: float = 60.0) -> Journey:
                 from journeys.models import CoreVerificationCode
 
                 data["code"] = CoreVerificationCode.objects.filter(customer__ref=journey.customer_ref).first().code
-            try:
+            with contextlib.suppress(JourneyError):  # the journey moved on meanwhile
                 journey_customer_message(journey_id=journey_id, text=text, data=data, intent=intent)
-            except JourneyError:
-                pass
         time.sleep(0.1)
     pytest.fail(f"J-{journey_id} still running after {timeout} s")
 
 
 # --- a real browser -------------------------------------------------------------------------
+
 
 def chromium_path() -> str:
     for candidate in (os.environ.get("CHROMIUM_PATH"), shutil.which("chromium"), shutil.which("chromium-browser")):
@@ -164,8 +178,15 @@ def browser() -> Iterator[Any]:
         b = p.chromium.launch(
             executable_path=chromium_path(),
             headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
         )
         yield b
         b.close()
@@ -194,6 +215,7 @@ def login_page(browser, live_server) -> Callable[[str], Any]:
 
 
 # --- the audit trail's test-only flush escape hatch -----------------------------------------
+
 
 def _allow_audit_truncate(sender: Any, connection: Any, **kwargs: Any) -> None:
     """Transactional tests are flushed with TRUNCATE, which the audit tables refuse. The

@@ -53,8 +53,9 @@ def test_make_run_starts_the_demo_and_ctrl_c_stops_everything(tmp_path):
         "C_FORCE_ROOT": "1",
     }
     log = (tmp_path / "run.log").open("w")
-    proc = subprocess.Popen(["make", "run"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        ["make", "run"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     try:
         deadline = time.monotonic() + 240
         while completed_journeys(db) == 0:

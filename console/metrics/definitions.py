@@ -75,9 +75,7 @@ class Window:
 # --- daily counters (§ Counters) -----------------------------------------------------------
 
 
-def daily_counters(
-    journeys: QuerySet[JourneyFact], decisions: QuerySet[DecisionFact]
-) -> dict[str, int]:
+def daily_counters(journeys: QuerySet[JourneyFact], decisions: QuerySet[DecisionFact]) -> dict[str, int]:
     """The counters of one roll-up bucket, from the facts in it."""
     j = journeys.aggregate(
         journeys=Count("pk"),
@@ -144,9 +142,7 @@ class MetricSet:
 
     def headline(self) -> list[tuple[str, str, Any, str]]:
         """(key, label, value, unit) for the figures the page and the CSV show first."""
-        rows: list[tuple[str, str, Any, str]] = [
-            ("journeys", "Journeys started", self.counters["journeys"], "count")
-        ]
+        rows: list[tuple[str, str, Any, str]] = [("journeys", "Journeys started", self.counters["journeys"], "count")]
         for key, label, _, _ in RATE_METRICS:
             rows.append((key, label, self.rates[key], "rate"))
         rows += [
@@ -193,29 +189,21 @@ class MetricSet:
 
 
 def journey_facts(definition_ids: list[int], window: Window) -> QuerySet[JourneyFact]:
-    return JourneyFact.objects.filter(
-        definition_id__in=definition_ids, day__gte=window.since, day__lte=window.until
-    )
+    return JourneyFact.objects.filter(definition_id__in=definition_ids, day__gte=window.since, day__lte=window.until)
 
 
 def decision_facts(definition_ids: list[int], window: Window) -> QuerySet[DecisionFact]:
-    return DecisionFact.objects.filter(
-        definition_id__in=definition_ids, day__gte=window.since, day__lte=window.until
-    )
+    return DecisionFact.objects.filter(definition_id__in=definition_ids, day__gte=window.since, day__lte=window.until)
 
 
 def counters_from_rollups(definition_ids: list[int], window: Window) -> dict[str, int]:
     return sum_counters(
-        DailyRollup.objects.filter(
-            definition_id__in=definition_ids, day__gte=window.since, day__lte=window.until
-        )
+        DailyRollup.objects.filter(definition_id__in=definition_ids, day__gte=window.since, day__lte=window.until)
     )
 
 
 def counters_from_facts(definition_ids: list[int], window: Window) -> dict[str, int]:
-    return daily_counters(
-        journey_facts(definition_ids, window), decision_facts(definition_ids, window)
-    )
+    return daily_counters(journey_facts(definition_ids, window), decision_facts(definition_ids, window))
 
 
 def durations(definition_ids: list[int], window: Window) -> dict[str, float | None]:
@@ -255,17 +243,10 @@ def step_order(definitions: list[JourneyDefinition]) -> list[tuple[str, str]]:
 def by_step(definitions: list[JourneyDefinition], window: Window) -> list[dict[str, Any]]:
     ids = [d.pk for d in definitions]
     facts = journey_facts(ids, window)
-    runs = StepFact.objects.filter(
-        definition_id__in=ids, day__gte=window.since, day__lte=window.until
-    )
-    reached = dict(
-        runs.values("step").annotate(n=Count("journey_id", distinct=True)).values_list("step", "n")
-    )
+    runs = StepFact.objects.filter(definition_id__in=ids, day__gte=window.since, day__lte=window.until)
+    reached = dict(runs.values("step").annotate(n=Count("journey_id", distinct=True)).values_list("step", "n"))
     abandoned = dict(
-        facts.filter(abandoned=True)
-        .values("abandoned_step")
-        .annotate(n=Count("pk"))
-        .values_list("abandoned_step", "n")
+        facts.filter(abandoned=True).values("abandoned_step").annotate(n=Count("pk")).values_list("abandoned_step", "n")
     )
     seconds: dict[str, list[float]] = defaultdict(list)
     for step, value in runs.filter(seconds__isnull=False).values_list("step", "seconds"):
@@ -273,8 +254,7 @@ def by_step(definitions: list[JourneyDefinition], window: Window) -> list[dict[s
     decisions = decision_facts(ids, window)
     overrides = dict(
         decisions.filter(
-            Q(outcome=DecisionFact.Outcome.REJECTED)
-            | Q(outcome=DecisionFact.Outcome.APPROVED, edited=True)
+            Q(outcome=DecisionFact.Outcome.REJECTED) | Q(outcome=DecisionFact.Outcome.APPROVED, edited=True)
         )
         .values("step")
         .annotate(n=Count("pk"))
@@ -345,9 +325,7 @@ def by_rule(definition_ids: list[int], window: Window) -> list[dict[str, Any]]:
     return out
 
 
-def reviewers(
-    definition_ids: list[int], window: Window
-) -> tuple[list[dict[str, Any]], list[DecisionFact]]:
+def reviewers(definition_ids: list[int], window: Window) -> tuple[list[dict[str, Any]], list[DecisionFact]]:
     person = (
         decision_facts(definition_ids, window)
         .filter(outcome__in=[DecisionFact.Outcome.APPROVED, DecisionFact.Outcome.REJECTED])
@@ -356,9 +334,7 @@ def reviewers(
     per: dict[Any, dict[str, Any]] = {}
     for fact in person:
         name = fact.approver.get_username() if fact.approver else "(unknown)"
-        row = per.setdefault(
-            name, {"approver": name, "decisions": 0, "approved": 0, "rejected": 0, "latencies": []}
-        )
+        row = per.setdefault(name, {"approver": name, "decisions": 0, "approved": 0, "rejected": 0, "latencies": []})
         row["decisions"] += 1
         row["approved" if fact.outcome == DecisionFact.Outcome.APPROVED else "rejected"] += 1
         if fact.latency_seconds is not None:
@@ -386,9 +362,7 @@ def reviewers(
     return rows, flagged
 
 
-def exception_groups(
-    definition_ids: list[int], window: Window, limit: int = 10
-) -> list[dict[str, Any]]:
+def exception_groups(definition_ids: list[int], window: Window, limit: int = 10) -> list[dict[str, Any]]:
     from review.models import CaseGroup
 
     groups = (
@@ -416,18 +390,14 @@ def exception_groups(
 
 def trend(definition_ids: list[int], window: Window) -> list[dict[str, Any]]:
     rows = (
-        DailyRollup.objects.filter(
-            definition_id__in=definition_ids, day__gte=window.since, day__lte=window.until
-        )
+        DailyRollup.objects.filter(definition_id__in=definition_ids, day__gte=window.since, day__lte=window.until)
         .values("day")
         .annotate(**{name: Sum(name) for name in DailyRollup.COUNTERS})
     )
     by_day = {row["day"]: row for row in rows}
     out = []
     for day in window.days:
-        counters = {
-            name: int((by_day.get(day) or {}).get(name) or 0) for name in DailyRollup.COUNTERS
-        }
+        counters = {name: int((by_day.get(day) or {}).get(name) or 0) for name in DailyRollup.COUNTERS}
         out.append({"day": day.isoformat(), **counters, **rates(counters)})
     return out
 
@@ -436,9 +406,7 @@ def per_definition(definitions: list[JourneyDefinition], window: Window) -> list
     """The headline figures of each definition on its own, side by side."""
     ids = [d.pk for d in definitions]
     rows = (
-        DailyRollup.objects.filter(
-            definition_id__in=ids, day__gte=window.since, day__lte=window.until
-        )
+        DailyRollup.objects.filter(definition_id__in=ids, day__gte=window.since, day__lte=window.until)
         .values("definition_id")
         .annotate(**{name: Sum(name) for name in DailyRollup.COUNTERS})
     )

@@ -20,12 +20,8 @@ class MetricsFilter(forms.Form):
         empty_label="All my journeys",
         to_field_name="key",
     )
-    since = forms.DateField(
-        required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
-    )
-    until = forms.DateField(
-        required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
-    )
+    since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
+    until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
     compare_since = forms.DateField(
         required=False,
         label="Compare with, from",
@@ -54,9 +50,7 @@ class MetricsFilter(forms.Form):
         c_until = data.get("compare_until") or since - timedelta(days=1)
         c_since = data.get("compare_since") or c_until - timedelta(days=length - 1)
         if c_since > c_until:
-            raise forms.ValidationError(
-                "The comparison window must start on or before its last day."
-            )
+            raise forms.ValidationError("The comparison window must start on or before its last day.")
         if (c_until - c_since).days + 1 > MAX_DAYS:
             raise forms.ValidationError(f"Pick a comparison window of at most {MAX_DAYS} days.")
         data["window"] = Window(since, until)

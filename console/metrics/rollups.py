@@ -60,9 +60,7 @@ def _journey_fact(journey: Journey, events: list[Event]) -> JourneyFact:
             escalated = True
         if kind == Event.Kind.TAKEOVER:
             taken_over = True
-        if kind in ERROR_EVENTS or (
-            kind == Event.Kind.ACTION_FAILED and not (event.data or {}).get("transient")
-        ):
+        if kind in ERROR_EVENTS or (kind == Event.Kind.ACTION_FAILED and not (event.data or {}).get("transient")):
             errored = True
         if kind == Event.Kind.EXCEPTION:
             exceptions += 1
@@ -74,9 +72,7 @@ def _journey_fact(journey: Journey, events: list[Event]) -> JourneyFact:
     if status == Journey.Status.FAILED:
         errored = True
     resolution = (
-        (journey.finished_at - journey.created_at).total_seconds()
-        if completed and journey.finished_at
-        else None
+        (journey.finished_at - journey.created_at).total_seconds() if completed and journey.finished_at else None
     )
     return JourneyFact(
         journey_id=journey.pk,
@@ -128,9 +124,7 @@ def _approver_id(event: Event) -> int | None:
     return get_user_model().objects.filter(username=username).values_list("pk", flat=True).first()
 
 
-def _decision_facts(
-    journey: Journey, events: list[Event], proposals: Iterable[ProposedAction]
-) -> list[DecisionFact]:
+def _decision_facts(journey: Journey, events: list[Event], proposals: Iterable[ProposedAction]) -> list[DecisionFact]:
     by_proposal: dict[int, list[Event]] = {}
     for event in events:
         if event.proposal_id:
@@ -138,18 +132,12 @@ def _decision_facts(
     facts = []
     for proposal in proposals:
         trail = by_proposal.get(proposal.pk, [])
-        edited = any(
-            e.kind == Event.Kind.ACTION_APPROVED and (e.data or {}).get("edited") for e in trail
-        )
+        edited = any(e.kind == Event.Kind.ACTION_APPROVED and (e.data or {}).get("edited") for e in trail)
         final = next((e for e in trail if e.kind == Event.Kind.ACTION_REJECTED), None)
         outcome = DecisionFact.Outcome.REJECTED
         if final is None:
             final = next(
-                (
-                    e
-                    for e in trail
-                    if e.kind == Event.Kind.ACTION_APPROVED and not (e.data or {}).get("partial")
-                ),
+                (e for e in trail if e.kind == Event.Kind.ACTION_APPROVED and not (e.data or {}).get("partial")),
                 None,
             )
             outcome = DecisionFact.Outcome.APPROVED
@@ -185,9 +173,7 @@ def _decision_facts(
                 proposed_at=proposal.created_at,
                 decided_at=final.at,
                 day=utc_day(final.at),
-                latency_seconds=(final.at - proposal.created_at).total_seconds()
-                if by_person
-                else None,
+                latency_seconds=(final.at - proposal.created_at).total_seconds() if by_person else None,
             )
         )
     return facts
@@ -221,9 +207,7 @@ def _mark_contacts(facts: list[JourneyFact]) -> None:
     for fact in facts:
         me = (fact.started_at, fact.journey_id)  # ties on the start time are broken by id
         around = others.get((fact.customer_ref, fact.definition_id), [])
-        fact.repeat_contact = any(
-            o < me and o[0] >= fact.started_at - REPEAT_WINDOW for o in around
-        )
+        fact.repeat_contact = any(o < me and o[0] >= fact.started_at - REPEAT_WINDOW for o in around)
         came_back = any(o > me and o[0] <= fact.started_at + REPEAT_WINDOW for o in around)
         fact.first_contact_resolved = fact.status == Journey.Status.COMPLETED and not came_back
 
@@ -261,29 +245,21 @@ def refresh_journeys(journey_ids: Iterable[int]) -> set[tuple[int, date]]:
     ids = sorted(set(journey_ids))
     for start in range(0, len(ids), BATCH):
         chunk = ids[start : start + BATCH]
-        touched.update(
-            JourneyFact.objects.filter(journey_id__in=chunk).values_list("definition_id", "day")
-        )
-        touched.update(
-            DecisionFact.objects.filter(journey_id__in=chunk).values_list("definition_id", "day")
-        )
+        touched.update(JourneyFact.objects.filter(journey_id__in=chunk).values_list("definition_id", "day"))
+        touched.update(DecisionFact.objects.filter(journey_id__in=chunk).values_list("definition_id", "day"))
         journeys = list(Journey.objects.filter(pk__in=chunk))
         events_by_journey: dict[int, list[Event]] = {}
         for event in Event.objects.filter(journey_id__in=chunk).order_by("id"):
             events_by_journey.setdefault(event.journey_id, []).append(event)
         proposals_by_journey: dict[int, list[ProposedAction]] = {}
-        for proposal in ProposedAction.objects.filter(journey_id__in=chunk).select_related(
-            "action_type"
-        ):
+        for proposal in ProposedAction.objects.filter(journey_id__in=chunk).select_related("action_type"):
             proposals_by_journey.setdefault(proposal.journey_id, []).append(proposal)
         journey_facts, step_facts, decision_facts = [], [], []
         for journey in journeys:
             events = events_by_journey.get(journey.pk, [])
             journey_facts.append(_journey_fact(journey, events))
             step_facts.extend(_step_facts(journey, events))
-            decision_facts.extend(
-                _decision_facts(journey, events, proposals_by_journey.get(journey.pk, []))
-            )
+            decision_facts.extend(_decision_facts(journey, events, proposals_by_journey.get(journey.pk, [])))
         _mark_contacts(journey_facts)
         JourneyFact.objects.filter(journey_id__in=chunk).delete()
         StepFact.objects.filter(journey_id__in=chunk).delete()
@@ -306,9 +282,7 @@ def refresh_days(pairs: Iterable[tuple[int, date]]) -> None:
         if not any(counters.values()):
             DailyRollup.objects.filter(definition_id=definition_id, day=day).delete()
             continue
-        DailyRollup.objects.update_or_create(
-            definition_id=definition_id, day=day, defaults=counters
-        )
+        DailyRollup.objects.update_or_create(definition_id=definition_id, day=day, defaults=counters)
 
 
 def rollup_refresh(*, now: datetime | None = None) -> dict[str, Any]:
@@ -318,15 +292,11 @@ def rollup_refresh(*, now: datetime | None = None) -> dict[str, Any]:
     now = now or timezone.now()
     with transaction.atomic():
         RollupState.objects.get_or_create(name=STATE_NAME)
-        state = (
-            RollupState.objects.select_for_update(skip_locked=True).filter(name=STATE_NAME).first()
-        )
+        state = RollupState.objects.select_for_update(skip_locked=True).filter(name=STATE_NAME).first()
         if state is None:
             return {"skipped": True}
         high = Event.objects.aggregate(high=Max("id"))["high"] or 0
-        since = (
-            (state.last_run_at - timedelta(seconds=RESCAN_SECONDS)) if state.last_run_at else None
-        )
+        since = (state.last_run_at - timedelta(seconds=RESCAN_SECONDS)) if state.last_run_at else None
         changed = Q(id__gt=state.last_event_id, id__lte=high)
         if since is not None:
             changed |= Q(at__gte=since, id__lte=high)

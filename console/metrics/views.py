@@ -49,11 +49,7 @@ def _compare_rows(current: MetricSet, previous: MetricSet) -> list[dict[str, Any
     rows = []
     for key, label, value, unit in current.headline():
         other = before.get(key)
-        delta = (
-            value - other
-            if isinstance(value, int | float) and isinstance(other, int | float)
-            else None
-        )
+        delta = value - other if isinstance(value, int | float) and isinstance(other, int | float) else None
         rows.append(
             {
                 "key": key,
@@ -107,9 +103,7 @@ def export_csv(request: HttpRequest) -> HttpResponse:
     form, definitions, window, compare = _selection(request)
     if definitions is None:
         errors = "; ".join(str(e) for errs in form.errors.values() for e in errs)
-        return HttpResponse(
-            f"Bad window: {errors}\n", status=400, content_type="text/plain; charset=utf-8"
-        )
+        return HttpResponse(f"Bad window: {errors}\n", status=400, content_type="text/plain; charset=utf-8")
     current = compute(definitions, window)
     previous = compute(definitions, compare)
     scope = definitions[0].key if len(definitions) == 1 else "all"
@@ -118,13 +112,9 @@ def export_csv(request: HttpRequest) -> HttpResponse:
         f'attachment; filename="handoff-metrics-{scope}-{window.since}-{window.until}.csv"'
     )
     writer = csv.writer(response)
-    writer.writerow(
-        ["section", "item", "metric", "unit", f"window {window}", f"comparison {compare}"]
-    )
+    writer.writerow(["section", "item", "metric", "unit", f"window {window}", f"comparison {compare}"])
     for row in _compare_rows(current, previous):
-        writer.writerow(
-            ["outcomes", scope, row["key"], row["unit"], _fmt(row["value"]), _fmt(row["previous"])]
-        )
+        writer.writerow(["outcomes", scope, row["key"], row["unit"], _fmt(row["value"]), _fmt(row["previous"])])
     for row in current.by_definition:
         key = row["definition"].key
         writer.writerow(["by journey", key, "journeys", "count", row["counters"]["journeys"], ""])
@@ -150,9 +140,7 @@ def export_csv(request: HttpRequest) -> HttpResponse:
         for key in ("decisions", "approval_rate", "p50_seconds", "p90_seconds"):
             writer.writerow(["by reviewer", reviewer["approver"], key, "", _fmt(reviewer[key]), ""])
     for group in current.exception_groups:
-        writer.writerow(
-            ["exception groups", _text(group["label"]), "cases", "count", group["count"], ""]
-        )
+        writer.writerow(["exception groups", _text(group["label"]), "cases", "count", group["count"], ""])
     for day in current.trend:
         for key in ("journeys", "containment_rate", "escalation_rate", "takeover_rate"):
             writer.writerow(["trend", day["day"], key, "", _fmt(day[key]), ""])

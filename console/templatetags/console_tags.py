@@ -18,7 +18,7 @@ def duration(value: timedelta | None) -> str:
     if value is None:
         return "—"
     seconds = int(value.total_seconds())
-    sign = "−" if seconds < 0 else ""
+    sign = "\u2212" if seconds < 0 else ""  # a typographic minus
     seconds = abs(seconds)
     if seconds < 60:
         return f"{sign}{seconds} s"

@@ -41,9 +41,7 @@ def delta(row: dict[str, Any]) -> str:
     change = row.get("delta")
     if change is None:
         return "—"
-    sign = (
-        "+" if change > 0 else ("\u2212" if change < 0 else "\u00b1")
-    )  # typographic minus, plus-minus
+    sign = "+" if change > 0 else ("\u2212" if change < 0 else "\u00b1")  # typographic minus, plus-minus
     size = abs(change)
     if row["unit"] == "rate":
         return f"{sign}{size * 100:.1f} pt"

@@ -60,8 +60,13 @@ class ScriptedAgent:
         looked_up = s.result("lookup_account")
         if looked_up is None:
             return Turn(
-                [Proposal("lookup_account", {"customer": s.customer},
-                          "Confirm who we are talking to before touching the account.")],
+                [
+                    Proposal(
+                        "lookup_account",
+                        {"customer": s.customer},
+                        "Confirm who we are talking to before touching the account.",
+                    )
+                ],
                 note="Checking the customer's identity against the core bank.",
             )
         if looked_up["status"] != "executed":
@@ -98,8 +103,14 @@ class ScriptedAgent:
                 facts={"identity_attempts": attempts},
             )
         return Turn(
-            [_say(s, "I couldn't match those details. Please confirm your date of birth and the "
-                     "last four digits of your card.", "The details did not match the core bank; ask once more.")],
+            [
+                _say(
+                    s,
+                    "I couldn't match those details. Please confirm your date of birth and the "
+                    "last four digits of your card.",
+                    "The details did not match the core bank; ask once more.",
+                )
+            ],
             then="wait_customer",
             facts={"identity_attempts": attempts},
         )
@@ -119,8 +130,15 @@ class ScriptedAgent:
     def card_dispute__find_transaction(self, s: Snapshot, rng: random.Random, cfg: dict[str, Any]) -> Turn:
         listed = s.result("lookup_transactions")
         if listed is None:
-            return Turn([Proposal("lookup_transactions", {"card": s.facts["card"], "days": 60},
-                                  "List the last 60 days of card transactions to find the one the customer means.")])
+            return Turn(
+                [
+                    Proposal(
+                        "lookup_transactions",
+                        {"card": s.facts["card"], "days": 60},
+                        "List the last 60 days of card transactions to find the one the customer means.",
+                    )
+                ]
+            )
         if listed["status"] != "executed":
             return _handoff_on_failure(s, "lookup_transactions", listed, "core_system_error")
         transactions = listed["result"]["transactions"]
@@ -132,18 +150,30 @@ class ScriptedAgent:
             chosen = [t for t in transactions if hint and hint in t["description"].lower()]
         if len(chosen) == 1:
             t = chosen[0]
-            return Turn(then="goto", goto="classify", facts={"transaction": t},
-                        note=f"The disputed charge is {t['description']} for {t['amount']} on {t['at'][:10]}.")
+            return Turn(
+                then="goto",
+                goto="classify",
+                facts={"transaction": t},
+                note=f"The disputed charge is {t['description']} for {t['amount']} on {t['at'][:10]}.",
+            )
         if len(chosen) > 1 and not s.facts.get("asked_choice"):
             options = "; ".join(f"[{t['id']}] {t['description']} {t['amount']} on {t['at'][:10]}" for t in chosen[:5])
             return Turn(
-                [_say(s, f"I found several charges that could match: {options}. Which one do you mean?",
-                      "Several transactions match the description; the customer must choose.")],
+                [
+                    _say(
+                        s,
+                        f"I found several charges that could match: {options}. Which one do you mean?",
+                        "Several transactions match the description; the customer must choose.",
+                    )
+                ],
                 then="wait_customer",
                 facts={"asked_choice": True, "candidates": [t["id"] for t in chosen[:5]]},
             )
-        return Turn(then="handoff", reason="The disputed transaction could not be identified.",
-                    exception_kind="transaction_not_found")
+        return Turn(
+            then="handoff",
+            reason="The disputed transaction could not be identified.",
+            exception_kind="transaction_not_found",
+        )
 
     def card_dispute__classify(self, s: Snapshot, rng: random.Random, cfg: dict[str, Any]) -> Turn:
         kinds = ["fraud", "merchant_dispute", "duplicate_charge", "subscription"]
@@ -160,9 +190,13 @@ class ScriptedAgent:
                 exception_kind="low_confidence",
                 facts={"classification": kind, "confidence": confidence},
             )
-        return Turn(then="goto", goto="provisional_credit", confidence=confidence,
-                    facts={"classification": kind, "confidence": confidence},
-                    note=f"Classified as {kind.replace('_', ' ')} (confidence {confidence:.2f}).")
+        return Turn(
+            then="goto",
+            goto="provisional_credit",
+            confidence=confidence,
+            facts={"classification": kind, "confidence": confidence},
+            note=f"Classified as {kind.replace('_', ' ')} (confidence {confidence:.2f}).",
+        )
 
     def card_dispute__provisional_credit(self, s: Snapshot, rng: random.Random, cfg: dict[str, Any]) -> Turn:
         credit = s.result("issue_refund")
@@ -170,19 +204,35 @@ class ScriptedAgent:
             amount = Decimal(s.facts["transaction"]["amount"])
             if rng.random() < float(cfg.get("wrong_rate", 0)):
                 amount *= 2  # a wrong proposal the approver should catch
-            return Turn([Proposal(
-                "issue_refund",
-                {"account": s.facts["account"], "amount": str(amount.quantize(Decimal("0.01"))),
-                 "reason": "provisional credit", "customer": s.customer},
-                f"Credit the disputed {s.facts['transaction']['description']} charge while the dispute runs.",
-                confidence=s.facts.get("confidence"),
-            )])
+            return Turn(
+                [
+                    Proposal(
+                        "issue_refund",
+                        {
+                            "account": s.facts["account"],
+                            "amount": str(amount.quantize(Decimal("0.01"))),
+                            "reason": "provisional credit",
+                            "customer": s.customer,
+                        },
+                        f"Credit the disputed {s.facts['transaction']['description']} charge while the dispute runs.",
+                        confidence=s.facts.get("confidence"),
+                    )
+                ]
+            )
         if credit["status"] == "executed":
-            return Turn(then="goto", goto="block_card", facts={"credited": credit["result"]["refunded"]},
-                        note=f"Provisional credit of {credit['result']['refunded']} issued.")
+            return Turn(
+                then="goto",
+                goto="block_card",
+                facts={"credited": credit["result"]["refunded"]},
+                note=f"Provisional credit of {credit['result']['refunded']} issued.",
+            )
         if credit["status"] in ("rejected", "expired"):
-            return Turn(then="goto", goto="block_card", facts={"credited": None},
-                        note=f"No provisional credit ({credit['status']}: {credit.get('reason', '')}); the case goes on.")
+            return Turn(
+                then="goto",
+                goto="block_card",
+                facts={"credited": None},
+                note=f"No provisional credit ({credit['status']}: {credit.get('reason', '')}); the case goes on.",
+            )
         return _handoff_on_failure(s, "issue_refund", credit, "core_system_error")
 
     def card_dispute__block_card(self, s: Snapshot, rng: random.Random, cfg: dict[str, Any]) -> Turn:
@@ -190,8 +240,15 @@ class ScriptedAgent:
             return Turn(then="goto", goto="open_case", note="Not fraud: the card stays active.")
         blocked = s.result("block_card")
         if blocked is None:
-            return Turn([Proposal("block_card", {"card": s.facts["card"], "reason": "fraud"},
-                                  "The charge looks fraudulent; block the card to stop further fraud.")])
+            return Turn(
+                [
+                    Proposal(
+                        "block_card",
+                        {"card": s.facts["card"], "reason": "fraud"},
+                        "The charge looks fraudulent; block the card to stop further fraud.",
+                    )
+                ]
+            )
         if blocked["status"] == "executed":
             return Turn(then="goto", goto="open_case", note="Card blocked.")
         return _handoff_on_failure(s, "block_card", blocked, "core_system_error")
@@ -200,12 +257,22 @@ class ScriptedAgent:
         opened = s.result("open_case")
         if opened is None:
             t = s.facts["transaction"]
-            return Turn([Proposal("open_case", {"customer": s.customer, "kind": "dispute", "transaction": str(t["id"]),
-                                                "amount": t["amount"]},
-                                  "File the dispute with the card network so the merchant must answer.")])
+            return Turn(
+                [
+                    Proposal(
+                        "open_case",
+                        {"customer": s.customer, "kind": "dispute", "transaction": str(t["id"]), "amount": t["amount"]},
+                        "File the dispute with the card network so the merchant must answer.",
+                    )
+                ]
+            )
         if opened["status"] == "executed":
-            return Turn(then="goto", goto="tell_customer", facts={"case": opened["result"]["case"]},
-                        note=f"Dispute case {opened['result']['case']} opened.")
+            return Turn(
+                then="goto",
+                goto="tell_customer",
+                facts={"case": opened["result"]["case"]},
+                note=f"Dispute case {opened['result']['case']} opened.",
+            )
         return _handoff_on_failure(s, "open_case", opened, "core_system_error")
 
     def card_dispute__tell_customer(self, s: Snapshot, rng: random.Random, cfg: dict[str, Any]) -> Turn:
@@ -226,8 +293,15 @@ class ScriptedAgent:
         blocked = s.result("block_card")
         reason = "stolen" if s.request.get("reason") == "stolen" else "lost"
         if blocked is None:
-            return Turn([Proposal("block_card", {"card": s.facts["card"], "reason": reason},
-                                  f"The card is {reason}: block it before anything else.")])
+            return Turn(
+                [
+                    Proposal(
+                        "block_card",
+                        {"card": s.facts["card"], "reason": reason},
+                        f"The card is {reason}: block it before anything else.",
+                    )
+                ]
+            )
         if blocked["status"] == "executed":
             return Turn(then="goto", goto="review_activity", note=f"Card •••• {s.facts.get('card_last4')} blocked.")
         return _handoff_on_failure(s, "block_card", blocked, "core_system_error")
@@ -239,8 +313,7 @@ class ScriptedAgent:
             params: dict[str, Any] = {"card": s.facts["card"], "days": 14}
             if since:
                 params["since"] = since
-            return Turn([Proposal("lookup_transactions", params,
-                                  "Look for card use after the reported loss.")])
+            return Turn([Proposal("lookup_transactions", params, "Look for card use after the reported loss.")])
         if listed["status"] != "executed":
             return _handoff_on_failure(s, "lookup_transactions", listed, "core_system_error")
         suspicious = listed["result"]["transactions"] if since else []
@@ -251,9 +324,11 @@ class ScriptedAgent:
                 goto="order_replacement",
                 facts={"suspicious": [x["id"] for x in suspicious]},
                 note=f"{len(suspicious)} transaction(s) after the loss; opening a linked card dispute.",
-                spawn={"definition": "card_dispute",
-                       "data": {"merchant": t["description"], "amount": t["amount"], "kind": "fraud"},
-                       "message": f"Charges after my card went missing, e.g. {t['description']} {t['amount']}."},
+                spawn={
+                    "definition": "card_dispute",
+                    "data": {"merchant": t["description"], "amount": t["amount"], "kind": "fraud"},
+                    "message": f"Charges after my card went missing, e.g. {t['description']} {t['amount']}.",
+                },
             )
         return Turn(then="goto", goto="order_replacement", note="No card use after the loss.")
 
@@ -261,19 +336,35 @@ class ScriptedAgent:
         ordered = s.result("order_card")
         if ordered is None:
             expedited = bool(s.request.get("expedited", False))
-            return Turn([Proposal(
-                "order_card",
-                {"account": s.facts["account"], "address": s.facts["address"], "expedited": expedited,
-                 "premium": bool(s.facts.get("premium")),
-                 "address_recently_changed": bool(s.facts.get("address_changed_recently"))},
-                "Send a replacement card to the address on file" + (", expedited as asked." if expedited else "."),
-            )])
+            return Turn(
+                [
+                    Proposal(
+                        "order_card",
+                        {
+                            "account": s.facts["account"],
+                            "address": s.facts["address"],
+                            "expedited": expedited,
+                            "premium": bool(s.facts.get("premium")),
+                            "address_recently_changed": bool(s.facts.get("address_changed_recently")),
+                        },
+                        "Send a replacement card to the address on file"
+                        + (", expedited as asked." if expedited else "."),
+                    )
+                ]
+            )
         if ordered["status"] == "executed":
-            return Turn(then="goto", goto="tell_customer", facts={"delivery": ordered["result"]["delivery_date"]},
-                        note=f"Replacement ordered, arriving {ordered['result']['delivery_date']}.")
+            return Turn(
+                then="goto",
+                goto="tell_customer",
+                facts={"delivery": ordered["result"]["delivery_date"]},
+                note=f"Replacement ordered, arriving {ordered['result']['delivery_date']}.",
+            )
         if ordered["status"] in ("rejected", "expired"):
-            return Turn(then="handoff", reason=f"The replacement order was {ordered['status']}: {ordered.get('reason', '')}",
-                        exception_kind="replacement_refused")
+            return Turn(
+                then="handoff",
+                reason=f"The replacement order was {ordered['status']}: {ordered.get('reason', '')}",
+                exception_kind="replacement_refused",
+            )
         return _handoff_on_failure(s, "order_card", ordered, "core_system_error")
 
     def lost_card__tell_customer(self, s: Snapshot, rng: random.Random, cfg: dict[str, Any]) -> Turn:
@@ -291,38 +382,67 @@ class ScriptedAgent:
     def fee_refund__find_fee(self, s: Snapshot, rng: random.Random, cfg: dict[str, Any]) -> Turn:
         listed = s.result("lookup_fees")
         if listed is None:
-            return Turn([Proposal("lookup_fees", {"account": s.facts["account"], "days": 90},
-                                  "Find the fee the customer is asking about.")])
+            return Turn(
+                [
+                    Proposal(
+                        "lookup_fees",
+                        {"account": s.facts["account"], "days": 90},
+                        "Find the fee the customer is asking about.",
+                    )
+                ]
+            )
         if listed["status"] != "executed":
             return _handoff_on_failure(s, "lookup_fees", listed, "core_system_error")
         fees = listed["result"]["fees"]
         if not fees:
             told = s.result("send_message")
             if told is None:
-                return Turn([_say(s, "I can't find any fee on your account in the last 90 days. If you see one "
-                                     "in your statement, reply with its date and we'll look again.",
-                                  "No fee found in 90 days; explain and close.")])
+                return Turn(
+                    [
+                        _say(
+                            s,
+                            "I can't find any fee on your account in the last 90 days. If you see one "
+                            "in your statement, reply with its date and we'll look again.",
+                            "No fee found in 90 days; explain and close.",
+                        )
+                    ]
+                )
             return Turn(then="complete", note="No fee found; the customer was told.")
         wanted = s.request.get("fee_kind")
         fee = next((f for f in fees if f["kind"] == wanted), fees[0])
-        return Turn(then="goto", goto="check_eligibility",
-                    facts={"fee": fee, "fee_refunds_last_year": listed["result"]["fee_refunds_last_year"],
-                           "fees_last_year": listed["result"]["fees_last_year"]},
-                    note=f"The fee is {fee['description']} of {fee['amount']} on {fee['at'][:10]}.")
+        return Turn(
+            then="goto",
+            goto="check_eligibility",
+            facts={
+                "fee": fee,
+                "fee_refunds_last_year": listed["result"]["fee_refunds_last_year"],
+                "fees_last_year": listed["result"]["fees_last_year"],
+            },
+            note=f"The fee is {fee['description']} of {fee['amount']} on {fee['at'][:10]}.",
+        )
 
     def fee_refund__check_eligibility(self, s: Snapshot, rng: random.Random, cfg: dict[str, Any]) -> Turn:
         if s.facts.get("hardship"):
-            return Turn(then="handoff", reason="The customer carries a hardship flag; a person must look.",
-                        exception_kind="vulnerable_customer")
+            return Turn(
+                then="handoff",
+                reason="The customer carries a hardship flag; a person must look.",
+                exception_kind="vulnerable_customer",
+            )
         since = s.facts.get("customer_since", "2000-01-01")
         tenure_years = 2026 - int(since[:4])
         first_fee = int(s.facts.get("fees_last_year", 0)) <= 1
         eligible = first_fee or tenure_years >= 2
         why = "first fee in 12 months" if first_fee else f"customer for {tenure_years} years"
         if not eligible:
-            return Turn(then="goto", goto="tell_customer", facts={"eligible": False},
-                        note="Not eligible: repeated fees and a short tenure.")
-        return Turn(then="goto", goto="refund", facts={"eligible": True}, note=f"Eligible for a goodwill refund ({why}).")
+            return Turn(
+                then="goto",
+                goto="tell_customer",
+                facts={"eligible": False},
+                note="Not eligible: repeated fees and a short tenure.",
+            )
+        return Turn(
+            then="goto", goto="refund", facts={"eligible": True}, note=f"Eligible for a goodwill refund ({why})."
+        )
 
     def fee_refund__refund(self, s: Snapshot, rng: random.Random, cfg: dict[str, Any]) -> Turn:
         refunded = s.result("issue_refund")
@@ -330,25 +450,47 @@ class ScriptedAgent:
             amount = Decimal(s.facts["fee"]["amount"])
             if rng.random() < float(cfg.get("wrong_rate", 0)):
                 amount *= 10
-            return Turn([Proposal(
-                "issue_refund",
-                {"account": s.facts["account"], "amount": str(amount.quantize(Decimal("0.01"))),
-                 "reason": "fee reversal", "customer": s.customer},
-                f"Reverse the {s.facts['fee']['description']} as a goodwill gesture.",
-            )])
+            return Turn(
+                [
+                    Proposal(
+                        "issue_refund",
+                        {
+                            "account": s.facts["account"],
+                            "amount": str(amount.quantize(Decimal("0.01"))),
+                            "reason": "fee reversal",
+                            "customer": s.customer,
+                        },
+                        f"Reverse the {s.facts['fee']['description']} as a goodwill gesture.",
+                    )
+                ]
+            )
         if refunded["status"] == "executed":
-            return Turn(then="goto", goto="tell_customer", facts={"refunded": refunded["result"]["refunded"]},
-                        note=f"Refunded {refunded['result']['refunded']}.")
+            return Turn(
+                then="goto",
+                goto="tell_customer",
+                facts={"refunded": refunded["result"]["refunded"]},
+                note=f"Refunded {refunded['result']['refunded']}.",
+            )
         if refunded["status"] in ("rejected", "expired"):
-            return Turn(then="goto", goto="tell_customer", facts={"refunded": None, "eligible": False},
-                        note=f"Refund {refunded['status']}: {refunded.get('reason', '')}")
+            return Turn(
+                then="goto",
+                goto="tell_customer",
+                facts={"refunded": None, "eligible": False},
+                note=f"Refund {refunded['status']}: {refunded.get('reason', '')}",
+            )
         return _handoff_on_failure(s, "issue_refund", refunded, "core_system_error")
 
     def fee_refund__tell_customer(self, s: Snapshot, rng: random.Random, cfg: dict[str, Any]) -> Turn:
         if s.facts.get("refunded"):
-            text = f"We've refunded the {s.facts['fee']['description']} of {s.facts['refunded']}. It shows in your account today."
+            text = (
+                f"We've refunded the {s.facts['fee']['description']} of {s.facts['refunded']}. "
+                "It shows in your account today."
+            )
         else:
-            text = "We looked at the fee and it was charged correctly under your account terms, so we can't refund it this time."
+            text = (
+                "We looked at the fee and it was charged correctly under your account terms, "
+                "so we can't refund it this time."
+            )
         return self._tell(s, text, "Tell the customer the outcome of the fee review.")
 
     # --- address change --------------------------------------------------------------------
@@ -356,27 +498,61 @@ class ScriptedAgent:
         code = (s.reply or {}).get("data", {}).get("code")
         state = s.facts.get("verify_state")
         if state is None:
-            return Turn([Proposal("send_verification_code", {"customer": s.customer, "channel": "sms"},
-                                  "Address changes need strong identity: send a one-time code to the phone on file.")],
-                        then="wait_customer", facts={"verify_state": "code_sent"})
+            return Turn(
+                [
+                    Proposal(
+                        "send_verification_code",
+                        {"customer": s.customer, "channel": "sms"},
+                        "Address changes need strong identity: send a one-time code to the phone on file.",
+                    )
+                ],
+                then="wait_customer",
+                facts={"verify_state": "code_sent"},
+            )
         if code:
-            return Turn([Proposal("check_verification_code", {"customer": s.customer, "code": str(code)},
-                                  "Check the code the customer typed.")],
-                        facts={"verify_state": "checking"})
+            return Turn(
+                [
+                    Proposal(
+                        "check_verification_code",
+                        {"customer": s.customer, "code": str(code)},
+                        "Check the code the customer typed.",
+                    )
+                ],
+                facts={"verify_state": "checking"},
+            )
         checked = s.result("check_verification_code")
         if state == "checking" and checked and checked["status"] == "executed":
             if checked["result"]["valid"]:
-                return Turn(then="goto", goto="validate_address", facts={"verify_state": "verified"},
-                            note="One-time code verified.")
+                return Turn(
+                    then="goto",
+                    goto="validate_address",
+                    facts={"verify_state": "verified"},
+                    note="One-time code verified.",
+                )
             wrong = int(s.facts.get("wrong_codes", 0)) + 1
             if wrong >= 3:
-                return Turn(then="handoff", reason="The one-time code was wrong three times.",
-                            exception_kind="verification_failed", facts={"wrong_codes": wrong})
-            return Turn([_say(s, "That code didn't match. Please check the text message and try again.",
-                              f"Wrong code ({wrong} of 3).")],
-                        then="wait_customer", facts={"wrong_codes": wrong, "verify_state": "code_sent"})
-        return Turn([_say(s, "Please reply with the six-digit code we sent to your phone.", "Still waiting for the code.")],
-                    then="wait_customer", facts={"verify_state": "code_sent"})
+                return Turn(
+                    then="handoff",
+                    reason="The one-time code was wrong three times.",
+                    exception_kind="verification_failed",
+                    facts={"wrong_codes": wrong},
+                )
+            return Turn(
+                [
+                    _say(
+                        s,
+                        "That code didn't match. Please check the text message and try again.",
+                        f"Wrong code ({wrong} of 3).",
+                    )
+                ],
+                then="wait_customer",
+                facts={"wrong_codes": wrong, "verify_state": "code_sent"},
+            )
+        return Turn(
+            [_say(s, "Please reply with the six-digit code we sent to your phone.", "Still waiting for the code.")],
+            then="wait_customer",
+            facts={"verify_state": "code_sent"},
+        )
 
     def address_change__validate_address(self, s: Snapshot, rng: random.Random, cfg: dict[str, Any]) -> Turn:
         given = (s.reply or {}).get("data", {}).get("address")
@@ -384,32 +560,65 @@ class ScriptedAgent:
         if state is None or given:
             address = given or s.request.get("new_address", "")
             if not address:
-                return Turn([_say(s, "What is your new address?", "The request did not include the address.")],
-                            then="wait_customer", facts={"address_state": "asked"})
-            return Turn([Proposal("validate_address", {"address": address},
-                                  "Normalise the new address and check that it exists.")],
-                        facts={"address_state": "validating"})
+                return Turn(
+                    [_say(s, "What is your new address?", "The request did not include the address.")],
+                    then="wait_customer",
+                    facts={"address_state": "asked"},
+                )
+            return Turn(
+                [
+                    Proposal(
+                        "validate_address", {"address": address}, "Normalise the new address and check that it exists."
+                    )
+                ],
+                facts={"address_state": "validating"},
+            )
         validated = s.result("validate_address")
         if state == "validating" and validated and validated["status"] == "executed":
             if validated["result"]["exists"]:
-                return Turn(then="goto", goto="fraud_checks", facts={"new_address": validated["result"]["address"],
-                                                                      "address_state": "valid"},
-                            note=f"Address found: {validated['result']['address']}.")
+                return Turn(
+                    then="goto",
+                    goto="fraud_checks",
+                    facts={"new_address": validated["result"]["address"], "address_state": "valid"},
+                    note=f"Address found: {validated['result']['address']}.",
+                )
             tries = int(s.facts.get("address_tries", 0)) + 1
             if tries >= 3:
-                return Turn(then="handoff", reason="The new address could not be found after three tries.",
-                            exception_kind="address_not_found", facts={"address_tries": tries})
-            return Turn([_say(s, "I couldn't find that address. Could you send it again, with the street name "
-                                 "and postcode?", "The address does not exist in the postal file.")],
-                        then="wait_customer", facts={"address_tries": tries, "address_state": "asked"})
-        return Turn([_say(s, "Please send your new address.", "Still waiting for the address.")],
-                    then="wait_customer", facts={"address_state": "asked"})
+                return Turn(
+                    then="handoff",
+                    reason="The new address could not be found after three tries.",
+                    exception_kind="address_not_found",
+                    facts={"address_tries": tries},
+                )
+            return Turn(
+                [
+                    _say(
+                        s,
+                        "I couldn't find that address. Could you send it again, with the street name and postcode?",
+                        "The address does not exist in the postal file.",
+                    )
+                ],
+                then="wait_customer",
+                facts={"address_tries": tries, "address_state": "asked"},
+            )
+        return Turn(
+            [_say(s, "Please send your new address.", "Still waiting for the address.")],
+            then="wait_customer",
+            facts={"address_state": "asked"},
+        )
 
     def address_change__fraud_checks(self, s: Snapshot, rng: random.Random, cfg: dict[str, Any]) -> Turn:
         checked = s.result("lookup_account_changes")
         if checked is None:
-            return Turn([Proposal("lookup_account_changes", {"customer": s.customer, "days": 30},
-                                  "An address change right after a phone or email change is a known fraud pattern.")])
+            return Turn(
+                [
+                    Proposal(
+                        "lookup_account_changes",
+                        {"customer": s.customer, "days": 30},
+                        "An address change right after a phone or email change is a known fraud pattern.",
+                    )
+                ]
+            )
         if checked["status"] != "executed":
             return _handoff_on_failure(s, "lookup_account_changes", checked, "core_system_error")
         changes = checked["result"]["recent_changes"]
@@ -420,29 +629,53 @@ class ScriptedAgent:
         updated = s.result("update_address")
         if updated is None:
             changes = s.facts.get("recent_changes", [])
-            return Turn([Proposal(
-                "update_address",
-                {"customer": s.customer, "address": s.facts["new_address"], "recent_changes": bool(changes)},
-                "Write the verified new address" + (f" (recent changes: {', '.join(changes)})." if changes else "."),
-            )])
+            return Turn(
+                [
+                    Proposal(
+                        "update_address",
+                        {"customer": s.customer, "address": s.facts["new_address"], "recent_changes": bool(changes)},
+                        "Write the verified new address"
+                        + (f" (recent changes: {', '.join(changes)})." if changes else "."),
+                    )
+                ]
+            )
         if updated["status"] == "executed":
-            return Turn(then="goto", goto="confirm", facts={"old_address": updated["result"]["old_address"]},
-                        note="Address updated.")
+            return Turn(
+                then="goto",
+                goto="confirm",
+                facts={"old_address": updated["result"]["old_address"]},
+                note="Address updated.",
+            )
         if updated["status"] in ("rejected", "expired"):
-            return Turn(then="handoff", reason=f"The address update was {updated['status']}: {updated.get('reason', '')}",
-                        exception_kind="update_refused")
+            return Turn(
+                then="handoff",
+                reason=f"The address update was {updated['status']}: {updated.get('reason', '')}",
+                exception_kind="update_refused",
+            )
         return _handoff_on_failure(s, "update_address", updated, "core_system_error")
 
     def address_change__confirm(self, s: Snapshot, rng: random.Random, cfg: dict[str, Any]) -> Turn:
         letter, told = s.result("send_letter"), s.result("send_message")
         if letter is None and told is None:
-            return Turn([
-                Proposal("send_letter", {"customer": s.customer, "address": s.facts.get("old_address", ""),
-                                         "text": "Your address with us was changed. If this wasn't you, call us."},
-                         "A letter to the old address lets the real customer object if this was fraud."),
-                _say(s, f"Done: your address is now {s.facts['new_address']}. We've sent a confirmation letter "
-                        "to your old address too.", "Confirm the change to the customer."),
-            ])
+            return Turn(
+                [
+                    Proposal(
+                        "send_letter",
+                        {
+                            "customer": s.customer,
+                            "address": s.facts.get("old_address", ""),
+                            "text": "Your address with us was changed. If this wasn't you, call us.",
+                        },
+                        "A letter to the old address lets the real customer object if this was fraud.",
+                    ),
+                    _say(
+                        s,
+                        f"Done: your address is now {s.facts['new_address']}. We've sent a confirmation letter "
+                        "to your old address too.",
+                        "Confirm the change to the customer.",
+                    ),
+                ]
+            )
         for name, outcome in (("send_letter", letter), ("send_message", told)):
             if outcome is None or outcome["status"] != "executed":
                 return _handoff_on_failure(s, name, outcome or {"status": "missing"}, "message_not_sent")
@@ -455,5 +688,6 @@ def _say(s: Snapshot, text: str, why: str) -> Proposal:
 
 def _handoff_on_failure(s: Snapshot, action: str, outcome: dict[str, Any], kind: str) -> Turn:
     detail = outcome.get("error") or outcome.get("reason") or outcome["status"]
-    return Turn(then="handoff", reason=f"{action} did not go through ({outcome['status']}): {detail}",
-                exception_kind=kind)
+    return Turn(
+        then="handoff", reason=f"{action} did not go through ({outcome['status']}): {detail}", exception_kind=kind
+    )

@@ -29,8 +29,18 @@ from .base import CoreBank, CoreBankRejected, CoreBankUnavailable
 
 # Streets the address validator knows; anything else "does not exist".
 KNOWN_STREETS = (
-    "High Street", "Station Road", "Church Lane", "Mill Road", "Park Avenue", "Victoria Road",
-    "Queen Street", "King Street", "Green Lane", "Manor Road", "Orchard Way", "Harbour View",
+    "High Street",
+    "Station Road",
+    "Church Lane",
+    "Mill Road",
+    "Park Avenue",
+    "Victoria Road",
+    "Queen Street",
+    "King Street",
+    "Green Lane",
+    "Manor Road",
+    "Orchard Way",
+    "Harbour View",
 )
 
 
@@ -66,7 +76,9 @@ class SimulatedCoreBank(CoreBank):
         except CoreCard.DoesNotExist:
             raise CoreBankRejected(f"No card {token!r} in the core bank.") from None
 
-    def _once(self, key: str, action: str, params: dict[str, Any], effect: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    def _once(
+        self, key: str, action: str, params: dict[str, Any], effect: Callable[[], dict[str, Any]]
+    ) -> dict[str, Any]:
         """Run ``effect`` at most once per idempotency key; later calls return the first result.
 
         The unique key on CoreEffect decides a race: the loser's savepoint (and its effect)
@@ -130,11 +142,19 @@ class SimulatedCoreBank(CoreBank):
         since = timezone.now() - timedelta(days=days)
         fees = a.transactions.filter(kind=CoreTransaction.Kind.FEE, at__gte=since).order_by("-at")
         year_ago = timezone.now() - timedelta(days=365)
-        refunds = a.transactions.filter(kind=CoreTransaction.Kind.REFUND, at__gte=year_ago, description__startswith="Fee reversal")
+        refunds = a.transactions.filter(
+            kind=CoreTransaction.Kind.REFUND, at__gte=year_ago, description__startswith="Fee reversal"
+        )
         return {
             "account": account,
             "fees": [
-                {"id": f.pk, "at": f.at.isoformat(), "kind": f.fee_kind, "description": f.description, "amount": _money(-f.amount)}
+                {
+                    "id": f.pk,
+                    "at": f.at.isoformat(),
+                    "kind": f.fee_kind,
+                    "description": f.description,
+                    "amount": _money(-f.amount),
+                }
                 for f in fees
             ],
             "fee_refunds_last_year": refunds.count(),
@@ -146,7 +166,11 @@ class SimulatedCoreBank(CoreBank):
         since = timezone.now() - timedelta(days=days)
         changes = [
             name
-            for name, when in (("phone", c.phone_changed_at), ("email", c.email_changed_at), ("address", c.address_changed_at))
+            for name, when in (
+                ("phone", c.phone_changed_at),
+                ("email", c.email_changed_at),
+                ("address", c.address_changed_at),
+            )
             if when and when >= since
         ]
         recent_card = CoreCard.objects.filter(account__customer=c, issued_at__gte=since).exists()
@@ -187,8 +211,11 @@ class SimulatedCoreBank(CoreBank):
         def effect() -> dict[str, Any]:
             CoreAccount.objects.filter(pk=a.pk).update(balance=a.balance + amount)
             txn = CoreTransaction.objects.create(
-                account=a, at=timezone.now(), kind=CoreTransaction.Kind.REFUND,
-                description=reason.capitalize()[:120], amount=amount,
+                account=a,
+                at=timezone.now(),
+                kind=CoreTransaction.Kind.REFUND,
+                description=reason.capitalize()[:120],
+                amount=amount,
             )
             return {"refunded": _money(amount), "transaction": txn.pk}
 
@@ -203,10 +230,15 @@ class SimulatedCoreBank(CoreBank):
 
         return self._once(idempotency_key, "block_card", {"card": card}, effect)
 
-    def open_case(self, *, customer: str, kind: str, transaction: str | None, amount: Decimal | None,
-                  idempotency_key: str) -> dict[str, Any]:
+    def open_case(
+        self, *, customer: str, kind: str, transaction: str | None, amount: Decimal | None, idempotency_key: str
+    ) -> dict[str, Any]:
         c = self._customer(customer)
-        txn = CoreTransaction.objects.filter(pk=transaction).first() if transaction and str(transaction).isdigit() else None
+        txn = (
+            CoreTransaction.objects.filter(pk=transaction).first()
+            if transaction and str(transaction).isdigit()
+            else None
+        )
 
         def effect() -> dict[str, Any]:
             case = CoreCase.objects.create(customer=c, kind=kind, transaction=txn, amount=amount)
@@ -220,8 +252,10 @@ class SimulatedCoreBank(CoreBank):
         def effect() -> dict[str, Any]:
             n = CoreCard.objects.count() + 1
             card = CoreCard.objects.create(
-                account=a, token=f"tok_{a.pk}_{n}_{random.randint(1000, 9999)}",
-                number=f"4000{random.randint(10**11, 10**12 - 1)}", status=CoreCard.Status.ORDERED,
+                account=a,
+                token=f"tok_{a.pk}_{n}_{random.randint(1000, 9999)}",
+                number=f"4000{random.randint(10**11, 10**12 - 1)}",
+                status=CoreCard.Status.ORDERED,
             )
             eta = timezone.now().date() + timedelta(days=1 if expedited else 5)
             return {"card": card.token, "last4": card.last4, "delivery_date": eta.isoformat(), "expedited": expedited}
@@ -253,5 +287,9 @@ class SimulatedCoreBank(CoreBank):
 
     def request_document(self, *, customer: str, document: str, idempotency_key: str) -> dict[str, Any]:
         self._customer(customer)
-        return self._once(idempotency_key, "request_document", {"customer": customer, "document": document},
-                          lambda: {"requested": document})
+        return self._once(
+            idempotency_key,
+            "request_document",
+            {"customer": customer, "document": document},
+            lambda: {"requested": document},
+        )

@@ -1,3 +1,4 @@
+from .control import AgentPause
 from .corebank import (
     CoreAccount,
     CoreCard,
@@ -7,7 +8,6 @@ from .corebank import (
     CoreTransaction,
     CoreVerificationCode,
 )
-from .control import AgentPause
 from .domain import (
     ActionType,
     Agent,

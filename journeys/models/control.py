@@ -20,9 +20,7 @@ class AgentPauseQuerySet(models.QuerySet["AgentPause"]):
 
     def covering(self, definition_id: int) -> AgentPauseQuerySet:
         """Active pauses that stop agents on this definition (its own, or the global one)."""
-        return self.active().filter(
-            models.Q(definition__isnull=True) | models.Q(definition_id=definition_id)
-        )
+        return self.active().filter(models.Q(definition__isnull=True) | models.Q(definition_id=definition_id))
 
     def paused_definition_ids(self) -> set[int] | None:
         """The definitions whose agents are paused now; None: every definition (global pause)."""
@@ -41,9 +39,7 @@ class AgentPause(models.Model):
         related_name="agent_pauses",
         help_text="Empty: every agent on every definition",
     )
-    paused_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
-    )
+    paused_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     reason = models.TextField()
     paused_at = models.DateTimeField(default=timezone.now)
     resumed_at = models.DateTimeField(null=True, blank=True)

@@ -112,6 +112,9 @@ class CoreVerificationCode(models.Model):
     class Meta:
         ordering = ["-sent_at", "-id"]
 
+    def __str__(self) -> str:
+        return f"code for {self.customer_id} by {self.channel}"
+
 
 class CoreEffect(models.Model):
     """One row per effect the core bank carried out, unique by the caller's idempotency key."""

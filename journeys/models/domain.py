@@ -134,9 +134,7 @@ class JourneyQuerySet(models.QuerySet["Journey"]):
         return self.filter(status__in=Journey.LIVE_STATUSES)
 
     def needing_person(self) -> JourneyQuerySet:
-        return self.filter(
-            models.Q(status__in=[Journey.Status.WAITING_APPROVAL, Journey.Status.HUMAN])
-        )
+        return self.filter(models.Q(status__in=[Journey.Status.WAITING_APPROVAL, Journey.Status.HUMAN]))
 
     def due(self, now=None) -> JourneyQuerySet:
         """Journeys whose next agent turn is due and that no live worker holds."""
@@ -149,9 +147,7 @@ class JourneyQuerySet(models.QuerySet["Journey"]):
 
     def customer_overdue(self, now=None) -> JourneyQuerySet:
         now = now or timezone.now()
-        return self.filter(
-            status=Journey.Status.RUNNING, waiting_on=Journey.WaitingOn.CUSTOMER, next_run_at__lte=now
-        )
+        return self.filter(status=Journey.Status.RUNNING, waiting_on=Journey.WaitingOn.CUSTOMER, next_run_at__lte=now)
 
 
 class Journey(models.Model):
@@ -219,13 +215,19 @@ class Journey(models.Model):
             models.Index(fields=["status", "next_run_at"], name="journey_due"),
             models.Index(fields=["-updated_at"], name="journey_updated"),
             # The live board: live journeys by time left to their SLA, and its change marker.
-            models.Index(fields=["sla_deadline", "id"], name="journey_live_sla",
-                         condition=models.Q(status__in=["running", "waiting_approval", "human"])),
+            models.Index(
+                fields=["sla_deadline", "id"],
+                name="journey_live_sla",
+                condition=models.Q(status__in=["running", "waiting_approval", "human"]),
+            ),
             models.Index(fields=["definition", "updated_at"], name="journey_definition_updated"),
             # The board's counters read only this index (an index-only scan, not the wide rows).
-            models.Index(fields=["definition", "status"], include=["controller_user", "sla_deadline"],
-                         condition=models.Q(status__in=["running", "waiting_approval", "human"]),
-                         name="journey_live_counts"),
+            models.Index(
+                fields=["definition", "status"],
+                include=["controller_user", "sla_deadline"],
+                condition=models.Q(status__in=["running", "waiting_approval", "human"]),
+                name="journey_live_counts",
+            ),
         ]
 
     def __str__(self) -> str:

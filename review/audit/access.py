@@ -51,9 +51,7 @@ def unmask_definition_ids(user: Any) -> set[int]:
     visible = set(definitions_for(user, "view").values_list("pk", flat=True))
     if user.is_superuser:
         return visible
-    granted = SensitiveDataGrant.objects.filter(team__in=user.groups.all()).values_list(
-        "definition_id", flat=True
-    )
+    granted = SensitiveDataGrant.objects.filter(team__in=user.groups.all()).values_list("definition_id", flat=True)
     return visible & set(granted)
 
 

@@ -60,9 +60,7 @@ def timestamp(at: datetime) -> str:
 
 def _lock(name: str) -> None:
     if connection.vendor == "postgresql":
-        key = int.from_bytes(
-            hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True
-        )
+        key = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
 
@@ -127,12 +125,7 @@ def audit_append(
     clean_payload = json.loads(canonical_json(payload or {}), parse_float=_stable_number)
     with transaction.atomic():
         _lock(f"audit:{chain}")
-        last = (
-            AuditRecord.objects.filter(chain=chain)
-            .order_by("-seq")
-            .values_list("seq", "hash")
-            .first()
-        )
+        last = AuditRecord.objects.filter(chain=chain).order_by("-seq").values_list("seq", "hash").first()
         record = AuditRecord(
             chain=chain,
             seq=(last[0] + 1) if last else 1,
@@ -211,9 +204,7 @@ def checkpoint_create() -> AuditCheckpoint | None:
     upto = AuditRecord.objects.aggregate(m=Max("id"))["m"] or 0
     recent = AuditRecord.objects.filter(id__lte=upto)
     if previous is not None:
-        recent = recent.filter(
-            Q(id__gt=previous.upto_record_id) | Q(at__gte=previous.at - CHECKPOINT_OVERLAP)
-        )
+        recent = recent.filter(Q(id__gt=previous.upto_record_id) | Q(at__gte=previous.at - CHECKPOINT_OVERLAP))
     tops = dict(
         AuditRecord.objects.filter(chain__in=recent.values("chain"), id__lte=upto)
         .values_list("chain")
@@ -226,9 +217,7 @@ def checkpoint_create() -> AuditCheckpoint | None:
         batch = Q()
         for name in names[start : start + 500]:
             batch |= Q(chain=name, seq=tops[name])
-        for chain, seq, digest in AuditRecord.objects.filter(batch).values_list(
-            "chain", "seq", "hash"
-        ):
+        for chain, seq, digest in AuditRecord.objects.filter(batch).values_list("chain", "seq", "hash"):
             heads[chain] = [seq, digest]
     if previous is not None:
         heads = {chain: head for chain, head in heads.items() if previous.heads.get(chain) != head}

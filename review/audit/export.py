@@ -33,9 +33,7 @@ def export_row(record: AuditRecord, *, unmasked: bool) -> dict[str, Any]:
     }
 
 
-def export_rows(
-    records: Iterable[AuditRecord], *, may_unmask: Callable[[AuditRecord], bool]
-) -> Iterator[dict]:
+def export_rows(records: Iterable[AuditRecord], *, may_unmask: Callable[[AuditRecord], bool]) -> Iterator[dict]:
     for record in records:
         yield export_row(record, unmasked=may_unmask(record))
 

@@ -117,9 +117,7 @@ def on_governance_changed(
     )
 
 
-def on_login_failed(
-    sender: Any, credentials: dict[str, Any], request: Any = None, **kwargs: Any
-) -> None:
+def on_login_failed(sender: Any, credentials: dict[str, Any], request: Any = None, **kwargs: Any) -> None:
     # Django has already replaced the password with asterisks; only the username is kept.
     username = str(credentials.get("username", ""))[:150]
     governance_append(

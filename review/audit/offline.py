@@ -52,9 +52,7 @@ EXPORT_FIELDS = ["id", *HASHED_FIELDS, "hash", "payload_masked", "payload"]
 
 
 def canonical_json(value: Any) -> bytes:
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
-    ).encode()
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
 
 
 def sha256_hex(data: bytes) -> str:
@@ -71,12 +69,7 @@ def record_hash(fields: dict[str, Any]) -> str:
 
 def checkpoint_hash(fields: dict[str, Any]) -> str:
     return sha256_hex(
-        canonical_json(
-            {
-                name: fields.get(name)
-                for name in ("seq", "at", "upto_record_id", "heads", "prev_hash")
-            }
-        )
+        canonical_json({name: fields.get(name) for name in ("seq", "at", "upto_record_id", "heads", "prev_hash")})
     )
 
 
@@ -123,11 +116,7 @@ def verify_rows(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
                 problems.append(f"{name}: hash does not match its content")
             if row["seq"] == 1 and row["prev_hash"] != GENESIS:
                 problems.append(f"{name}: first link does not start the chain")
-            if (
-                previous is not None
-                and previous["seq"] == row["seq"] - 1
-                and row["prev_hash"] != previous["hash"]
-            ):
+            if previous is not None and previous["seq"] == row["seq"] - 1 and row["prev_hash"] != previous["hash"]:
                 problems.append(f"{name}: does not link to #{previous['seq']}")
             previous = row
     gaps = sum(

@@ -20,9 +20,7 @@ def client_ip(request: Any) -> str | None:
     proxies = int(getattr(settings, "TRUSTED_PROXY_COUNT", 0) or 0)
     if proxies <= 0:
         return remote
-    hops = [
-        part.strip() for part in meta.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()
-    ]
+    hops = [part.strip() for part in meta.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
     if len(hops) < proxies:
         return remote
     return hops[-proxies]

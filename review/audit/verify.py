@@ -29,9 +29,7 @@ class Break:
     reason: str
 
     def __str__(self) -> str:
-        where = (
-            f"record {self.record_id} ({self.chain} #{self.seq})" if self.record_id else self.chain
-        )
+        where = f"record {self.record_id} ({self.chain} #{self.seq})" if self.record_id else self.chain
         return f"{where}: {self.reason}"
 
 
@@ -67,9 +65,7 @@ class VerifyResult:
         )
 
 
-def _check_checkpoints(
-    result: VerifyResult, external: list[dict[str, Any]] | None
-) -> dict[tuple[str, int], str]:
+def _check_checkpoints(result: VerifyResult, external: list[dict[str, Any]] | None) -> dict[tuple[str, int], str]:
     """Check the checkpoint chain and signatures; return the heads the records must still match."""
     key, key_id = audit_key(), audit_key_id()
     expected: dict[tuple[str, int], str] = {}
@@ -81,22 +77,13 @@ def _check_checkpoints(
         stored[checkpoint.seq] = data
         label = f"checkpoint {checkpoint.seq}"
         if checkpoint.prev_hash != previous_hash:
-            result.breaks.append(
-                Break(None, label, None, "does not link to the checkpoint before it")
-            )
+            result.breaks.append(Break(None, label, None, "does not link to the checkpoint before it"))
         if checkpoint_hash(data) != checkpoint.hash:
             result.breaks.append(Break(None, label, None, "content does not match its hash"))
-        if (
-            checkpoint.key_id == key_id
-            and checkpoint_signature(key, checkpoint.hash) != checkpoint.signature
-        ):
+        if checkpoint.key_id == key_id and checkpoint_signature(key, checkpoint.hash) != checkpoint.signature:
             result.breaks.append(Break(None, label, None, "signature is not the server's"))
         elif checkpoint.key_id != key_id:
-            result.breaks.append(
-                Break(
-                    None, label, None, f"signed with key {checkpoint.key_id}, not the current key"
-                )
-            )
+            result.breaks.append(Break(None, label, None, f"signed with key {checkpoint.key_id}, not the current key"))
         previous_hash = checkpoint.hash
         for chain, (seq, digest) in checkpoint.heads.items():
             expected[(chain, seq)] = digest
@@ -104,22 +91,16 @@ def _check_checkpoints(
         label = f"checkpoint {outside.get('seq')}"
         mine = stored.get(outside.get("seq"))
         if mine is None:
-            result.breaks.append(
-                Break(None, label, None, "in the outside copy but missing from the database")
-            )
+            result.breaks.append(Break(None, label, None, "in the outside copy but missing from the database"))
             continue
         for name in ("hash", "heads", "prev_hash", "signature"):
             if mine[name] != outside.get(name):
-                result.breaks.append(
-                    Break(None, label, None, f"{name} differs from the outside copy")
-                )
+                result.breaks.append(Break(None, label, None, f"{name} differs from the outside copy"))
                 break
-        if outside.get("key_id") == key_id and checkpoint_signature(
-            key, outside.get("hash", "")
-        ) != outside.get("signature"):
-            result.breaks.append(
-                Break(None, label, None, "the outside copy's signature is not the server's")
-            )
+        if outside.get("key_id") == key_id and checkpoint_signature(key, outside.get("hash", "")) != outside.get(
+            "signature"
+        ):
+            result.breaks.append(Break(None, label, None, "the outside copy's signature is not the server's"))
         for chain, (seq, digest) in (outside.get("heads") or {}).items():
             expected[(chain, seq)] = digest
     return expected
@@ -150,9 +131,7 @@ def audit_verify(
         reason = ""
         expected_seq = previous.seq + 1 if previous else 1
         if record.seq != expected_seq:
-            reason = (
-                f"sequence jumps from #{expected_seq - 1} to #{record.seq} (a record was removed)"
-            )
+            reason = f"sequence jumps from #{expected_seq - 1} to #{record.seq} (a record was removed)"
         elif record.prev_hash != (previous.hash if previous else GENESIS):
             reason = "does not link to the record before it"
         elif payload_digest(record.payload) != record.payload_sha256:

@@ -218,9 +218,7 @@ def _story(records: list[AuditRecord]) -> list[dict[str, Any]]:
                         "outcome": record.decision,
                         "at": record.at,
                         "summary": record.summary,
-                        "result": data.get("result")
-                        if data.get("result") is not None
-                        else snapshot.get("result"),
+                        "result": data.get("result") if data.get("result") is not None else snapshot.get("result"),
                         "error": data.get("error") or snapshot.get("error") or "",
                     }
                 )
@@ -257,9 +255,7 @@ def _stream(
         may_unmask=lambda r: r.definition_id in allowed,
     )
     lines: Iterator[str] = csv_lines(rows) if fmt == "csv" else jsonl_lines(rows)
-    content_type = (
-        "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson; charset=utf-8"
-    )
+    content_type = "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson; charset=utf-8"
     response = StreamingHttpResponse(lines, content_type=content_type)
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
     response["Content-Disposition"] = f'attachment; filename="audit-{name}-{stamp}.{fmt}"'
@@ -273,15 +269,9 @@ def export_search(request: HttpRequest, fmt: str) -> HttpResponse:
         raise Http404("No audit grants.")
     form, records = _searched(request)
     if form.is_bound and not form.is_valid():
-        return HttpResponse(
-            f"Invalid search: {form.errors.as_text()}", status=400, content_type="text/plain"
-        )
-    filters = {
-        k: v for k, v in (form.cleaned_data if form.is_bound else {}).items() if v not in (None, "")
-    }
-    return _stream(
-        request, records, fmt, "search", {"filters": {k: str(v) for k, v in filters.items()}}
-    )
+        return HttpResponse(f"Invalid search: {form.errors.as_text()}", status=400, content_type="text/plain")
+    filters = {k: v for k, v in (form.cleaned_data if form.is_bound else {}).items() if v not in (None, "")}
+    return _stream(request, records, fmt, "search", {"filters": {k: str(v) for k, v in filters.items()}})
 
 
 @require_GET
@@ -368,13 +358,9 @@ def unmask(request: HttpRequest, pk: int) -> HttpResponse:
             reason=form.cleaned_data["reason"],
         )
     except KeyError:
-        return HttpResponse(
-            "That is not a sensitive field of this journey.", status=400, content_type="text/plain"
-        )
+        return HttpResponse("That is not a sensitive field of this journey.", status=400, content_type="text/plain")
     context.update(value=value, unmasked=True)
-    template = (
-        "review/audit/_sensitive_value.html" if request.htmx else "review/audit/unmasked.html"
-    )
+    template = "review/audit/_sensitive_value.html" if request.htmx else "review/audit/unmasked.html"
     return render(request, template, context)
 
 
@@ -382,11 +368,7 @@ def _render_sensitive(
     request: HttpRequest, journey: Any, section: str, key: str, context: dict[str, Any], status: int
 ) -> HttpResponse:
     try:
-        context["value"] = (
-            lookup_field(journey.context, f"{section}.{key}") if is_sensitive(key) else None
-        )
+        context["value"] = lookup_field(journey.context, f"{section}.{key}") if is_sensitive(key) else None
     except KeyError:
-        return HttpResponse(
-            "That is not a sensitive field of this journey.", status=400, content_type="text/plain"
-        )
+        return HttpResponse("That is not a sensitive field of this journey.", status=400, content_type="text/plain")
     return render(request, "review/audit/_sensitive_value.html", context, status=status)

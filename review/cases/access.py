@@ -19,9 +19,7 @@ from ..models import CaseGroup, ExceptionCase
 
 
 def cases_for(user, perm: str = "view") -> QuerySet[ExceptionCase]:
-    return ExceptionCase.objects.filter(
-        journey__definition__in=definitions_for(user, perm).values("pk")
-    )
+    return ExceptionCase.objects.filter(journey__definition__in=definitions_for(user, perm).values("pk"))
 
 
 def groups_for(user, perm: str = "view") -> QuerySet[CaseGroup]:
@@ -78,8 +76,4 @@ def eligible_assignees(definition: JourneyDefinition) -> QuerySet:
     holders = get_users_with_perms(
         definition, only_with_perms_in=["annotate"], with_group_users=True, with_superusers=False
     )
-    return (
-        get_user_model()
-        .objects.filter(Q(pk__in=[u.pk for u in holders]), is_active=True)
-        .order_by("username")
-    )
+    return get_user_model().objects.filter(Q(pk__in=[u.pk for u in holders]), is_active=True).order_by("username")

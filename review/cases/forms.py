@@ -20,9 +20,7 @@ class AnnotateForm(forms.Form):
         required=False,
         widget=forms.CheckboxSelectMultiple,
     )
-    note = forms.CharField(
-        required=False, max_length=4000, widget=forms.Textarea(attrs={"rows": 3})
-    )
+    note = forms.CharField(required=False, max_length=4000, widget=forms.Textarea(attrs={"rows": 3}))
 
     def clean(self):
         data = super().clean()
@@ -45,9 +43,7 @@ class FlagForm(forms.Form):
 
 
 class AssignForm(forms.Form):
-    assignee = forms.ModelChoiceField(
-        queryset=get_user_model().objects.none(), empty_label="Choose a person"
-    )
+    assignee = forms.ModelChoiceField(queryset=get_user_model().objects.none(), empty_label="Choose a person")
 
     def __init__(self, *args, assignees, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -55,12 +51,8 @@ class AssignForm(forms.Form):
 
 
 class ResolveForm(forms.Form):
-    resolution = forms.ChoiceField(
-        choices=[("", "Choose a resolution"), *ExceptionCase.Resolution.choices]
-    )
-    note = forms.CharField(
-        required=False, max_length=4000, widget=forms.Textarea(attrs={"rows": 2})
-    )
+    resolution = forms.ChoiceField(choices=[("", "Choose a resolution"), *ExceptionCase.Resolution.choices])
+    note = forms.CharField(required=False, max_length=4000, widget=forms.Textarea(attrs={"rows": 2}))
 
 
 class WorkbenchFilter(forms.Form):
@@ -70,9 +62,7 @@ class WorkbenchFilter(forms.Form):
         empty_label="All definitions",
         to_field_name="key",
     )
-    show = forms.ChoiceField(
-        choices=[("open", "Unresolved"), ("all", "All, resolved too")], required=False
-    )
+    show = forms.ChoiceField(choices=[("open", "Unresolved"), ("all", "All, resolved too")], required=False)
 
     def __init__(self, *args, user, **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -28,6 +28,4 @@ def open_case_on_event(sender: Any, event: Event, **kwargs: Any) -> None:
         with transaction.atomic():
             case_open_for_event(event)
     except Exception:
-        log.exception(
-            "could not open an exception case for event %s on J-%s", event.pk, event.journey_id
-        )
+        log.exception("could not open an exception case for event %s on J-%s", event.pk, event.journey_id)

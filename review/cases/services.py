@@ -40,9 +40,7 @@ def error_class(message: str) -> str:
     message = (message or "").strip()
     if message.startswith("Retries spent: "):
         message = message.removeprefix("Retries spent: ")
-    named = re.match(
-        r"^([A-Z][A-Za-z0-9_]*(?:Error|Exception|Unavailable|Rejected|Timeout))\b", message
-    )
+    named = re.match(r"^([A-Z][A-Za-z0-9_]*(?:Error|Exception|Unavailable|Rejected|Timeout))\b", message)
     if named:
         return named.group(1)
     blanked = re.sub(r"'[^']*'|“[^”]*”|\"[^\"]*\"", "…", message)
@@ -105,9 +103,7 @@ def case_open_for_event(event: Event) -> ExceptionCase | None:
             cause = error_class(str(data.get("error") or event.summary))
         else:
             cause = ""
-        return case_open(
-            journey=journey, trigger_event=event, kind=kind, summary=event.summary, cause=cause
-        )
+        return case_open(journey=journey, trigger_event=event, kind=kind, summary=event.summary, cause=cause)
     if event.kind == Event.Kind.ABANDONED:
         step = str(data.get("step") or event.step)
         return case_open(
@@ -135,9 +131,7 @@ def case_open_for_event(event: Event) -> ExceptionCase | None:
     return None
 
 
-def _record(
-    journey: Journey, summary: str, *, actor: Any, data: dict[str, Any], step: str | None = None
-) -> Event:
+def _record(journey: Journey, summary: str, *, actor: Any, data: dict[str, Any], step: str | None = None) -> Event:
     return events.record(
         journey,
         Event.Kind.ANNOTATION,
@@ -150,9 +144,7 @@ def _record(
 
 
 @transaction.atomic
-def journey_flag(
-    *, journey: Journey, actor: Any, note: str, labels: Iterable[Label] = ()
-) -> ExceptionCase:
+def journey_flag(*, journey: Journey, actor: Any, note: str, labels: Iterable[Label] = ()) -> ExceptionCase:
     """A person flags a journey for a second look: an audit event, a case, its first annotation."""
     note = note.strip()
     if not note:
@@ -172,9 +164,7 @@ def journey_flag(
         step=journey.current_step,
         flagged_by=actor,
     )
-    annotation = Annotation.objects.create(
-        journey=journey, case=case, note=note, author=actor, audit_event=event
-    )
+    annotation = Annotation.objects.create(journey=journey, case=case, note=note, author=actor, audit_event=event)
     annotation.labels.set(labels)
     return case
 
@@ -196,17 +186,9 @@ def annotation_add(
     if not note and not labels:
         raise CaseError("Pick a label or write a note.")
     journey = case.journey if case is not None else event.journey
-    subject = (
-        f"case {case.pk}"
-        if case is not None
-        else f"event {event.pk} ({event.get_kind_display().lower()})"
-    )
+    subject = f"case {case.pk}" if case is not None else f"event {event.pk} ({event.get_kind_display().lower()})"
     label_names = ", ".join(label.name for label in labels)
-    summary = (
-        f"Annotated {subject}"
-        + (f" [{label_names}]" if label_names else "")
-        + (f": {note}" if note else ".")
-    )
+    summary = f"Annotated {subject}" + (f" [{label_names}]" if label_names else "") + (f": {note}" if note else ".")
     audit = _record(
         journey,
         summary,
@@ -228,9 +210,7 @@ def annotation_add(
 
 
 def _lock_case(case: ExceptionCase) -> ExceptionCase:
-    return (
-        ExceptionCase.objects.select_for_update().select_related("journey", "group").get(pk=case.pk)
-    )
+    return ExceptionCase.objects.select_for_update().select_related("journey", "group").get(pk=case.pk)
 
 
 @transaction.atomic
@@ -318,9 +298,7 @@ def group_assign(*, cases: Iterable[ExceptionCase], assignee: Any, actor: Any) -
 
 
 @transaction.atomic
-def group_annotate(
-    *, cases: Iterable[ExceptionCase], actor: Any, note: str, labels: Iterable[Label]
-) -> int:
+def group_annotate(*, cases: Iterable[ExceptionCase], actor: Any, note: str, labels: Iterable[Label]) -> int:
     labels = list(labels)
     count = 0
     for case in cases:
@@ -351,9 +329,7 @@ def labels_install_defaults() -> int:
     return created
 
 
-def _label_changed(
-    *, actor: Any, label: Label, before: dict[str, Any] | None, reason: str = ""
-) -> None:
+def _label_changed(*, actor: Any, label: Label, before: dict[str, Any] | None, reason: str = "") -> None:
     events.governance_changed.send(
         sender=Label,
         kind="label_change",
@@ -380,9 +356,7 @@ def label_create(*, actor: Any, name: str, description: str = "") -> Label:
 
 
 @transaction.atomic
-def label_update(
-    *, actor: Any, label: Label, name: str, description: str, is_active: bool
-) -> Label:
+def label_update(*, actor: Any, label: Label, name: str, description: str, is_active: bool) -> Label:
     label = Label.objects.select_for_update().get(pk=label.pk)
     before = label.as_audit()
     name = name.strip()

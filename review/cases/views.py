@@ -27,10 +27,7 @@ from .access import (
 )
 from .forms import AnnotateForm, AssignForm, FlagForm, LabelForm, ResolveForm, WorkbenchFilter
 
-READ_ONLY = (
-    "You may see these cases but not change them: "
-    "that needs the annotate permission on this journey."
-)
+READ_ONLY = "You may see these cases but not change them: that needs the annotate permission on this journey."
 
 
 def _forbidden(request: HttpRequest) -> HttpResponse:
@@ -106,12 +103,8 @@ def group_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     group = get_group_for_user(request.user, pk)
     if not may_annotate(request.user, group.definition):
         return _forbidden(request)
-    unresolved = list(
-        cases_for(request.user, "annotate").filter(group=group).unresolved().order_by("pk")
-    )
-    form, done = _apply(
-        request, action, unresolved, assignees=eligible_assignees(group.definition), group=True
-    )
+    unresolved = list(cases_for(request.user, "annotate").filter(group=group).unresolved().order_by("pk"))
+    form, done = _apply(request, action, unresolved, assignees=eligible_assignees(group.definition), group=True)
     if done is not None:
         messages.success(request, done)
         return redirect("cases:group", pk=group.pk)
@@ -123,9 +116,7 @@ def group_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     )
 
 
-def _apply(
-    request: HttpRequest, action: str, cases: list[ExceptionCase], *, assignees, group: bool
-):
+def _apply(request: HttpRequest, action: str, cases: list[ExceptionCase], *, assignees, group: bool):
     """Validate the action's form and run its service. Returns (form, success message or None)."""
     user = request.user
     forms_by_action = {
@@ -141,16 +132,12 @@ def _apply(
     data = form.cleaned_data
     try:
         if action == "annotate":
-            count = services.group_annotate(
-                cases=cases, actor=user, note=data["note"], labels=data["labels"]
-            )
+            count = services.group_annotate(cases=cases, actor=user, note=data["note"], labels=data["labels"])
             return form, f"Annotated {count} case(s)." if group else "Annotation added."
         if action == "assign":
             count = services.group_assign(cases=cases, assignee=data["assignee"], actor=user)
             return form, f"Assigned {count} case(s) to {data['assignee'].get_username()}."
-        count = services.group_resolve(
-            cases=cases, resolution=data["resolution"], note=data["note"], actor=user
-        )
+        count = services.group_resolve(cases=cases, resolution=data["resolution"], note=data["note"], actor=user)
         return form, f"Resolved {count} case(s)."
     except services.CaseError as exc:
         form.add_error(None, str(exc))
@@ -194,9 +181,7 @@ def case_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
             _case_context(request, case, resolve_form=form),
             status=409,
         )
-    form, done = _apply(
-        request, action, [case], assignees=eligible_assignees(case.journey.definition), group=False
-    )
+    form, done = _apply(request, action, [case], assignees=eligible_assignees(case.journey.definition), group=False)
     if done is not None:
         messages.success(request, done)
         return redirect("cases:case", pk=case.pk)
@@ -234,9 +219,7 @@ def event_annotate(request: HttpRequest, pk: int) -> HttpResponse:
         "form": form,
         "annotations": event.annotations.select_related("author").prefetch_related("labels"),
     }
-    return render(
-        request, "review/cases/event_annotate.html", context, status=400 if form.is_bound else 200
-    )
+    return render(request, "review/cases/event_annotate.html", context, status=400 if form.is_bound else 200)
 
 
 @require_POST

@@ -58,7 +58,8 @@ class Approval(models.Model):
                 condition=~models.Q(approver=models.F("proposer_user")), name="approval_not_by_proposer"
             ),
             models.UniqueConstraint(
-                fields=["proposal", "approver"], condition=models.Q(dropped_at__isnull=True),
+                fields=["proposal", "approver"],
+                condition=models.Q(dropped_at__isnull=True),
                 name="approval_once_per_person",
             ),
         ]

@@ -75,9 +75,7 @@ class AuditRecord(AppendOnly):
 
     class Meta:
         ordering = ["-id"]
-        constraints = [
-            models.UniqueConstraint(fields=["chain", "seq"], name="audit_chain_seq_unique")
-        ]
+        constraints = [models.UniqueConstraint(fields=["chain", "seq"], name="audit_chain_seq_unique")]
         # Keyset pagination walks ``id`` backwards; each search field gets an (field, id) index
         # so a filtered page is an index range scan, never a scan over the whole trail.
         indexes = [
@@ -167,15 +165,11 @@ class SensitiveDataGrant(models.Model):
     with no grants."""
 
     team = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="sensitive_grants")
-    definition = models.ForeignKey(
-        JourneyDefinition, on_delete=models.CASCADE, related_name="sensitive_grants"
-    )
+    definition = models.ForeignKey(JourneyDefinition, on_delete=models.CASCADE, related_name="sensitive_grants")
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["team", "definition"], name="sensitive_grant_unique")
-        ]
+        constraints = [models.UniqueConstraint(fields=["team", "definition"], name="sensitive_grant_unique")]
 
     def __str__(self) -> str:
         return f"{self.team} may unmask on {self.definition}"

@@ -41,9 +41,7 @@ class Label(models.Model):
 class CaseGroup(models.Model):
     """Every case with the same signature: (definition, step, kind, cause)."""
 
-    definition = models.ForeignKey(
-        JourneyDefinition, on_delete=models.CASCADE, related_name="case_groups"
-    )
+    definition = models.ForeignKey(JourneyDefinition, on_delete=models.CASCADE, related_name="case_groups")
     step = models.CharField(max_length=60, blank=True)
     kind = models.CharField(max_length=60)
     cause = models.CharField(max_length=200, blank=True, help_text="Error class or policy rule")
@@ -52,9 +50,7 @@ class CaseGroup(models.Model):
     class Meta:
         ordering = ["definition", "step", "kind", "cause"]
         constraints = [
-            models.UniqueConstraint(
-                fields=["definition", "step", "kind", "cause"], name="case_group_signature"
-            ),
+            models.UniqueConstraint(fields=["definition", "step", "kind", "cause"], name="case_group_signature"),
         ]
 
     def __str__(self) -> str:
@@ -110,9 +106,7 @@ class ExceptionCase(models.Model):
     cause = models.CharField(max_length=200, blank=True)
     summary = models.TextField()
     # The event that opened the case; unique, so a case is opened once per triggering event.
-    trigger_event = models.OneToOneField(
-        Event, on_delete=models.PROTECT, related_name="exception_case"
-    )
+    trigger_event = models.OneToOneField(Event, on_delete=models.PROTECT, related_name="exception_case")
     # The events around it: the trigger and the few just before, for context.
     events = models.ManyToManyField(Event, related_name="+", blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
@@ -161,21 +155,13 @@ class Annotation(models.Model):
     """A person's labels and note on an exception case or on one timeline event."""
 
     journey = models.ForeignKey(Journey, on_delete=models.PROTECT, related_name="annotations")
-    case = models.ForeignKey(
-        ExceptionCase, null=True, blank=True, on_delete=models.PROTECT, related_name="annotations"
-    )
-    event = models.ForeignKey(
-        Event, null=True, blank=True, on_delete=models.PROTECT, related_name="annotations"
-    )
+    case = models.ForeignKey(ExceptionCase, null=True, blank=True, on_delete=models.PROTECT, related_name="annotations")
+    event = models.ForeignKey(Event, null=True, blank=True, on_delete=models.PROTECT, related_name="annotations")
     labels = models.ManyToManyField(Label, related_name="annotations", blank=True)
     note = models.TextField(blank=True)
-    author = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="annotations"
-    )
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="annotations")
     # The journey event that puts this annotation in the audit trail.
-    audit_event = models.OneToOneField(
-        Event, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
+    audit_event = models.OneToOneField(Event, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -61,16 +61,28 @@ class PermissionScope(models.Model):
     name = models.CharField(max_length=120, unique=True)
     description = models.TextField(blank=True)
     definition = models.ForeignKey(
-        JourneyDefinition, null=True, blank=True, on_delete=models.PROTECT, related_name="scopes",
+        JourneyDefinition,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="scopes",
         help_text="Empty: every journey definition",
     )
     agent = models.ForeignKey(
-        Agent, null=True, blank=True, on_delete=models.PROTECT, related_name="scopes",
+        Agent,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="scopes",
         help_text="Empty: any agent or person (unless an agent group is set)",
     )
     agent_group = models.CharField(max_length=60, blank=True, help_text="Empty: any agent group")
     action_type = models.ForeignKey(
-        ActionType, null=True, blank=True, on_delete=models.PROTECT, related_name="scopes",
+        ActionType,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="scopes",
         help_text="Empty: every action type",
     )
     effect = models.CharField(max_length=30, choices=Effect.choices)
@@ -78,7 +90,11 @@ class PermissionScope(models.Model):
     approval_timeout_minutes = models.PositiveIntegerField(default=60)
     on_timeout = models.CharField(max_length=10, choices=OnTimeout.choices, default=OnTimeout.FALLBACK)
     escalate_to = models.ForeignKey(
-        Group, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        Group,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
         help_text="Empty: the journey definition's owning team",
     )
     is_enabled = models.BooleanField(default=True)
@@ -90,12 +106,8 @@ class PermissionScope(models.Model):
     class Meta:
         ordering = ["action_type__key", "definition__key", "name"]
         constraints = [
-            models.CheckConstraint(
-                condition=models.Q(effect__in=[e.value for e in Effect]), name="scope_effect_valid"
-            ),
-            models.CheckConstraint(
-                condition=models.Q(approval_timeout_minutes__gte=1), name="scope_timeout_positive"
-            ),
+            models.CheckConstraint(condition=models.Q(effect__in=[e.value for e in Effect]), name="scope_effect_valid"),
+            models.CheckConstraint(condition=models.Q(approval_timeout_minutes__gte=1), name="scope_timeout_positive"),
         ]
 
     def __str__(self) -> str:
@@ -155,7 +167,11 @@ class CumulativeLimit(models.Model):
 
     name = models.CharField(max_length=120, unique=True)
     definition = models.ForeignKey(
-        JourneyDefinition, null=True, blank=True, on_delete=models.PROTECT, related_name="cumulative_limits",
+        JourneyDefinition,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="cumulative_limits",
         help_text="Empty: every journey definition",
     )
     action_type = models.ForeignKey(ActionType, on_delete=models.PROTECT, related_name="cumulative_limits")
@@ -283,5 +299,6 @@ class ScopeChange(models.Model):
 
     def changed_fields(self) -> list[tuple[str, Any, Any]]:
         before, after = self.before or {}, self.after or {}
-        return [(k, before.get(k), after.get(k)) for k in sorted(set(before) | set(after))
-                if before.get(k) != after.get(k)]
+        return [
+            (k, before.get(k), after.get(k)) for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)
+        ]

@@ -64,9 +64,12 @@ def _already(proposal: ProposedAction) -> str:
     who = f" by {proposal.decided_by.get_username()}" if proposal.decided_by_id else ""
     when = f" at {timezone.localtime(proposal.decided_at):%H:%M:%S}" if proposal.decided_at else ""
     state = {
-        Status.APPROVED: "already approved", Status.EXECUTED: "already approved and executed",
-        Status.REJECTED: "already rejected", Status.EXPIRED: "no longer pending: its approval window ran out",
-        Status.WITHDRAWN: "withdrawn (the journey moved on)", Status.FAILED: "already approved; it failed",
+        Status.APPROVED: "already approved",
+        Status.EXECUTED: "already approved and executed",
+        Status.REJECTED: "already rejected",
+        Status.EXPIRED: "no longer pending: its approval window ran out",
+        Status.WITHDRAWN: "withdrawn (the journey moved on)",
+        Status.FAILED: "already approved; it failed",
     }.get(proposal.status, f"no longer pending ({proposal.get_status_display().lower()})")
     if proposal.status in (Status.EXPIRED, Status.WITHDRAWN):
         who = when = ""
@@ -79,8 +82,9 @@ def _locked_pending(proposal_id: int) -> tuple[Journey, ProposedAction]:
     journey = lock_journey(journey_id) if journey_id else None
     if journey is None:
         raise DecisionError("No such action.")
-    proposal = (ProposedAction.objects.select_related("action_type", "proposed_by_agent", "decided_by")
-                .get(pk=proposal_id))
+    proposal = ProposedAction.objects.select_related("action_type", "proposed_by_agent", "decided_by").get(
+        pk=proposal_id
+    )
     proposal.journey = journey
     if proposal.status != Status.PENDING:
         raise DecisionError(_already(proposal))
@@ -118,29 +122,61 @@ def _check_may_approve(user, proposal: ProposedAction, params: dict[str, Any]) -
     return verdict
 
 
-def _approval_event(journey: Journey, proposal: ProposedAction, user, *, partial: bool, edited: bool,
-                    before: dict[str, Any], after: dict[str, Any], reason: str) -> None:
+def _approval_event(
+    journey: Journey,
+    proposal: ProposedAction,
+    user,
+    *,
+    partial: bool,
+    edited: bool,
+    before: dict[str, Any],
+    after: dict[str, Any],
+    reason: str,
+) -> None:
     name = user.get_username()
     if partial:
-        summary = f"{name} approved {proposal.action_type.name} (1 of {proposal.required_approvals}); " \
-                  "a second person must approve."
+        summary = (
+            f"{name} approved {proposal.action_type.name} (1 of {proposal.required_approvals}); "
+            "a second person must approve."
+        )
     elif edited:
         summary = f"{name} edited and approved {proposal.action_type.name}: {reason}"
     else:
         summary = f"{name} approved {proposal.action_type.name}" + (f": {reason}" if reason else ".")
-    events.record(journey, Event.Kind.ACTION_APPROVED, summary, actor_kind=Event.Actor.PERSON, actor_user=user,
-                  proposal=proposal, data={"approver": name, "partial": partial, "edited": edited,
-                                           "before": before, "after": after})
+    events.record(
+        journey,
+        Event.Kind.ACTION_APPROVED,
+        summary,
+        actor_kind=Event.Actor.PERSON,
+        actor_user=user,
+        proposal=proposal,
+        data={"approver": name, "partial": partial, "edited": edited, "before": before, "after": after},
+    )
 
 
-def _add_approval(journey: Journey, proposal: ProposedAction, user, verdict: Verdict, *, reason: str,
-                  edited: bool = False, before: dict[str, Any] | None = None) -> DecisionResult:
+def _add_approval(
+    journey: Journey,
+    proposal: ProposedAction,
+    user,
+    verdict: Verdict,
+    *,
+    reason: str,
+    edited: bool = False,
+    before: dict[str, Any] | None = None,
+) -> DecisionResult:
     required = max(1, verdict.decision.required_approvals)
     before = before if before is not None else proposal.params
     try:
         with transaction.atomic():
-            Approval.objects.create(proposal=proposal, approver=user, proposer_user_id=proposer_user_id(proposal),
-                                    edited=edited, params_before=before, params_after=proposal.params, reason=reason)
+            Approval.objects.create(
+                proposal=proposal,
+                approver=user,
+                proposer_user_id=proposer_user_id(proposal),
+                edited=edited,
+                params_before=before,
+                params_after=proposal.params,
+                reason=reason,
+            )
     except IntegrityError:
         raise DecisionError(
             f"You have already approved {_label(proposal)}; a second, different person must approve it."
@@ -149,18 +185,29 @@ def _add_approval(journey: Journey, proposal: ProposedAction, user, verdict: Ver
     if approvals < required:
         ProposedAction.objects.filter(pk=proposal.pk).update(required_approvals=required)
         proposal.required_approvals = required
-        _approval_event(journey, proposal, user, partial=True, edited=edited, before=before,
-                        after=proposal.params, reason=reason)
-        return DecisionResult(proposal, "partial",
-                              f"Your approval of {_label(proposal)} is recorded (1 of {required}); "
-                              "a second person must approve it.")
-    won = proposal_transition(proposal, to=Status.APPROVED, from_statuses=[Status.PENDING], decided_by=user,
-                              decided_at=timezone.now(), decision_reason=reason, required_approvals=required)
+        _approval_event(
+            journey, proposal, user, partial=True, edited=edited, before=before, after=proposal.params, reason=reason
+        )
+        return DecisionResult(
+            proposal,
+            "partial",
+            f"Your approval of {_label(proposal)} is recorded (1 of {required}); a second person must approve it.",
+        )
+    won = proposal_transition(
+        proposal,
+        to=Status.APPROVED,
+        from_statuses=[Status.PENDING],
+        decided_by=user,
+        decided_at=timezone.now(),
+        decision_reason=reason,
+        required_approvals=required,
+    )
     if not won:  # unreachable while the journey lock is held; kept so a race can never double-decide
         raise DecisionError(_already(ProposedAction.objects.get(pk=proposal.pk)))
     limits_consume(proposal)
-    _approval_event(journey, proposal, user, partial=False, edited=edited, before=before, after=proposal.params,
-                    reason=reason)
+    _approval_event(
+        journey, proposal, user, partial=False, edited=edited, before=before, after=proposal.params, reason=reason
+    )
     journey_wake_after_decision(journey)
     verb = "Edited and approved" if edited else "Approved"
     return DecisionResult(proposal, "approved", f"{verb} {_label(proposal)}.")
@@ -183,13 +230,25 @@ def proposal_reject(*, proposal_id: int, user, reason: str) -> DecisionResult:
     journey, proposal = _locked_pending(proposal_id)
     if not user_may(user, "approve", journey.definition):
         raise DecisionError(f"You may not decide actions on {journey.definition.name}.")
-    won = proposal_transition(proposal, to=Status.REJECTED, from_statuses=[Status.PENDING], decided_by=user,
-                              decided_at=timezone.now(), decision_reason=reason)
+    won = proposal_transition(
+        proposal,
+        to=Status.REJECTED,
+        from_statuses=[Status.PENDING],
+        decided_by=user,
+        decided_at=timezone.now(),
+        decision_reason=reason,
+    )
     if not won:
         raise DecisionError(_already(ProposedAction.objects.get(pk=proposal.pk)))
-    events.record(journey, Event.Kind.ACTION_REJECTED,
-                  f"{user.get_username()} rejected {proposal.action_type.name}: {reason}",
-                  actor_kind=Event.Actor.PERSON, actor_user=user, proposal=proposal, data={"reason": reason})
+    events.record(
+        journey,
+        Event.Kind.ACTION_REJECTED,
+        f"{user.get_username()} rejected {proposal.action_type.name}: {reason}",
+        actor_kind=Event.Actor.PERSON,
+        actor_user=user,
+        proposal=proposal,
+        data={"reason": reason},
+    )
     proposal_settled(proposal, outcome="rejected", reason=reason)
     return DecisionResult(proposal, "rejected", f"Rejected {_label(proposal)}.")
 
@@ -216,8 +275,11 @@ def proposal_edit_approve(*, proposal_id: int, user, params: dict[str, Any], rea
     decision = verdict.decision
     proposal.approvals.filter(dropped_at__isnull=True).update(dropped_at=timezone.now())
     updated = ProposedAction.objects.filter(pk=proposal.pk, status=Status.PENDING).update(
-        params=clean, decision_effect=decision.effect, decision_rule=decision.rule[:200],
-        decision_explanation=decision.explanation, required_approvals=max(1, decision.required_approvals),
+        params=clean,
+        decision_effect=decision.effect,
+        decision_rule=decision.rule[:200],
+        decision_explanation=decision.explanation,
+        required_approvals=max(1, decision.required_approvals),
     )
     if not updated:
         raise DecisionError(_already(ProposedAction.objects.get(pk=proposal.pk)))
@@ -250,6 +312,7 @@ def proposals_decide_batch(*, proposal_ids: list[int], user, decision: str, reas
 
 # --- expiry ---------------------------------------------------------------------------------
 
+
 def proposals_expire(*, now: datetime | None = None) -> dict[str, int]:
     """Escalate or fall back every pending proposal whose approval window ran out (beat).
 
@@ -258,8 +321,12 @@ def proposals_expire(*, now: datetime | None = None) -> dict[str, int]:
     """
     now = now or timezone.now()
     counts = {"escalated": 0, "fallback": 0}
-    due = list(ProposedAction.objects.pending().filter(expires_at__lte=now)
-               .order_by("expires_at").values_list("pk", flat=True)[:500])
+    due = list(
+        ProposedAction.objects.pending()
+        .filter(expires_at__lte=now)
+        .order_by("expires_at")
+        .values_list("pk", flat=True)[:500]
+    )
     for pk in due:
         with transaction.atomic():
             outcome = _expire_one(pk, now)
@@ -284,28 +351,41 @@ def _expire_one(proposal_id: int, now: datetime) -> str | None:
         request.save(update_fields=["escalated_at"])
         new_expiry = now + timedelta(minutes=minutes)
         ProposedAction.objects.filter(pk=proposal.pk, status=Status.PENDING).update(expires_at=new_expiry)
-        events.record(journey, Event.Kind.ACTION_EXPIRED,
-                      f"Nobody decided {proposal.action_type.name} within {waited}; escalated to {team} "
-                      f"for another {minutes} min.",
-                      proposal=proposal, data={"outcome": "escalated", "to": team})
+        events.record(
+            journey,
+            Event.Kind.ACTION_EXPIRED,
+            f"Nobody decided {proposal.action_type.name} within {waited}; escalated to {team} "
+            f"for another {minutes} min.",
+            proposal=proposal,
+            data={"outcome": "escalated", "to": team},
+        )
         return "escalated"
     reason = f"Nobody decided within {waited}; the approval expired."
-    if not proposal_transition(proposal, to=Status.EXPIRED, from_statuses=[Status.PENDING], decided_at=now,
-                               decision_reason=reason):
+    if not proposal_transition(
+        proposal, to=Status.EXPIRED, from_statuses=[Status.PENDING], decided_at=now, decision_reason=reason
+    ):
         return None
-    events.record(journey, Event.Kind.ACTION_EXPIRED,
-                  f"{proposal.action_type.name} expired unapproved after {waited}; a person takes over.",
-                  proposal=proposal, data={"outcome": "fallback"})
+    events.record(
+        journey,
+        Event.Kind.ACTION_EXPIRED,
+        f"{proposal.action_type.name} expired unapproved after {waited}; a person takes over.",
+        proposal=proposal,
+        data={"outcome": "fallback"},
+    )
     if journey.status == Journey.Status.WAITING_APPROVAL:
         # Hand over first: the journey must not wake for the agent while a person is needed.
-        journey_hand_to_person(journey, reason=f"Approval of {proposal.action_type.name} expired: nobody decided "
-                                               f"within {waited}.", exception_kind="approval_expired",
-                               data={"proposal": proposal.pk})
+        journey_hand_to_person(
+            journey,
+            reason=f"Approval of {proposal.action_type.name} expired: nobody decided within {waited}.",
+            exception_kind="approval_expired",
+            data={"proposal": proposal.pk},
+        )
     proposal_settled(proposal, outcome="expired", reason=reason)
     return "fallback"
 
 
 # --- after-the-fact review ------------------------------------------------------------------
+
 
 @transaction.atomic
 def sample_mark(*, sample: ReviewSample, user, verdict: str, note: str = "") -> ReviewSample:
@@ -318,10 +398,13 @@ def sample_mark(*, sample: ReviewSample, user, verdict: str, note: str = "") -> 
         raise DecisionError("Say what was wrong, so the scopes or the agent can be fixed.")
     now = timezone.now()
     updated = ReviewSample.objects.filter(pk=sample.pk, verdict="").update(
-        verdict=verdict, note=note, reviewed_by=user, reviewed_at=now)
+        verdict=verdict, note=note, reviewed_by=user, reviewed_at=now
+    )
     if not updated:
         current = ReviewSample.objects.select_related("reviewed_by").get(pk=sample.pk)
-        raise DecisionError(f"Already marked {current.get_verdict_display().lower()} by "
-                            f"{current.reviewed_by.get_username()}. Nothing was changed.")
+        raise DecisionError(
+            f"Already marked {current.get_verdict_display().lower()} by "
+            f"{current.reviewed_by.get_username()}. Nothing was changed."
+        )
     sample.refresh_from_db()
     return sample

@@ -24,15 +24,29 @@ def _target(obj: Governed) -> str:
     return ScopeChange.Target.SCOPE if isinstance(obj, PermissionScope) else ScopeChange.Target.LIMIT
 
 
-def _record(obj: Governed, *, change: str, actor, before: dict[str, Any] | None, after: dict[str, Any] | None,
-            reason: str) -> ScopeChange:
+def _record(
+    obj: Governed, *, change: str, actor, before: dict[str, Any] | None, after: dict[str, Any] | None, reason: str
+) -> ScopeChange:
     target = _target(obj)
-    entry = ScopeChange.objects.create(target=target, target_id=obj.pk, name=obj.name, change=change, actor=actor,
-                                       before=before, after=after, reason=reason)
+    entry = ScopeChange.objects.create(
+        target=target,
+        target_id=obj.pk,
+        name=obj.name,
+        change=change,
+        actor=actor,
+        before=before,
+        after=after,
+        reason=reason,
+    )
     noun = "permission scope" if target == ScopeChange.Target.SCOPE else "cumulative limit"
     governance_changed.send(
-        sender=type(obj), kind="scope_change", actor=actor, subject=f"{noun} '{obj.name}'",
-        before=before, after=after, reason=reason,
+        sender=type(obj),
+        kind="scope_change",
+        actor=actor,
+        subject=f"{noun} '{obj.name}'",
+        before=before,
+        after=after,
+        reason=reason,
         data={"target": target, "id": obj.pk, "change": change, "history": entry.pk},
     )
     return entry

@@ -61,9 +61,7 @@ class Builder:
         if seconds is not None:
             self.event(journey, Event.Kind.STEP_FINISHED, start + timedelta(seconds=seconds), key)
 
-    def proposal(
-        self, journey: Journey, amount: str, created: datetime, rule: str, status: str
-    ) -> ProposedAction:
+    def proposal(self, journey: Journey, amount: str, created: datetime, rule: str, status: str) -> ProposedAction:
         self.n += 1
         return ProposedAction.objects.create(
             journey=journey,
@@ -145,9 +143,7 @@ def build_hand_data(*, settings, supervisor2) -> JourneyDefinition:
         proposal=rejected,
         reason="Not eligible",
     )
-    denied = b.proposal(
-        j5, "9000.00", at(14, 4), "refunds above 5000 denied", ProposedAction.Status.DENIED
-    )
+    denied = b.proposal(j5, "9000.00", at(14, 4), "refunds above 5000 denied", ProposedAction.Status.DENIED)
     b.event(
         j5,
         Event.Kind.ACTION_DECIDED,

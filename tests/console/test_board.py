@@ -20,9 +20,7 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 
 def _start(definition: str, n: int = 1) -> list[Journey]:
     return [
-        journey_start(
-            definition=definition, customer_ref=f"CUST-{i + 1:05d}", request={"reason": "lost"}
-        )
+        journey_start(definition=definition, customer_ref=f"CUST-{i + 1:05d}", request={"reason": "lost"})
         for i in range(n)
     ]
 
@@ -54,10 +52,7 @@ def test_the_board_shows_only_live_journeys_of_the_users_teams(as_user, supervis
     assert f'data-journey="{cards.pk}"' in page
     assert f'data-journey="{fees.pk}"' not in page
     assert f'data-journey="{done.pk}"' not in page
-    assert (
-        "Card dispute" in page
-        and "Fee refund" not in page.split('id="board"')[1].split("<table")[1]
-    )
+    assert "Card dispute" in page and "Fee refund" not in page.split('id="board"')[1].split("<table")[1]
 
 
 def test_compliance_sees_every_live_journey_read_only(as_user, compliance):
@@ -87,21 +82,15 @@ def test_filters_live_in_the_url(as_user, supervisor):
     assert f'data-journey="{dispute.pk}"' in page and f'data-journey="{lost.pk}"' not in page
     page = client.get(reverse("board"), {"needs_person": "on"}).content.decode()
     assert f'data-journey="{lost.pk}"' in page and f'data-journey="{dispute.pk}"' not in page
-    page = client.get(
-        reverse("board"), {"status": "running", "agent": "Scripted agent"}
-    ).content.decode()
+    page = client.get(reverse("board"), {"status": "running", "agent": "Scripted agent"}).content.decode()
     assert f'data-journey="{dispute.pk}"' in page and f'data-journey="{lost.pk}"' not in page
     # The poll keeps the filters.
-    assert (
-        "needs_person=on" in client.get(reverse("board"), {"needs_person": "on"}).content.decode()
-    )
+    assert "needs_person=on" in client.get(reverse("board"), {"needs_person": "on"}).content.decode()
 
 
 def test_a_filter_naming_another_teams_definition_is_a_form_error(as_user, supervisor):
     _start("fee_refund")
-    response = as_user(supervisor).get(
-        reverse("board"), {"definition": "fee_refund", "status": "nonsense"}
-    )
+    response = as_user(supervisor).get(reverse("board"), {"definition": "fee_refund", "status": "nonsense"})
     assert response.status_code == 200
     page = response.content.decode()
     assert 'role="alert"' in page and "data-journey=" not in page
@@ -156,9 +145,7 @@ def test_the_board_query_count_does_not_grow_with_its_rows(as_user, supervisor, 
     assert len(many) <= 14
 
 
-def test_an_unchanged_poll_is_an_empty_204_costing_a_few_queries(
-    as_user, supervisor, django_assert_max_num_queries
-):
+def test_an_unchanged_poll_is_an_empty_204_costing_a_few_queries(as_user, supervisor, django_assert_max_num_queries):
     _start("card_dispute", 3)
     client = as_user(supervisor)
     cursor = _cursor(client.get(reverse("board")))

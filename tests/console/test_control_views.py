@@ -16,9 +16,7 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 
 @pytest.fixture
 def journey(demo) -> Journey:
-    return journey_start(
-        definition="lost_card", customer_ref="CUST-00001", request={"reason": "lost"}
-    )
+    return journey_start(definition="lost_card", customer_ref="CUST-00001", request={"reason": "lost"})
 
 
 @pytest.fixture
@@ -34,9 +32,7 @@ def _taken(journey: Journey, user) -> Journey:
     return journey_take_over(journey_id=journey.pk, user=user)
 
 
-def test_the_journey_page_offers_take_over_to_a_supervisor_of_the_team(
-    as_user, supervisor, journey
-):
+def test_the_journey_page_offers_take_over_to_a_supervisor_of_the_team(as_user, supervisor, journey):
     page = as_user(supervisor).get(reverse("journey_detail", args=[journey.pk])).content.decode()
     assert 'id="take-over"' in page
     assert "hx-confirm=" in page
@@ -62,11 +58,7 @@ def test_a_supervisor_takes_over_and_gets_the_control_forms(as_user, supervisor,
     assert response.status_code == 302
     assert Journey.objects.get(pk=journey.pk).controller_user == supervisor
     page = client.get(response.url).content.decode()
-    assert (
-        "You are in control" in page
-        and 'id="message-form"' in page
-        and 'id="hand-back-form"' in page
-    )
+    assert "You are in control" in page and 'id="message-form"' in page and 'id="hand-back-form"' in page
 
 
 def test_an_htmx_take_over_redirects_the_browser(as_user, supervisor, journey):
@@ -87,13 +79,8 @@ def test_the_loser_of_a_takeover_is_told_who_has_it(as_user, supervisor, admin_u
 
 
 def test_read_only_and_foreign_users_cannot_take_over(as_user, compliance, supervisor2, journey):
-    assert (
-        as_user(compliance).post(reverse("journey_take_over", args=[journey.pk])).status_code == 403
-    )
-    assert (
-        as_user(supervisor2).post(reverse("journey_take_over", args=[journey.pk])).status_code
-        == 404
-    )
+    assert as_user(compliance).post(reverse("journey_take_over", args=[journey.pk])).status_code == 403
+    assert as_user(supervisor2).post(reverse("journey_take_over", args=[journey.pk])).status_code == 404
     assert as_user(supervisor2).get(reverse("journey_detail", args=[journey.pk])).status_code == 404
     assert Journey.objects.get(pk=journey.pk).controller_user is None
 
@@ -101,9 +88,7 @@ def test_read_only_and_foreign_users_cannot_take_over(as_user, compliance, super
 def test_the_person_in_control_messages_the_customer(as_user, supervisor, journey):
     _taken(journey, supervisor)
     client = as_user(supervisor)
-    response = client.post(
-        reverse("journey_send_message", args=[journey.pk]), {"text": "On it.", "key": "ab12"}
-    )
+    response = client.post(reverse("journey_send_message", args=[journey.pk]), {"text": "On it.", "key": "ab12"})
     assert response.status_code == 302
     event = Event.objects.get(journey=journey, kind=Event.Kind.MESSAGE_OUT)
     assert event.summary == "On it." and event.actor_user == supervisor
@@ -111,9 +96,7 @@ def test_the_person_in_control_messages_the_customer(as_user, supervisor, journe
 
 def test_an_empty_message_is_a_form_error(as_user, supervisor, journey):
     _taken(journey, supervisor)
-    response = as_user(supervisor).post(
-        reverse("journey_send_message", args=[journey.pk]), {"text": ""}
-    )
+    response = as_user(supervisor).post(reverse("journey_send_message", args=[journey.pk]), {"text": ""})
     assert response.status_code == 400
     assert "This field is required" in response.content.decode()
 
@@ -132,9 +115,7 @@ def test_a_proposal_with_bad_params_is_a_form_error(as_user, supervisor, journey
     )
     assert response.status_code == 400
     assert "issue_refund.amount must be an amount" in response.content.decode()
-    response = client.post(
-        url, {"action": "block_card", "params": "just words", "explanation": "x"}
-    )
+    response = client.post(url, {"action": "block_card", "params": "just words", "explanation": "x"})
     assert response.status_code == 400 and "is not name=value" in response.content.decode()
     assert not ProposedAction.objects.filter(journey=journey).exists()
 
@@ -158,91 +139,53 @@ def test_the_person_in_control_proposes_an_action_through_the_policy(as_user, su
 
 def test_someone_not_in_control_cannot_act(as_user, supervisor, compliance, journey):
     assert (
-        as_user(supervisor)
-        .post(reverse("journey_send_message", args=[journey.pk]), {"text": "hi"})
-        .status_code
-        == 403
+        as_user(supervisor).post(reverse("journey_send_message", args=[journey.pk]), {"text": "hi"}).status_code == 403
     )
     _taken(journey, supervisor)
     assert (
-        as_user(compliance)
-        .post(reverse("journey_send_message", args=[journey.pk]), {"text": "hi"})
-        .status_code
-        == 403
+        as_user(compliance).post(reverse("journey_send_message", args=[journey.pk]), {"text": "hi"}).status_code == 403
     )
 
 
 def test_hand_back_with_a_note(as_user, supervisor, journey):
     _taken(journey, supervisor)
-    response = as_user(supervisor).post(
-        reverse("journey_hand_back", args=[journey.pk]), {"note": "all yours"}
-    )
+    response = as_user(supervisor).post(reverse("journey_hand_back", args=[journey.pk]), {"note": "all yours"})
     assert response.status_code == 302
     journey.refresh_from_db()
     assert journey.controller_user is None and journey.status == Journey.Status.RUNNING
     assert "supervisor: all yours" in journey.context["guidance"]
 
 
-def test_only_a_person_allowed_to_force_sees_force_hand_back(
-    as_user, supervisor, compliance, admin_user, journey
-):
+def test_only_a_person_allowed_to_force_sees_force_hand_back(as_user, supervisor, compliance, admin_user, journey):
     _taken(journey, supervisor)
     assert (
-        "Force hand back"
-        not in as_user(compliance)
-        .get(reverse("journey_detail", args=[journey.pk]))
-        .content.decode()
+        "Force hand back" not in as_user(compliance).get(reverse("journey_detail", args=[journey.pk])).content.decode()
     )
-    assert (
-        as_user(compliance)
-        .post(reverse("journey_hand_back", args=[journey.pk]), {"force": "on"})
-        .status_code
-        == 403
-    )
+    assert as_user(compliance).post(reverse("journey_hand_back", args=[journey.pk]), {"force": "on"}).status_code == 403
     client = as_user(admin_user)
-    assert (
-        "Force hand back"
-        in client.get(reverse("journey_detail", args=[journey.pk])).content.decode()
-    )
-    assert (
-        client.post(reverse("journey_hand_back", args=[journey.pk]), {"force": "on"}).status_code
-        == 302
-    )
+    assert "Force hand back" in client.get(reverse("journey_detail", args=[journey.pk])).content.decode()
+    assert client.post(reverse("journey_hand_back", args=[journey.pk]), {"force": "on"}).status_code == 302
     assert Journey.objects.get(pk=journey.pk).controller_user is None
 
 
-def test_withdraw_a_pending_proposal_from_the_journey_page(
-    as_user, supervisor, supervisor2, journey
-):
+def test_withdraw_a_pending_proposal_from_the_journey_page(as_user, supervisor, supervisor2, journey):
     from tests.journeys.test_control import _pending_proposal
 
     proposal = _pending_proposal(journey)
     _taken(journey, supervisor)
-    assert (
-        as_user(supervisor2).post(reverse("proposal_withdraw", args=[proposal.pk])).status_code
-        == 404
-    )
+    assert as_user(supervisor2).post(reverse("proposal_withdraw", args=[proposal.pk])).status_code == 404
     client = as_user(supervisor)
     page = client.get(reverse("journey_detail", args=[journey.pk])).content.decode()
     assert f'data-proposal="{proposal.pk}"' in page and "Withdraw" in page
-    assert (
-        client.post(
-            reverse("proposal_withdraw", args=[proposal.pk]), {"reason": "not needed"}
-        ).status_code
-        == 302
-    )
+    assert client.post(reverse("proposal_withdraw", args=[proposal.pk]), {"reason": "not needed"}).status_code == 302
     proposal.refresh_from_db()
     assert proposal.status == ProposedAction.Status.WITHDRAWN
 
 
-def test_an_unchanged_timeline_poll_is_an_empty_204(
-    as_user, supervisor, journey, django_assert_max_num_queries
-):
+def test_an_unchanged_timeline_poll_is_an_empty_204(as_user, supervisor, journey, django_assert_max_num_queries):
     client = as_user(supervisor)
     page = client.get(reverse("journey_detail", args=[journey.pk])).content.decode()
-    poll = (
-        re.search(r'hx-get="(/journeys/\d+/timeline/[^"]+)"', page).group(1).replace("&amp;", "&")
-    )
+    poll = re.search(r'hx-get="(/journeys/\d+/timeline/[^"]+)"', page).group(1).replace("&amp;", "&")
     # session, user, the journey, "agents paused?", "anything newer?"
     with django_assert_max_num_queries(5):
         response = client.get(poll, **HTMX)
@@ -254,9 +197,7 @@ def test_a_timeline_poll_after_new_events_renders_them(as_user, supervisor, jour
 
     client = as_user(supervisor)
     page = client.get(reverse("journey_detail", args=[journey.pk])).content.decode()
-    poll = (
-        re.search(r'hx-get="(/journeys/\d+/timeline/[^"]+)"', page).group(1).replace("&amp;", "&")
-    )
+    poll = re.search(r'hx-get="(/journeys/\d+/timeline/[^"]+)"', page).group(1).replace("&amp;", "&")
     journey_customer_message(journey_id=journey.pk, text="Any news?")
     response = client.get(poll, **HTMX)
     assert response.status_code == 200
@@ -264,14 +205,10 @@ def test_a_timeline_poll_after_new_events_renders_them(as_user, supervisor, jour
     assert "Any news?" in body and 'hx-swap-oob="true"' in body
 
 
-def test_a_timeline_poll_reloads_the_page_when_control_changed(
-    as_user, supervisor, compliance, journey
-):
+def test_a_timeline_poll_reloads_the_page_when_control_changed(as_user, supervisor, compliance, journey):
     client = as_user(compliance)
     page = client.get(reverse("journey_detail", args=[journey.pk])).content.decode()
-    poll = (
-        re.search(r'hx-get="(/journeys/\d+/timeline/[^"]+)"', page).group(1).replace("&amp;", "&")
-    )
+    poll = re.search(r'hx-get="(/journeys/\d+/timeline/[^"]+)"', page).group(1).replace("&amp;", "&")
     _taken(journey, supervisor)
     response = client.get(poll, **HTMX)
     assert response["HX-Refresh"] == "true"
@@ -280,9 +217,7 @@ def test_a_timeline_poll_reloads_the_page_when_control_changed(
 # --- the stop button page --------------------------------------------------------------------
 
 
-def test_the_stop_button_page_is_for_people_who_may_pause(
-    as_user, admin_user, supervisor, compliance
-):
+def test_the_stop_button_page_is_for_people_who_may_pause(as_user, admin_user, supervisor, compliance):
     assert as_user(admin_user).get(reverse("agents_stop_button")).status_code == 200
     assert as_user(supervisor).get(reverse("agents_stop_button")).status_code == 404
     assert (
@@ -295,17 +230,13 @@ def test_the_stop_button_page_is_for_people_who_may_pause(
 
 def test_an_admin_pauses_and_resumes_a_definition_from_the_console(as_user, admin_user):
     client = as_user(admin_user)
-    response = client.post(
-        reverse("agents_stop_button"), {"scope": "lost_card", "op": "pause", "reason": "incident"}
-    )
+    response = client.post(reverse("agents_stop_button"), {"scope": "lost_card", "op": "pause", "reason": "incident"})
     assert response.status_code == 302
     pause = AgentPause.objects.get()
     assert pause.definition.key == "lost_card" and pause.is_active
     page = client.get(reverse("agents_stop_button")).content.decode()
     assert "still paused" in page and "incident" in page
-    client.post(
-        reverse("agents_stop_button"), {"scope": "lost_card", "op": "resume", "reason": "fixed"}
-    )
+    client.post(reverse("agents_stop_button"), {"scope": "lost_card", "op": "resume", "reason": "fixed"})
     pause.refresh_from_db()
     assert not pause.is_active
 
@@ -320,29 +251,18 @@ def test_a_supervisor_granted_pause_agents_may_pause_their_definition(as_user, s
     page = client.get(reverse("agents_stop_button")).content.decode()
     assert "Lost" in page and "Pause all agents" not in page
     assert (
-        client.post(
-            reverse("agents_stop_button"), {"scope": "fee_refund", "op": "pause", "reason": "x"}
-        ).status_code
+        client.post(reverse("agents_stop_button"), {"scope": "fee_refund", "op": "pause", "reason": "x"}).status_code
         == 400
     )
+    assert client.post(reverse("agents_stop_button"), {"scope": "all", "op": "pause", "reason": "x"}).status_code == 403
     assert (
-        client.post(
-            reverse("agents_stop_button"), {"scope": "all", "op": "pause", "reason": "x"}
-        ).status_code
-        == 403
-    )
-    assert (
-        client.post(
-            reverse("agents_stop_button"), {"scope": "lost_card", "op": "pause", "reason": "x"}
-        ).status_code
+        client.post(reverse("agents_stop_button"), {"scope": "lost_card", "op": "pause", "reason": "x"}).status_code
         == 302
     )
 
 
 def test_pausing_without_a_reason_is_a_form_error(as_user, admin_user):
-    response = as_user(admin_user).post(
-        reverse("agents_stop_button"), {"scope": "all", "op": "pause", "reason": ""}
-    )
+    response = as_user(admin_user).post(reverse("agents_stop_button"), {"scope": "all", "op": "pause", "reason": ""})
     assert response.status_code == 409
     assert "Say why" in response.content.decode()
     assert not AgentPause.objects.exists()
@@ -360,20 +280,14 @@ def test_the_journey_page_shows_that_agents_are_paused(as_user, admin_user, supe
     "url_name",
     ["journey_take_over", "journey_hand_back", "journey_send_message", "journey_propose"],
 )
-def test_every_control_endpoint_is_404_for_a_foreign_team(
-    as_user, supervisor, supervisor2, journey, url_name
-):
+def test_every_control_endpoint_is_404_for_a_foreign_team(as_user, supervisor, supervisor2, journey, url_name):
     _taken(journey, supervisor)
-    response = as_user(supervisor2).post(
-        reverse(url_name, args=[journey.pk]), {"text": "hi", "force": "on"}
-    )
+    response = as_user(supervisor2).post(reverse(url_name, args=[journey.pk]), {"text": "hi", "force": "on"})
     assert response.status_code == 404
     assert Journey.objects.get(pk=journey.pk).controller_user == supervisor
 
 
-def test_the_menu_puts_the_live_board_first_and_the_stop_button_only_for_pausers(
-    as_user, supervisor, admin_user
-):
+def test_the_menu_puts_the_live_board_first_and_the_stop_button_only_for_pausers(as_user, supervisor, admin_user):
     from console.navigation import items_for
 
     assert [i.label for i in items_for(supervisor)][:1] == ["Live board"]
@@ -390,24 +304,17 @@ def test_execute_now_is_offered_for_approved_proposals(as_user, supervisor, comp
     url = reverse("journey_execute_approved", args=[journey.pk])
     assert as_user(compliance).post(url).status_code == 403
     client = as_user(supervisor)
-    assert (
-        'id="execute-form"'
-        in client.get(reverse("journey_detail", args=[journey.pk])).content.decode()
-    )
+    assert 'id="execute-form"' in client.get(reverse("journey_detail", args=[journey.pk])).content.decode()
     assert client.post(url).status_code == 302
     proposal.refresh_from_db()
     assert proposal.status != ProposedAction.Status.APPROVED
 
 
-def test_a_timeline_poll_reloads_the_page_when_the_agents_are_paused(
-    as_user, supervisor, admin_user, journey
-):
+def test_a_timeline_poll_reloads_the_page_when_the_agents_are_paused(as_user, supervisor, admin_user, journey):
     from journeys.control import agents_pause
 
     client = as_user(supervisor)
     page = client.get(reverse("journey_detail", args=[journey.pk])).content.decode()
-    poll = (
-        re.search(r'hx-get="(/journeys/\d+/timeline/[^"]+)"', page).group(1).replace("&amp;", "&")
-    )
+    poll = re.search(r'hx-get="(/journeys/\d+/timeline/[^"]+)"', page).group(1).replace("&amp;", "&")
     agents_pause(user=admin_user, definition=None, reason="incident")
     assert client.get(poll, **HTMX)["HX-Refresh"] == "true"

@@ -148,6 +148,6 @@ def test_a_window_without_the_day_is_empty_and_the_trend_has_one_point_per_day(h
 
 def test_rollup_counters_equal_counters_straight_from_the_facts(hand_data):
     window = Window(DAY, DAY)
-    assert definitions.counters_from_rollups(
+    assert definitions.counters_from_rollups([hand_data.pk], window) == definitions.counters_from_facts(
         [hand_data.pk], window
-    ) == definitions.counters_from_facts([hand_data.pk], window)
+    )

@@ -38,9 +38,7 @@ def snapshot() -> dict[str, list]:
                 "exceptions",
             )
         ),
-        "steps": sorted(
-            StepFact.objects.values_list("journey_id", "step", "started_at", "seconds")
-        ),
+        "steps": sorted(StepFact.objects.values_list("journey_id", "step", "started_at", "seconds")),
         "decisions": sorted(
             DecisionFact.objects.values_list(
                 "proposal_id",
@@ -53,9 +51,7 @@ def snapshot() -> dict[str, list]:
                 "rule",
             )
         ),
-        "days": sorted(
-            DailyRollup.objects.values_list("definition_id", "day", *DailyRollup.COUNTERS)
-        ),
+        "days": sorted(DailyRollup.objects.values_list("definition_id", "day", *DailyRollup.COUNTERS)),
     }
 
 
@@ -126,15 +122,11 @@ def test_incremental_refreshes_equal_a_rebuild_as_the_record_grows(demo, supervi
         actor_user=supervisor2,
         data={"partial": False, "edited": True},
     )
-    Journey.objects.filter(pk=second.pk).update(
-        status=Journey.Status.COMPLETED, finished_at=start + timedelta(days=3)
-    )
+    Journey.objects.filter(pk=second.pk).update(status=Journey.Status.COMPLETED, finished_at=start + timedelta(days=3))
     _event(second, Event.Kind.COMPLETED, start + timedelta(days=3))
     rollup_refresh()
     incremental = snapshot()
-    assert DailyRollup.objects.filter(
-        day=(start + timedelta(days=3)).date(), edited_approvals=1
-    ).exists()
+    assert DailyRollup.objects.filter(day=(start + timedelta(days=3)).date(), edited_approvals=1).exists()
 
     rollup_rebuild()
     assert snapshot() == incremental

@@ -17,9 +17,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.worker]
 CHARTS = ["chart-trend", "chart-funnel", "chart-groups", "chart-compare"]
 
 
-def test_supervisor_reads_the_charts_and_resolves_an_exception_group(
-    celery_worker, agent, login_page
-):
+def test_supervisor_reads_the_charts_and_resolves_an_exception_group(celery_worker, agent, login_page):
     # Every classification comes back below the bar, so card disputes raise low-confidence cases.
     Agent.objects.filter(pk=agent.pk).update(config={"low_confidence_rate": 1.0})
     sim = Simulator(seed=5)

@@ -40,9 +40,7 @@ def test_the_servicing_supervisor_sees_charts_data_for_fee_refunds(client, super
     assert charts["funnel"]["reached"][:3] == [5, 3, 1]
     assert sorted(charts["groups"]["counts"]) == [1, 1]
     assert charts["compare"]["current"][0] == 20.0  # containment, in %
-    data = json.loads(
-        html.split('id="metrics-data" type="application/json">')[1].split("</script>")[0]
-    )
+    data = json.loads(html.split('id="metrics-data" type="application/json">')[1].split("</script>")[0])
     assert data == json.loads(json.dumps(charts))
     assert "20.0 %" in html  # containment tile
     assert 'nonce="' in html and "<script>" not in html  # CSP: only external scripts with a nonce
@@ -54,18 +52,14 @@ def test_compliance_reads_every_definition(client, compliance, hand_data):
     assert response.status_code == 200
     assert len(response.context["definitions"]) == 4
     assert response.context["metrics"].counters["journeys"] == 5
-    by_definition = {
-        row["definition"].key: row for row in response.context["metrics"].by_definition
-    }
+    by_definition = {row["definition"].key: row for row in response.context["metrics"].by_definition}
     assert by_definition["fee_refund"]["counters"]["journeys"] == 5
     assert by_definition["fee_refund"]["rates"]["containment_rate"] == pytest.approx(0.2)
     assert by_definition["card_dispute"]["counters"]["journeys"] == 0
     assert 'id="by-definition"' in response.content.decode()
 
 
-def test_another_team_cannot_pick_a_definition_it_does_not_see(
-    client, supervisor, outsider, hand_data
-):
+def test_another_team_cannot_pick_a_definition_it_does_not_see(client, supervisor, outsider, hand_data):
     client.force_login(supervisor)
     response = client.get(reverse("metrics:overview"), DAY_QUERY)
     assert response.status_code == 400
@@ -80,25 +74,19 @@ def test_another_team_cannot_pick_a_definition_it_does_not_see(
 
 def test_a_backwards_window_is_a_form_error(client, supervisor2, demo):
     client.force_login(supervisor2)
-    response = client.get(
-        reverse("metrics:overview"), {"since": "2026-03-05", "until": "2026-03-01"}
-    )
+    response = client.get(reverse("metrics:overview"), {"since": "2026-03-05", "until": "2026-03-01"})
     assert response.status_code == 400
     assert "must start on or before" in response.content.decode()
     assert client.get(reverse("metrics:overview"), {"since": "yesterday"}).status_code == 400
 
 
-def test_the_default_page_shows_the_last_seven_days_against_the_seven_before(
-    client, supervisor2, demo
-):
+def test_the_default_page_shows_the_last_seven_days_against_the_seven_before(client, supervisor2, demo):
     client.force_login(supervisor2)
     response = client.get(reverse("metrics:overview"))
     assert response.status_code == 200
     metrics, previous = response.context["metrics"], response.context["previous"]
     assert len(metrics.window.days) == 7
-    assert previous.window.until == metrics.window.since - (
-        metrics.window.days[1] - metrics.window.days[0]
-    )
+    assert previous.window.until == metrics.window.since - (metrics.window.days[1] - metrics.window.days[0])
 
 
 def test_csv_export_holds_both_windows_and_the_breakdowns(client, supervisor2, hand_data):
@@ -149,9 +137,7 @@ def test_csv_export_defuses_formulas_in_free_text(client, supervisor2, hand_data
     ProposedAction.objects.filter(status="denied").update(decision_rule='=HYPERLINK("http://x")')
     rollup_rebuild()
     client.force_login(supervisor2)
-    rows = list(
-        csv.reader(io.StringIO(client.get(reverse("metrics:export"), DAY_QUERY).content.decode()))
-    )
+    rows = list(csv.reader(io.StringIO(client.get(reverse("metrics:export"), DAY_QUERY).content.decode())))
     rules = {r[1] for r in rows if r[0] == "by rule"}
     assert '\'=HYPERLINK("http://x")' in rules
     assert not any(cell.startswith("=") for row in rows for cell in row)

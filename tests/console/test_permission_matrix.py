@@ -74,9 +74,7 @@ class Row:
 def per_role(
     anonymous: int, outsider: int, supervisor: int, supervisor2: int, compliance: int, admin: int
 ) -> dict[str, int]:
-    return dict(
-        zip(ROLES, [anonymous, outsider, supervisor, supervisor2, compliance, admin], strict=True)
-    )
+    return dict(zip(ROLES, [anonymous, outsider, supervisor, supervisor2, compliance, admin], strict=True))
 
 
 LOGGED_IN_OK = per_role(302, 200, 200, 200, 200, 200)
@@ -158,9 +156,7 @@ TABLE: dict[str, Row] = {
     ),
     "audit:verify": Row(expect=AUDITORS),
     "audit:verify_start": Row(method="post", htmx=True, expect=AUDITORS),
-    "audit:verify_progress": Row(
-        kwargs=lambda o: {"pk": o.verification_pk}, expect=AUDITORS, htmx=True
-    ),
+    "audit:verify_progress": Row(kwargs=lambda o: {"pk": o.verification_pk}, expect=AUDITORS, htmx=True),
     "team_list": Row(expect=ADMINS_GET),
     "team_create": Row(method="post", data=lambda o: {"name": "Matrix team"}, expect=ADMINS_POST),
     "team_detail": Row(kwargs=lambda o: {"pk": o.cards.pk}, expect=ADMINS_GET),
@@ -216,9 +212,7 @@ TABLE: dict[str, Row] = {
     # The approval queue, scopes and samples (review/urls.py).
     "review_queue": Row(expect=LOGGED_IN_OK),
     "review_approve": Row(kwargs=address_update_pk, method="post", expect=SERVICING_DECIDERS),
-    "review_reject": Row(
-        kwargs=address_update_pk, method="post", data=lambda o: REASON, expect=SERVICING_DECIDERS
-    ),
+    "review_reject": Row(kwargs=address_update_pk, method="post", data=lambda o: REASON, expect=SERVICING_DECIDERS),
     "review_edit": Row(
         kwargs=address_update_pk,
         method="post",
@@ -292,9 +286,7 @@ TABLE: dict[str, Row] = {
         data=lambda o: {"note": "Matrix"},
         expect=CARD_CHANGE,
     ),
-    "cases:journey_flag": Row(
-        kwargs=journey_pk, method="post", data=lambda o: {"note": "Matrix"}, expect=CARD_CHANGE
-    ),
+    "cases:journey_flag": Row(kwargs=journey_pk, method="post", data=lambda o: {"note": "Matrix"}, expect=CARD_CHANGE),
     "cases:labels": Row(expect=VIEWERS),
     "cases:label_edit": Row(
         kwargs=lambda o: {"pk": o.label.pk},
@@ -359,14 +351,8 @@ def url_names(resolver: URLResolver | None = None, namespace: str = "") -> list[
 
 def test_every_console_url_is_in_the_permission_table():
     missing = sorted(set(url_names()) - set(TABLE))
-    assert not missing, (
-        f"URL names without an expected status per role: {missing}; add them to TABLE"
-    )
-    stale = sorted(
-        name
-        for name in set(TABLE) - set(url_names())
-        if name.split(":")[0] not in EXCLUDED_NAMESPACES
-    )
+    assert not missing, f"URL names without an expected status per role: {missing}; add them to TABLE"
+    stale = sorted(name for name in set(TABLE) - set(url_names()) if name.split(":")[0] not in EXCLUDED_NAMESPACES)
     assert not stale, f"TABLE lists URL names that no longer exist: {stale}"
     unknown = sorted({name for name, _ in OTHER_METHODS} - set(TABLE))
     assert not unknown, f"OTHER_METHODS lists URL names missing from TABLE: {unknown}"
@@ -400,9 +386,7 @@ def objects(demo, agent) -> Objects:
         agent=agent,
     )
 
-    message = propose(
-        journey, "send_message", {"customer": journey.customer_ref, "text": "Hi"}, agent=agent
-    )
+    message = propose(journey, "send_message", {"customer": journey.customer_ref, "text": "Hi"}, agent=agent)
     sample, _ = ReviewSample.objects.get_or_create(proposal=message)
 
     failing = journey_start(definition="card_dispute", customer_ref="CUST-00004")
@@ -449,7 +433,6 @@ def test_permission_matrix(client, objects, role):
             transaction.set_rollback(True)
         if response.status_code != row.expect[role]:
             failures.append(
-                f"{name} ({row.method.upper()} {url}): expected {row.expect[role]}, "
-                f"got {response.status_code}"
+                f"{name} ({row.method.upper()} {url}): expected {row.expect[role]}, got {response.status_code}"
             )
     assert not failures, f"as {role}:\n" + "\n".join(failures)

@@ -38,11 +38,7 @@ PRODUCTION_ENV = {
 
 def _check_deploy(extra: dict[str, str]) -> subprocess.CompletedProcess:
     # The browser fixture sets DJANGO_ALLOW_ASYNC_UNSAFE for Playwright; production never would.
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in PRODUCTION_ENV and k != "DJANGO_ALLOW_ASYNC_UNSAFE"
-    }
+    env = {k: v for k, v in os.environ.items() if k not in PRODUCTION_ENV and k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
     env.update(extra)
     return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
@@ -99,9 +95,7 @@ def test_an_htmx_post_without_the_csrf_token_is_refused(compliance):
     assert refused.status_code == 403
     page = client.get(reverse("audit:verify"))
     token = page.cookies[settings.CSRF_COOKIE_NAME].value
-    accepted = client.post(
-        reverse("audit:verify_start"), headers={"HX-Request": "true", "X-CSRFToken": token}
-    )
+    accepted = client.post(reverse("audit:verify_start"), headers={"HX-Request": "true", "X-CSRFToken": token})
     assert accepted.status_code == 200
 
 
@@ -116,9 +110,7 @@ def test_base_layout_sends_the_csrf_token_on_every_htmx_request(client, complian
 
 def _login(client: Client, password: str, forwarded_for: str | None = None):
     headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
-    return client.post(
-        reverse("login"), {"username": "supervisor", "password": password}, headers=headers
-    )
+    return client.post(reverse("login"), {"username": "supervisor", "password": password}, headers=headers)
 
 
 def test_repeated_failed_logins_lock_the_account_and_are_audited(client, supervisor):
@@ -131,9 +123,7 @@ def test_repeated_failed_logins_lock_the_account_and_are_audited(client, supervi
     assert AuditRecord.objects.filter(kind="login_failed", actor_label="supervisor").count() >= 5
     lockout = AuditRecord.objects.filter(kind="login_lockout").first()  # one per refused attempt
     assert lockout.payload["username"] == "supervisor"
-    assert "wrong" not in str(
-        AuditRecord.objects.filter(kind="login_failed").values_list("payload", flat=True)
-    )
+    assert "wrong" not in str(AuditRecord.objects.filter(kind="login_failed").values_list("payload", flat=True))
 
 
 def test_a_spoofed_x_forwarded_for_does_not_escape_the_lockout(client, supervisor):
@@ -143,9 +133,7 @@ def test_a_spoofed_x_forwarded_for_does_not_escape_the_lockout(client, superviso
 
 
 def test_the_forwarded_address_is_trusted_only_behind_a_known_number_of_proxies(settings):
-    request = RequestFactory().get(
-        "/", REMOTE_ADDR="10.0.0.5", HTTP_X_FORWARDED_FOR="6.6.6.6, 192.0.2.10"
-    )
+    request = RequestFactory().get("/", REMOTE_ADDR="10.0.0.5", HTTP_X_FORWARDED_FOR="6.6.6.6, 192.0.2.10")
     settings.TRUSTED_PROXY_COUNT = 0
     assert client_ip(request) == "10.0.0.5"
     settings.TRUSTED_PROXY_COUNT = 1

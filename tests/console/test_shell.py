@@ -12,8 +12,12 @@ from journeys.services import journey_start
 @pytest.fixture
 def journeys(agent) -> dict[str, Journey]:
     return {
-        "dispute": journey_start(definition="card_dispute", customer_ref="CUST-00001", message="I don't know this charge",
-                                 request={"merchant": "Metro Rail"}),
+        "dispute": journey_start(
+            definition="card_dispute",
+            customer_ref="CUST-00001",
+            message="I don't know this charge",
+            request={"merchant": "Metro Rail"},
+        ),
         "refund": journey_start(definition="fee_refund", customer_ref="CUST-00002", message="Why this fee?"),
     }
 

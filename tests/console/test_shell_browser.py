@@ -12,8 +12,9 @@ pytestmark = [pytest.mark.browser]
 
 
 def test_supervisor_logs_in_finds_a_journey_and_reads_its_timeline(login_page, agent):
-    journey = journey_start(definition="lost_card", customer_ref="CUST-00006", message="My card is gone",
-                            request={"reason": "lost"})
+    journey = journey_start(
+        definition="lost_card", customer_ref="CUST-00006", message="My card is gone", request={"reason": "lost"}
+    )
     page = login_page("supervisor")
     page.goto("/journeys/")
     page.get_by_role("link", name=f"J-{journey.pk}").click()

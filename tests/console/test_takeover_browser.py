@@ -12,13 +12,9 @@ from journeys.services import journey_hand_to_person, journey_start, lock_journe
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
 
 
-def test_supervisor_takes_over_messages_the_customer_and_hands_back_to_the_agent(
-    celery_worker, agent, login_page
-):
+def test_supervisor_takes_over_messages_the_customer_and_hands_back_to_the_agent(celery_worker, agent, login_page):
     with transaction.atomic():
-        journey = journey_start(
-            definition="lost_card", customer_ref="CUST-00002", request={"reason": "lost"}
-        )
+        journey = journey_start(definition="lost_card", customer_ref="CUST-00002", request={"reason": "lost"})
         journey_hand_to_person(
             lock_journey(journey.pk),
             reason="The customer asked for a person.",
@@ -38,9 +34,7 @@ def test_supervisor_takes_over_messages_the_customer_and_hands_back_to_the_agent
 
     page.locator("#message-form textarea").fill("Hello, I'm Sam. I'm blocking your card right now.")
     page.get_by_role("button", name="Send to the customer").click()
-    expect(page.locator("#timeline")).to_contain_text(
-        "Hello, I'm Sam. I'm blocking your card right now."
-    )
+    expect(page.locator("#timeline")).to_contain_text("Hello, I'm Sam. I'm blocking your card right now.")
 
     page.locator("#hand-back-form textarea").fill("Customer confirmed the card is lost; carry on.")
     page.get_by_role("button", name="Hand back to the agent").click()
@@ -52,6 +46,4 @@ def test_supervisor_takes_over_messages_the_customer_and_hands_back_to_the_agent
     assert journey.status == Journey.Status.COMPLETED
     message = journey.events.get(kind=Event.Kind.MESSAGE_OUT, actor_user__username="supervisor")
     assert message.summary.startswith("Hello, I'm Sam.")
-    assert (
-        "supervisor: Customer confirmed the card is lost; carry on." in journey.context["guidance"]
-    )
+    assert "supervisor: Customer confirmed the card is lost; carry on." in journey.context["guidance"]

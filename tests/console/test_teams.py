@@ -44,10 +44,7 @@ def test_only_admins_may_use_the_teams_page(client, demo, outsider, who):
     assert client.get(reverse("team_list")).status_code == 404
     team = Group.objects.get(name="Cards team")
     assert client.post(reverse("team_grants", args=[team.pk]), {}).status_code == 404
-    assert (
-        client.post(reverse("team_member_add", args=[team.pk]), {"username": who}).status_code
-        == 404
-    )
+    assert client.post(reverse("team_member_add", args=[team.pk]), {"username": who}).status_code == 404
     assert not team.user_set.filter(username=who).exists() or who == "supervisor"
 
 
@@ -96,10 +93,7 @@ def test_revoking_a_grant_takes_effect_at_once_and_is_audited(client, admin_user
     team = Group.objects.get(name="Cards team")
     card = JourneyDefinition.objects.get(key="card_dispute")
     client.force_login(admin_user)
-    overrides = {
-        f"perm:{card.pk}:{c}": None
-        for c in ("view_journeys", "take_over", "approve_actions", "annotate")
-    }
+    overrides = {f"perm:{card.pk}:{c}": None for c in ("view_journeys", "take_over", "approve_actions", "annotate")}
     overrides[f"limit:{card.pk}"] = None
     overrides[f"sensitive:{card.pk}"] = None
     client.post(reverse("team_grants", args=[team.pk]), _matrix_post(team, **overrides))
@@ -116,9 +110,7 @@ def test_a_bad_limit_is_a_form_error_and_changes_nothing(client, admin_user):
     card = JourneyDefinition.objects.get(key="card_dispute")
     client.force_login(admin_user)
     for bad in ("lots", "-5", "1e40", "NaN"):
-        response = client.post(
-            reverse("team_grants", args=[team.pk]), _matrix_post(team, **{f"limit:{card.pk}": bad})
-        )
+        response = client.post(reverse("team_grants", args=[team.pk]), _matrix_post(team, **{f"limit:{card.pk}": bad}))
         assert response.status_code == 400
         assert "approval limit" in response.text
     assert ApprovalLimit.objects.get(team=team, definition=card).limit == Decimal("1000.00")
@@ -150,10 +142,7 @@ def test_team_creation_membership_and_deletion_are_audited(client, admin_user, o
 def test_adding_an_unknown_user_or_a_duplicate_team_is_a_form_error(client, admin_user):
     client.force_login(admin_user)
     team = Group.objects.get(name="Cards team")
-    assert (
-        client.post(reverse("team_member_add", args=[team.pk]), {"username": "nobody"}).status_code
-        == 400
-    )
+    assert client.post(reverse("team_member_add", args=[team.pk]), {"username": "nobody"}).status_code == 400
     assert client.post(reverse("team_create"), {"name": "cards TEAM"}).status_code == 400
     assert not AuditRecord.objects.filter(kind="team_change").exists()
 
@@ -162,9 +151,7 @@ def test_agent_grants_are_managed_on_their_own_page_and_audited(client, admin_us
     fee = JourneyDefinition.objects.get(key="fee_refund")
     client.force_login(admin_user)
     assert client.get(reverse("agent_grants_page", args=[agent.pk])).status_code == 200
-    response = client.post(
-        reverse("agent_grants", args=[agent.pk]), {f"perm:{fee.pk}:view_journeys": "on"}
-    )
+    response = client.post(reverse("agent_grants", args=[agent.pk]), {f"perm:{fee.pk}:view_journeys": "on"})
     assert response.status_code == 302
     assert user_may(agent.user, "view", fee)
     record = AuditRecord.objects.get(kind="grant_change")
@@ -219,9 +206,7 @@ def test_the_teams_page_writes_one_before_and_after_record_not_one_per_row(clien
         ("outsider", False, False),
     ],
 )
-def test_the_menu_shows_audit_and_teams_to_the_right_people(
-    client, demo, outsider, who, audit, teams
-):
+def test_the_menu_shows_audit_and_teams_to_the_right_people(client, demo, outsider, who, audit, teams):
     from django.contrib.auth import get_user_model
 
     client.force_login(get_user_model().objects.get(username=who))

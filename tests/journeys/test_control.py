@@ -26,9 +26,7 @@ from journeys.services import journey_start, lock_journey, proposal_create
 
 
 def _journey(definition: str = "lost_card") -> Journey:
-    return journey_start(
-        definition=definition, customer_ref="CUST-00001", request={"reason": "lost"}
-    )
+    return journey_start(definition=definition, customer_ref="CUST-00001", request={"reason": "lost"})
 
 
 def _pending_proposal(journey: Journey) -> ProposedAction:
@@ -51,9 +49,7 @@ def _pending_proposal(journey: Journey) -> ProposedAction:
 
 def test_take_over_moves_the_epoch_and_gives_the_person_control(supervisor):
     journey = _journey()
-    taken = journey_take_over(
-        journey_id=journey.pk, user=supervisor, note="customer asked for a person"
-    )
+    taken = journey_take_over(journey_id=journey.pk, user=supervisor, note="customer asked for a person")
     assert taken.epoch == journey.epoch + 1
     assert taken.controller_user == supervisor
     assert taken.status == Journey.Status.HUMAN
@@ -129,9 +125,7 @@ def test_hand_back_puts_the_note_in_the_agent_context_and_resumes_from_the_curre
     journey = _journey()
     Journey.objects.filter(pk=journey.pk).update(current_step="review_activity")
     journey_take_over(journey_id=journey.pk, user=supervisor)
-    back = journey_hand_back(
-        journey_id=journey.pk, user=supervisor, note="Customer confirmed the card is lost."
-    )
+    back = journey_hand_back(journey_id=journey.pk, user=supervisor, note="Customer confirmed the card is lost.")
     assert back.status == Journey.Status.RUNNING
     assert back.controller_user is None
     assert back.epoch == journey.epoch + 2
@@ -152,9 +146,7 @@ def test_hand_back_with_pending_proposals_waits_for_their_decision(supervisor):
 def test_the_person_in_control_messages_the_customer_through_the_policy_engine(supervisor):
     journey = _journey()
     journey_take_over(journey_id=journey.pk, user=supervisor)
-    proposal = person_send_message(
-        journey_id=journey.pk, user=supervisor, text="I am looking into it now."
-    )
+    proposal = person_send_message(journey_id=journey.pk, user=supervisor, text="I am looking into it now.")
     assert proposal.status == ProposedAction.Status.EXECUTED
     assert proposal.proposed_by_user == supervisor
     kinds = list(proposal.events.order_by("id").values_list("kind", flat=True))
@@ -206,9 +198,7 @@ def test_the_person_in_control_withdraws_a_pending_agent_proposal(supervisor):
     journey = _journey()
     proposal = _pending_proposal(journey)
     journey_take_over(journey_id=journey.pk, user=supervisor)
-    withdrawn = proposal_withdraw(
-        proposal_id=proposal.pk, user=supervisor, reason="card already blocked"
-    )
+    withdrawn = proposal_withdraw(proposal_id=proposal.pk, user=supervisor, reason="card already blocked")
     assert withdrawn.status == ProposedAction.Status.WITHDRAWN
     assert withdrawn.decided_by == supervisor
     event = withdrawn.events.get(kind=Event.Kind.ACTION_REJECTED)
@@ -278,9 +268,7 @@ def test_the_runtime_gate_refuses_paused_journeys(admin_user):
     assert runtime.agents_may_run(fee) == "paused"
 
 
-def test_the_sweeper_does_not_requeue_paused_journeys(
-    admin_user, django_capture_on_commit_callbacks
-):
+def test_the_sweeper_does_not_requeue_paused_journeys(admin_user, django_capture_on_commit_callbacks):
     from datetime import timedelta
 
     from django.utils import timezone

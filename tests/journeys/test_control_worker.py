@@ -26,9 +26,7 @@ pytestmark = [pytest.mark.worker]
 
 
 def _lost_card() -> Journey:
-    return journey_start(
-        definition="lost_card", customer_ref="CUST-00001", request={"reason": "lost"}
-    )
+    return journey_start(definition="lost_card", customer_ref="CUST-00001", request={"reason": "lost"})
 
 
 def test_an_agent_turn_in_flight_during_a_takeover_never_lands(celery_worker, agent, supervisor):
@@ -53,11 +51,7 @@ def test_an_agent_turn_in_flight_during_a_takeover_never_lands(celery_worker, ag
     assert "dropped when its result came back" in dropped.summary
     time.sleep(0.3)  # give a wrongly landing result the chance to show itself
     assert not ProposedAction.objects.filter(journey=journey).exists()
-    assert (
-        not Event.objects.filter(journey=journey, pk__gt=takeover.pk)
-        .exclude(kind=Event.Kind.TURN_DROPPED)
-        .exists()
-    )
+    assert not Event.objects.filter(journey=journey, pk__gt=takeover.pk).exclude(kind=Event.Kind.TURN_DROPPED).exists()
     assert CoreEffect.objects.count() == effects_before
     journey.refresh_from_db()
     assert journey.status == Journey.Status.HUMAN and journey.controller_user == supervisor
@@ -71,18 +65,14 @@ def test_no_agent_step_runs_while_paused_and_resume_completes(celery_worker, age
     journey.refresh_from_db()
     assert journey.turn_seq == 0 and journey.lease_token == ""
     assert not journey.proposals.exists()
-    assert not journey.events.exclude(
-        kind__in=[Event.Kind.JOURNEY_STARTED, Event.Kind.STEP_STARTED]
-    ).exists()
+    assert not journey.events.exclude(kind__in=[Event.Kind.JOURNEY_STARTED, Event.Kind.STEP_STARTED]).exists()
 
     agents_resume(user=admin_user, definition=lost_card, reason="drill over")
     finished = drive_to_end(journey.pk)
     assert finished.status == Journey.Status.COMPLETED
 
 
-def test_a_pause_stops_a_journey_midway_and_resume_continues_where_it_stopped(
-    celery_worker, agent, admin_user
-):
+def test_a_pause_stops_a_journey_midway_and_resume_continues_where_it_stopped(celery_worker, agent, admin_user):
     Agent.objects.filter(pk=agent.pk).update(config={"think_seconds": 0.3})
     journey = _lost_card()
     wait_for(lambda: Journey.objects.get(pk=journey.pk).turn_seq >= 2, timeout=15)

@@ -35,24 +35,58 @@ def amqp_reachable() -> bool:
 def test_journey_runs_to_completion_over_rabbitmq(transactional_db, agent, tmp_path):
     if not amqp_reachable():
         pytest.fail(f"RabbitMQ is not reachable at {AMQP_URL}; start it or set AMQP_URL.")
-    env = {**os.environ, "DATABASE_URL": database_url(), "CELERY_BROKER_URL": AMQP_URL,
-           "CELERY_QUEUE": f"handoff-amqp-{uuid.uuid4().hex[:8]}", "HANDOFF_VAR_DIR": str(tmp_path), "C_FORCE_ROOT": "1"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "CELERY_BROKER_URL": AMQP_URL,
+        "CELERY_QUEUE": f"handoff-amqp-{uuid.uuid4().hex[:8]}",
+        "HANDOFF_VAR_DIR": str(tmp_path),
+        "C_FORCE_ROOT": "1",
+    }
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "console", "worker", "--concurrency=1", "--loglevel=WARNING",
-         "-Q", env["CELERY_QUEUE"], "--without-gossip", "--without-mingle"],
-        cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "console",
+            "worker",
+            "--concurrency=1",
+            "--loglevel=WARNING",
+            "-Q",
+            env["CELERY_QUEUE"],
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         started = subprocess.run(
-            [sys.executable, "manage.py", "shell", "-c",
-             "from journeys.services import journey_start; "
-             "print(journey_start(definition='lost_card', customer_ref='CUST-00009', request={'reason': 'lost'}).pk)"],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=True,
+            [
+                sys.executable,
+                "manage.py",
+                "shell",
+                "-c",
+                "from journeys.services import journey_start; "
+                "print(journey_start(definition='lost_card', customer_ref='CUST-00009',"
+                " request={'reason': 'lost'}).pk)",
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
         )
         journey_id = int(started.stdout.strip().splitlines()[-1])
         finished = wait_for(
             lambda: (j := Journey.objects.get(pk=journey_id)).status != Journey.Status.RUNNING and j,
-            timeout=60, message="the journey did not finish over RabbitMQ",
+            timeout=60,
+            message="the journey did not finish over RabbitMQ",
         )
         assert finished.status == Journey.Status.COMPLETED
     finally:

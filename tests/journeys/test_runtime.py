@@ -10,8 +10,7 @@ from journeys.services import journey_start
 
 
 def start(definition: str = "lost_card", **request) -> Journey:
-    return journey_start(definition=definition, customer_ref="CUST-00002",
-                         request={"reason": "lost", **request})
+    return journey_start(definition=definition, customer_ref="CUST-00002", request={"reason": "lost", **request})
 
 
 def turn(journey: Journey, token: str = "t") -> str:
@@ -159,8 +158,9 @@ def test_sweeper_abandons_a_customer_who_never_replied(agent):
     from django.utils import timezone
 
     journey = start()
-    Journey.objects.filter(pk=journey.pk).update(waiting_on=Journey.WaitingOn.CUSTOMER,
-                                                 next_run_at=timezone.now() - timedelta(seconds=1))
+    Journey.objects.filter(pk=journey.pk).update(
+        waiting_on=Journey.WaitingOn.CUSTOMER, next_run_at=timezone.now() - timedelta(seconds=1)
+    )
     assert runtime.sweep()["abandoned"] == 1
     journey.refresh_from_db()
     assert journey.status == Journey.Status.ABANDONED
@@ -192,8 +192,9 @@ def test_message_to_a_finished_journey_is_refused_clearly(agent):
 def test_low_confidence_classification_goes_to_a_person(agent):
     Agent.objects.filter(pk=agent.pk).update(config={"low_confidence_rate": 1.0})
     journey = journey_start(definition="card_dispute", customer_ref="CUST-00003", request={"merchant": "zzz"})
-    Journey.objects.filter(pk=journey.pk).update(current_step="classify",
-                                                 context={**journey.context, "facts": {"transaction": {"amount": "10.00"}}})
+    Journey.objects.filter(pk=journey.pk).update(
+        current_step="classify", context={**journey.context, "facts": {"transaction": {"amount": "10.00"}}}
+    )
     assert turn(journey) == "handed-off"
     journey.refresh_from_db()
     assert journey.status == Journey.Status.HUMAN

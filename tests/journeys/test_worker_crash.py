@@ -51,10 +51,29 @@ def crash_queue(transactional_db, tmp_path) -> Iterator[dict]:
 
     def start_worker() -> subprocess.Popen:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "console", "worker", "-B", "-Q", queue, "--concurrency=1",
-             "--pool=prefork", "--loglevel=WARNING", "--without-gossip", "--without-mingle",
-             "-s", str(tmp_path / f"beat-{len(procs)}")],
-            cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "console",
+                "worker",
+                "-B",
+                "-Q",
+                queue,
+                "--concurrency=1",
+                "--pool=prefork",
+                "--loglevel=WARNING",
+                "--without-gossip",
+                "--without-mingle",
+                "-s",
+                str(tmp_path / f"beat-{len(procs)}"),
+            ],
+            cwd=ROOT,
+            env=env,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         procs.append(proc)
         return proc
@@ -86,11 +105,13 @@ def test_worker_killed_mid_step_loses_nothing_and_repeats_nothing(crash_queue, a
     crash_queue["start_worker"]()
     finished = wait_for(
         lambda: (j := Journey.objects.get(pk=journey.pk)).status != Journey.Status.RUNNING and j,
-        timeout=90, message="the journey did not finish after a new worker started",
+        timeout=90,
+        message="the journey did not finish after a new worker started",
     )
     assert finished.status == Journey.Status.COMPLETED
-    effects = list(CoreEffect.objects.filter(idempotency_key__startswith=f"j{journey.pk}-")
-                   .values_list("action", flat=True))
+    effects = list(
+        CoreEffect.objects.filter(idempotency_key__startswith=f"j{journey.pk}-").values_list("action", flat=True)
+    )
     assert sorted(effects) == sorted(set(effects)), "an action ran twice"
     assert effects.count("block_card") == 1 and effects.count("order_card") == 1
     assert finished.proposals.filter(action_type__key="block_card").count() == 1
@@ -103,7 +124,8 @@ def test_a_step_that_keeps_killing_its_worker_is_quarantined(crash_queue, agent)
 
     quarantined = wait_for(
         lambda: (j := Journey.objects.get(pk=journey.pk)).status == Journey.Status.HUMAN and j,
-        timeout=120, message="the poisonous step was not quarantined",
+        timeout=120,
+        message="the poisonous step was not quarantined",
     )
     assert quarantined.current_step == "block_card"
     assert quarantined.events.filter(kind=Event.Kind.TURN_QUARANTINED).count() == 1

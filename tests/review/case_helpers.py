@@ -9,9 +9,7 @@ from journeys.models import ActionType, Event, Journey, ProposedAction
 from journeys.services import journey_finish, journey_hand_to_person, journey_start, lock_journey
 
 
-def new_journey(
-    definition: str = "card_dispute", customer: str = "CUST-00001", step: str | None = None
-) -> Journey:
+def new_journey(definition: str = "card_dispute", customer: str = "CUST-00001", step: str | None = None) -> Journey:
     journey = journey_start(definition=definition, customer_ref=customer, request={})
     if step:
         Journey.objects.filter(pk=journey.pk).update(current_step=step)
@@ -27,9 +25,7 @@ def hand_over(journey: Journey, kind: str, reason: str = "Needs a person.", **da
 
 def abandon(journey: Journey) -> Journey:
     locked = lock_journey(journey.pk)
-    journey_finish(
-        locked, Journey.Status.ABANDONED, "The customer left.", data={"step": locked.current_step}
-    )
+    journey_finish(locked, Journey.Status.ABANDONED, "The customer left.", data={"step": locked.current_step})
     return locked
 
 

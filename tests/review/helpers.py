@@ -17,30 +17,44 @@ def start(definition: str = "fee_refund", customer: str = "CUST-00001", **reques
     return journey_start(definition=definition, customer_ref=customer, request=request or {})
 
 
-def propose(journey: Journey, action: str, params: dict[str, Any], *, agent=None, user=None,
-            waiting: bool = True) -> ProposedAction:
+def propose(
+    journey: Journey, action: str, params: dict[str, Any], *, agent=None, user=None, waiting: bool = True
+) -> ProposedAction:
     """Propose as the runtime would (under the journey lock); a pending proposal leaves the
     journey waiting for approval, as the runtime's turn does."""
     with transaction.atomic():
         locked = lock_journey(journey.pk)
-        proposal = proposal_create(locked, action=action, params=params, explanation="Test proposal.",
-                                   key=f"test-{uuid.uuid4().hex}", agent=agent if user is None else None, user=user)
+        proposal = proposal_create(
+            locked,
+            action=action,
+            params=params,
+            explanation="Test proposal.",
+            key=f"test-{uuid.uuid4().hex}",
+            agent=agent if user is None else None,
+            user=user,
+        )
         if waiting and proposal.status == ProposedAction.Status.PENDING:
-            Journey.objects.filter(pk=journey.pk).update(status=Journey.Status.WAITING_APPROVAL,
-                                                         waiting_on=Journey.WaitingOn.APPROVAL)
+            Journey.objects.filter(pk=journey.pk).update(
+                status=Journey.Status.WAITING_APPROVAL, waiting_on=Journey.WaitingOn.APPROVAL
+            )
     return proposal
 
 
 def refund(journey: Journey, amount: str, *, agent=None, user=None) -> ProposedAction:
-    return propose(journey, "issue_refund", {"account": "ACC-000001", "amount": amount, "reason": "fee reversal",
-                                             "customer": journey.customer_ref}, agent=agent, user=user)
+    return propose(
+        journey,
+        "issue_refund",
+        {"account": "ACC-000001", "amount": amount, "reason": "fee reversal", "customer": journey.customer_ref},
+        agent=agent,
+        user=user,
+    )
 
 
 def disputable_charges(count: int = 1, minimum: str = "36.00", maximum: str = "300.00") -> list[CoreTransaction]:
     """Purchases of different customers whose merchant appears once on the card, within the
     amounts (stored negative), so a card dispute finds each without asking the customer."""
     purchases = CoreTransaction.objects.filter(kind=CoreTransaction.Kind.PURCHASE)
-    singles = (purchases.values("card_id", "description").annotate(n=Count("pk")).filter(n=1))
+    singles = purchases.values("card_id", "description").annotate(n=Count("pk")).filter(n=1)
     single_keys = {(row["card_id"], row["description"]) for row in singles}
     found: dict[int, CoreTransaction] = {}
     for t in purchases.filter(amount__lte=-Decimal(minimum), amount__gte=-Decimal(maximum)).order_by("pk"):
@@ -57,7 +71,13 @@ def disputable_charge(minimum: str = "36.00", maximum: str = "300.00") -> CoreTr
 
 def start_dispute(t: CoreTransaction) -> Journey:
     return journey_start(
-        definition="card_dispute", customer_ref=t.account.customer.ref, message="I don't know this charge.",
-        request={"merchant": t.description, "amount": str(abs(t.amount)), "kind": "merchant_dispute",
-                 "identity_ok": True},
+        definition="card_dispute",
+        customer_ref=t.account.customer.ref,
+        message="I don't know this charge.",
+        request={
+            "merchant": t.description,
+            "amount": str(abs(t.amount)),
+            "kind": "merchant_dispute",
+            "identity_ok": True,
+        },
     )

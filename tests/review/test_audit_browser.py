@@ -30,9 +30,7 @@ def test_a_supervisor_breaks_glass_for_one_field_with_a_reason(demo, login_page)
         "address": "12 Station Road, Springfield SP1 2CD",
     }
     # With a person, so a worker left running by another test leaves the facts alone.
-    Journey.objects.filter(pk=journey.pk).update(
-        context=journey.context, status=Journey.Status.HUMAN
-    )
+    Journey.objects.filter(pk=journey.pk).update(context=journey.context, status=Journey.Status.HUMAN)
     page = login_page("supervisor")
     page.goto(f"/journeys/{journey.pk}/")
     card = page.locator("#sv-facts-card")

@@ -29,9 +29,7 @@ from review.models.audit import GOVERNANCE_CHAIN, journey_chain
 
 @pytest.fixture
 def journey(demo):
-    return journey_start(
-        definition="fee_refund", customer_ref="CUST-00001", message="Why this fee?"
-    )
+    return journey_start(definition="fee_refund", customer_ref="CUST-00001", message="Why this fee?")
 
 
 def test_every_journey_event_is_written_to_the_journeys_chain_in_order(journey):
@@ -124,13 +122,9 @@ def test_the_truncate_escape_hatch_needs_a_superuser(journey):
 def _tamper(sql: str, params: list) -> None:
     """Edit the trail the way a database superuser could: with the trigger switched off."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            "ALTER TABLE review_auditrecord DISABLE TRIGGER review_auditrecord_append_only"
-        )
+        cursor.execute("ALTER TABLE review_auditrecord DISABLE TRIGGER review_auditrecord_append_only")
         cursor.execute(sql, params)
-        cursor.execute(
-            "ALTER TABLE review_auditrecord ENABLE TRIGGER review_auditrecord_append_only"
-        )
+        cursor.execute("ALTER TABLE review_auditrecord ENABLE TRIGGER review_auditrecord_append_only")
 
 
 def test_verify_audit_passes_on_an_intact_trail(journey, capsys):
@@ -206,13 +200,9 @@ def test_a_rehash_with_rewritten_checkpoints_is_caught_by_the_copy_kept_outside(
     _rehash_chain(journey_chain(journey.pk))
     # The attacker also rewrites the checkpoint table to match (they even hold the key here).
     with connection.cursor() as cursor:
-        cursor.execute(
-            "ALTER TABLE review_auditcheckpoint DISABLE TRIGGER review_auditcheckpoint_append_only"
-        )
+        cursor.execute("ALTER TABLE review_auditcheckpoint DISABLE TRIGGER review_auditcheckpoint_append_only")
         cursor.execute("DELETE FROM review_auditcheckpoint")
-        cursor.execute(
-            "ALTER TABLE review_auditcheckpoint ENABLE TRIGGER review_auditcheckpoint_append_only"
-        )
+        cursor.execute("ALTER TABLE review_auditcheckpoint ENABLE TRIGGER review_auditcheckpoint_append_only")
     checkpoint_create()
     assert audit_verify().ok  # the database alone now looks consistent…
     with pytest.raises(CommandError, match="BROKEN"):
@@ -233,9 +223,7 @@ def test_checkpoints_sign_only_chains_that_grew(journey):
 @pytest.mark.parametrize("fmt", ["jsonl", "csv"])
 def test_an_export_re_verifies_offline_and_an_edited_export_does_not(journey, tmp_path, fmt):
     records = AuditRecord.objects.filter(chain=journey_chain(journey.pk)).order_by("seq")
-    lines = (jsonl_lines if fmt == "jsonl" else csv_lines)(
-        export_rows(records, may_unmask=lambda r: True)
-    )
+    lines = (jsonl_lines if fmt == "jsonl" else csv_lines)(export_rows(records, may_unmask=lambda r: True))
     path = tmp_path / f"export.{fmt}"
     path.write_text("".join(lines), encoding="utf-8")
     report = verify_file(str(path))
@@ -254,9 +242,7 @@ def test_an_export_re_verifies_offline_and_an_edited_export_does_not(journey, tm
     assert standalone.returncode == 0, standalone.stdout + standalone.stderr
     assert "OK: every exported record is intact." in standalone.stdout
 
-    path.write_text(
-        path.read_text(encoding="utf-8").replace("Why this fee?", "Why that fee?"), encoding="utf-8"
-    )
+    path.write_text(path.read_text(encoding="utf-8").replace("Why this fee?", "Why that fee?"), encoding="utf-8")
     with pytest.raises(CommandError, match="does not verify"):
         call_command("verify_audit_export", str(path), stderr=io.StringIO())
 
@@ -289,9 +275,7 @@ def test_concurrent_appends_to_one_chain_stay_linear(demo):
         try:
             for i in range(10):
                 with transaction.atomic():
-                    audit_append(
-                        chain="journey:999999", kind="note", summary=f"writer {n} record {i}"
-                    )
+                    audit_append(chain="journey:999999", kind="note", summary=f"writer {n} record {i}")
         except BaseException as exc:  # surfaced below; a thread cannot fail the test itself
             errors.append(exc)
         finally:

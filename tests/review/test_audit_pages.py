@@ -50,13 +50,9 @@ def _decided_story(journey, agent, approver):
         key=f"k-{journey.pk}",
         agent=agent,
     )
-    ProposedAction.objects.filter(pk=proposal.pk).update(
-        status="pending", decision_rule="refund ≤ 500: one approver"
-    )
+    ProposedAction.objects.filter(pk=proposal.pk).update(status="pending", decision_rule="refund ≤ 500: one approver")
     proposal.refresh_from_db()
-    proposal_transition(
-        proposal, to="approved", decided_by=approver, decision_reason="Customer is genuine"
-    )
+    proposal_transition(proposal, to="approved", decided_by=approver, decision_reason="Customer is genuine")
     events.record(
         locked,
         Event.Kind.ACTION_APPROVED,
@@ -89,9 +85,7 @@ def test_compliance_searches_every_definition_and_supervisors_only_their_own(
     assert client.get(reverse("audit:journey", args=[card_journey.pk])).status_code == 404
 
 
-def test_a_team_scoped_auditor_sees_only_their_definitions_records(
-    client, supervisor, card_journey, fee_journey
-):
+def test_a_team_scoped_auditor_sees_only_their_definitions_records(client, supervisor, card_journey, fee_journey):
     from guardian.shortcuts import assign_perm
 
     from journeys.models import JourneyDefinition
@@ -142,16 +136,12 @@ def test_search_filters_by_customer_actor_kind_action_decision_and_time(
 
 def test_search_with_a_bad_time_range_is_a_form_error(client, compliance, card_journey):
     client.force_login(compliance)
-    page = client.get(
-        reverse("audit:search"), {"since": "2030-01-02T00:00", "until": "2030-01-01T00:00"}
-    )
+    page = client.get(reverse("audit:search"), {"since": "2030-01-02T00:00", "until": "2030-01-01T00:00"})
     assert page.status_code == 200
     assert "must be before" in page.text
 
 
-def test_search_pages_with_a_keyset_cursor_and_never_counts_the_trail(
-    client, compliance, card_journey
-):
+def test_search_pages_with_a_keyset_cursor_and_never_counts_the_trail(client, compliance, card_journey):
     for i in range(120):
         audit_append(
             chain=journey_chain(card_journey.pk),
@@ -166,13 +156,9 @@ def test_search_pages_with_a_keyset_cursor_and_never_counts_the_trail(
     assert not any("COUNT(" in q["sql"].upper() for q in queries.captured_queries)
     assert "note 119" in first.text and "note 69" not in first.text
     oldest_on_page = first.context["oldest"]
-    second = client.get(
-        reverse("audit:search"), {"journey": card_journey.pk, "before": oldest_on_page}
-    )
+    second = client.get(reverse("audit:search"), {"journey": card_journey.pk, "before": oldest_on_page})
     assert "note 69" in second.text and "note 119" not in second.text
-    back = client.get(
-        reverse("audit:search"), {"journey": card_journey.pk, "after": second.context["newest"]}
-    )
+    back = client.get(reverse("audit:search"), {"journey": card_journey.pk, "after": second.context["newest"]})
     assert "note 119" in back.text
 
 
@@ -201,9 +187,7 @@ def test_export_of_a_journey_re_verifies_offline(client, compliance, card_journe
         assert report["ok"], report["problems"]
         assert report["records"] == AuditRecord.objects.filter(journey_id=card_journey.pk).count()
         assert report["gaps"] == 0
-    assert AuditRecord.objects.filter(
-        chain=GOVERNANCE_CHAIN, kind="audit_export", actor_label="compliance"
-    ).exists()
+    assert AuditRecord.objects.filter(chain=GOVERNANCE_CHAIN, kind="audit_export", actor_label="compliance").exists()
 
 
 def test_export_of_a_search_masks_payloads_for_people_without_the_unmask_right(
@@ -221,9 +205,7 @@ def test_export_of_a_search_masks_payloads_for_people_without_the_unmask_right(
 
     SensitiveDataGrant.objects.filter(team__name="Compliance").delete()
     client.force_login(compliance)
-    body = b"".join(
-        client.get(reverse("audit:export_jsonl"), {"journey": card_journey.pk}).streaming_content
-    )
+    body = b"".join(client.get(reverse("audit:export_jsonl"), {"journey": card_journey.pk}).streaming_content)
     assert b"4000111122223333" not in body
     rows = [json.loads(line) for line in body.decode().splitlines()]
     assert verify_rows(rows)["ok"]
@@ -251,30 +233,20 @@ def test_verification_runs_as_a_celery_task_with_progress(
 
 
 @pytest.mark.worker
-def test_a_real_worker_runs_a_verification_and_the_page_shows_the_broken_record(
-    client, celery_worker, demo
-):
+def test_a_real_worker_runs_a_verification_and_the_page_shows_the_broken_record(client, celery_worker, demo):
     from tests.conftest import wait_for
 
     journey = journey_start(definition="fee_refund", customer_ref="CUST-00004")
     record = AuditRecord.objects.filter(journey_id=journey.pk).order_by("seq").first()
     with connection.cursor() as cursor:
-        cursor.execute(
-            "ALTER TABLE review_auditrecord DISABLE TRIGGER review_auditrecord_append_only"
-        )
-        cursor.execute(
-            "UPDATE review_auditrecord SET summary = 'forged' WHERE id = %s", [record.pk]
-        )
-        cursor.execute(
-            "ALTER TABLE review_auditrecord ENABLE TRIGGER review_auditrecord_append_only"
-        )
+        cursor.execute("ALTER TABLE review_auditrecord DISABLE TRIGGER review_auditrecord_append_only")
+        cursor.execute("UPDATE review_auditrecord SET summary = 'forged' WHERE id = %s", [record.pk])
+        cursor.execute("ALTER TABLE review_auditrecord ENABLE TRIGGER review_auditrecord_append_only")
     from django.contrib.auth import get_user_model
 
     client.force_login(get_user_model().objects.get(username="compliance"))
     client.post(reverse("audit:verify_start"))
-    verification = wait_for(
-        lambda: AuditVerification.objects.filter(status="broken").first(), timeout=30
-    )
+    verification = wait_for(lambda: AuditVerification.objects.filter(status="broken").first(), timeout=30)
     assert verification.first_broken_record_id == record.pk
     page = client.get(reverse("audit:verify"))
     assert f"A-{record.pk}" in page.text
@@ -304,9 +276,7 @@ def test_without_the_unmask_right_there_is_no_break_glass(client, supervisor, ca
     assert response.status_code == 404
 
 
-def test_break_glass_unmasks_one_field_with_a_reason_and_is_audited(
-    client, supervisor, card_journey
-):
+def test_break_glass_unmasks_one_field_with_a_reason_and_is_audited(client, supervisor, card_journey):
     client.force_login(supervisor)
     url = reverse("audit:unmask", args=[card_journey.pk])
     response = client.post(
@@ -323,14 +293,10 @@ def test_break_glass_unmasks_one_field_with_a_reason_and_is_audited(
     assert record.payload == {"field": "facts.card", "reason": "Customer disputes the card number"}
 
 
-def test_break_glass_without_a_reason_or_for_a_plain_field_is_refused(
-    client, supervisor, card_journey
-):
+def test_break_glass_without_a_reason_or_for_a_plain_field_is_refused(client, supervisor, card_journey):
     client.force_login(supervisor)
     url = reverse("audit:unmask", args=[card_journey.pk])
-    no_reason = client.post(
-        url, {"field": "facts.card", "reason": ""}, headers={"HX-Request": "true"}
-    )
+    no_reason = client.post(url, {"field": "facts.card", "reason": ""}, headers={"HX-Request": "true"})
     assert no_reason.status_code == 400
     assert "4000111122223333" not in no_reason.text
     plain = client.post(url, {"field": "facts.premium", "reason": "Just curious, honestly"})
@@ -338,9 +304,7 @@ def test_break_glass_without_a_reason_or_for_a_plain_field_is_refused(
     assert not AuditRecord.objects.filter(kind="break_glass").exists()
 
 
-def test_a_foreign_team_cannot_break_glass_on_another_teams_journey(
-    client, supervisor2, card_journey
-):
+def test_a_foreign_team_cannot_break_glass_on_another_teams_journey(client, supervisor2, card_journey):
     client.force_login(supervisor2)
     response = client.post(
         reverse("audit:unmask", args=[card_journey.pk]),
@@ -350,9 +314,7 @@ def test_a_foreign_team_cannot_break_glass_on_another_teams_journey(
     assert not AuditRecord.objects.filter(kind="break_glass").exists()
 
 
-def test_the_journey_page_links_to_its_audit_page_only_for_auditors(
-    client, compliance, supervisor, card_journey
-):
+def test_the_journey_page_links_to_its_audit_page_only_for_auditors(client, compliance, supervisor, card_journey):
     audit_url = f'href="{reverse("audit:journey", args=[card_journey.pk])}"'
     client.force_login(compliance)
     assert audit_url in client.get(reverse("journey_detail", args=[card_journey.pk])).text
@@ -360,9 +322,7 @@ def test_the_journey_page_links_to_its_audit_page_only_for_auditors(
     assert audit_url not in client.get(reverse("journey_detail", args=[card_journey.pk])).text
 
 
-def test_a_second_click_joins_the_running_verification_but_a_stale_one_is_replaced(
-    client, compliance, demo
-):
+def test_a_second_click_joins_the_running_verification_but_a_stale_one_is_replaced(client, compliance, demo):
     from datetime import timedelta
 
     from django.utils import timezone
@@ -371,8 +331,6 @@ def test_a_second_click_joins_the_running_verification_but_a_stale_one_is_replac
     client.post(reverse("audit:verify_start"), headers={"HX-Request": "true"})
     client.post(reverse("audit:verify_start"), headers={"HX-Request": "true"})
     assert AuditVerification.objects.count() == 1
-    AuditVerification.objects.update(
-        created_at=timezone.now() - timedelta(hours=1), status="running"
-    )
+    AuditVerification.objects.update(created_at=timezone.now() - timedelta(hours=1), status="running")
     client.post(reverse("audit:verify_start"), headers={"HX-Request": "true"})
     assert AuditVerification.objects.count() == 2

@@ -17,8 +17,10 @@ def test_supervisor_approves_one_action_and_rejects_another_in_the_queue(celery_
     first, second, later = disputable_charges(3)
     journeys = [start_dispute(first), start_dispute(second)]
     for journey in journeys:
-        wait_for(lambda j=journey: Journey.objects.get(pk=j.pk).status == Journey.Status.WAITING_APPROVAL,
-                 message=f"J-{journey.pk} never asked for approval")
+        wait_for(
+            lambda j=journey: Journey.objects.get(pk=j.pk).status == Journey.Status.WAITING_APPROVAL,
+            message=f"J-{journey.pk} never asked for approval",
+        )
     to_approve, to_reject = (Journey.objects.get(pk=j.pk).proposals.pending().get() for j in journeys)
 
     page = login_page("supervisor")
@@ -37,11 +39,14 @@ def test_supervisor_approves_one_action_and_rejects_another_in_the_queue(celery_
     row = page.locator(f"#proposal-{to_reject.pk}")
     row.get_by_placeholder("Reason (required to reject)").fill("The merchant already refunded this charge")
     newcomer = start_dispute(later)
-    wait_for(lambda: Journey.objects.get(pk=newcomer.pk).status == Journey.Status.WAITING_APPROVAL,
-             message=f"J-{newcomer.pk} never asked for approval")
+    wait_for(
+        lambda: Journey.objects.get(pk=newcomer.pk).status == Journey.Status.WAITING_APPROVAL,
+        message=f"J-{newcomer.pk} never asked for approval",
+    )
     expect(page.locator("#queue-rows")).to_contain_text(f"J-{newcomer.pk}", timeout=15_000)
     expect(row.get_by_placeholder("Reason (required to reject)")).to_have_value(
-        "The merchant already refunded this charge")
+        "The merchant already refunded this charge"
+    )
     row.get_by_role("button", name="Reject", exact=True).click()
     expect(page.get_by_role("status")).to_contain_text("Rejected Issue refund")
     expect(page.locator(f"#proposal-{to_reject.pk}")).to_have_count(0)
@@ -53,5 +58,7 @@ def test_supervisor_approves_one_action_and_rejects_another_in_the_queue(celery_
     assert rejected.status == ProposedAction.Status.REJECTED
     assert rejected.decision_reason == "The merchant already refunded this charge"
     # The approved credit is executed by the journey's next turn.
-    wait_for(lambda: ProposedAction.objects.get(pk=to_approve.pk).status == ProposedAction.Status.EXECUTED,
-             message="the approved credit was never executed")
+    wait_for(
+        lambda: ProposedAction.objects.get(pk=to_approve.pk).status == ProposedAction.Status.EXECUTED,
+        message="the approved credit was never executed",
+    )

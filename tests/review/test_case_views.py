@@ -32,9 +32,7 @@ def test_workbench_ranks_groups_by_count(client, supervisor, card_group):
     assert "card dispute / classify / <b>low confidence</b>" in html
 
 
-def test_workbench_filters_by_definition_and_shows_resolved_groups_on_request(
-    client, supervisor, card_group
-):
+def test_workbench_filters_by_definition_and_shows_resolved_groups_on_request(client, supervisor, card_group):
     from review.cases.services import group_resolve
 
     group_resolve(cases=list(card_group.cases.all()), resolution="fixed", note="", actor=supervisor)
@@ -61,13 +59,9 @@ def test_foreign_team_gets_404_on_group_case_and_actions(client, supervisor2, ou
         client.force_login(user)
         assert client.get(reverse("cases:group", args=[card_group.pk])).status_code == 404
         assert client.get(reverse("cases:case", args=[case.pk])).status_code == 404
-        response = client.post(
-            reverse("cases:group_action", args=[card_group.pk, "resolve"]), {"resolution": "fixed"}
-        )
+        response = client.post(reverse("cases:group_action", args=[card_group.pk, "resolve"]), {"resolution": "fixed"})
         assert response.status_code == 404
-        response = client.post(
-            reverse("cases:case_action", args=[case.pk, "annotate"]), {"note": "x"}
-        )
+        response = client.post(reverse("cases:case_action", args=[case.pk, "annotate"]), {"note": "x"})
         assert response.status_code == 404
     assert not ExceptionCase.objects.filter(status=ExceptionCase.Status.RESOLVED).exists()
 
@@ -79,13 +73,9 @@ def test_compliance_reads_cases_but_cannot_change_them(client, compliance, card_
     assert 'data-form="resolve"' not in page.content.decode()
     case = card_group.cases.first()
     assert client.get(reverse("cases:case", args=[case.pk])).status_code == 200
-    response = client.post(
-        reverse("cases:group_action", args=[card_group.pk, "resolve"]), {"resolution": "fixed"}
-    )
+    response = client.post(reverse("cases:group_action", args=[card_group.pk, "resolve"]), {"resolution": "fixed"})
     assert response.status_code == 403
-    response = client.post(
-        reverse("cases:case_action", args=[case.pk, "annotate"]), {"note": "mine"}
-    )
+    response = client.post(reverse("cases:case_action", args=[case.pk, "annotate"]), {"note": "mine"})
     assert response.status_code == 403
     assert not Annotation.objects.exists()
 
@@ -98,9 +88,7 @@ def test_supervisor_annotates_assigns_and_resolves_a_whole_group(client, supervi
     assert response.status_code == 302
     assert Annotation.objects.filter(case__group=card_group, labels=label).count() == 3
 
-    response = client.post(
-        reverse("cases:group_action", args=[card_group.pk, "assign"]), {"assignee": supervisor.pk}
-    )
+    response = client.post(reverse("cases:group_action", args=[card_group.pk, "assign"]), {"assignee": supervisor.pk})
     assert response.status_code == 302
     assert set(card_group.cases.values_list("status", flat=True)) == {ExceptionCase.Status.ASSIGNED}
 
@@ -118,22 +106,16 @@ def test_supervisor_annotates_assigns_and_resolves_a_whole_group(client, supervi
 def test_bad_input_gets_a_form_error_not_a_500(client, supervisor, supervisor2, card_group):
     client.force_login(supervisor)
     case = card_group.cases.first()
-    response = client.post(
-        reverse("cases:case_action", args=[case.pk, "resolve"]), {"resolution": "nonsense"}
-    )
+    response = client.post(reverse("cases:case_action", args=[case.pk, "resolve"]), {"resolution": "nonsense"})
     assert response.status_code == 400
     assert "Select a valid choice" in response.content.decode()
     response = client.post(reverse("cases:case_action", args=[case.pk, "annotate"]), {"note": " "})
     assert response.status_code == 400
     assert "Pick a label or write a note" in response.content.decode()
     # Someone outside the definition's teams cannot be made the assignee.
-    response = client.post(
-        reverse("cases:case_action", args=[case.pk, "assign"]), {"assignee": supervisor2.pk}
-    )
+    response = client.post(reverse("cases:case_action", args=[case.pk, "assign"]), {"assignee": supervisor2.pk})
     assert response.status_code == 400
-    assert (
-        client.post(reverse("cases:case_action", args=[case.pk, "explode"]), {}).status_code == 404
-    )
+    assert client.post(reverse("cases:case_action", args=[case.pk, "explode"]), {}).status_code == 404
 
 
 def test_resolving_a_resolved_case_says_so(client, supervisor, card_group):
@@ -148,9 +130,7 @@ def test_resolving_a_resolved_case_says_so(client, supervisor, card_group):
     assert case.resolution == "fixed"
 
 
-def test_annotating_a_timeline_event_from_the_journey_page(
-    client, supervisor, compliance, supervisor2, demo
-):
+def test_annotating_a_timeline_event_from_the_journey_page(client, supervisor, compliance, supervisor2, demo):
     journey = new_journey()
     event = journey.events.first()
     client.force_login(supervisor)
@@ -159,9 +139,7 @@ def test_annotating_a_timeline_event_from_the_journey_page(
     assert 'data-form="flag"' in page
     url = reverse("cases:event_annotate", args=[event.pk])
     assert client.get(url).status_code == 200
-    response = client.post(
-        url, {"labels": [Label.objects.get(key="customer-confusion").pk], "note": "Unclear"}
-    )
+    response = client.post(url, {"labels": [Label.objects.get(key="customer-confusion").pk], "note": "Unclear"})
     assert response.status_code == 302
     annotation = Annotation.objects.get(event=event)
     assert annotation.audit_event.kind == Event.Kind.ANNOTATION
@@ -196,12 +174,7 @@ def test_only_admins_edit_the_label_taxonomy(client, supervisor, admin_user, out
     assert client.get(reverse("cases:labels")).status_code == 200
     assert client.post(reverse("cases:labels"), {"name": "Mine"}).status_code == 403
     label = Label.objects.get(key="policy-gap")
-    assert (
-        client.post(
-            reverse("cases:label_edit", args=[label.pk]), {f"l{label.pk}-name": "X"}
-        ).status_code
-        == 403
-    )
+    assert client.post(reverse("cases:label_edit", args=[label.pk]), {f"l{label.pk}-name": "X"}).status_code == 403
 
     client.force_login(admin_user)
     assert client.post(reverse("cases:labels"), {"name": "Wrong amount"}).status_code == 302

@@ -19,9 +19,7 @@ pytestmark = pytest.mark.django_db
 def test_exception_events_of_the_same_signature_share_one_group(demo):
     first = hand_over(new_journey(step="classify"), "low_confidence")
     second = hand_over(new_journey(customer="CUST-00002", step="classify"), "low_confidence")
-    other_step = hand_over(
-        new_journey(customer="CUST-00003", step="verify_identity"), "low_confidence"
-    )
+    other_step = hand_over(new_journey(customer="CUST-00003", step="verify_identity"), "low_confidence")
 
     cases = {c.journey_id: c for c in ExceptionCase.objects.all()}
     assert set(cases) == {first.pk, second.pk, other_step.pk}
@@ -44,18 +42,14 @@ def test_a_case_links_the_trigger_and_the_events_just_before_it(demo):
 
 
 def test_policy_denial_groups_by_the_rule_that_denied(demo):
-    journey = hand_over(
-        new_journey(step="provisional_credit"), "policy_denied", rule="refunds above 5000 denied"
-    )
+    journey = hand_over(new_journey(step="provisional_credit"), "policy_denied", rule="refunds above 5000 denied")
     case = ExceptionCase.objects.get(journey=journey)
     assert case.kind == "policy_denied"
     assert case.cause == "refunds above 5000 denied"
 
 
 def test_failed_steps_group_by_error_class_not_by_message(demo):
-    a = hand_over(
-        new_journey(step="open_case"), "step_failed", error="Core bank timed out after 3.2 s"
-    )
+    a = hand_over(new_journey(step="open_case"), "step_failed", error="Core bank timed out after 3.2 s")
     b = hand_over(
         new_journey(customer="CUST-00002", step="open_case"),
         "step_failed",
@@ -116,9 +110,7 @@ def test_customer_complaints_and_vulnerable_customers_open_cases(demo):
 def test_no_case_survives_when_the_event_rolls_back(demo):
     journey = new_journey(step="classify")
     with pytest.raises(RuntimeError), transaction.atomic():
-        events.record(
-            journey, Event.Kind.EXCEPTION, "boom", data={"kind": "agent_error", "error": "x"}
-        )
+        events.record(journey, Event.Kind.EXCEPTION, "boom", data={"kind": "agent_error", "error": "x"})
         assert ExceptionCase.objects.filter(journey=journey).exists()
         raise RuntimeError("roll back")
     assert not ExceptionCase.objects.filter(journey=journey).exists()
@@ -144,9 +136,7 @@ def test_annotating_a_case_or_an_event_records_an_annotation_event(demo, supervi
     journey = hand_over(new_journey(step="classify"), "low_confidence")
     case = ExceptionCase.objects.get(journey=journey)
     label = Label.objects.get(key="policy-gap")
-    on_case = services.annotation_add(
-        actor=supervisor, case=case, note="Bar too strict", labels=[label]
-    )
+    on_case = services.annotation_add(actor=supervisor, case=case, note="Bar too strict", labels=[label])
     timeline_event = journey.events.filter(kind=Event.Kind.STEP_STARTED).first()
     on_event = services.annotation_add(actor=supervisor, event=timeline_event, note="Slow start")
 
@@ -179,18 +169,13 @@ def test_assign_then_resolve_a_case_and_a_second_resolve_is_refused(demo, superv
     with pytest.raises(CaseError):
         services.case_assign(case=case, assignee=supervisor, actor=supervisor)
     actions = list(
-        journey.events.filter(kind=Event.Kind.ANNOTATION)
-        .order_by("id")
-        .values_list("data__action", flat=True)
+        journey.events.filter(kind=Event.Kind.ANNOTATION).order_by("id").values_list("data__action", flat=True)
     )
     assert actions == ["assign", "resolve"]
 
 
 def test_resolving_a_group_resolves_every_unresolved_case_in_it(demo, supervisor):
-    journeys = [
-        hand_over(new_journey(customer=f"CUST-0000{n}", step="classify"), "low_confidence")
-        for n in (1, 2, 3)
-    ]
+    journeys = [hand_over(new_journey(customer=f"CUST-0000{n}", step="classify"), "low_confidence") for n in (1, 2, 3)]
     group = CaseGroup.objects.get()
     first = ExceptionCase.objects.get(journey=journeys[0])
     services.case_resolve(case=first, resolution="fixed", note="", actor=supervisor)
@@ -202,9 +187,7 @@ def test_resolving_a_group_resolves_every_unresolved_case_in_it(demo, supervisor
     first.refresh_from_db()
     assert first.resolution == "fixed"  # the earlier resolution stands
     with pytest.raises(CaseError):
-        services.group_resolve(
-            cases=list(group.cases.all()), resolution="expected", note="", actor=supervisor
-        )
+        services.group_resolve(cases=list(group.cases.all()), resolution="expected", note="", actor=supervisor)
 
 
 def test_label_changes_are_sent_to_the_audit_trail(demo, admin_user):
@@ -215,9 +198,7 @@ def test_label_changes_are_sent_to_the_audit_trail(demo, admin_user):
 
     events.governance_changed.connect(listener)
     try:
-        label = services.label_create(
-            actor=admin_user, name="Wrong amount", description="Refund amount off"
-        )
+        label = services.label_create(actor=admin_user, name="Wrong amount", description="Refund amount off")
         services.label_update(
             actor=admin_user,
             label=label,
@@ -238,9 +219,7 @@ def test_label_changes_are_sent_to_the_audit_trail(demo, admin_user):
 def test_a_used_label_cannot_be_deleted_only_retired(demo, supervisor, admin_user):
     journey = hand_over(new_journey(step="classify"), "low_confidence")
     label = Label.objects.get(key="system-fault")
-    services.annotation_add(
-        actor=supervisor, case=ExceptionCase.objects.get(journey=journey), note="", labels=[label]
-    )
+    services.annotation_add(actor=supervisor, case=ExceptionCase.objects.get(journey=journey), note="", labels=[label])
     with pytest.raises(CaseError):
         services.label_delete(actor=admin_user, label=label)
     assert Annotation.objects.filter(labels=label).exists()

@@ -62,8 +62,13 @@ def test_approving_moves_the_action_to_approved_and_wakes_the_journey(dispute, a
     assert proposal.decision_reason == "Looks right"
     event = proposal.events.get(kind=Event.Kind.ACTION_APPROVED)
     assert event.actor_user == supervisor
-    assert event.data == {"approver": "supervisor", "partial": False, "edited": False,
-                          "before": proposal.params, "after": proposal.params}
+    assert event.data == {
+        "approver": "supervisor",
+        "partial": False,
+        "edited": False,
+        "before": proposal.params,
+        "after": proposal.params,
+    }
     journey = Journey.objects.get(pk=dispute.pk)
     assert journey.status == Journey.Status.RUNNING
     assert journey.waiting_on == Journey.WaitingOn.NOTHING
@@ -83,11 +88,15 @@ def test_rejection_reason_reaches_the_agents_context_and_the_journey_wakes(dispu
     assert proposal.status == S.REJECTED
     assert proposal.decided_by == supervisor
     assert proposal.events.get(kind=Event.Kind.ACTION_REJECTED).data == {
-        "reason": "Customer already got a goodwill credit"}
+        "reason": "Customer already got a goodwill credit"
+    }
     journey = Journey.objects.get(pk=dispute.pk)
     assert journey.status == Journey.Status.RUNNING
     assert journey.context["results"]["issue_refund"] == {
-        "proposal": proposal.pk, "status": "rejected", "reason": "Customer already got a goodwill credit"}
+        "proposal": proposal.pk,
+        "status": "rejected",
+        "reason": "Customer already got a goodwill credit",
+    }
     assert "Customer already got a goodwill credit" in journey.context["guidance"][-1]
 
 
@@ -132,8 +141,9 @@ def test_the_database_refuses_a_second_approval_by_the_same_person(dispute, agen
         Approval.objects.create(proposal=pending, approver=supervisor, proposer_user=agent.user)
 
 
-def test_two_approvals_need_two_different_people_and_the_first_shows_as_partial(dispute, agent, supervisor,
-                                                                              cards_colleague):
+def test_two_approvals_need_two_different_people_and_the_first_shows_as_partial(
+    dispute, agent, supervisor, cards_colleague
+):
     pending = refund(dispute, "800.00", agent=agent)
     assert pending.required_approvals == 2
     first = proposal_approve(proposal_id=pending.pk, user=supervisor)
@@ -148,14 +158,20 @@ def test_two_approvals_need_two_different_people_and_the_first_shows_as_partial(
     assert proposal.status == S.APPROVED
     assert proposal.decided_by == cards_colleague
     assert [e.data["partial"] for e in proposal.events.filter(kind=Event.Kind.ACTION_APPROVED).order_by("id")] == [
-        True, False]
+        True,
+        False,
+    ]
 
 
 def test_editing_drops_earlier_approvals(dispute, agent, supervisor, cards_colleague):
     pending = refund(dispute, "900.00", agent=agent)
     proposal_approve(proposal_id=pending.pk, user=supervisor)
-    result = proposal_edit_approve(proposal_id=pending.pk, user=cards_colleague,
-                                   params={**pending.params, "amount": "700.00"}, reason="Only the disputed part")
+    result = proposal_edit_approve(
+        proposal_id=pending.pk,
+        user=cards_colleague,
+        params={**pending.params, "amount": "700.00"},
+        reason="Only the disputed part",
+    )
     assert result.outcome == "partial"  # 700.00 still needs two people; supervisor's approval was for 900.00
     proposal = _reload(pending)
     assert proposal.params["amount"] == "700.00"
@@ -172,13 +188,18 @@ def test_editing_drops_earlier_approvals(dispute, agent, supervisor, cards_colle
 def test_an_edit_is_rechecked_by_the_policy_engine(dispute, agent, supervisor):
     pending = refund(dispute, "120.00", agent=agent)
     with pytest.raises(DecisionError, match="current rules deny"):
-        proposal_edit_approve(proposal_id=pending.pk, user=supervisor, params={**pending.params, "amount": "9000.00"},
-                              reason="More")
+        proposal_edit_approve(
+            proposal_id=pending.pk, user=supervisor, params={**pending.params, "amount": "9000.00"}, reason="More"
+        )
     proposal = _reload(pending)
     assert proposal.status == S.PENDING
     assert proposal.params["amount"] == "120.00"
-    result = proposal_edit_approve(proposal_id=pending.pk, user=supervisor,
-                                   params={**pending.params, "amount": "30.00"}, reason="Only the fee part")
+    result = proposal_edit_approve(
+        proposal_id=pending.pk,
+        user=supervisor,
+        params={**pending.params, "amount": "30.00"},
+        reason="Only the fee part",
+    )
     proposal = _reload(pending)
     assert result.outcome == "approved"
     assert proposal.params["amount"] == "30.00"
@@ -190,8 +211,9 @@ def test_an_edit_needs_a_reason_and_valid_parameters(dispute, agent, supervisor)
     with pytest.raises(DecisionError, match="needs a reason"):
         proposal_edit_approve(proposal_id=pending.pk, user=supervisor, params=pending.params, reason="")
     with pytest.raises(DecisionError, match="amount"):
-        proposal_edit_approve(proposal_id=pending.pk, user=supervisor, params={**pending.params, "amount": "ten"},
-                              reason="typo")
+        proposal_edit_approve(
+            proposal_id=pending.pk, user=supervisor, params={**pending.params, "amount": "ten"}, reason="typo"
+        )
     with pytest.raises(DecisionError, match="Nothing was changed"):
         proposal_edit_approve(proposal_id=pending.pk, user=supervisor, params=pending.params, reason="same")
 
@@ -219,9 +241,12 @@ def test_the_limit_is_read_at_decision_time(dispute, agent, supervisor):
 
 def test_the_rule_is_evaluated_at_decision_time(dispute, agent, supervisor):
     pending = refund(dispute, "120.00", agent=agent)
-    PermissionScope.objects.create(name="Disputes: no refunds while we investigate", effect="deny",
-                                   action_type=ActionType.objects.get(key="issue_refund"),
-                                   definition=dispute.definition)
+    PermissionScope.objects.create(
+        name="Disputes: no refunds while we investigate",
+        effect="deny",
+        action_type=ActionType.objects.get(key="issue_refund"),
+        definition=dispute.definition,
+    )
     with pytest.raises(DecisionError, match="no refunds while we investigate"):
         proposal_approve(proposal_id=pending.pk, user=supervisor)
     assert _reload(pending).status == S.PENDING
@@ -257,13 +282,15 @@ def test_batch_rejection_needs_a_reason_and_rejects_each(dispute, agent, supervi
     items = [refund(dispute, "100.00", agent=agent), refund(dispute, "110.00", agent=agent)]
     with pytest.raises(DecisionError, match="needs a reason"):
         proposals_decide_batch(proposal_ids=[p.pk for p in items], user=supervisor, decision="reject")
-    results = proposals_decide_batch(proposal_ids=[p.pk for p in items], user=supervisor, decision="reject",
-                                     reason="Wrong account")
+    results = proposals_decide_batch(
+        proposal_ids=[p.pk for p in items], user=supervisor, decision="reject", reason="Wrong account"
+    )
     assert all(r.ok for r in results)
     assert {_reload(p).status for p in items} == {S.REJECTED}
 
 
 # --- expiry ---------------------------------------------------------------------------------
+
 
 def _expire_now(proposal: ProposedAction) -> None:
     ProposedAction.objects.filter(pk=proposal.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
@@ -309,6 +336,7 @@ def test_an_action_not_yet_due_does_not_expire(dispute, agent):
 
 # --- the race -------------------------------------------------------------------------------
 
+
 @pytest.mark.django_db(transaction=True)
 def test_two_supervisors_deciding_at_once_have_exactly_one_winner(demo, agent, supervisor, monkeypatch):
     from django.contrib.auth import get_user_model
@@ -331,10 +359,12 @@ def test_two_supervisors_deciding_at_once_have_exactly_one_winner(demo, agent, s
             connection.close()
 
     threads = [
-        threading.Thread(target=decide, args=("approve", lambda: proposal_approve(proposal_id=pending.pk,
-                                                                                 user=supervisor))),
-        threading.Thread(target=decide, args=("reject", lambda: proposal_reject(proposal_id=pending.pk,
-                                                                               user=colleague, reason="No"))),
+        threading.Thread(
+            target=decide, args=("approve", lambda: proposal_approve(proposal_id=pending.pk, user=supervisor))
+        ),
+        threading.Thread(
+            target=decide, args=("reject", lambda: proposal_reject(proposal_id=pending.pk, user=colleague, reason="No"))
+        ),
     ]
     for t in threads:
         t.start()

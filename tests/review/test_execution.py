@@ -64,9 +64,13 @@ def test_a_denied_action_is_never_ready_to_execute(demo, agent):
 
 @pytest.mark.worker
 def test_a_denied_action_never_executes_and_the_journey_falls_back(celery_worker, agent):
-    PermissionScope.objects.create(name="Lost cards: no blocks by agents", effect="deny", agent_group="demo",
-                                   action_type=ActionType.objects.get(key="block_card"),
-                                   definition=JourneyDefinition.objects.get(key="lost_card"))
+    PermissionScope.objects.create(
+        name="Lost cards: no blocks by agents",
+        effect="deny",
+        agent_group="demo",
+        action_type=ActionType.objects.get(key="block_card"),
+        definition=JourneyDefinition.objects.get(key="lost_card"),
+    )
     journey = start("lost_card", customer="CUST-00011", reason="lost")
     finished = drive_to_end(journey.pk)
     assert finished.status == Journey.Status.HUMAN
@@ -81,8 +85,10 @@ def test_a_denied_action_never_executes_and_the_journey_falls_back(celery_worker
 @pytest.mark.worker
 def test_an_approved_provisional_credit_lets_the_dispute_complete(celery_worker, supervisor):
     journey = start_dispute(disputable_charge())
-    wait_for(lambda: Journey.objects.get(pk=journey.pk).status == Journey.Status.WAITING_APPROVAL,
-             message="the dispute never asked for approval")
+    wait_for(
+        lambda: Journey.objects.get(pk=journey.pk).status == Journey.Status.WAITING_APPROVAL,
+        message="the dispute never asked for approval",
+    )
     pending = Journey.objects.get(pk=journey.pk).proposals.pending().get()
     proposal_approve(proposal_id=pending.pk, user=supervisor)
     finished = drive_to_end(journey.pk)
@@ -94,8 +100,10 @@ def test_an_approved_provisional_credit_lets_the_dispute_complete(celery_worker,
 @pytest.mark.worker
 def test_a_rejected_credit_reaches_the_agent_which_carries_on_without_it(celery_worker, supervisor):
     journey = start_dispute(disputable_charge())
-    wait_for(lambda: Journey.objects.get(pk=journey.pk).status == Journey.Status.WAITING_APPROVAL,
-             message="the dispute never asked for approval")
+    wait_for(
+        lambda: Journey.objects.get(pk=journey.pk).status == Journey.Status.WAITING_APPROVAL,
+        message="the dispute never asked for approval",
+    )
     pending = Journey.objects.get(pk=journey.pk).proposals.pending().get()
     proposal_reject(proposal_id=pending.pk, user=supervisor, reason="Merchant already refunded it")
     finished = drive_to_end(journey.pk)

@@ -75,12 +75,15 @@ def test_pending_rejected_or_denied_refunds_use_no_budget(journey, agent):
 def test_card_blocks_per_agent_per_hour(demo, agent, supervisor):
     CumulativeLimit.objects.filter(name="Card blocks per agent: 200 an hour").update(maximum=2)
     journeys = [start("lost_card", customer=f"CUST-0000{n}") for n in (1, 2, 3)]
-    results = [propose(j, "block_card", {"card": "tok_card_00001", "reason": "lost"}, agent=agent).status
-               for j in journeys]
+    results = [
+        propose(j, "block_card", {"card": "tok_card_00001", "reason": "lost"}, agent=agent).status for j in journeys
+    ]
     assert results == [S.AUTO_APPROVED, S.AUTO_APPROVED, S.PENDING]
     # A person's blocks are counted for that person, not for the agent.
-    assert propose(journeys[0], "block_card", {"card": "tok_card_00001", "reason": "lost"},
-                   user=supervisor).status == S.AUTO_APPROVED
+    assert (
+        propose(journeys[0], "block_card", {"card": "tok_card_00001", "reason": "lost"}, user=supervisor).status
+        == S.AUTO_APPROVED
+    )
 
 
 def test_fee_refunds_beyond_three_a_year_are_denied(demo, agent):

@@ -26,6 +26,7 @@ def _login(client, user):
 
 # --- the queue ------------------------------------------------------------------------------
 
+
 def test_the_queue_shows_pending_actions_with_what_a_supervisor_needs(client, supervisor, pending):
     response = _login(client, supervisor).get(reverse("review_queue"))
     assert response.status_code == 200
@@ -62,8 +63,12 @@ def test_a_foreign_team_user_gets_404_on_decisions(client, supervisor2, pending)
 
 
 def test_the_queue_filters_by_definition_and_action_type(client, supervisor, pending, agent):
-    other = propose(start("lost_card", customer="CUST-00002"), "order_card",
-                    {"account": "ACC-000002", "address": "1 High St", "expedited": True}, agent=agent)
+    other = propose(
+        start("lost_card", customer="CUST-00002"),
+        "order_card",
+        {"account": "ACC-000002", "address": "1 High St", "expedited": True},
+        agent=agent,
+    )
     _login(client, supervisor)
     html = client.get(reverse("review_queue"), {"definition": "lost_card"}).content.decode()
     assert f"proposal-{other.pk}" in html and f"proposal-{pending.pk}" not in html
@@ -127,8 +132,9 @@ def test_edit_and_approve_page_validates_and_rechecks(client, supervisor, pendin
 def test_batch_from_the_queue_reports_each_item(client, supervisor, pending, agent):
     too_big = refund(start("card_dispute", customer="CUST-00005"), "1500.00", agent=agent)
     _login(client, supervisor)
-    response = client.post(reverse("review_batch"), {"ids": [pending.pk, too_big.pk], "decision": "approve"},
-                           follow=True)
+    response = client.post(
+        reverse("review_batch"), {"ids": [pending.pk, too_big.pk], "decision": "approve"}, follow=True
+    )
     html = response.content.decode()
     assert "1 of 2 went through" in html
     assert "1 did not" in html and "approval limit" in html
@@ -138,15 +144,20 @@ def test_batch_from_the_queue_reports_each_item(client, supervisor, pending, age
     assert ProposedAction.objects.get(pk=forbidden.pk).status == S.PENDING
     # An item decided meanwhile by someone else is reported, the rest still goes through.
     fresh = refund(start("card_dispute", customer="CUST-00007"), "100.00", agent=agent)
-    response = client.post(reverse("review_batch"), {"ids": [pending.pk, fresh.pk], "decision": "approve"},
-                           follow=True)
+    response = client.post(reverse("review_batch"), {"ids": [pending.pk, fresh.pk], "decision": "approve"}, follow=True)
     html = response.content.decode()
     assert "1 of 2 went through" in html and "already approved by supervisor" in html
     assert ProposedAction.objects.get(pk=fresh.pk).status == S.APPROVED
-    for bad in ({"decision": "approve"}, {"ids": ["x"], "decision": "approve"}, {"ids": [fresh.pk], "decision": "reject"}):
+    for bad in (
+        {"decision": "approve"},
+        {"ids": ["x"], "decision": "approve"},
+        {"ids": [fresh.pk], "decision": "reject"},
+    ):
         response = client.post(reverse("review_batch"), bad, follow=True)
         assert response.status_code == 200
-        assert any(word in response.content.decode() for word in ("Select at least one", "not a list", "needs a reason"))
+        assert any(
+            word in response.content.decode() for word in ("Select at least one", "not a list", "needs a reason")
+        )
 
 
 def test_decide_partial_renders_for_a_pending_proposal_only(rf, supervisor, pending):
@@ -162,11 +173,22 @@ def test_decide_partial_renders_for_a_pending_proposal_only(rf, supervisor, pend
 
 # --- scopes ---------------------------------------------------------------------------------
 
+
 def _scope_post(**overrides):
-    data = {"name": "Disputes: refunds over 100 need approval", "description": "", "definition": "",
-            "agent": "", "agent_group": "", "action_type": "", "effect": "require_approval",
-            "conditions_text": "amount > 100", "approval_timeout_minutes": "15", "on_timeout": "fallback",
-            "escalate_to": "", "reason": "Tighter control on disputes"}
+    data = {
+        "name": "Disputes: refunds over 100 need approval",
+        "description": "",
+        "definition": "",
+        "agent": "",
+        "agent_group": "",
+        "action_type": "",
+        "effect": "require_approval",
+        "conditions_text": "amount > 100",
+        "approval_timeout_minutes": "15",
+        "on_timeout": "fallback",
+        "escalate_to": "",
+        "reason": "Tighter control on disputes",
+    }
     data.update(overrides)
     return data
 
@@ -179,8 +201,9 @@ def test_admin_creates_a_scope_with_history_and_a_governance_signal(client, admi
     governance_changed.connect(lambda **kw: seen.append(kw), weak=False, dispatch_uid="test-scope-signal")
     try:
         refund_type = ActionType.objects.get(key="issue_refund")
-        response = _login(client, admin_user).post(reverse("review_scope_create"),
-                                                   _scope_post(action_type=refund_type.pk))
+        response = _login(client, admin_user).post(
+            reverse("review_scope_create"), _scope_post(action_type=refund_type.pk)
+        )
     finally:
         governance_changed.disconnect(dispatch_uid="test-scope-signal")
     assert response.status_code == 302
@@ -192,41 +215,57 @@ def test_admin_creates_a_scope_with_history_and_a_governance_signal(client, admi
     assert seen and seen[0]["kind"] == "scope_change" and seen[0]["after"]["name"] == scope.name
 
 
-@pytest.mark.parametrize(("overrides", "error"), [
-    ({"conditions_text": "amount is 5"}, "write parameter, operator, value"),
-    ({"conditions_text": "amount <== 5"}, "is not a number"),
-    ({"conditions_text": "colour == red"}, "has no parameter"),
-    ({"conditions_text": "reason > 5"}, "is not a number"),
-    ({"conditions_text": "amount <= lots"}, "is not a number"),
-    ({"reason": ""}, "Say why you change the rule"),
-    ({"effect": "maybe"}, "Select a valid choice"),
-    ({"approval_timeout_minutes": "0"}, "greater than or equal to 1"),
-    ({"name": "Card blocks are allowed"}, "already exists"),
-    ({"on_timeout": "escalate", "escalate_to": "compliance-team", "definition": "fee_refund"},
-     "Compliance may not approve actions on Fee refund"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "error"),
+    [
+        ({"conditions_text": "amount is 5"}, "write parameter, operator, value"),
+        ({"conditions_text": "amount <== 5"}, "is not a number"),
+        ({"conditions_text": "colour == red"}, "has no parameter"),
+        ({"conditions_text": "reason > 5"}, "is not a number"),
+        ({"conditions_text": "amount <= lots"}, "is not a number"),
+        ({"reason": ""}, "Say why you change the rule"),
+        ({"effect": "maybe"}, "Select a valid choice"),
+        ({"approval_timeout_minutes": "0"}, "greater than or equal to 1"),
+        ({"name": "Card blocks are allowed"}, "already exists"),
+        (
+            {"on_timeout": "escalate", "escalate_to": "compliance-team", "definition": "fee_refund"},
+            "Compliance may not approve actions on Fee refund",
+        ),
+    ],
+)
 def test_scope_form_rejects_bad_input_with_a_clear_error(client, admin_user, overrides, error):
     from django.contrib.auth.models import Group
 
     from journeys.models import ActionType, JourneyDefinition
 
     if overrides.get("escalate_to") == "compliance-team":
-        overrides = {**overrides, "escalate_to": Group.objects.get(name="Compliance").pk,
-                     "definition": JourneyDefinition.objects.get(key=overrides["definition"]).pk}
+        overrides = {
+            **overrides,
+            "escalate_to": Group.objects.get(name="Compliance").pk,
+            "definition": JourneyDefinition.objects.get(key=overrides["definition"]).pk,
+        }
     data = _scope_post(action_type=ActionType.objects.get(key="issue_refund").pk, **overrides)
     response = _login(client, admin_user).post(reverse("review_scope_create"), data)
     assert response.status_code == 400
     assert error in response.content.decode()
-    assert not PermissionScope.objects.filter(name=data["name"], description="").exclude(
-        name="Card blocks are allowed").exists()
+    assert (
+        not PermissionScope.objects.filter(name=data["name"], description="")
+        .exclude(name="Card blocks are allowed")
+        .exists()
+    )
 
 
 def test_editing_a_scope_keeps_before_and_after(client, admin_user):
     scope = PermissionScope.objects.get(name="Refunds up to 35.00 are automatic")
     page = _login(client, admin_user).get(reverse("review_scope_edit", args=[scope.pk]))
     assert "amount &lt;= 35.00" in page.content.decode()
-    data = _scope_post(name=scope.name, action_type=scope.action_type_id, effect="allow",
-                       conditions_text="amount <= 50.00", reason="Raise the automatic tier")
+    data = _scope_post(
+        name=scope.name,
+        action_type=scope.action_type_id,
+        effect="allow",
+        conditions_text="amount <= 50.00",
+        reason="Raise the automatic tier",
+    )
     assert client.post(reverse("review_scope_edit", args=[scope.pk]), data).status_code == 302
     change = ScopeChange.objects.filter(target_id=scope.pk).latest("id")
     assert change.before["conditions"][0]["value"] == "35.00"
@@ -240,8 +279,14 @@ def test_preview_shows_how_recent_proposals_would_be_decided_and_saves_nothing(c
     scope = PermissionScope.objects.get(name="Refunds over 35.00 up to 500.00 need one approver")
     # Narrowing the approval tier leaves 35.01 to 50.00 without a rule: the preview shows they
     # would be denied, before anything is saved.
-    data = _scope_post(name=scope.name, action_type=scope.action_type_id, effect="require_approval",
-                       conditions_text="amount > 50.00\namount <= 500.00", reason="Narrow the tier", preview="1")
+    data = _scope_post(
+        name=scope.name,
+        action_type=scope.action_type_id,
+        effect="require_approval",
+        conditions_text="amount > 50.00\namount <= 500.00",
+        reason="Narrow the tier",
+        preview="1",
+    )
     response = _login(client, admin_user).post(reverse("review_scope_edit", args=[scope.pk]), data)
     assert response.status_code == 200
     preview = response.context["preview"]
@@ -258,8 +303,7 @@ def test_preview_shows_how_recent_proposals_would_be_decided_and_saves_nothing(c
 def test_disabling_a_scope_needs_a_reason_and_is_recorded(client, admin_user):
     scope = PermissionScope.objects.get(name="Card blocks are allowed")
     _login(client, admin_user)
-    response = client.post(reverse("review_scope_toggle", args=[scope.pk]), {"enabled": "0", "reason": ""},
-                           follow=True)
+    response = client.post(reverse("review_scope_toggle", args=[scope.pk]), {"enabled": "0", "reason": ""}, follow=True)
     assert "Say why" in response.content.decode()
     assert PermissionScope.objects.get(pk=scope.pk).is_enabled
     client.post(reverse("review_scope_toggle", args=[scope.pk]), {"enabled": "0", "reason": "Incident 42"})
@@ -272,9 +316,17 @@ def test_disabling_a_scope_needs_a_reason_and_is_recorded(client, admin_user):
 def test_limits_are_edited_with_validation_and_history(client, admin_user):
     limit = CumulativeLimit.objects.get(name="Card blocks per agent: 200 an hour")
     _login(client, admin_user)
-    data = {"name": limit.name, "definition": "", "action_type": limit.action_type_id, "measure": "amount",
-            "subject": "proposer", "maximum": "20", "window_minutes": "60", "effect_when_exceeded": "require_approval",
-            "reason": "try"}
+    data = {
+        "name": limit.name,
+        "definition": "",
+        "action_type": limit.action_type_id,
+        "measure": "amount",
+        "subject": "proposer",
+        "maximum": "20",
+        "window_minutes": "60",
+        "effect_when_exceeded": "require_approval",
+        "reason": "try",
+    }
     bad = client.post(reverse("review_limit_edit", args=[limit.pk]), data)
     assert bad.status_code == 400 and "carries no amount" in bad.content.decode()
     data.update(measure="count", maximum="10", reason="Fewer blocks per hour")
@@ -291,7 +343,9 @@ def test_compliance_reads_scopes_but_cannot_change_them(client, compliance):
     assert "New scope" not in page.content.decode()
     scope = PermissionScope.objects.first()
     assert client.get(reverse("review_scope_create")).status_code == 403
-    assert client.post(reverse("review_scope_toggle", args=[scope.pk]), {"enabled": "0", "reason": "x"}).status_code == 403
+    assert (
+        client.post(reverse("review_scope_toggle", args=[scope.pk]), {"enabled": "0", "reason": "x"}).status_code == 403
+    )
     assert PermissionScope.objects.get(pk=scope.pk).is_enabled
 
 
@@ -304,6 +358,7 @@ def test_supervisors_and_outsiders_do_not_reach_the_scope_pages(client, supervis
 
 # --- after-the-fact review ------------------------------------------------------------------
 
+
 @pytest.fixture
 def sample(demo, agent, settings):
     settings.HANDOFF = {**settings.HANDOFF, "REVIEW_SAMPLE_SHARE": 1.0}
@@ -315,8 +370,9 @@ def test_a_supervisor_marks_a_sample_fine_or_wrong(client, supervisor, sample):
     _login(client, supervisor)
     page = client.get(reverse("review_samples"))
     assert f"sample-{sample.pk}" in page.content.decode()
-    response = client.post(reverse("review_sample_mark", args=[sample.pk]), {"verdict": "wrong", "note": ""},
-                           follow=True)
+    response = client.post(
+        reverse("review_sample_mark", args=[sample.pk]), {"verdict": "wrong", "note": ""}, follow=True
+    )
     assert "Say what was wrong" in response.content.decode()
     client.post(reverse("review_sample_mark", args=[sample.pk]), {"verdict": "wrong", "note": "Fee was valid"})
     sample.refresh_from_db()
@@ -363,22 +419,36 @@ def test_previewing_a_new_scope_shows_its_effect_and_creates_nothing(client, adm
     _login(client, admin_user)
     assert client.get(reverse("review_scope_create")).status_code == 200
     assert client.get(reverse("review_limit_create")).status_code == 200
-    data = _scope_post(name="Fee refunds frozen", effect="deny", conditions_text="",
-                       action_type=ActionType.objects.get(key="issue_refund").pk,
-                       definition=JourneyDefinition.objects.get(key="fee_refund").pk, preview="1")
+    data = _scope_post(
+        name="Fee refunds frozen",
+        effect="deny",
+        conditions_text="",
+        action_type=ActionType.objects.get(key="issue_refund").pk,
+        definition=JourneyDefinition.objects.get(key="fee_refund").pk,
+        preview="1",
+    )
     response = client.post(reverse("review_scope_create"), data)
     assert response.status_code == 200
     rows = response.context["preview"]["rows"]
     assert [(r["now_effect"], r["new"].effect, r["new"].rule) for r in rows] == [
-        ("allow", "deny", "Fee refunds frozen")]
+        ("allow", "deny", "Fee refunds frozen")
+    ]
     assert not PermissionScope.objects.filter(name="Fee refunds frozen").exists()
 
 
 def test_limit_form_refuses_an_empty_window(client, admin_user):
     limit = CumulativeLimit.objects.get(name="Card blocks per agent: 200 an hour")
-    data = {"name": limit.name, "definition": "", "action_type": limit.action_type_id, "measure": "count",
-            "subject": "proposer", "maximum": "20", "window_minutes": "0", "effect_when_exceeded": "deny",
-            "reason": "try"}
+    data = {
+        "name": limit.name,
+        "definition": "",
+        "action_type": limit.action_type_id,
+        "measure": "count",
+        "subject": "proposer",
+        "maximum": "20",
+        "window_minutes": "0",
+        "effect_when_exceeded": "deny",
+        "reason": "try",
+    }
     response = _login(client, admin_user).post(reverse("review_limit_edit", args=[limit.pk]), data)
     assert response.status_code == 400
     assert "greater than or equal to 1" in response.content.decode()
@@ -390,9 +460,12 @@ def test_a_scope_may_escalate_to_a_team_that_approves_on_its_definition(client, 
 
     from journeys.models import ActionType, JourneyDefinition
 
-    data = _scope_post(name="Fee refunds escalate to servicing", on_timeout="escalate",
-                       escalate_to=Group.objects.get(name="Servicing team").pk,
-                       definition=JourneyDefinition.objects.get(key="fee_refund").pk,
-                       action_type=ActionType.objects.get(key="issue_refund").pk)
+    data = _scope_post(
+        name="Fee refunds escalate to servicing",
+        on_timeout="escalate",
+        escalate_to=Group.objects.get(name="Servicing team").pk,
+        definition=JourneyDefinition.objects.get(key="fee_refund").pk,
+        action_type=ActionType.objects.get(key="issue_refund").pk,
+    )
     assert _login(client, admin_user).post(reverse("review_scope_create"), data).status_code == 302
     assert PermissionScope.objects.get(name="Fee refunds escalate to servicing").escalate_to.name == "Servicing team"

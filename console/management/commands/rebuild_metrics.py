@@ -15,7 +15,5 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         result = rollup_rebuild()
         self.stdout.write(
-            self.style.SUCCESS(
-                f"Metrics rebuilt: {result['journeys']} journeys, {result['days']} definition-days."
-            )
+            self.style.SUCCESS(f"Metrics rebuilt: {result['journeys']} journeys, {result['days']} definition-days.")
         )

@@ -17,15 +17,21 @@ from journeys.actions import sync_action_types
 from journeys.definitions import install_definitions
 from journeys.demo import seed_core_bank
 from journeys.models import Agent, ApprovalLimit, JourneyDefinition
-from review.models import SensitiveDataGrant
-from review.demo import install_demo_scopes
 from review.cases.services import labels_install_defaults
+from review.demo import install_demo_scopes
+from review.models import SensitiveDataGrant
 
 TEAMS: dict[str, dict[str, Any]] = {
-    "Cards team": {"definitions": ["card_dispute", "lost_card"], "approval_limit": "1000.00",
-                   "perms": ["view_journeys", "take_over", "approve_actions", "annotate"]},
-    "Servicing team": {"definitions": ["fee_refund", "address_change"], "approval_limit": "500.00",
-                       "perms": ["view_journeys", "take_over", "approve_actions", "annotate"]},
+    "Cards team": {
+        "definitions": ["card_dispute", "lost_card"],
+        "approval_limit": "1000.00",
+        "perms": ["view_journeys", "take_over", "approve_actions", "annotate"],
+    },
+    "Servicing team": {
+        "definitions": ["fee_refund", "address_change"],
+        "approval_limit": "500.00",
+        "perms": ["view_journeys", "take_over", "approve_actions", "annotate"],
+    },
     "Compliance": {"definitions": "*", "perms": ["view_journeys", "audit"]},
     "Admins": {"definitions": "*", "perms": ["view_journeys", "pause_agents", "audit"]},
 }
@@ -67,7 +73,8 @@ class Command(BaseCommand):
                     assign_perm(f"journeys.{perm}", team, definition)
                 if "approval_limit" in spec:
                     ApprovalLimit.objects.update_or_create(
-                        team=team, definition=definition, defaults={"limit": Decimal(spec["approval_limit"])})
+                        team=team, definition=definition, defaults={"limit": Decimal(spec["approval_limit"])}
+                    )
         for team_name, keys in SENSITIVE_GRANTS.items():
             team = Group.objects.get(name=team_name)
             for definition in JourneyDefinition.objects.filter(key__in=all_keys if keys == "*" else keys):
@@ -76,8 +83,9 @@ class Command(BaseCommand):
         for username, team_name, staff, superuser, full_name in USERS:
             first, last = full_name.split(" ", 1)
             user, _ = User.objects.get_or_create(
-                username=username, defaults={"first_name": first, "last_name": last, "is_staff": staff,
-                                             "is_superuser": superuser})
+                username=username,
+                defaults={"first_name": first, "last_name": last, "is_staff": staff, "is_superuser": superuser},
+            )
             user.set_password(settings.DEMO_PASSWORD)  # the README promises DEMO_PASSWORD works
             user.save()
             user.groups.add(Group.objects.get(name=team_name))
@@ -91,5 +99,8 @@ class Command(BaseCommand):
         install_demo_scopes()
         new = seed_core_bank(customers)
         labels_install_defaults()
-        self.stdout.write(self.style.SUCCESS(
-            f"Demo bank ready: {len(all_keys)} journey definitions, {len(USERS)} people, {new} new customers."))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo bank ready: {len(all_keys)} journey definitions, {len(USERS)} people, {new} new customers."
+            )
+        )

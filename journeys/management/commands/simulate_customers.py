@@ -40,7 +40,9 @@ class Command(BaseCommand):
                         next_open += interval
                         if Journey.objects.live().count() < max_live:
                             journey = sim.open_journey()
-                            self.stdout.write(f"opened J-{journey.pk} {journey.definition.key} for {journey.customer_ref}")
+                            self.stdout.write(
+                                f"opened J-{journey.pk} {journey.definition.key} for {journey.customer_ref}"
+                            )
                     sim.tick()
                 except OperationalError as exc:  # a busy embedded database: try again next tick
                     self.stderr.write(f"database busy, retrying: {exc}")

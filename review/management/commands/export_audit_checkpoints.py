@@ -19,21 +19,14 @@ class Command(BaseCommand):
     help = "Sign a fresh checkpoint and print every checkpoint as JSON Lines."
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument(
-            "--output", metavar="FILE", help="write here instead of standard output"
-        )
-        parser.add_argument(
-            "--no-new", action="store_true", help="do not sign a fresh checkpoint first"
-        )
+        parser.add_argument("--output", metavar="FILE", help="write here instead of standard output")
+        parser.add_argument("--no-new", action="store_true", help="do not sign a fresh checkpoint first")
 
-    def handle(
-        self, *args: Any, output: str | None = None, no_new: bool = False, **options: Any
-    ) -> None:
+    def handle(self, *args: Any, output: str | None = None, no_new: bool = False, **options: Any) -> None:
         if not no_new:
             checkpoint_create()
         lines = [
-            json.dumps(checkpoint_payload(c), sort_keys=True) + "\n"
-            for c in AuditCheckpoint.objects.order_by("seq")
+            json.dumps(checkpoint_payload(c), sort_keys=True) + "\n" for c in AuditCheckpoint.objects.order_by("seq")
         ]
         if output:
             with open(output, "w", encoding="utf-8") as handle:
