@@ -196,9 +196,14 @@ def _locked_current(journey_id: int, epoch: int, turn_seq: int, token: str) -> t
     return journey, None
 
 
-def _finish_turn(journey: Journey, *, next_run: bool = True) -> None:
+def _close_turn(journey: Journey) -> None:
+    """The current turn is over: later deliveries of its task become no-ops. Caller saves."""
     journey.turn_seq += 1
     journey.turn_starts = 0
+
+
+def _finish_turn(journey: Journey, *, next_run: bool = True) -> None:
+    _close_turn(journey)
     journey.lease_token, journey.lease_until = "", None
     if next_run and journey.status == Journey.Status.RUNNING and journey.waiting_on == Journey.WaitingOn.NOTHING:
         journey.next_run_at = timezone.now()
@@ -242,16 +247,14 @@ def _schedule_retry(journey: Journey, error: str) -> str:
             f"Step “{journey.current_step_title}” failed {journey.step_attempts} times: {error}",
             data={"error": error, "attempts": journey.step_attempts},
         )
-        journey.turn_seq += 1
-        journey.turn_starts = 0
+        _close_turn(journey)
         journey_hand_to_person(
             journey, reason=f"Retries spent: {error}", exception_kind="step_failed", data={"error": error}
         )
         return "fallback"
     delay = _conf("RETRY_BASE_SECONDS") * (2 ** (journey.step_attempts - 1))
     journey.waiting_on = Journey.WaitingOn.RETRY
-    journey.turn_seq += 1
-    journey.turn_starts = 0
+    _close_turn(journey)
     journey.lease_token, journey.lease_until = "", None
     # The timer lives in the database; the countdown only saves the sweeper a lap.
     journey.next_run_at = timezone.now() + timedelta(seconds=delay)
@@ -273,8 +276,7 @@ def _fail_permanent(journey_id: int, epoch: int, turn_seq: int, token: str, erro
         return why_not
     assert journey is not None
     events.record(journey, Event.Kind.TURN_FAILED, f"The agent failed: {error}", data={"error": error})
-    journey.turn_seq += 1
-    journey.turn_starts = 0
+    _close_turn(journey)
     journey_hand_to_person(
         journey, reason=f"The agent failed: {error}", exception_kind="agent_error", data={"error": error}
     )
@@ -315,15 +317,13 @@ def _apply(journey_id: int, epoch: int, turn_seq: int, token: str, turn: Turn) -
                 confidence=spec.confidence,
             )
         except ActionParamsError as exc:
-            journey.turn_seq += 1
-            journey.turn_starts = 0
+            _close_turn(journey)
             journey_hand_to_person(
                 journey, reason=f"The agent proposed an invalid action: {exc}", exception_kind="invalid_proposal"
             )
             return "fallback"
         if proposal.status == ProposedAction.Status.DENIED:
-            journey.turn_seq += 1
-            journey.turn_starts = 0
+            _close_turn(journey)
             journey_hand_to_person(
                 journey,
                 reason=f"Policy denied {proposal.action_type.name}: {proposal.decision_explanation}",
@@ -373,8 +373,7 @@ def _follow(journey: Journey, turn: Turn) -> str:
             )
     if turn.then == "goto":
         if journey.version.step(turn.goto) is None:
-            journey.turn_seq += 1
-            journey.turn_starts = 0
+            _close_turn(journey)
             journey_hand_to_person(
                 journey, reason=f"The agent asked for an unknown step '{turn.goto}'.", exception_kind="agent_error"
             )
@@ -412,8 +411,7 @@ def _follow(journey: Journey, turn: Turn) -> str:
             actor_kind=Event.Actor.AGENT,
             actor_agent=agent,
         )
-        journey.turn_seq += 1
-        journey.turn_starts = 0
+        _close_turn(journey)
         journey_finish(
             journey,
             Journey.Status.COMPLETED,
@@ -422,15 +420,13 @@ def _follow(journey: Journey, turn: Turn) -> str:
         )
         return "completed"
     if turn.then == "abandon":
-        journey.turn_seq += 1
-        journey.turn_starts = 0
+        _close_turn(journey)
         journey_finish(
             journey, Journey.Status.ABANDONED, turn.note or "The customer left.", data={"step": journey.current_step}
         )
         return "abandoned"
     if turn.then == "handoff":
-        journey.turn_seq += 1
-        journey.turn_starts = 0
+        _close_turn(journey)
         journey_hand_to_person(
             journey,
             reason=turn.reason or "The agent asked for a person.",

@@ -15,6 +15,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from journeys.demo import STREETS
 from journeys.models import (
     CoreAccount,
     CoreCard,
@@ -27,21 +28,8 @@ from journeys.models import (
 
 from .base import CoreBank, CoreBankRejected, CoreBankUnavailable
 
-# Streets the address validator knows; anything else "does not exist".
-KNOWN_STREETS = (
-    "High Street",
-    "Station Road",
-    "Church Lane",
-    "Mill Road",
-    "Park Avenue",
-    "Victoria Road",
-    "Queen Street",
-    "King Street",
-    "Green Lane",
-    "Manor Road",
-    "Orchard Way",
-    "Harbour View",
-)
+# The streets the address validator knows (the demo bank's streets); anything else "does not exist".
+KNOWN_STREETS = STREETS
 
 
 def _failure_rate() -> float:
