@@ -332,7 +332,7 @@ def test_limits_are_edited_with_validation_and_history(client, admin_user):
     data.update(measure="count", maximum="10", reason="Fewer blocks per hour")
     assert client.post(reverse("review_limit_edit", args=[limit.pk]), data).status_code == 302
     change = ScopeChange.objects.get(target=ScopeChange.Target.LIMIT, target_id=limit.pk)
-    assert (change.before["maximum"], change.after["maximum"]) == ("20.00", "10.00")
+    assert (change.before["maximum"], change.after["maximum"]) == ("200.00", "10.00")
 
 
 def test_compliance_reads_scopes_but_cannot_change_them(client, compliance):
