@@ -28,8 +28,17 @@ FINISHED = 20_000
 
 
 def _setup() -> None:
+    import sys
+    from pathlib import Path
+
     import django
 
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    import warnings
+
+    warnings.filterwarnings("ignore", message="No directory at")  # static files come from finders
     django.setup()
     from django.test.utils import setup_test_environment
 

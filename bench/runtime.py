@@ -5,7 +5,7 @@ A *turn* is a real agent turn (lock, lease, agent call, proposals, policy, execu
 enqueue the next turn). Both run as 20 parallel chains on the same in-process worker and broker,
 so the ratio says what the runtime costs on top of Celery itself.
 
-Run with `make bench` (PostgreSQL from DATABASE_URL, using a separate `<name>_bench` database).
+Run with `make bench` (PostgreSQL from DATABASE_URL, using a separate `<name>_bench_runtime` database).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ CHAINS = int(os.environ.get("BENCH_CHAINS", "20"))
 def bench_database_url() -> str:
     url = urlsplit(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/handoff"))
     name = url.path.lstrip("/") or "handoff"
-    return urlunsplit(url._replace(path=f"/{name}_bench"))
+    return urlunsplit(url._replace(path=f"/{name}_bench_runtime"))
 
 
 def ensure_database(url: str) -> None:
