@@ -407,4 +407,18 @@ def sample_mark(*, sample: ReviewSample, user, verdict: str, note: str = "") -> 
             f"{current.reviewed_by.get_username()}. Nothing was changed."
         )
     sample.refresh_from_db()
+    proposal = sample.proposal
+    verdict_label = sample.get_verdict_display().lower()
+    # An after-the-fact review is a person's judgement on the journey: it belongs in its record
+    # (and so in the audit trail), without counting as a person stepping into the journey.
+    events.record(
+        proposal.journey,
+        Event.Kind.ANNOTATION,
+        f"After-the-fact review: {proposal.action_type.name} marked {verdict_label}" + (f": {note}" if note else "."),
+        actor_kind=Event.Actor.PERSON,
+        actor_user=user,
+        proposal=proposal,
+        step=proposal.step,
+        data={"review_sample": sample.pk, "verdict": sample.verdict, "note": note},
+    )
     return sample

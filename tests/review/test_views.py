@@ -377,6 +377,9 @@ def test_a_supervisor_marks_a_sample_fine_or_wrong(client, supervisor, sample):
     client.post(reverse("review_sample_mark", args=[sample.pk]), {"verdict": "wrong", "note": "Fee was valid"})
     sample.refresh_from_db()
     assert (sample.verdict, sample.note, sample.reviewed_by) == ("wrong", "Fee was valid", supervisor)
+    recorded = sample.proposal.journey.events.get(kind="annotation", data__review_sample=sample.pk)
+    assert recorded.actor_user == supervisor and recorded.data["verdict"] == "wrong"
+    assert "marked wrong: Fee was valid" in recorded.summary
     again = client.post(reverse("review_sample_mark", args=[sample.pk]), {"verdict": "fine"}, follow=True)
     assert "Already marked wrong by supervisor" in again.content.decode()
 
