@@ -53,6 +53,17 @@ def items_for(user) -> list[NavItem]:
 
 
 def landing_url_name(user) -> str:
-    """Where a user lands after login: the first page their role can use."""
+    """Where a user lands after login: the page their role works in most.
+
+    People who act on journeys (approve, take over) land on the live board; people who only
+    audit land on the audit trail; admins who act on no journey land on the scopes.
+    """
+    held = perms_held(user)
+    if {"approve", "take_over"} & held and not user.is_superuser:
+        return "board"
+    if user.is_superuser or user.is_staff:
+        return "review_scopes"
+    if "audit" in held:
+        return "audit:search"
     items = items_for(user)
     return items[0].url_name if items else "no_access"

@@ -34,12 +34,13 @@ def test_login_with_a_wrong_password_shows_an_error(client, supervisor):
     assert "correct username and password" in response.content.decode()
 
 
-def test_each_demo_user_lands_somewhere_useful(client, supervisor, compliance, admin_user, outsider):
-    for user in (supervisor, compliance, admin_user):
+def test_each_demo_user_lands_somewhere_useful(client, supervisor, supervisor2, compliance, admin_user, outsider):
+    expected = {supervisor: "board", supervisor2: "board", compliance: "audit:search", admin_user: "review_scopes"}
+    for user, url_name in expected.items():
         client.force_login(user)
         landing = client.get(reverse("home"), follow=True)
         assert landing.status_code == 200
-        assert landing.redirect_chain, "home should redirect to the user's page"
+        assert landing.redirect_chain[-1][0] == reverse(url_name)
     client.force_login(outsider)
     assert client.get(reverse("home")).url == reverse("no_access")
 
