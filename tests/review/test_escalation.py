@@ -257,3 +257,21 @@ def test_the_scope_editor_accepts_a_team_with_only_an_approval_limit(client, adm
     client.force_login(admin_user)
     assert client.post(reverse("review_scope_create"), data).status_code == 302
     assert PermissionScope.objects.get(name="Fee refunds escalate to the desk").escalate_to.name == ESCALATION_TEAM
+
+
+def test_seeding_the_demo_again_keeps_one_desk_one_lead_and_no_grants(lead):
+    import os
+
+    from django.conf import settings
+    from django.core.management import call_command
+
+    from journeys.models import DefinitionGroupPermission
+
+    with open(os.devnull, "w") as quiet:
+        call_command("seed_demo", customers=12, stdout=quiet)
+    desk = Group.objects.get(name=ESCALATION_TEAM)
+    assert list(desk.user_set.values_list("username", flat=True)) == ["lead"]
+    assert not DefinitionGroupPermission.objects.filter(group=desk).exists()
+    assert ApprovalLimit.objects.filter(team=desk).count() == JourneyDefinition.objects.count()
+    assert all(not user_may(lead, "approve", d) for d in JourneyDefinition.objects.all())
+    assert get_user_model().objects.get(username="lead").check_password(settings.DEMO_PASSWORD)
