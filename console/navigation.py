@@ -20,7 +20,12 @@ class NavItem:
 NAV: list[NavItem] = [
     NavItem("Live board", "board", lambda u, held: "view" in held, section="board"),
     NavItem("Journeys", "journey_list", lambda u, held: "view" in held, section="journey"),
-    NavItem("Approvals", "review_queue", lambda u, held: "approve" in held, section="review_queue"),
+    NavItem(
+        "Approvals",
+        "review_queue",
+        lambda u, held: "approve" in held or _receives_escalations(u),
+        section="review_queue",
+    ),
     NavItem("Exceptions", "cases:workbench", lambda u, held: "view" in held, section="cases"),
     NavItem("Metrics", "metrics:overview", lambda u, held: "view" in held, section="metrics"),
     NavItem("Audit", "audit:search", lambda u, held: "audit" in held, section="audit:"),
@@ -43,6 +48,12 @@ def _may_manage_teams(user) -> bool:
     from .teams import may_manage_teams  # the page module imports models; keep this one light
 
     return may_manage_teams(user)
+
+
+def _receives_escalations(user) -> bool:
+    from review.access import may_receive_escalations  # a team without grants may decide escalated items
+
+    return may_receive_escalations(user)
 
 
 def items_for(user) -> list[NavItem]:

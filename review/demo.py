@@ -8,15 +8,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.models import Group
 from django.db import transaction
 
 from journeys.models import ActionType, JourneyDefinition, ProposedAction
 
-from .models import CumulativeLimit, PermissionScope
+from .models import CumulativeLimit, PermissionScope, ScopeChange
 from .models.scopes import OnTimeout
 
 E = ProposedAction.Effect
 DEMO_TIMEOUT_MINUTES = 10
+# The team that receives the demo's big refunds when nobody decides them in time. It holds no
+# standing grant: an escalation delegates the one item to it (docs/policy.md, "Expiry").
+ESCALATION_TEAM = "Escalations desk"
 
 READS = [
     "lookup_account",
@@ -63,6 +67,7 @@ def _scopes() -> list[dict[str, Any]]:
             "action": "issue_refund",
             "effect": E.REQUIRE_TWO_APPROVALS,
             "on_timeout": OnTimeout.ESCALATE,
+            "escalate_to": ESCALATION_TEAM,
             "conditions": [
                 {"param": "amount", "op": ">", "value": "500.00"},
                 {"param": "amount", "op": "<=", "value": "5000.00"},
@@ -142,7 +147,8 @@ def install_demo_scopes() -> int:
     for spec in _scopes():
         if spec["action"] not in actions:
             continue
-        _, new = PermissionScope.objects.get_or_create(
+        team = Group.objects.get_or_create(name=spec["escalate_to"])[0] if spec.get("escalate_to") else None
+        scope, new = PermissionScope.objects.get_or_create(
             name=spec["name"],
             defaults={
                 "action_type": actions[spec["action"]],
@@ -150,10 +156,20 @@ def install_demo_scopes() -> int:
                 "conditions": spec.get("conditions", []),
                 "approval_timeout_minutes": DEMO_TIMEOUT_MINUTES,
                 "on_timeout": spec.get("on_timeout", OnTimeout.FALLBACK),
+                "escalate_to": team,
                 "description": "Demo bank default.",
             },
         )
         created += new
+        # A rule installed before it named an escalation team gets the team, unless a person has
+        # changed the rule since (then their choice stands).
+        if (
+            not new
+            and team
+            and scope.escalate_to_id is None
+            and not ScopeChange.objects.filter(target=ScopeChange.Target.SCOPE, target_id=scope.pk).exists()
+        ):
+            PermissionScope.objects.filter(pk=scope.pk, escalate_to__isnull=True).update(escalate_to=team)
     for spec in LIMITS:
         if spec["action"] not in actions or ("definition" in spec and spec["definition"] not in definitions):
             continue

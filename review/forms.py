@@ -9,12 +9,14 @@ from typing import Any
 from django import forms
 from django.contrib.auth.models import Group
 from django.core.validators import MinValueValidator
+from django.db.models import Q
 from guardian.core import ObjectPermissionChecker
 
 from journeys.access import definitions_for
 from journeys.actions import ACTION_SPECS
-from journeys.models import ActionType, Agent, JourneyDefinition, ProposedAction
+from journeys.models import ActionType, Agent, ApprovalLimit, JourneyDefinition, ProposedAction
 
+from .access import escalated_to_user
 from .models import CumulativeLimit, PermissionScope, ReviewSample
 from .models.scopes import OPERATORS, OnTimeout, condition_text
 
@@ -32,7 +34,11 @@ class QueueFilter(forms.Form):
 
     def __init__(self, *args: Any, user, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["definition"].queryset = definitions_for(user, "approve")
+        # The definitions the user approves on, and those of items escalated to their teams.
+        escalated = escalated_to_user(user).values("journey__definition_id")
+        self.fields["definition"].queryset = JourneyDefinition.objects.filter(
+            Q(pk__in=definitions_for(user, "approve").values("pk")) | Q(pk__in=escalated)
+        )
 
     def apply(self, qs):
         if self.cleaned_data.get("definition"):
@@ -232,10 +238,14 @@ class ScopeForm(forms.ModelForm):
             and team
             and definition
             and not ObjectPermissionChecker(team).has_perm("approve_actions", definition)
+            and not ApprovalLimit.objects.filter(team=team, definition=definition).exists()
         ):
+            # An escalation delegates the one item, up to the team's approval limit there: a team
+            # with neither the approve grant nor a limit could only reject, so it is refused.
             self.add_error(
                 "escalate_to",
-                f"{team.name} may not approve actions on {definition.name}; grant it first or choose another team.",
+                f"{team.name} may not approve actions on {definition.name}: it holds neither the approve grant "
+                "nor an approval limit there; give it a limit or choose another team.",
             )
         try:
             data["conditions"] = parse_conditions(data.get("conditions_text", ""), data.get("action_type"))

@@ -1,7 +1,9 @@
 """The review pages: the approval queue, decisions, the scope editor and after-the-fact review.
 
 Every view reaches its objects through ``review.access`` / ``journeys.access``: the queue is the
-user's permitted queryset, a proposal on a definition the user may not approve is a 404.
+user's permitted queryset, a proposal on a definition the user may not approve is a 404 unless
+it was escalated to one of the user's teams (then the queue, approve, reject and edit accept
+that one item; the journey page stays governed by view grants).
 """
 
 from __future__ import annotations
@@ -23,15 +25,17 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.middleware import HtmxDetails
 
-from journeys.access import approval_limit_for, definitions_for
+from journeys.access import definitions_for
 from journeys.models import ProposedAction
 
 from . import services
 from .access import (
-    get_proposal_for_user,
+    decidable_proposals_for,
+    decision_limit_for,
+    get_decidable_proposal,
     may_edit_scopes,
+    may_receive_escalations,
     may_view_scopes,
-    proposals_for,
     samples_for,
     samples_visible_to,
 )
@@ -68,7 +72,7 @@ def _back(request: ReviewRequest, default: str = "review_queue") -> HttpResponse
 
 def _pending_for(user):
     return (
-        proposals_for(user, "approve")
+        decidable_proposals_for(user)
         .pending()
         .select_related(
             "action_type",
@@ -97,12 +101,18 @@ def _fingerprint(qs) -> str:
 
 def _queue_rows(user, qs) -> list[dict[str, Any]]:
     limits: dict[int, Decimal | None] = {}
+    approvable = set(definitions_for(user, "approve").values_list("pk", flat=True))
+    viewable = set(definitions_for(user, "view").values_list("pk", flat=True))
     rows = []
     for proposal in qs[:200]:
         definition = proposal.journey.definition
-        if definition.pk not in limits:
-            limits[definition.pk] = approval_limit_for(user, definition)
-        limit = limits[definition.pk]
+        delegated = definition.pk not in approvable  # in the queue only through an escalation
+        if delegated:
+            limit = decision_limit_for(user, proposal)
+        else:
+            if definition.pk not in limits:
+                limits[definition.pk] = decision_limit_for(user, proposal)
+            limit = limits[definition.pk]
         amount = proposal.amount
         rows.append(
             {
@@ -114,6 +124,9 @@ def _queue_rows(user, qs) -> list[dict[str, Any]]:
                 "escalated": bool(
                     getattr(proposal, "approval_request", None) and proposal.approval_request.escalated_at
                 ),
+                "delegated": delegated,
+                # The journey page follows view grants; a delegate decides from the queue alone.
+                "may_open": definition.pk in viewable,
             }
         )
     return rows
@@ -140,7 +153,8 @@ def queue(request: ReviewRequest) -> HttpResponse:
         "query": query.urlencode(),
         # Where a decision returns to: this page with its filters, without the polling cursor.
         "page_path": f"{reverse('review_queue')}?{query.urlencode()}" if query else reverse("review_queue"),
-        "may_approve_somewhere": definitions_for(request.user, "approve").exists(),
+        "may_approve_somewhere": definitions_for(request.user, "approve").exists()
+        or may_receive_escalations(request.user),
     }
     template = "review/queue.html#queue-rows" if request.htmx else "review/queue.html"
     return render(request, template, context)
@@ -149,7 +163,7 @@ def queue(request: ReviewRequest) -> HttpResponse:
 @require_POST
 @login_required
 def approve(request: ReviewRequest, pk: int) -> HttpResponse:
-    proposal = get_proposal_for_user(request.user, pk, "approve")
+    proposal = get_decidable_proposal(request.user, pk)
     try:
         result = services.proposal_approve(
             proposal_id=proposal.pk, user=request.user, reason=request.POST.get("reason", "")
@@ -163,7 +177,7 @@ def approve(request: ReviewRequest, pk: int) -> HttpResponse:
 @require_POST
 @login_required
 def reject(request: ReviewRequest, pk: int) -> HttpResponse:
-    proposal = get_proposal_for_user(request.user, pk, "approve")
+    proposal = get_decidable_proposal(request.user, pk)
     form = RejectForm(request.POST)
     if not form.is_valid():
         messages.error(request, " ".join(form.errors["reason"]))
@@ -181,7 +195,7 @@ def reject(request: ReviewRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @login_required
 def edit_approve(request: ReviewRequest, pk: int) -> HttpResponse:
-    proposal = get_proposal_for_user(request.user, pk, "approve")
+    proposal = get_decidable_proposal(request.user, pk)
     form_class = edit_form_class(proposal)
     error = ""
     if request.method == "POST":
@@ -205,7 +219,8 @@ def edit_approve(request: ReviewRequest, pk: int) -> HttpResponse:
         "form": form,
         "error": error,
         "next": request.POST.get("next") or request.GET.get("next", ""),
-        "limit": approval_limit_for(request.user, proposal.journey.definition),
+        "limit": decision_limit_for(request.user, proposal),
+        "may_open": definitions_for(request.user, "view").filter(pk=proposal.journey.definition_id).exists(),
     }
     status = 400 if request.method == "POST" else 200
     return render(request, "review/edit.html", context, status=status)
@@ -221,7 +236,7 @@ def batch(request: ReviewRequest) -> HttpResponse:
         return _back(request)
     ids = form.cleaned_data["ids"]
     # Only actions the user may decide reach the service; it re-checks each one under its lock.
-    visible = set(proposals_for(request.user, "approve").filter(pk__in=ids).values_list("pk", flat=True))
+    visible = set(decidable_proposals_for(request.user).filter(pk__in=ids).values_list("pk", flat=True))
     results = services.proposals_decide_batch(
         proposal_ids=[pk for pk in ids if pk in visible],
         user=request.user,

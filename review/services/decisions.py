@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from journeys import events
-from journeys.access import approval_limit_for, user_may
+from journeys.access import user_may
 from journeys.actions import ActionParamsError, validate_params
 from journeys.models import Event, Journey, ProposedAction
 from journeys.services import (
@@ -29,6 +29,7 @@ from journeys.services import (
     proposal_transition,
 )
 
+from ..access import decision_limit_for, escalation_team_for
 from ..models import Approval, ApprovalRequest, ReviewSample
 from ..models.scopes import OnTimeout
 from ..policy import Verdict, judge, limits_consume, proposer_user_id
@@ -101,10 +102,43 @@ def _amount(proposal: ProposedAction, params: dict[str, Any]) -> Decimal | None:
         return None
 
 
+def _escalation(proposal: ProposedAction, user) -> dict[str, Any]:
+    """How an escalated proposal is being decided, for the decision event: to which team it was
+    escalated and whether this person decides through that delegation (no standing grant).
+    Empty for a proposal that was never escalated."""
+    request = (
+        ApprovalRequest.objects.filter(proposal_id=proposal.pk, escalated_at__isnull=False)
+        .select_related("escalate_to")
+        .first()
+    )
+    if request is None:
+        return {}
+    team = request.escalate_to.name if request.escalate_to_id else ""
+    delegated = not user_may(user, "approve", proposal.journey.definition)
+    return {"under_escalation": True, "escalated_to": team, "delegated": delegated}
+
+
+def _escalation_text(escalation: dict[str, Any]) -> str:
+    if not escalation:
+        return ""
+    team = escalation["escalated_to"] or "another team"
+    how = " as its delegate" if escalation["delegated"] else ""
+    return f" (decided under escalation to {team}{how})"
+
+
+def _check_may_decide(user, proposal: ProposedAction) -> Decimal:
+    """The person may decide this proposal: a standing approve grant on its definition, or the
+    proposal was escalated to one of their teams. Returns their approval limit for it."""
+    limit = decision_limit_for(user, proposal)
+    if limit is None:
+        raise DecisionError(f"You may not decide actions on {proposal.journey.definition.name}.")
+    return limit
+
+
 def _check_may_approve(user, proposal: ProposedAction, params: dict[str, Any]) -> Verdict:
     """Four-eyes, the approver's limit and the rule, all evaluated now (not when proposed)."""
     definition = proposal.journey.definition
-    if not user_may(user, "approve", definition):
+    if decision_limit_for(user, proposal) is None:
         raise DecisionError(f"You may not approve actions on {definition.name}.")
     if proposer_user_id(proposal) == user.pk:
         raise DecisionError(f"You proposed {_label(proposal)}; another person must approve it (four-eyes).")
@@ -112,11 +146,17 @@ def _check_may_approve(user, proposal: ProposedAction, params: dict[str, Any]) -
     if verdict.decision.effect == ProposedAction.Effect.DENY:
         raise DecisionError(f"The current rules deny this: {verdict.decision.explanation}")
     amount = _amount(proposal, params)
-    limit = approval_limit_for(user, definition)
+    limit = decision_limit_for(user, proposal)
     # The boundary: an amount exactly at the limit may be approved; one cent above may not.
     if amount is not None and (limit is None or amount > limit):
+        team = escalation_team_for(user, proposal)
+        whose = (
+            f"{team.name}'s approval limit"
+            if team and not user_may(user, "approve", definition)
+            else "your approval limit"
+        )
         raise DecisionError(
-            f"{amount} is above your approval limit of {limit or Decimal('0.00')} on {definition.name}; "
+            f"{amount} is above {whose} of {limit or Decimal('0.00')} on {definition.name}; "
             "someone with a higher limit must decide."
         )
     return verdict
@@ -132,6 +172,7 @@ def _approval_event(
     before: dict[str, Any],
     after: dict[str, Any],
     reason: str,
+    escalation: dict[str, Any],
 ) -> None:
     name = user.get_username()
     if partial:
@@ -143,6 +184,7 @@ def _approval_event(
         summary = f"{name} edited and approved {proposal.action_type.name}: {reason}"
     else:
         summary = f"{name} approved {proposal.action_type.name}" + (f": {reason}" if reason else ".")
+    summary += _escalation_text(escalation)
     events.record(
         journey,
         Event.Kind.ACTION_APPROVED,
@@ -150,7 +192,14 @@ def _approval_event(
         actor_kind=Event.Actor.PERSON,
         actor_user=user,
         proposal=proposal,
-        data={"approver": name, "partial": partial, "edited": edited, "before": before, "after": after},
+        data={
+            "approver": name,
+            "partial": partial,
+            "edited": edited,
+            "before": before,
+            "after": after,
+            **escalation,
+        },
     )
 
 
@@ -166,6 +215,7 @@ def _add_approval(
 ) -> DecisionResult:
     required = max(1, verdict.decision.required_approvals)
     before = before if before is not None else proposal.params
+    escalation = _escalation(proposal, user)
     try:
         with transaction.atomic():
             Approval.objects.create(
@@ -186,7 +236,15 @@ def _add_approval(
         ProposedAction.objects.filter(pk=proposal.pk).update(required_approvals=required)
         proposal.required_approvals = required
         _approval_event(
-            journey, proposal, user, partial=True, edited=edited, before=before, after=proposal.params, reason=reason
+            journey,
+            proposal,
+            user,
+            partial=True,
+            edited=edited,
+            before=before,
+            after=proposal.params,
+            reason=reason,
+            escalation=escalation,
         )
         return DecisionResult(
             proposal,
@@ -206,7 +264,15 @@ def _add_approval(
         raise DecisionError(_already(ProposedAction.objects.get(pk=proposal.pk)))
     limits_consume(proposal)
     _approval_event(
-        journey, proposal, user, partial=False, edited=edited, before=before, after=proposal.params, reason=reason
+        journey,
+        proposal,
+        user,
+        partial=False,
+        edited=edited,
+        before=before,
+        after=proposal.params,
+        reason=reason,
+        escalation=escalation,
     )
     journey_wake_after_decision(journey)
     verb = "Edited and approved" if edited else "Approved"
@@ -228,8 +294,8 @@ def proposal_reject(*, proposal_id: int, user, reason: str) -> DecisionResult:
     if not reason:
         raise DecisionError("A rejection needs a reason: the agent reads it to decide what to do next.")
     journey, proposal = _locked_pending(proposal_id)
-    if not user_may(user, "approve", journey.definition):
-        raise DecisionError(f"You may not decide actions on {journey.definition.name}.")
+    _check_may_decide(user, proposal)
+    escalation = _escalation(proposal, user)
     won = proposal_transition(
         proposal,
         to=Status.REJECTED,
@@ -243,11 +309,11 @@ def proposal_reject(*, proposal_id: int, user, reason: str) -> DecisionResult:
     events.record(
         journey,
         Event.Kind.ACTION_REJECTED,
-        f"{user.get_username()} rejected {proposal.action_type.name}: {reason}",
+        f"{user.get_username()} rejected {proposal.action_type.name}: {reason}{_escalation_text(escalation)}",
         actor_kind=Event.Actor.PERSON,
         actor_user=user,
         proposal=proposal,
-        data={"reason": reason},
+        data={"reason": reason, **escalation},
     )
     proposal_settled(proposal, outcome="rejected", reason=reason)
     return DecisionResult(proposal, "rejected", f"Rejected {_label(proposal)}.")
@@ -292,7 +358,7 @@ def proposal_edit_approve(*, proposal_id: int, user, params: dict[str, Any], rea
 def proposals_decide_batch(*, proposal_ids: list[int], user, decision: str, reason: str = "") -> list[BatchItem]:
     """Approve or reject several proposals, each on its own (its own transaction, limits and
     four-eyes checks); the result says which went through and why the others did not.
-    Callers pass only ids the user may see (``review.access.proposals_for``)."""
+    Callers pass only ids the user may decide (``review.access.decidable_proposals_for``)."""
     if decision not in ("approve", "reject"):
         raise DecisionError("Choose approve or reject.")
     if decision == "reject" and not (reason or "").strip():
@@ -345,10 +411,13 @@ def _expire_one(proposal_id: int, now: datetime) -> str | None:
     request = ApprovalRequest.objects.filter(proposal=proposal).select_related("escalate_to").first()
     minutes = request.timeout_minutes if request else 0
     waited = f"{minutes} min" if minutes else "its approval window"
-    if request and request.on_timeout == OnTimeout.ESCALATE and request.escalated_at is None:
-        team = request.escalate_to.name if request.escalate_to_id else "the owning team"
-        request.escalated_at = now
-        request.save(update_fields=["escalated_at"])
+    # No team named (or the named team was deleted): the definition's owning team receives it.
+    target = (request.escalate_to or journey.definition.owning_team) if request else None
+    if request and request.on_timeout == OnTimeout.ESCALATE and request.escalated_at is None and target:
+        # From now on the target team's members may decide this one item (``review.access``).
+        team = target.name
+        request.escalate_to, request.escalated_at = target, now
+        request.save(update_fields=["escalate_to", "escalated_at"])
         new_expiry = now + timedelta(minutes=minutes)
         ProposedAction.objects.filter(pk=proposal.pk, status=Status.PENDING).update(expires_at=new_expiry)
         events.record(

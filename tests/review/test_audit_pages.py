@@ -250,6 +250,16 @@ def test_a_real_worker_runs_a_verification_and_the_page_shows_the_broken_record(
     assert verification.first_broken_record_id == record.pk
     page = client.get(reverse("audit:verify"))
     assert f"A-{record.pk}" in page.text
+    # Let the journey's turns settle: a turn still writing while teardown truncates the tables
+    # deadlocks the flush.
+    wait_for(
+        lambda: (
+            Journey.objects.filter(pk=journey.pk, lease_until__isnull=True)
+            .exclude(status=Journey.Status.RUNNING, waiting_on__in=[Journey.WaitingOn.NOTHING, Journey.WaitingOn.RETRY])
+            .exists()
+        ),
+        message=f"J-{journey.pk} did not settle",
+    )
 
 
 def test_sensitive_facts_are_masked_on_the_journey_page(client, supervisor, card_journey):

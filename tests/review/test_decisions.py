@@ -321,7 +321,10 @@ def test_expiry_escalates_once_then_falls_back(dispute, agent):
     proposal = _reload(pending)
     assert proposal.status == S.PENDING
     assert proposal.expires_at > timezone.now() + timedelta(minutes=9)
-    assert proposal.events.get(kind=Event.Kind.ACTION_EXPIRED).data == {"outcome": "escalated", "to": "Cards team"}
+    assert proposal.events.get(kind=Event.Kind.ACTION_EXPIRED).data == {
+        "outcome": "escalated",
+        "to": "Escalations desk",
+    }
     _expire_now(pending)
     assert proposals_expire() == {"escalated": 0, "fallback": 1}
     assert _reload(pending).status == S.EXPIRED

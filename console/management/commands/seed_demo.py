@@ -18,7 +18,7 @@ from journeys.definitions import install_definitions
 from journeys.demo import seed_core_bank
 from journeys.models import Agent, ApprovalLimit, JourneyDefinition
 from review.cases.services import labels_install_defaults
-from review.demo import install_demo_scopes
+from review.demo import ESCALATION_TEAM, install_demo_scopes
 from review.models import SensitiveDataGrant
 
 TEAMS: dict[str, dict[str, Any]] = {
@@ -34,6 +34,8 @@ TEAMS: dict[str, dict[str, Any]] = {
     },
     "Compliance": {"definitions": "*", "perms": ["view_journeys", "audit"]},
     "Admins": {"definitions": "*", "perms": ["view_journeys", "pause_agents", "audit"]},
+    # No standing grant at all: it decides only what is escalated to it, up to this limit.
+    ESCALATION_TEAM: {"definitions": "*", "approval_limit": "10000.00", "perms": []},
 }
 
 # Teams whose people may unmask sensitive customer fields (with a stated, audited reason).
@@ -49,6 +51,7 @@ USERS = [
     ("supervisor2", "Servicing team", False, False, "Sasha Servicing"),
     ("compliance", "Compliance", False, False, "Casey Compliance"),
     ("admin", "Admins", True, True, "Alex Admin"),
+    ("lead", ESCALATION_TEAM, False, False, "Lee Lead"),
 ]
 
 DEMO_AGENT_CONFIG = {"error_rate": 0.03, "low_confidence_rate": 0.15, "wrong_rate": 0.1, "think_seconds": 0.5}
