@@ -194,8 +194,8 @@ elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     # An unacknowledged message comes back after this many seconds; the sweeper covers the
     # journey long before that, so this only bounds how long a lost message lingers.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("REDIS_VISIBILITY_TIMEOUT", default=600)}
-# The audit trail's tasks live beside its code (review/tasks.py belongs to approvals).
-CELERY_IMPORTS = ["review.audit.tasks"]
+# Task modules that are not an app's tasks.py (autodiscovery finds those).
+CELERY_IMPORTS = ["review.audit.tasks", "console.metrics.tasks"]
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "sweep-due-journeys": {
@@ -215,10 +215,6 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env.float("HANDOFF_METRICS_SECONDS", default=30.0),
     },
 }
-# Task modules outside an app's tasks.py (autodiscovery only finds those).
-CELERY_IMPORTS = [
-    "console.metrics.tasks",
-]
 # Reviewer figures: approvals of at least this amount decided faster than this are flagged.
 METRICS_HIGH_VALUE_AMOUNT = env.float("HANDOFF_HIGH_VALUE_AMOUNT", default=500.0)
 METRICS_QUICK_DECISION_SECONDS = env.float("HANDOFF_QUICK_DECISION_SECONDS", default=10.0)

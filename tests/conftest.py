@@ -103,6 +103,9 @@ def celery_worker_session(django_db_blocker) -> Iterator[Any]:
     """One in-process Celery worker for the session, consuming this session's queue."""
     from celery.contrib.testing.worker import start_worker
 
+    # A real worker imports CELERY_IMPORTS and autodiscovers tasks at start-up; do the same so a
+    # test run alone knows every task, not only those its modules happened to import.
+    celery_app.loader.import_default_modules()
     with (
         django_db_blocker.unblock(),
         start_worker(
