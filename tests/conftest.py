@@ -123,8 +123,32 @@ def celery_worker_session(django_db_blocker) -> Iterator[Any]:
 
 @pytest.fixture
 def celery_worker(celery_worker_session, transactional_db):
-    """A running worker; the test's data must be committed for it to see (transactional_db)."""
-    return celery_worker_session
+    """A running worker; the test's data must be committed for it to see (transactional_db).
+
+    Afterwards the worker is brought to rest before the database is flushed: a turn still
+    holding row locks while TRUNCATE takes its table locks would deadlock the flush.
+    """
+    yield celery_worker_session
+    quiesce_worker()
+
+
+def quiesce_worker(timeout: float = 30.0) -> None:
+    """Stop every journey from scheduling more turns, drop queued ones, wait until idle."""
+    from celery.worker import state
+
+    Journey.objects.filter(status__in=Journey.LIVE_STATUSES).update(status=Journey.Status.FAILED, next_run_at=None)
+    deadline = time.monotonic() + timeout
+    quiet_since: float | None = None
+    while time.monotonic() < deadline:
+        with celery_app.connection_for_write() as connection:
+            connection.default_channel.queue_purge(TEST_QUEUE)
+        if state.active_requests:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since > 0.3:
+            return
+        time.sleep(0.05)
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1, message: str = "") -> Any:
