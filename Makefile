@@ -28,7 +28,7 @@ run: setup
 	$(PY) manage.py seed_demo
 	@echo
 	@echo "  Handoff is starting at http://127.0.0.1:$(PORT)/"
-	@echo "  Log in as supervisor, supervisor2, compliance or admin — password: $(DEMO_PASSWORD)"
+	@echo "  Log in as supervisor, supervisor2, compliance, admin or lead — password: $(DEMO_PASSWORD)"
 	@echo "  Ctrl-C stops the web server, worker, beat and simulator."
 	@echo
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" HANDOFF_CORE_FAILURE_RATE=$${HANDOFF_CORE_FAILURE_RATE:-0.03} $(VENV)/bin/honcho start -f Procfile
