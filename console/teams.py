@@ -291,6 +291,23 @@ def _membership(team: Group) -> list[str]:
     return sorted(team.user_set.values_list("username", flat=True))
 
 
+def _change_membership(team: Group, user, *, actor, add: bool) -> None:
+    """Add or remove one member, audited once with the membership before and after."""
+    with transaction.atomic(), explicitly_audited():
+        before = _membership(team)
+        (team.user_set.add if add else team.user_set.remove)(user)
+        governance_changed.send(
+            sender=None,
+            kind="team_change",
+            actor=actor,
+            subject=f"{user.get_username()} {'added to' if add else 'removed from'} {team.name}",
+            before={"members": before},
+            after={"members": _membership(team)},
+            reason="",
+            data={"team": team.name},
+        )
+
+
 @require_POST
 @team_admin_required
 def team_member_add(request: HttpRequest, pk: int) -> HttpResponse:
@@ -299,19 +316,7 @@ def team_member_add(request: HttpRequest, pk: int) -> HttpResponse:
     if not form.is_valid():
         return render(request, "console/teams_detail.html", _team_context(team, member_form=form), status=400)
     user = form.cleaned_data["username"]
-    with transaction.atomic(), explicitly_audited():
-        before = _membership(team)
-        team.user_set.add(user)
-        governance_changed.send(
-            sender=None,
-            kind="team_change",
-            actor=request.user,
-            subject=f"{user.get_username()} added to {team.name}",
-            before={"members": before},
-            after={"members": _membership(team)},
-            reason="",
-            data={"team": team.name},
-        )
+    _change_membership(team, user, actor=request.user, add=True)
     messages.success(request, f"{user.get_username()} is now in {team.name}.")
     return redirect("team_detail", pk=team.pk)
 
@@ -323,19 +328,7 @@ def team_member_remove(request: HttpRequest, pk: int, user_id: int) -> HttpRespo
     user = team.user_set.filter(pk=user_id).first()
     if user is None:
         raise Http404("Not a member of this team.")
-    with transaction.atomic(), explicitly_audited():
-        before = _membership(team)
-        team.user_set.remove(user)
-        governance_changed.send(
-            sender=None,
-            kind="team_change",
-            actor=request.user,
-            subject=f"{user.get_username()} removed from {team.name}",
-            before={"members": before},
-            after={"members": _membership(team)},
-            reason="",
-            data={"team": team.name},
-        )
+    _change_membership(team, user, actor=request.user, add=False)
     messages.success(request, f"{user.get_username()} left {team.name}.")
     return redirect("team_detail", pk=team.pk)
 
