@@ -223,6 +223,9 @@ METRICS_QUICK_DECISION_SECONDS = env.float("HANDOFF_QUICK_DECISION_SECONDS", def
 HANDOFF = {
     # The policy seam: a dotted path to ``callable(proposal) -> journeys.policy.Decision``.
     "POLICY_ENGINE": env.str("HANDOFF_POLICY_ENGINE", default="review.policy.evaluate"),
+    # Its side effects: ``callable(proposal, decision, *, outcome)``, applied by the lifecycle
+    # transition that reached the outcome (count against limits, open approval requests, sample).
+    "POLICY_EFFECTS": env.str("HANDOFF_POLICY_EFFECTS", default="review.policy.apply_decision"),
     # The core-systems adapter a real bank replaces.
     "CORE_BANK": env.str("HANDOFF_CORE_BANK", default="journeys.corebank.simulated.SimulatedCoreBank"),
     # A turn that has not finished within this many seconds is presumed dead (worker killed).

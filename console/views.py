@@ -98,7 +98,8 @@ def _state_key(journey: Journey) -> str:
 
 def journey_page_context(request: ConsoleRequest, journey: Journey, **forms_: forms.Form) -> dict:
     """Everything the journey page shows; control forms may come in bound (with their errors)."""
-    from journeys.control import active_pause_for, may_force_hand_back
+    from journeys.control import active_pause_for
+    from journeys.lifecycle import transitions_for
 
     from .control import HandBackForm, MessageForm, ProposeForm, TakeOverForm, new_form_key
 
@@ -113,8 +114,9 @@ def journey_page_context(request: ConsoleRequest, journey: Journey, **forms_: fo
                 state = "done"
         steps.append({**step, "state": state})
     user = request.user
-    in_control = journey.controller_user_id == user.pk
-    may_take_over = journey.is_live and user_may(user, "take_over", journey.definition)
+    # The buttons come from the lifecycle: the same rules the services enforce on submit.
+    allowed = transitions_for(user, journey)
+    in_control = "act" in allowed
     proposals = list(
         journey.proposals.select_related("action_type", "proposed_by_agent", "proposed_by_user", "decided_by").order_by(
             "-created_at", "-pk"
@@ -137,14 +139,9 @@ def journey_page_context(request: ConsoleRequest, journey: Journey, **forms_: fo
         "children": journeys_for(user).filter(parent=journey),
         "parent": journeys_for(user).filter(pk=journey.parent_id).first() if journey.parent_id else None,
         "in_control": in_control,
-        "may_approve": user_may(user, "approve", journey.definition),
-        "may_take_over": may_take_over and not journey.controller_user_id,
-        "may_force_hand_back": (
-            journey.is_live
-            and bool(journey.controller_user_id)
-            and not in_control
-            and may_force_hand_back(user, journey.definition)
-        ),
+        "journey_transitions": allowed,
+        "may_take_over": "take_over" in allowed,
+        "may_force_hand_back": "force_hand_back" in allowed,
         "agent_pause": active_pause_for(journey.definition_id) if journey.is_live else None,
         "take_over_form": forms_.get("take_over_form") or TakeOverForm(),
         "hand_back_form": forms_.get("hand_back_form") or HandBackForm(),

@@ -27,15 +27,17 @@ from django.utils import timezone
 
 from . import events
 from .access import definitions_for, user_may
-from .models import AgentPause, Event, Journey, JourneyDefinition, ProposedAction
+from .lifecycle import journey as journey_lifecycle
+from .lifecycle import proposal as proposal_lifecycle
+from .lifecycle.journey import enqueue_turn, may_force_hand_back
+from .models import AgentPause, Journey, JourneyDefinition, ProposedAction
 from .services import (
+    IllegalTransition,
     JourneyError,
-    enqueue_turn,
     lock_journey,
     proposal_create,
     proposal_execute,
     proposal_settled,
-    proposal_transition,
 )
 
 
@@ -56,12 +58,6 @@ class AlreadyControlled(ControlError):
 
 
 # --- takeover and hand-back ----------------------------------------------------------------
-
-
-def may_force_hand_back(user: Any, definition: JourneyDefinition) -> bool:
-    if user.is_superuser and user.is_active:
-        return True
-    return user_may(user, "take_over", definition) and user_may(user, "pause", definition)
 
 
 def _locked_live(journey_id: int) -> Journey:
@@ -104,34 +100,7 @@ def journey_take_over(*, journey_id: int, user: Any, note: str = "") -> Journey:
             f"{holder} took over J-{journey.pk} first (at {journey.state_changed_at:%H:%M:%S}).",
             holder=holder,
         )
-    previous = {
-        "status": journey.status,
-        "waiting_on": journey.waiting_on,
-        "in_control": journey.controller_label,
-    }
-    now = timezone.now()
-    journey.epoch += 1  # the fence: every task scheduled at the old epoch drops its result
-    journey.controller_user = user
-    journey.status = Journey.Status.HUMAN
-    journey.waiting_on = Journey.WaitingOn.NOTHING
-    journey.next_run_at = None
-    journey.lease_token, journey.lease_until = "", None
-    journey.turn_starts = 0
-    journey.state_changed_at = now
-    journey.save()
-    events.record(
-        journey,
-        Event.Kind.TAKEOVER,
-        f"{user.get_username()} took over from {previous['in_control']}." + (f" Note: {note}" if note else ""),
-        actor_kind=Event.Actor.PERSON,
-        actor_user=user,
-        data={
-            "previous": previous,
-            "epoch": journey.epoch,
-            "note": note,
-            "pending_proposals": list(journey.proposals.pending().values_list("pk", flat=True)),
-        },
-    )
+    journey_lifecycle.take_over(journey, user=user, note=note)
     return journey
 
 
@@ -152,46 +121,7 @@ def journey_hand_back(*, journey_id: int, user: Any, note: str = "", force: bool
             raise NotAllowed(f"{holder.get_username()} is in control of J-{journey.pk}; only they can hand it back.")
         if not may_force_hand_back(user, journey.definition):
             raise NotAllowed(f"You may not force a hand-back of {journey.definition.name} journeys.")
-    if note:
-        journey.context.setdefault("guidance", []).append(f"{user.get_username()}: {note}")
-    now = timezone.now()
-    journey.epoch += 1
-    journey.controller_user = None
-    journey.needs_person_reason = ""
-    journey.step_attempts = 0
-    journey.turn_starts = 0
-    journey.lease_token, journey.lease_until = "", None
-    journey.state_changed_at = now
-    if journey.proposals.pending().exists():
-        # Still waiting for a decision: the decision wakes the agent, not the hand-back.
-        journey.status = Journey.Status.WAITING_APPROVAL
-        journey.waiting_on = Journey.WaitingOn.APPROVAL
-        journey.next_run_at = None
-    else:
-        journey.status = Journey.Status.RUNNING
-        journey.waiting_on = Journey.WaitingOn.NOTHING
-        journey.next_run_at = now
-    journey.save()
-    summary = (
-        f"{user.get_username()} forced a hand-back from {holder.get_username()} to the agent."
-        if forced
-        else f"{user.get_username()} handed back to the agent."
-    )
-    events.record(
-        journey,
-        Event.Kind.HAND_BACK,
-        summary + (f" Note: {note}" if note else ""),
-        actor_kind=Event.Actor.PERSON,
-        actor_user=user,
-        data={
-            "note": note,
-            "forced": forced,
-            "from": holder.get_username(),
-            "epoch": journey.epoch,
-        },
-    )
-    if journey.status == Journey.Status.RUNNING:
-        enqueue_turn(journey)
+    journey_lifecycle.hand_back(journey, user=user, note=note, forced=forced)
     return journey
 
 
@@ -277,26 +207,11 @@ def proposal_withdraw(*, proposal_id: int, user: Any, reason: str = "") -> Propo
     journey = _locked_live(proposal.journey_id)
     _require_control(journey, user)
     proposal.journey = journey
-    won = proposal_transition(
-        proposal,
-        to=ProposedAction.Status.WITHDRAWN,
-        from_statuses=[ProposedAction.Status.PENDING],
-        decided_by=user,
-        decided_at=timezone.now(),
-        decision_reason=reason or "Withdrawn by the person in control.",
-    )
-    if not won:
+    try:
+        proposal_lifecycle.withdraw(proposal, by=user, reason=reason)
+    except IllegalTransition:
         proposal.refresh_from_db(fields=["status"])
-        raise ControlError(f"{proposal.action_type.name} is already {proposal.get_status_display().lower()}.")
-    events.record(
-        journey,
-        Event.Kind.ACTION_REJECTED,
-        f"{user.get_username()} withdrew {proposal.action_type.name}" + (f": {reason}" if reason else "."),
-        actor_kind=Event.Actor.PERSON,
-        actor_user=user,
-        proposal=proposal,
-        data={"outcome": "withdrawn", "reason": reason},
-    )
+        raise ControlError(f"{proposal.action_type.name} is already {proposal.get_status_display().lower()}.") from None
     proposal_settled(proposal, outcome="withdrawn", reason=reason)
     return proposal
 

@@ -29,11 +29,11 @@ from django.utils import timezone
 from . import events
 from .actions import ActionParamsError
 from .agents import AgentError, AgentTransientError, Snapshot, Turn, adapter_for
+from .lifecycle import journey as lifecycle
 from .models import AgentPause, Event, Journey, ProposedAction
 from .services import (
     JourneyError,
     customer_timeout,
-    enqueue_turn,
     journey_finish,
     journey_hand_to_person,
     journey_start,
@@ -134,10 +134,7 @@ def _begin(journey_id: int, epoch: int, turn_seq: int, token: str) -> Started | 
         )
         return "runaway"
     journey.turn_starts += 1
-    journey.lease_token = token
-    journey.lease_until = now + timedelta(seconds=_conf("STEP_LEASE_SECONDS"))
-    journey.waiting_on = Journey.WaitingOn.NOTHING
-    journey.save(update_fields=["turn_starts", "lease_token", "lease_until", "waiting_on", "updated_at"])
+    lifecycle.begin_turn(journey, token=token, until=now + timedelta(seconds=_conf("STEP_LEASE_SECONDS")))
     if journey.proposals.ready_to_execute().exists():
         return Started(snapshot=None, kind="")
     if journey.agent is None:
@@ -180,9 +177,8 @@ def _locked_current(journey_id: int, epoch: int, turn_seq: int, token: str) -> t
     if refusal:
         # Paused (or disabled) while the agent was thinking: its result must not land. Free the
         # lease and leave the turn number alone, so the same turn runs again on resume.
-        journey.lease_token, journey.lease_until = "", None
         journey.turn_starts = max(0, journey.turn_starts - 1)
-        journey.save(update_fields=["lease_token", "lease_until", "turn_starts", "updated_at"])
+        lifecycle.release_turn(journey)
         why, again = {"paused": ("the agents were paused", "they are resumed")}.get(
             refusal, ("the agent was disabled", "it is enabled again")
         )
@@ -202,15 +198,10 @@ def _close_turn(journey: Journey) -> None:
     journey.turn_starts = 0
 
 
-def _finish_turn(journey: Journey, *, next_run: bool = True) -> None:
+def _finish_turn(journey: Journey) -> None:
+    """Close the turn and let the agent go on (the lifecycle enqueues its next turn)."""
     _close_turn(journey)
-    journey.lease_token, journey.lease_until = "", None
-    if next_run and journey.status == Journey.Status.RUNNING and journey.waiting_on == Journey.WaitingOn.NOTHING:
-        journey.next_run_at = timezone.now()
-        journey.save()
-        enqueue_turn(journey)
-    else:
-        journey.save()
+    lifecycle.end_turn(journey)
 
 
 @transaction.atomic
@@ -253,19 +244,8 @@ def _schedule_retry(journey: Journey, error: str) -> str:
         )
         return "fallback"
     delay = _conf("RETRY_BASE_SECONDS") * (2 ** (journey.step_attempts - 1))
-    journey.waiting_on = Journey.WaitingOn.RETRY
     _close_turn(journey)
-    journey.lease_token, journey.lease_until = "", None
-    # The timer lives in the database; the countdown only saves the sweeper a lap.
-    journey.next_run_at = timezone.now() + timedelta(seconds=delay)
-    journey.save()
-    events.record(
-        journey,
-        Event.Kind.TURN_RETRY,
-        f"Attempt {journey.step_attempts} failed ({error}); retrying in {delay:.0f} s.",
-        data={"error": error, "attempt": journey.step_attempts, "delay_seconds": delay},
-    )
-    enqueue_turn(journey, countdown=delay)
+    lifecycle.retry(journey, delay_seconds=delay, error=error)
     return "retry"
 
 
@@ -341,10 +321,8 @@ def _apply(journey_id: int, epoch: int, turn_seq: int, token: str, turn: Turn) -
 
     journey.step_attempts = 0
     if "pending" in outcomes:
-        journey.status = Journey.Status.WAITING_APPROVAL
-        journey.waiting_on = Journey.WaitingOn.APPROVAL
-        journey.state_changed_at = timezone.now()
-        _finish_turn(journey, next_run=False)
+        _close_turn(journey)
+        lifecycle.wait_for_approval(journey)
         return "waiting-approval"
     if "failed" in outcomes:
         _finish_turn(journey)  # the agent sees the failure in its results and decides
@@ -398,10 +376,8 @@ def _follow(journey: Journey, turn: Turn) -> str:
         _finish_turn(journey)
         return "advanced"
     if turn.then == "wait_customer":
-        journey.waiting_on = Journey.WaitingOn.CUSTOMER
-        journey.next_run_at = timezone.now() + customer_timeout()
-        journey.state_changed_at = timezone.now()
-        _finish_turn(journey, next_run=False)
+        _close_turn(journey)
+        lifecycle.wait_for_customer(journey, until=timezone.now() + customer_timeout())
         return "waiting-customer"
     if turn.then == "complete":
         events.record(
@@ -458,9 +434,7 @@ def sweep(now=None) -> dict[str, int]:
             journey = lock_journey(journey_id)
             if journey is None or not Journey.objects.due(now - grace).filter(pk=journey_id).exists():
                 continue
-            journey.next_run_at = now
-            journey.save(update_fields=["next_run_at", "updated_at"])
-            enqueue_turn(journey)
+            lifecycle.requeue(journey, now=now)
             requeued += 1
     for journey_id in Journey.objects.customer_overdue(now).values_list("pk", flat=True)[:500]:
         with transaction.atomic():

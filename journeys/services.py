@@ -1,7 +1,8 @@
 """Services that change journeys. Each writes its events in the same transaction.
 
 Services marked "caller holds the journey lock" expect the journey row to have been fetched
-with ``select_for_update`` inside the current transaction (``lock_journey``).
+with ``select_for_update`` inside the current transaction (``lock_journey``). State changes go
+through the named transitions of ``journeys.lifecycle``; these services orchestrate them.
 """
 
 from __future__ import annotations
@@ -14,14 +15,15 @@ from django.db import transaction
 from django.utils import timezone
 
 from . import events
-from .actions import ActionParamsError, execute, validate_params
+from .actions import ActionParamsError, execute
 from .corebank import CoreBankRejected, CoreBankUnavailable
-from .models import ActionType, Agent, Event, Journey, JourneyDefinition, ProposedAction
-from .policy import decide
+from .errors import IllegalTransition, JourneyError
+from .lifecycle import journey as journey_lifecycle
+from .lifecycle import proposal as proposal_lifecycle
+from .lifecycle.journey import enqueue_turn
+from .models import Agent, Event, Journey, JourneyDefinition, ProposedAction
 
-
-class JourneyError(Exception):
-    """A request that the journey's state does not allow; the message is for people."""
+__all__ = ["IllegalTransition", "JourneyError", "enqueue_turn"]
 
 
 def lock_journey(journey_id: int) -> Journey | None:
@@ -31,17 +33,6 @@ def lock_journey(journey_id: int) -> Journey | None:
         .filter(pk=journey_id)
         .first()
     )
-
-
-def enqueue_turn(journey: Journey, *, countdown: float | None = None) -> None:
-    """Schedule the journey's next agent turn once the current transaction commits."""
-    from .tasks import run_step
-
-    args = (journey.pk, journey.epoch, journey.turn_seq)
-    if countdown:
-        transaction.on_commit(lambda: run_step.apply_async(args=args, countdown=countdown))
-    else:
-        transaction.on_commit(lambda: run_step.delay(*args))
 
 
 def default_agent() -> Agent | None:
@@ -125,16 +116,8 @@ def journey_customer_message(
         data={"intent": intent, **({"data": data} if data else {})},
     )
     journey.context["reply"] = {"text": text, "data": data or {}, "intent": intent, "at": timezone.now().isoformat()}
-    fields = ["context", "updated_at"]
-    if journey.status == Journey.Status.RUNNING and journey.waiting_on == Journey.WaitingOn.CUSTOMER:
-        journey.waiting_on = Journey.WaitingOn.NOTHING
-        journey.next_run_at = timezone.now()
-        journey.state_changed_at = timezone.now()
-        fields += ["waiting_on", "next_run_at", "state_changed_at"]
-        journey.save(update_fields=fields)
-        enqueue_turn(journey)
-    else:
-        journey.save(update_fields=fields)
+    if not (journey.waiting_on == Journey.WaitingOn.CUSTOMER and journey_lifecycle.wake(journey)):
+        journey.save(update_fields=["context", "updated_at"])
     return journey
 
 
@@ -148,30 +131,7 @@ def journey_finish(
     data: dict[str, Any] | None = None,
 ) -> None:
     """Complete, abandon or fail a journey. Caller holds the journey lock."""
-    kind = {
-        Journey.Status.COMPLETED: Event.Kind.COMPLETED,
-        Journey.Status.ABANDONED: Event.Kind.ABANDONED,
-        Journey.Status.FAILED: Event.Kind.FAILED,
-    }[status]
-    now = timezone.now()
-    journey.status = status
-    journey.waiting_on = Journey.WaitingOn.NOTHING
-    journey.finished_at = now
-    journey.state_changed_at = now
-    journey.next_run_at = None
-    journey.lease_token, journey.lease_until = "", None
-    journey.save()
-    for pending in journey.proposals.pending():
-        proposal_transition(pending, to=ProposedAction.Status.WITHDRAWN, decision_reason="Journey finished.")
-    events.record(
-        journey,
-        kind,
-        summary,
-        actor_kind=actor_kind,
-        actor_user=actor_user,
-        actor_agent=journey.agent if actor_kind == Event.Actor.AGENT else None,
-        data=data,
-    )
+    journey_lifecycle.finish(journey, status, summary, actor_kind=actor_kind, actor_user=actor_user, data=data)
 
 
 def journey_hand_to_person(
@@ -183,44 +143,7 @@ def journey_hand_to_person(
     data: dict[str, Any] | None = None,
 ) -> None:
     """Route the journey to its fallback queue: a person must act. Caller holds the journey lock."""
-    now = timezone.now()
-    journey.status = Journey.Status.HUMAN
-    journey.waiting_on = Journey.WaitingOn.NOTHING
-    journey.needs_person_reason = reason[:200]
-    journey.state_changed_at = now
-    journey.next_run_at = None
-    journey.lease_token, journey.lease_until = "", None
-    journey.save()
-    queue = journey.definition.fallback_queue or "the fallback queue"
-    events.record(
-        journey,
-        Event.Kind.HANDED_TO_PERSON,
-        f"Handed to {queue}: {reason}",
-        actor_kind=actor_kind,
-        actor_agent=journey.agent if actor_kind == Event.Actor.AGENT else None,
-        data={"reason": reason, "exception_kind": exception_kind},
-    )
-    events.record(journey, Event.Kind.EXCEPTION, reason, data={"kind": exception_kind, **(data or {})})
-
-
-def proposal_transition(
-    proposal: ProposedAction, *, to: str, from_statuses: list[str] | None = None, **fields: Any
-) -> bool:
-    """Move a proposal to ``to`` only if it is still in one of ``from_statuses``.
-
-    A conditional UPDATE, so two concurrent deciders have exactly one winner; returns whether
-    this caller won. Raises ``JourneyError`` for a transition the lifecycle never allows.
-    """
-    allowed_from = from_statuses or [s for s, targets in ProposedAction.TRANSITIONS.items() if to in targets]
-    for source in allowed_from:
-        if to not in ProposedAction.TRANSITIONS.get(source, set()):
-            raise JourneyError(f"A proposal cannot go from {source} to {to}.")
-    updated = ProposedAction.objects.filter(pk=proposal.pk, status__in=allowed_from).update(status=to, **fields)
-    if updated:
-        proposal.status = to
-        for name, value in fields.items():
-            setattr(proposal, name, value)
-    return bool(updated)
+    journey_lifecycle.to_person(journey, reason=reason, exception_kind=exception_kind, actor_kind=actor_kind, data=data)
 
 
 def proposal_create(
@@ -234,59 +157,19 @@ def proposal_create(
     user: Any = None,
     confidence: float | None = None,
 ) -> ProposedAction:
-    """Record a proposal and its policy decision. Caller holds the journey lock.
-
-    Raises ``ActionParamsError`` (nothing written) when the parameters do not fit the schema.
-    """
-    clean = validate_params(action, params)
-    proposal = ProposedAction.objects.create(
-        journey=journey,
-        action_type=ActionType.objects.get(key=action),
-        params=clean,
+    """Record a proposal and its policy decision (``journeys.lifecycle.proposal.propose``).
+    Caller holds the journey lock. Raises ``ActionParamsError`` (nothing written) when the
+    parameters do not fit the schema."""
+    return proposal_lifecycle.propose(
+        journey,
+        action=action,
+        params=params,
         explanation=explanation,
+        key=key,
+        agent=agent,
+        user=user,
         confidence=confidence,
-        proposed_by_agent=agent,
-        proposed_by_user=user,
-        step=journey.current_step,
-        epoch=journey.epoch,
-        idempotency_key=key,
     )
-    actor = (
-        {"actor_kind": Event.Actor.PERSON, "actor_user": user}
-        if user
-        else {"actor_kind": Event.Actor.AGENT, "actor_agent": agent}
-    )
-    events.record(
-        journey,
-        Event.Kind.ACTION_PROPOSED,
-        f"{proposal.action_type.name}: {explanation}",
-        proposal=proposal,
-        data={"action": action, "params": clean},
-        **actor,
-    )
-    decision = decide(proposal)
-    status = {
-        ProposedAction.Effect.ALLOW: ProposedAction.Status.AUTO_APPROVED,
-        ProposedAction.Effect.DENY: ProposedAction.Status.DENIED,
-    }.get(decision.effect, ProposedAction.Status.PENDING)
-    proposal_transition(
-        proposal,
-        to=status,
-        decision_effect=decision.effect,
-        decision_rule=decision.rule[:200],
-        decision_explanation=decision.explanation,
-        required_approvals=decision.required_approvals,
-        expires_at=decision.expires_at,
-        decided_at=timezone.now() if status != ProposedAction.Status.PENDING else None,
-    )
-    events.record(
-        journey,
-        Event.Kind.ACTION_DECIDED,
-        decision.explanation,
-        proposal=proposal,
-        data={"effect": decision.effect, "rule": decision.rule, "status": status},
-    )
-    return proposal
 
 
 def proposal_execute(proposal: ProposedAction) -> str:
@@ -308,26 +191,12 @@ def proposal_execute(proposal: ProposedAction) -> str:
         )
         return "retry"
     except (CoreBankRejected, ActionParamsError) as exc:
-        proposal_transition(proposal, to=ProposedAction.Status.FAILED, error=str(exc), executed_at=timezone.now())
-        _remember_outcome(journey, proposal, {"status": "failed", "error": str(exc)})
-        events.record(
-            journey,
-            Event.Kind.ACTION_FAILED,
-            f"{proposal.action_type.name} failed: {exc}",
-            proposal=proposal,
-            data={"transient": False, "error": str(exc)},
-        )
+        if proposal_lifecycle.fail(proposal, error=str(exc)):
+            _remember_outcome(journey, proposal, {"status": "failed", "error": str(exc)})
         return "failed"
-    if not proposal_transition(proposal, to=ProposedAction.Status.EXECUTED, result=result, executed_at=timezone.now()):
+    if not proposal_lifecycle.execute(proposal, result=result, summary=_result_summary(proposal, result)):
         return "executed"  # already executed by an earlier delivery; the effect happened once
     _remember_outcome(journey, proposal, {"status": "executed", "result": result})
-    events.record(
-        journey,
-        Event.Kind.ACTION_EXECUTED,
-        _result_summary(proposal, result),
-        proposal=proposal,
-        data={"result": result},
-    )
     if proposal.action_type.key == "send_message":
         events.record(
             journey,
@@ -358,14 +227,8 @@ def proposal_settled(proposal: ProposedAction, *, outcome: str, reason: str = ""
 
 def journey_wake_after_decision(journey: Journey) -> None:
     """After a decision, let the agent go on once nothing is pending. Caller holds the lock."""
-    if journey.status != Journey.Status.WAITING_APPROVAL or journey.proposals.pending().exists():
-        return
-    journey.status = Journey.Status.RUNNING
-    journey.waiting_on = Journey.WaitingOn.NOTHING
-    journey.next_run_at = timezone.now()
-    journey.state_changed_at = timezone.now()
-    journey.save()
-    enqueue_turn(journey)
+    if journey.status == Journey.Status.WAITING_APPROVAL:
+        journey_lifecycle.wake(journey)
 
 
 def _remember_outcome(journey: Journey, proposal: ProposedAction, outcome: dict[str, Any]) -> None:

@@ -44,4 +44,10 @@ class ReviewConfig(AppConfig):
             sender=get_user_model().groups.through,
             dispatch_uid="review.audit.membership",
         )
+        # Who may decide a proposal: the lifecycle asks this rule when pages derive buttons.
+        from journeys.lifecycle.proposal import register_decision_rights
+
+        from .access import decision_limit_for
         from .cases import receivers  # noqa: F401  (connects the exception-case listener)
+
+        register_decision_rights(decision_limit_for)

@@ -357,21 +357,26 @@ def proposer_user_id(proposal: ProposedAction) -> int | None:
 
 
 def evaluate(proposal: ProposedAction) -> Decision:
-    """The policy engine behind ``journeys.policy.decide``. Caller holds the journey lock.
+    """The policy engine behind ``journeys.policy.decide``: a pure judgement. Caller holds the
+    journey lock; the counter rows it reads stay locked until the caller's transaction ends, so
+    ``apply_decision`` counts against exactly what was judged."""
+    return judge(proposal, lock=True).decision
 
-    Besides deciding, it counts an allowed proposal against its cumulative limits, opens the
-    approval request of one that must wait for people, and samples auto-approved actions for
-    the after-the-fact review.
-    """
-    verdict = judge(proposal, lock=True)
-    decision = verdict.decision
-    if decision.effect == Effect.ALLOW:
+
+def apply_decision(proposal: ProposedAction, decision: Decision, *, outcome: str) -> None:
+    """The engine's side effects, applied by the lifecycle transition that reached ``outcome``:
+    an auto-approved or approved proposal counts against its cumulative limits (an auto-approved
+    one may be sampled for the after-the-fact review); a pending one opens its approval request
+    (the rule's timeout, what happens then, who receives an escalation)."""
+    Status = ProposedAction.Status
+    if outcome in (Status.AUTO_APPROVED, Status.APPROVED):
         _consume(proposal, proposal.params)
+    if outcome == Status.AUTO_APPROVED:
         share = float(settings.HANDOFF.get("REVIEW_SAMPLE_SHARE", 0))
         if not proposal.action_type.is_read_only and share > 0 and random.random() < share:
             ReviewSample.objects.get_or_create(proposal=proposal)
-    elif decision.effect in REQUIRED_APPROVALS:
-        scope = verdict.scope
+    elif outcome == Status.PENDING:
+        scope = judge(proposal, limits=False).scope  # the rule whose timeout and escalation apply
         ApprovalRequest.objects.update_or_create(
             proposal=proposal,
             defaults={
@@ -382,12 +387,12 @@ def evaluate(proposal: ProposedAction) -> Decision:
                 "escalate_to": (scope.escalate_to or proposal.journey.definition.owning_team) if scope else None,
             },
         )
-    return decision
 
 
 __all__ = [
     "NO_RULE",
     "Verdict",
+    "apply_decision",
     "condition_holds",
     "condition_text",
     "evaluate",

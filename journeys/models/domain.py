@@ -207,8 +207,39 @@ class Journey(models.Model):
 
     objects = JourneyQuerySet.as_manager()
 
+    # Changed only by the named transitions in ``journeys.lifecycle.journey``; ``save()`` refuses
+    # an instance whose status-like fields were changed any other way.
+    LIFECYCLE_FIELDS = (
+        "status",
+        "waiting_on",
+        "controller_user_id",
+        "epoch",
+        "lease_token",
+        "lease_until",
+        "next_run_at",
+    )
+
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            # A person controls a journey only while it is with a person.
+            models.CheckConstraint(
+                condition=models.Q(controller_user__isnull=True) | models.Q(status="human"),
+                name="journey_controller_only_when_human",
+            ),
+            # What the journey waits on agrees with its status.
+            models.CheckConstraint(
+                condition=models.Q(status="waiting_approval", waiting_on="approval")
+                | models.Q(status="running", waiting_on__in=["", "customer", "retry"])
+                | (~models.Q(status__in=["running", "waiting_approval"]) & models.Q(waiting_on="")),
+                name="journey_waiting_on_matches_status",
+            ),
+            # Nobody holds the turn of a journey that is not running.
+            models.CheckConstraint(
+                condition=models.Q(status="running") | models.Q(lease_until__isnull=True),
+                name="journey_lease_only_when_running",
+            ),
+        ]
         indexes = [
             models.Index(fields=["status", "-updated_at"], name="journey_status_updated"),
             models.Index(fields=["definition", "status"], name="journey_definition_status"),
@@ -232,6 +263,33 @@ class Journey(models.Model):
 
     def __str__(self) -> str:
         return f"J-{self.pk} {self.definition.key} for {self.customer_ref}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        seen = getattr(self, "_lifecycle_seen", None)
+        if not self._state.adding and seen is not None and self._lifecycle_state() != seen:
+            raise ValueError(
+                f"J-{self.pk}: status, waiting_on, controller, epoch, lease and next run change only "
+                "through journeys.lifecycle.journey."
+            )
+        super().save(*args, **kwargs)
+        self.mark_lifecycle_clean()
+
+    @classmethod
+    def from_db(cls, db, field_names, values, *args: Any, **kwargs: Any):
+        instance = super().from_db(db, field_names, values, *args, **kwargs)
+        instance.mark_lifecycle_clean()
+        return instance
+
+    def _lifecycle_state(self) -> tuple[Any, ...]:
+        return tuple(self.__dict__.get(field) for field in self.LIFECYCLE_FIELDS)
+
+    def mark_lifecycle_clean(self) -> None:
+        """The instance's status-like fields match the row (after a load or a transition)."""
+        self._lifecycle_seen = self._lifecycle_state()
+
+    def refresh_from_db(self, *args: Any, **kwargs: Any) -> None:
+        super().refresh_from_db(*args, **kwargs)
+        self.mark_lifecycle_clean()
 
     @property
     def is_live(self) -> bool:
@@ -376,8 +434,9 @@ class ProposedAction(models.Model):
     """An action an agent or a person wants to take, with its policy decision and outcome.
 
     Lifecycle: proposed → auto_approved | pending | denied; pending → approved | rejected |
-    expired; approved / auto_approved → executed | failed. Transitions are conditional
-    UPDATEs (see ``journeys.services.proposal_transition``) so a race has one winner.
+    expired | withdrawn; approved / auto_approved → executed | failed. The status changes only
+    through the named transitions of ``journeys.lifecycle.proposal`` (conditional UPDATEs, so a
+    race has one winner).
     """
 
     class Status(models.TextChoices):
@@ -391,13 +450,6 @@ class ProposedAction(models.Model):
         WITHDRAWN = "withdrawn", "Withdrawn"
         EXECUTED = "executed", "Executed"
         FAILED = "failed", "Failed"
-
-    TRANSITIONS: dict[str, set[str]] = {
-        Status.PROPOSED: {Status.AUTO_APPROVED, Status.PENDING, Status.DENIED},
-        Status.PENDING: {Status.APPROVED, Status.REJECTED, Status.EXPIRED, Status.WITHDRAWN},
-        Status.AUTO_APPROVED: {Status.EXECUTED, Status.FAILED},
-        Status.APPROVED: {Status.EXECUTED, Status.FAILED},
-    }
 
     class Effect(models.TextChoices):
         ALLOW = "allow", "Allow"
@@ -438,6 +490,18 @@ class ProposedAction(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+        constraints = [
+            # Only an executed or failed proposal has an execution time.
+            models.CheckConstraint(
+                condition=models.Q(status__in=["executed", "failed"]) | models.Q(executed_at__isnull=True),
+                name="proposal_executed_at_only_when_carried_out",
+            ),
+            # Nobody has decided a proposal that is still pending.
+            models.CheckConstraint(
+                condition=~models.Q(status__in=["pending", "proposed"]) | models.Q(decided_by__isnull=True),
+                name="proposal_pending_undecided",
+            ),
+        ]
         indexes = [
             models.Index(fields=["status", "created_at"], name="proposal_status_created"),
             models.Index(fields=["journey", "status"], name="proposal_journey_status"),

@@ -1,8 +1,9 @@
 """Deciding pending proposals: approve, reject, edit & approve, batches, expiry, samples.
 
 Every decision locks the journey first (``lock_journey``), so decisions on one journey are
-serialised with each other and with the agent's turn; the status move itself is a conditional
-UPDATE (``proposal_transition``), so a race has exactly one winner either way. Four-eyes is
+serialised with each other and with the agent's turn; the status move itself is a named
+transition of ``journeys.lifecycle.proposal`` (a conditional UPDATE), so a race has exactly one
+winner either way. Four-eyes is
 checked here for a clear message and enforced by the database (``Approval`` constraints).
 """
 
@@ -20,19 +21,20 @@ from django.utils import timezone
 from journeys import events
 from journeys.access import user_may
 from journeys.actions import ActionParamsError, validate_params
+from journeys.errors import IllegalTransition
+from journeys.lifecycle import proposal as lifecycle
 from journeys.models import Event, Journey, ProposedAction
 from journeys.services import (
     journey_hand_to_person,
     journey_wake_after_decision,
     lock_journey,
     proposal_settled,
-    proposal_transition,
 )
 
 from ..access import decision_limit_for, escalation_team_for
 from ..models import Approval, ApprovalRequest, ReviewSample
 from ..models.scopes import OnTimeout
-from ..policy import Verdict, judge, limits_consume, proposer_user_id
+from ..policy import Verdict, judge, proposer_user_id
 
 log = logging.getLogger(__name__)
 Status = ProposedAction.Status
@@ -163,7 +165,6 @@ def _check_may_approve(user, proposal: ProposedAction, params: dict[str, Any]) -
 
 
 def _approval_event(
-    journey: Journey,
     proposal: ProposedAction,
     user,
     *,
@@ -173,7 +174,8 @@ def _approval_event(
     after: dict[str, Any],
     reason: str,
     escalation: dict[str, Any],
-) -> None:
+) -> tuple[str, dict[str, Any]]:
+    """The summary and data of the approval event the lifecycle transition records."""
     name = user.get_username()
     if partial:
         summary = (
@@ -185,22 +187,15 @@ def _approval_event(
     else:
         summary = f"{name} approved {proposal.action_type.name}" + (f": {reason}" if reason else ".")
     summary += _escalation_text(escalation)
-    events.record(
-        journey,
-        Event.Kind.ACTION_APPROVED,
-        summary,
-        actor_kind=Event.Actor.PERSON,
-        actor_user=user,
-        proposal=proposal,
-        data={
-            "approver": name,
-            "partial": partial,
-            "edited": edited,
-            "before": before,
-            "after": after,
-            **escalation,
-        },
-    )
+    data = {
+        "approver": name,
+        "partial": partial,
+        "edited": edited,
+        "before": before,
+        "after": after,
+        **escalation,
+    }
+    return summary, data
 
 
 def _add_approval(
@@ -233,10 +228,8 @@ def _add_approval(
         ) from None
     approvals = proposal.approvals.filter(dropped_at__isnull=True).count()
     if approvals < required:
-        ProposedAction.objects.filter(pk=proposal.pk).update(required_approvals=required)
         proposal.required_approvals = required
-        _approval_event(
-            journey,
+        summary, data = _approval_event(
             proposal,
             user,
             partial=True,
@@ -246,25 +239,16 @@ def _add_approval(
             reason=reason,
             escalation=escalation,
         )
+        try:
+            lifecycle.approve_partly(proposal, required=required, by=user, summary=summary, data=data)
+        except IllegalTransition:  # unreachable while the journey lock is held
+            raise DecisionError(_already(ProposedAction.objects.get(pk=proposal.pk))) from None
         return DecisionResult(
             proposal,
             "partial",
             f"Your approval of {_label(proposal)} is recorded (1 of {required}); a second person must approve it.",
         )
-    won = proposal_transition(
-        proposal,
-        to=Status.APPROVED,
-        from_statuses=[Status.PENDING],
-        decided_by=user,
-        decided_at=timezone.now(),
-        decision_reason=reason,
-        required_approvals=required,
-    )
-    if not won:  # unreachable while the journey lock is held; kept so a race can never double-decide
-        raise DecisionError(_already(ProposedAction.objects.get(pk=proposal.pk)))
-    limits_consume(proposal)
-    _approval_event(
-        journey,
+    summary, data = _approval_event(
         proposal,
         user,
         partial=False,
@@ -274,6 +258,18 @@ def _add_approval(
         reason=reason,
         escalation=escalation,
     )
+    try:
+        lifecycle.approve(
+            proposal,
+            by=user,
+            reason=reason,
+            required=required,
+            decision=verdict.decision,
+            summary=summary,
+            data=data,
+        )
+    except IllegalTransition:  # unreachable while the journey lock is held; a race never double-decides
+        raise DecisionError(_already(ProposedAction.objects.get(pk=proposal.pk))) from None
     journey_wake_after_decision(journey)
     verb = "Edited and approved" if edited else "Approved"
     return DecisionResult(proposal, "approved", f"{verb} {_label(proposal)}.")
@@ -293,28 +289,20 @@ def proposal_reject(*, proposal_id: int, user, reason: str) -> DecisionResult:
     reason = (reason or "").strip()
     if not reason:
         raise DecisionError("A rejection needs a reason: the agent reads it to decide what to do next.")
-    journey, proposal = _locked_pending(proposal_id)
+    _journey, proposal = _locked_pending(proposal_id)
     _check_may_decide(user, proposal)
     escalation = _escalation(proposal, user)
-    won = proposal_transition(
-        proposal,
-        to=Status.REJECTED,
-        from_statuses=[Status.PENDING],
-        decided_by=user,
-        decided_at=timezone.now(),
-        decision_reason=reason,
-    )
-    if not won:
-        raise DecisionError(_already(ProposedAction.objects.get(pk=proposal.pk)))
-    events.record(
-        journey,
-        Event.Kind.ACTION_REJECTED,
-        f"{user.get_username()} rejected {proposal.action_type.name}: {reason}{_escalation_text(escalation)}",
-        actor_kind=Event.Actor.PERSON,
-        actor_user=user,
-        proposal=proposal,
-        data={"reason": reason, **escalation},
-    )
+    summary = f"{user.get_username()} rejected {proposal.action_type.name}: {reason}"
+    try:
+        lifecycle.reject(
+            proposal,
+            by=user,
+            reason=reason,
+            summary=summary + _escalation_text(escalation),
+            data={"reason": reason, **escalation},
+        )
+    except IllegalTransition:
+        raise DecisionError(_already(ProposedAction.objects.get(pk=proposal.pk))) from None
     proposal_settled(proposal, outcome="rejected", reason=reason)
     return DecisionResult(proposal, "rejected", f"Rejected {_label(proposal)}.")
 
@@ -340,18 +328,10 @@ def proposal_edit_approve(*, proposal_id: int, user, params: dict[str, Any], rea
     verdict = _check_may_approve(user, proposal, clean)
     decision = verdict.decision
     proposal.approvals.filter(dropped_at__isnull=True).update(dropped_at=timezone.now())
-    updated = ProposedAction.objects.filter(pk=proposal.pk, status=Status.PENDING).update(
-        params=clean,
-        decision_effect=decision.effect,
-        decision_rule=decision.rule[:200],
-        decision_explanation=decision.explanation,
-        required_approvals=max(1, decision.required_approvals),
-    )
-    if not updated:
-        raise DecisionError(_already(ProposedAction.objects.get(pk=proposal.pk)))
-    proposal.params = clean
-    proposal.decision_effect, proposal.decision_rule = decision.effect, decision.rule[:200]
-    proposal.decision_explanation = decision.explanation
+    try:
+        lifecycle.edit(proposal, params=clean, decision=decision)
+    except IllegalTransition:
+        raise DecisionError(_already(ProposedAction.objects.get(pk=proposal.pk))) from None
     return _add_approval(journey, proposal, user, verdict, reason=reason, edited=True, before=before)
 
 
@@ -418,29 +398,22 @@ def _expire_one(proposal_id: int, now: datetime) -> str | None:
         team = target.name
         request.escalate_to, request.escalated_at = target, now
         request.save(update_fields=["escalate_to", "escalated_at"])
-        new_expiry = now + timedelta(minutes=minutes)
-        ProposedAction.objects.filter(pk=proposal.pk, status=Status.PENDING).update(expires_at=new_expiry)
-        events.record(
-            journey,
-            Event.Kind.ACTION_EXPIRED,
-            f"Nobody decided {proposal.action_type.name} within {waited}; escalated to {team} "
+        lifecycle.escalate(
+            proposal,
+            expires_at=now + timedelta(minutes=minutes),
+            summary=f"Nobody decided {proposal.action_type.name} within {waited}; escalated to {team} "
             f"for another {minutes} min.",
-            proposal=proposal,
             data={"outcome": "escalated", "to": team},
         )
         return "escalated"
     reason = f"Nobody decided within {waited}; the approval expired."
-    if not proposal_transition(
-        proposal, to=Status.EXPIRED, from_statuses=[Status.PENDING], decided_at=now, decision_reason=reason
+    if not lifecycle.expire(
+        proposal,
+        now=now,
+        reason=reason,
+        summary=f"{proposal.action_type.name} expired unapproved after {waited}; a person takes over.",
     ):
         return None
-    events.record(
-        journey,
-        Event.Kind.ACTION_EXPIRED,
-        f"{proposal.action_type.name} expired unapproved after {waited}; a person takes over.",
-        proposal=proposal,
-        data={"outcome": "fallback"},
-    )
     if journey.status == Journey.Status.WAITING_APPROVAL:
         # Hand over first: the journey must not wake for the agent while a person is needed.
         journey_hand_to_person(

@@ -98,7 +98,9 @@ def test_a_filter_naming_another_teams_definition_is_a_form_error(as_user, super
 
 def test_journeys_waiting_on_a_person_stand_out_and_sla_breaches_more(as_user, supervisor):
     waiting, breached, calm = _start("card_dispute", 3)
-    Journey.objects.filter(pk=waiting.pk).update(status=Journey.Status.WAITING_APPROVAL)
+    Journey.objects.filter(pk=waiting.pk).update(
+        status=Journey.Status.WAITING_APPROVAL, waiting_on=Journey.WaitingOn.APPROVAL
+    )
     Journey.objects.filter(pk=breached.pk).update(
         status=Journey.Status.HUMAN, sla_deadline=timezone.now() - timedelta(minutes=5)
     )

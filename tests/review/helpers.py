@@ -9,6 +9,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Count
 
+from journeys.lifecycle import journey as lifecycle
 from journeys.models import CoreTransaction, Journey, ProposedAction
 from journeys.services import journey_start, lock_journey, proposal_create
 
@@ -33,10 +34,8 @@ def propose(
             agent=agent if user is None else None,
             user=user,
         )
-        if waiting and proposal.status == ProposedAction.Status.PENDING:
-            Journey.objects.filter(pk=journey.pk).update(
-                status=Journey.Status.WAITING_APPROVAL, waiting_on=Journey.WaitingOn.APPROVAL
-            )
+        if waiting and proposal.status == ProposedAction.Status.PENDING and locked.status == Journey.Status.RUNNING:
+            lifecycle.wait_for_approval(locked)
     return proposal
 
 

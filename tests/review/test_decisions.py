@@ -344,7 +344,7 @@ def test_an_action_not_yet_due_does_not_expire(dispute, agent):
 def test_two_supervisors_deciding_at_once_have_exactly_one_winner(demo, agent, supervisor, monkeypatch):
     from django.contrib.auth import get_user_model
 
-    monkeypatch.setattr("journeys.services.enqueue_turn", lambda *args, **kwargs: None)  # no worker here
+    monkeypatch.setattr("journeys.lifecycle.journey.enqueue_turn", lambda *args, **kwargs: None)  # no worker here
     colleague = get_user_model().objects.create_user("carla", password="demo")
     colleague.groups.add(Group.objects.get(name="Cards team"))
     journey = start("card_dispute", customer="CUST-00009")

@@ -47,7 +47,7 @@ def test_executing_the_same_proposal_twice_makes_one_effect_in_the_database(demo
         proposal = ProposedAction.objects.select_related("action_type").get(pk=pending.pk)
         # Even a proposal forced back to approved (a lost update) reaches the core bank with the
         # same idempotency key, and the unique key there keeps the effect single.
-        ProposedAction.objects.filter(pk=pending.pk).update(status=S.APPROVED)
+        ProposedAction.objects.filter(pk=pending.pk).update(status=S.APPROVED, executed_at=None)
         proposal.status = S.APPROVED
         proposal.journey = lock_journey(journey.pk)
         assert proposal_execute(proposal) == "executed"

@@ -98,7 +98,7 @@ def test_concurrent_proposals_for_one_customer_cannot_both_use_the_last_of_the_b
     own transaction on its own connection under its own journey lock. The first holds its
     transaction open after counting; the second must wait for the counter lock and then sees
     the first's usage, so exactly one goes through without approval."""
-    monkeypatch.setattr("journeys.services.enqueue_turn", lambda *args, **kwargs: None)  # no worker here
+    monkeypatch.setattr("journeys.lifecycle.journey.enqueue_turn", lambda *args, **kwargs: None)  # no worker here
     CumulativeLimit.objects.filter(name=PER_CUSTOMER).update(maximum=50)
     # The customer's counter exists already (an earlier refund), so the row lock does the work.
     LimitCounter.objects.create(limit=CumulativeLimit.objects.get(name=PER_CUSTOMER), subject_key="customer:CUST-00006")

@@ -1,0 +1,400 @@
+"""The journey's lifecycle: the only code that changes a journey's status-like fields.
+
+Status-like fields are ``status``, ``waiting_on``, ``controller_user``, ``epoch``, the lease
+(``lease_token``, ``lease_until``) and ``next_run_at``. Each named transition below
+
+- assumes the caller holds the journey's row lock (``journeys.services.lock_journey``) and
+  passes that locked instance;
+- checks the instance is in one of the transition's source states, then writes a conditional
+  ``UPDATE … WHERE pk = … AND status IN (sources)`` and checks the row count, so a caller
+  that skipped the lock still cannot move a journey from a state the table does not allow
+  (``IllegalTransition``);
+- records its events (which the audit trail listens to) in the same transaction;
+- carries the runtime's bookkeeping fields (context, current step, turn counters) from the
+  instance into the same UPDATE, so a caller never needs a second ``save()``.
+
+``Journey.save()`` refuses to write an instance whose status-like fields were changed outside
+these transitions, and the database holds the invariants SQL can say (see the model's
+constraints): a person controls a journey only while its status is ``human``; ``waiting_on``
+agrees with the status.
+
+| transition         | from                          | to                                    |
+| ------------------ | ----------------------------- | ------------------------------------- |
+| begin_turn         | running                       | running, lease taken                  |
+| release_turn       | running                       | running, lease freed                  |
+| end_turn           | running, waiting_approval     | same, lease freed, next turn enqueued |
+| retry              | running                       | running · retry (timer in next_run_at)|
+| wait_for_customer  | running                       | running · customer                    |
+| wait_for_approval  | running                       | waiting_approval · approval           |
+| wake               | running · customer, waiting_approval | running (next turn enqueued)   |
+| requeue            | running                       | running (sweeper re-enqueues)         |
+| to_person          | running, waiting_approval, human | human (fallback queue)             |
+| take_over          | running, waiting_approval, human | human, controlled, epoch + 1       |
+| hand_back          | human (controlled)            | running or waiting_approval, epoch + 1|
+| complete / abandon / fail | running, waiting_approval, human | completed / abandoned / failed |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from .. import events
+from ..errors import IllegalTransition
+from ..models import Event, Journey, ProposedAction
+
+Status = Journey.Status
+WaitingOn = Journey.WaitingOn
+LIVE = (Status.RUNNING, Status.WAITING_APPROVAL, Status.HUMAN)
+
+# Plain fields the runtime changes on the locked instance; a transition writes them with its
+# status change, in the same UPDATE.
+CARRIED = ("context", "current_step", "turn_seq", "turn_starts", "step_attempts", "state_changed_at")
+
+
+@dataclass(frozen=True)
+class Transition:
+    name: str
+    label: str
+    sources: tuple[str, ...]
+    target: str
+
+
+TRANSITIONS: dict[str, Transition] = {
+    t.name: t
+    for t in [
+        Transition("begin_turn", "start an agent turn", (Status.RUNNING,), Status.RUNNING),
+        Transition("release_turn", "release the agent's turn", (Status.RUNNING,), Status.RUNNING),
+        Transition("end_turn", "end the agent's turn", (Status.RUNNING, Status.WAITING_APPROVAL), Status.RUNNING),
+        Transition("retry", "schedule a retry", (Status.RUNNING,), Status.RUNNING),
+        Transition("wait_for_customer", "wait for the customer", (Status.RUNNING,), Status.RUNNING),
+        Transition("wait_for_approval", "wait for approval", (Status.RUNNING,), Status.WAITING_APPROVAL),
+        Transition("wake", "wake the agent", (Status.RUNNING, Status.WAITING_APPROVAL), Status.RUNNING),
+        Transition("requeue", "re-enqueue the agent's turn", (Status.RUNNING,), Status.RUNNING),
+        Transition("to_person", "hand it to a person", LIVE, Status.HUMAN),
+        Transition("take_over", "take it over", LIVE, Status.HUMAN),
+        Transition("hand_back", "hand it back", (Status.HUMAN,), Status.RUNNING),
+        Transition("complete", "complete it", LIVE, Status.COMPLETED),
+        Transition("abandon", "abandon it", LIVE, Status.ABANDONED),
+        Transition("fail", "fail it", LIVE, Status.FAILED),
+    ]
+}
+
+FINISH = {Status.COMPLETED: "complete", Status.ABANDONED: "abandon", Status.FAILED: "fail"}
+FINISH_EVENT = {
+    Status.COMPLETED: Event.Kind.COMPLETED,
+    Status.ABANDONED: Event.Kind.ABANDONED,
+    Status.FAILED: Event.Kind.FAILED,
+}
+
+
+def _move(journey: Journey, name: str, **changes: Any) -> None:
+    """The one writer of status-like fields: a conditional UPDATE from the transition's sources."""
+    transition = TRANSITIONS[name]
+    if journey.status not in transition.sources:
+        raise IllegalTransition(f"J-{journey.pk} is {journey.get_status_display().lower()}; cannot {transition.label}.")
+    values: dict[str, Any] = {field: getattr(journey, field) for field in CARRIED}
+    values.update(changes)
+    values["updated_at"] = timezone.now()
+    updated = Journey.objects.filter(pk=journey.pk, status__in=transition.sources).update(**values)
+    if updated != 1:
+        raise IllegalTransition(f"J-{journey.pk} changed meanwhile; cannot {transition.label}.")
+    for field, value in values.items():
+        setattr(journey, field, value)
+    journey.mark_lifecycle_clean()
+
+
+def enqueue_turn(journey: Journey, *, countdown: float | None = None) -> None:
+    """Schedule the journey's next agent turn once the current transaction commits."""
+    from ..tasks import run_step  # the task module imports the runtime, which imports this
+
+    args = (journey.pk, journey.epoch, journey.turn_seq)
+    if countdown:
+        transaction.on_commit(lambda: run_step.apply_async(args=args, countdown=countdown))
+    else:
+        transaction.on_commit(lambda: run_step.delay(*args))
+
+
+# --- the agent's turn -------------------------------------------------------------------------
+
+
+def begin_turn(journey: Journey, *, token: str, until: datetime) -> None:
+    """Take the turn's lease (a retry back-off that came due ends here)."""
+    if journey.waiting_on not in (WaitingOn.NOTHING, WaitingOn.RETRY):
+        raise IllegalTransition(f"J-{journey.pk} waits on {journey.get_waiting_on_display().lower()}.")
+    _move(journey, "begin_turn", lease_token=token, lease_until=until, waiting_on=WaitingOn.NOTHING)
+
+
+def release_turn(journey: Journey) -> None:
+    """Free the lease without finishing the turn (the same turn runs again later)."""
+    _move(journey, "release_turn", lease_token="", lease_until=None)
+
+
+def end_turn(journey: Journey, *, run_next: bool = True) -> None:
+    """The turn is over: free the lease; when the agent may go on, enqueue its next turn."""
+    changes: dict[str, Any] = {"lease_token": "", "lease_until": None}
+    go_on = run_next and journey.status == Status.RUNNING and journey.waiting_on == WaitingOn.NOTHING
+    if go_on:
+        changes["next_run_at"] = timezone.now()
+    _move(journey, "end_turn", **changes)
+    if go_on:
+        enqueue_turn(journey)
+
+
+def retry(journey: Journey, *, delay_seconds: float, error: str) -> None:
+    """Back off: the timer lives in ``next_run_at``; the countdown only saves the sweeper a lap."""
+    _move(
+        journey,
+        "retry",
+        waiting_on=WaitingOn.RETRY,
+        lease_token="",
+        lease_until=None,
+        next_run_at=timezone.now() + timedelta(seconds=delay_seconds),
+    )
+    events.record(
+        journey,
+        Event.Kind.TURN_RETRY,
+        f"Attempt {journey.step_attempts} failed ({error}); retrying in {delay_seconds:.0f} s.",
+        data={"error": error, "attempt": journey.step_attempts, "delay_seconds": delay_seconds},
+    )
+    enqueue_turn(journey, countdown=delay_seconds)
+
+
+def wait_for_customer(journey: Journey, *, until: datetime) -> None:
+    _move(
+        journey,
+        "wait_for_customer",
+        waiting_on=WaitingOn.CUSTOMER,
+        next_run_at=until,
+        lease_token="",
+        lease_until=None,
+        state_changed_at=timezone.now(),
+    )
+
+
+def wait_for_approval(journey: Journey) -> None:
+    _move(
+        journey,
+        "wait_for_approval",
+        status=Status.WAITING_APPROVAL,
+        waiting_on=WaitingOn.APPROVAL,
+        next_run_at=None,
+        lease_token="",
+        lease_until=None,
+        state_changed_at=timezone.now(),
+    )
+
+
+def wake(journey: Journey) -> bool:
+    """Let the agent go on: after the customer replied, or once no proposal waits for a decision.
+
+    Returns whether the journey woke (a journey still waiting on another proposal does not).
+    """
+    if journey.status == Status.WAITING_APPROVAL:
+        if journey.proposals.filter(status=ProposedAction.Status.PENDING).exists():
+            return False
+    elif not (journey.status == Status.RUNNING and journey.waiting_on == WaitingOn.CUSTOMER):
+        return False
+    now = timezone.now()
+    _move(journey, "wake", status=Status.RUNNING, waiting_on=WaitingOn.NOTHING, next_run_at=now, state_changed_at=now)
+    enqueue_turn(journey)
+    return True
+
+
+def requeue(journey: Journey, *, now: datetime) -> None:
+    """The sweeper found the turn due but not running: enqueue it again."""
+    _move(journey, "requeue", next_run_at=now)
+    enqueue_turn(journey)
+
+
+# --- people ---------------------------------------------------------------------------------
+
+
+def to_person(
+    journey: Journey,
+    *,
+    reason: str,
+    exception_kind: str,
+    actor_kind: str = Event.Actor.SYSTEM,
+    data: dict[str, Any] | None = None,
+) -> None:
+    """Route the journey to its fallback queue: a person must act. A person already in control
+    stays in control."""
+    _move(
+        journey,
+        "to_person",
+        status=Status.HUMAN,
+        waiting_on=WaitingOn.NOTHING,
+        needs_person_reason=reason[:200],
+        state_changed_at=timezone.now(),
+        next_run_at=None,
+        lease_token="",
+        lease_until=None,
+    )
+    queue = journey.definition.fallback_queue or "the fallback queue"
+    events.record(
+        journey,
+        Event.Kind.HANDED_TO_PERSON,
+        f"Handed to {queue}: {reason}",
+        actor_kind=actor_kind,
+        actor_agent=journey.agent if actor_kind == Event.Actor.AGENT else None,
+        data={"reason": reason, "exception_kind": exception_kind},
+    )
+    events.record(journey, Event.Kind.EXCEPTION, reason, data={"kind": exception_kind, **(data or {})})
+
+
+def take_over(journey: Journey, *, user: Any, note: str = "") -> None:
+    """Make ``user`` the controller and fence the agent: the epoch moves, so every task scheduled
+    at the old epoch drops its result. Permission checks are the caller's (``journeys.control``)."""
+    previous = {"status": journey.status, "waiting_on": journey.waiting_on, "in_control": journey.controller_label}
+    journey.turn_starts = 0
+    _move(
+        journey,
+        "take_over",
+        epoch=journey.epoch + 1,
+        controller_user=user,
+        status=Status.HUMAN,
+        waiting_on=WaitingOn.NOTHING,
+        next_run_at=None,
+        lease_token="",
+        lease_until=None,
+        state_changed_at=timezone.now(),
+    )
+    events.record(
+        journey,
+        Event.Kind.TAKEOVER,
+        f"{user.get_username()} took over from {previous['in_control']}." + (f" Note: {note}" if note else ""),
+        actor_kind=Event.Actor.PERSON,
+        actor_user=user,
+        data={
+            "previous": previous,
+            "epoch": journey.epoch,
+            "note": note,
+            "pending_proposals": list(journey.proposals.pending().values_list("pk", flat=True)),
+        },
+    )
+
+
+def hand_back(journey: Journey, *, user: Any, note: str = "", forced: bool = False) -> None:
+    """Return control to the agent at a new epoch; it resumes from the current state. A journey
+    with a pending proposal goes back to waiting for the decision, which then wakes it."""
+    holder = journey.controller_user
+    if holder is None:
+        raise IllegalTransition(f"Nobody is in control of J-{journey.pk}; there is nothing to hand back.")
+    if note:
+        journey.context.setdefault("guidance", []).append(f"{user.get_username()}: {note}")
+    journey.step_attempts = 0
+    journey.turn_starts = 0
+    now = timezone.now()
+    waiting = journey.proposals.pending().exists()
+    _move(
+        journey,
+        "hand_back",
+        epoch=journey.epoch + 1,
+        controller_user=None,
+        needs_person_reason="",
+        lease_token="",
+        lease_until=None,
+        state_changed_at=now,
+        status=Status.WAITING_APPROVAL if waiting else Status.RUNNING,
+        waiting_on=WaitingOn.APPROVAL if waiting else WaitingOn.NOTHING,
+        next_run_at=None if waiting else now,
+    )
+    summary = (
+        f"{user.get_username()} forced a hand-back from {holder.get_username()} to the agent."
+        if forced
+        else f"{user.get_username()} handed back to the agent."
+    )
+    events.record(
+        journey,
+        Event.Kind.HAND_BACK,
+        summary + (f" Note: {note}" if note else ""),
+        actor_kind=Event.Actor.PERSON,
+        actor_user=user,
+        data={"note": note, "forced": forced, "from": holder.get_username(), "epoch": journey.epoch},
+    )
+    if not waiting:
+        enqueue_turn(journey)
+
+
+def finish(
+    journey: Journey,
+    status: str,
+    summary: str,
+    *,
+    actor_kind: str = Event.Actor.SYSTEM,
+    actor_user: Any = None,
+    data: dict[str, Any] | None = None,
+) -> None:
+    """Complete, abandon or fail the journey; its pending proposals are withdrawn."""
+    from .proposal import withdraw  # the proposal lifecycle needs nothing from this module
+
+    now = timezone.now()
+    _move(
+        journey,
+        FINISH[status],
+        status=status,
+        waiting_on=WaitingOn.NOTHING,
+        controller_user=None,
+        finished_at=now,
+        state_changed_at=now,
+        next_run_at=None,
+        lease_token="",
+        lease_until=None,
+    )
+    for pending in journey.proposals.pending():
+        withdraw(pending, reason="Journey finished.", record=False)
+    events.record(
+        journey,
+        FINISH_EVENT[status],
+        summary,
+        actor_kind=actor_kind,
+        actor_user=actor_user,
+        actor_agent=journey.agent if actor_kind == Event.Actor.AGENT else None,
+        data=data,
+    )
+
+
+# --- what a person may do now -----------------------------------------------------------------
+
+
+def transitions_for(user: Any, journey: Journey) -> set[str]:
+    """The person-facing transitions ``user`` may take on ``journey`` now; pages show exactly
+    these buttons, and the services re-check the same rules when the button is pressed.
+
+    Names: ``take_over``, ``hand_back`` (the person in control), ``force_hand_back``, ``act``
+    (message, propose, execute approved: the person in control).
+    """
+    from ..access import user_may
+
+    if not user.is_authenticated or not user.is_active or journey.status not in LIVE:
+        return set()
+    allowed: set[str] = set()
+    may_take_over = user_may(user, "take_over", journey.definition)
+    if journey.controller_user_id is None:
+        if may_take_over and journey.status in TRANSITIONS["take_over"].sources:
+            allowed.add("take_over")
+    elif journey.controller_user_id == user.pk:
+        if may_take_over:
+            allowed |= {"hand_back", "act"}
+    elif may_force_hand_back(user, journey.definition):
+        allowed.add("force_hand_back")
+    return allowed
+
+
+def may_force_hand_back(user: Any, definition: Any) -> bool:
+    """A superuser, or a person holding both ``take_over`` and ``pause_agents`` on it."""
+    from ..access import user_may
+
+    if user.is_superuser and user.is_active:
+        return True
+    return user_may(user, "take_over", definition) and user_may(user, "pause", definition)
+
+
+def sources(name: str) -> Iterable[str]:
+    return TRANSITIONS[name].sources

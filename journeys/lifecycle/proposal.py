@@ -1,0 +1,321 @@
+"""The proposal's lifecycle: the only code that changes a proposed action's status.
+
+Every transition assumes the caller holds the row lock of the proposal's journey and writes a
+conditional ``UPDATE … WHERE pk = … AND status IN (sources)``: of two racing callers exactly one
+wins; the loser gets ``IllegalTransition`` (or ``False`` from ``execute``, where losing means the
+effect already happened). The event that records the change is written in the same transaction.
+
+| transition | from                       | to                                  |
+| ---------- | -------------------------- | ----------------------------------- |
+| propose    | (new)                      | auto_approved, pending or denied    |
+| approve    | pending                    | approved (its last approval)        |
+| approve_partly | pending                | pending (one more approval counted) |
+| edit       | pending                    | pending, new parameters             |
+| reject     | pending                    | rejected                            |
+| withdraw   | pending                    | withdrawn                           |
+| escalate   | pending                    | pending, a new approval window      |
+| expire     | pending                    | expired                             |
+| execute    | approved, auto_approved    | executed                            |
+| fail       | approved, auto_approved    | failed                              |
+
+The policy seam (``journeys.policy``) is a pure judgement (``decide``) plus explicit side
+effects (``apply``): ``propose`` and ``approve`` apply them — counting against cumulative limits,
+opening the approval request, sampling — after their own status change, in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.utils import timezone
+
+from .. import events, policy
+from ..actions import validate_params
+from ..errors import IllegalTransition
+from ..models import ActionType, Agent, Event, Journey, ProposedAction
+
+Status = ProposedAction.Status
+
+
+@dataclass(frozen=True)
+class Transition:
+    name: str
+    label: str
+    sources: tuple[str, ...]
+    target: str
+
+
+TRANSITIONS: dict[str, Transition] = {
+    t.name: t
+    for t in [
+        Transition("auto_approve", "auto-approve it", (Status.PROPOSED,), Status.AUTO_APPROVED),
+        Transition("hold", "hold it for approval", (Status.PROPOSED,), Status.PENDING),
+        Transition("deny", "deny it", (Status.PROPOSED,), Status.DENIED),
+        Transition("approve", "approve it", (Status.PENDING,), Status.APPROVED),
+        Transition("approve_partly", "approve it", (Status.PENDING,), Status.PENDING),
+        Transition("edit", "edit it", (Status.PENDING,), Status.PENDING),
+        Transition("reject", "reject it", (Status.PENDING,), Status.REJECTED),
+        Transition("withdraw", "withdraw it", (Status.PENDING,), Status.WITHDRAWN),
+        Transition("escalate", "escalate it", (Status.PENDING,), Status.PENDING),
+        Transition("expire", "let it expire", (Status.PENDING,), Status.EXPIRED),
+        Transition("execute", "execute it", (Status.APPROVED, Status.AUTO_APPROVED), Status.EXECUTED),
+        Transition("fail", "record its failure", (Status.APPROVED, Status.AUTO_APPROVED), Status.FAILED),
+    ]
+}
+
+# What a person may do with a proposal, and the transition each button takes.
+PERSON_TRANSITIONS = ("approve", "edit", "reject", "withdraw")
+
+
+def _label(proposal: ProposedAction) -> str:
+    return f"{proposal.action_type.name} on J-{proposal.journey_id}"
+
+
+def _move(proposal: ProposedAction, name: str, **changes: Any) -> bool:
+    """Conditional UPDATE from the transition's sources; returns whether this caller won."""
+    transition = TRANSITIONS[name]
+    values = {**changes, "status": transition.target}
+    updated = ProposedAction.objects.filter(pk=proposal.pk, status__in=transition.sources).update(**values)
+    if updated:
+        for field, value in values.items():
+            setattr(proposal, field, value)
+    return bool(updated)
+
+
+def _must_move(proposal: ProposedAction, name: str, **changes: Any) -> None:
+    if not _move(proposal, name, **changes):
+        current = ProposedAction.objects.filter(pk=proposal.pk).values_list("status", flat=True).first()
+        shown = Status(current).label.lower() if current else "gone"
+        raise IllegalTransition(f"{_label(proposal)} is {shown}; cannot {TRANSITIONS[name].label}.")
+
+
+# --- proposing --------------------------------------------------------------------------------
+
+
+def propose(
+    journey: Journey,
+    *,
+    action: str,
+    params: dict[str, Any],
+    explanation: str,
+    key: str,
+    agent: Agent | None = None,
+    user: Any = None,
+    confidence: float | None = None,
+) -> ProposedAction:
+    """Record a proposal and the policy's decision on it. Caller holds the journey lock.
+
+    Raises ``ActionParamsError`` (nothing written) when the parameters do not fit the schema.
+    The "action proposed" event keeps what was proposed; later edits are events of their own.
+    """
+    clean = validate_params(action, params)
+    proposal = ProposedAction.objects.create(
+        journey=journey,
+        action_type=ActionType.objects.get(key=action),
+        params=clean,
+        explanation=explanation,
+        confidence=confidence,
+        proposed_by_agent=agent,
+        proposed_by_user=user,
+        step=journey.current_step,
+        epoch=journey.epoch,
+        idempotency_key=key,
+    )
+    actor = (
+        {"actor_kind": Event.Actor.PERSON, "actor_user": user}
+        if user
+        else {"actor_kind": Event.Actor.AGENT, "actor_agent": agent}
+    )
+    events.record(
+        journey,
+        Event.Kind.ACTION_PROPOSED,
+        f"{proposal.action_type.name}: {explanation}",
+        proposal=proposal,
+        data={"action": action, "params": clean},
+        **actor,
+    )
+    decision = policy.decide(proposal)
+    name = {ProposedAction.Effect.ALLOW: "auto_approve", ProposedAction.Effect.DENY: "deny"}.get(
+        decision.effect, "hold"
+    )
+    _must_move(
+        proposal,
+        name,
+        decision_effect=decision.effect,
+        decision_rule=decision.rule[:200],
+        decision_explanation=decision.explanation,
+        required_approvals=decision.required_approvals,
+        expires_at=decision.expires_at,
+        decided_at=timezone.now() if name != "hold" else None,
+    )
+    policy.apply(proposal, decision, outcome=proposal.status)
+    events.record(
+        journey,
+        Event.Kind.ACTION_DECIDED,
+        decision.explanation,
+        proposal=proposal,
+        data={"effect": decision.effect, "rule": decision.rule, "status": proposal.status},
+    )
+    return proposal
+
+
+# --- deciding -------------------------------------------------------------------------------
+
+
+def approve_partly(proposal: ProposedAction, *, required: int, by: Any, summary: str, data: dict[str, Any]) -> None:
+    """One approval of several is counted (the ``Approval`` row is the caller's record)."""
+    _must_move(proposal, "approve_partly", required_approvals=required)
+    _person_event(proposal, Event.Kind.ACTION_APPROVED, by, summary, data)
+
+
+def approve(
+    proposal: ProposedAction,
+    *,
+    by: Any,
+    reason: str,
+    required: int,
+    decision: policy.Decision,
+    summary: str,
+    data: dict[str, Any],
+) -> None:
+    """The last approval: pending → approved; the policy's side effects of an approval (the
+    proposal counts against its cumulative limits) are applied in the same transaction."""
+    _must_move(
+        proposal,
+        "approve",
+        decided_by=by,
+        decided_at=timezone.now(),
+        decision_reason=reason,
+        required_approvals=required,
+    )
+    policy.apply(proposal, decision, outcome=Status.APPROVED)
+    _person_event(proposal, Event.Kind.ACTION_APPROVED, by, summary, data)
+
+
+def edit(proposal: ProposedAction, *, params: dict[str, Any], decision: policy.Decision) -> None:
+    """New parameters and the policy's decision on them; the proposal stays pending."""
+    _must_move(
+        proposal,
+        "edit",
+        params=params,
+        decision_effect=decision.effect,
+        decision_rule=decision.rule[:200],
+        decision_explanation=decision.explanation,
+        required_approvals=max(1, decision.required_approvals),
+    )
+
+
+def reject(proposal: ProposedAction, *, by: Any, reason: str, summary: str, data: dict[str, Any]) -> None:
+    _must_move(proposal, "reject", decided_by=by, decided_at=timezone.now(), decision_reason=reason)
+    _person_event(proposal, Event.Kind.ACTION_REJECTED, by, summary, data)
+
+
+def withdraw(proposal: ProposedAction, *, reason: str, by: Any = None, record: bool = True) -> None:
+    """Withdraw a pending proposal: by the person in control, or (``by=None``) because the
+    journey finished (then no event of its own: the finish is the record)."""
+    _must_move(
+        proposal,
+        "withdraw",
+        decided_by=by,
+        decided_at=timezone.now(),
+        decision_reason=reason or "Withdrawn by the person in control.",
+    )
+    if record and by is not None:
+        _person_event(
+            proposal,
+            Event.Kind.ACTION_REJECTED,
+            by,
+            f"{by.get_username()} withdrew {proposal.action_type.name}" + (f": {reason}" if reason else "."),
+            {"outcome": "withdrawn", "reason": reason},
+        )
+
+
+def escalate(proposal: ProposedAction, *, expires_at: datetime, summary: str, data: dict[str, Any]) -> None:
+    """Nobody decided in time; a new approval window opens for the escalation team."""
+    _must_move(proposal, "escalate", expires_at=expires_at)
+    events.record(proposal.journey, Event.Kind.ACTION_EXPIRED, summary, proposal=proposal, data=data)
+
+
+def expire(proposal: ProposedAction, *, now: datetime, reason: str, summary: str) -> bool:
+    """Pending → expired (never recorded as a person's rejection). False: decided meanwhile."""
+    if not _move(proposal, "expire", decided_at=now, decision_reason=reason):
+        return False
+    events.record(proposal.journey, Event.Kind.ACTION_EXPIRED, summary, proposal=proposal, data={"outcome": "fallback"})
+    return True
+
+
+# --- executing --------------------------------------------------------------------------------
+
+
+def execute(proposal: ProposedAction, *, result: dict[str, Any], summary: str) -> bool:
+    """The effect happened: approved → executed. False: an earlier delivery already recorded it
+    (the idempotency key made the effect happen once)."""
+    if not _move(proposal, "execute", result=result, executed_at=timezone.now()):
+        return False
+    events.record(proposal.journey, Event.Kind.ACTION_EXECUTED, summary, proposal=proposal, data={"result": result})
+    return True
+
+
+def fail(proposal: ProposedAction, *, error: str) -> bool:
+    if not _move(proposal, "fail", error=error, executed_at=timezone.now()):
+        return False
+    events.record(
+        proposal.journey,
+        Event.Kind.ACTION_FAILED,
+        f"{proposal.action_type.name} failed: {error}",
+        proposal=proposal,
+        data={"transient": False, "error": error},
+    )
+    return True
+
+
+def _person_event(proposal: ProposedAction, kind: str, by: Any, summary: str, data: dict[str, Any]) -> None:
+    events.record(
+        proposal.journey, kind, summary, actor_kind=Event.Actor.PERSON, actor_user=by, proposal=proposal, data=data
+    )
+
+
+# --- what a person may do now -----------------------------------------------------------------
+
+# Who may decide a proposal: the review app registers its rule (standing grant or escalation,
+# with a limit) at start-up, so this module does not import it. Returns the limit or None.
+_decision_limit: Callable[[Any, ProposedAction], Decimal | None] | None = None
+
+
+def register_decision_rights(rule: Callable[[Any, ProposedAction], Decimal | None]) -> None:
+    global _decision_limit
+    _decision_limit = rule
+
+
+def _proposer_user_id(proposal: ProposedAction) -> int | None:
+    if proposal.proposed_by_user_id:
+        return proposal.proposed_by_user_id
+    if proposal.proposed_by_agent_id:
+        return proposal.proposed_by_agent.user_id
+    return None
+
+
+def transitions_for(user: Any, proposal: ProposedAction) -> set[str]:
+    """The buttons ``user`` gets for ``proposal`` now: ``approve``, ``edit``, ``reject`` (may
+    decide it; the proposer never approves), ``withdraw`` (the person in control). The decision
+    services re-check the same rules — and the limits, which depend on the amount — on submit."""
+    from ..access import user_may
+
+    if not user.is_authenticated or not user.is_active or proposal.status != Status.PENDING:
+        return set()
+    allowed: set[str] = set()
+    if _decision_limit is not None:
+        may_decide = _decision_limit(user, proposal) is not None
+    else:
+        may_decide = user_may(user, "approve", proposal.journey.definition)
+    if may_decide:
+        allowed.add("reject")
+        if _proposer_user_id(proposal) != user.pk:
+            allowed |= {"approve", "edit"}
+    if proposal.journey.controller_user_id == user.pk:
+        allowed.add("withdraw")
+    return allowed
