@@ -6,8 +6,9 @@ rows so proposals, scopes and reports can refer to them.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from .corebank import get_core_bank
@@ -24,6 +25,7 @@ class Param:
     required: bool = True
     choices: tuple[str, ...] = ()
     min: Decimal | None = None
+    max: Decimal | None = None
     max_length: int = 500
     help: str = ""
 
@@ -33,6 +35,8 @@ class Param:
             schema["choices"] = list(self.choices)
         if self.min is not None:
             schema["min"] = str(self.min)
+        if self.max is not None:
+            schema["max"] = str(self.max)
         if self.help:
             schema["help"] = self.help
         return schema
@@ -69,7 +73,7 @@ ACTION_SPECS: dict[str, ActionSpec] = {
             "List recent card transactions.",
             {
                 "card": CARD,
-                "days": Param("int", required=False, min=Decimal(1)),
+                "days": Param("int", required=False, min=Decimal(1), max=Decimal(3650)),
                 "since": Param("str", required=False, help="ISO time"),
             },
             read_only=True,
@@ -78,14 +82,14 @@ ACTION_SPECS: dict[str, ActionSpec] = {
             "lookup_fees",
             "Look up fees",
             "List fees charged on the account.",
-            {"account": ACCOUNT, "days": Param("int", required=False, min=Decimal(1))},
+            {"account": ACCOUNT, "days": Param("int", required=False, min=Decimal(1), max=Decimal(3650))},
             read_only=True,
         ),
         ActionSpec(
             "lookup_account_changes",
             "Look up account changes",
             "Recent changes of contact details.",
-            {"customer": CUSTOMER, "days": Param("int", required=False, min=Decimal(1))},
+            {"customer": CUSTOMER, "days": Param("int", required=False, min=Decimal(1), max=Decimal(3650))},
             read_only=True,
         ),
         ActionSpec(
@@ -209,27 +213,57 @@ def validate_params(action_key: str, params: Any) -> dict[str, Any]:
     return clean
 
 
+# Numbers are read from plain ASCII text only: no exponents ("1e30"), no "NaN"/"Infinity", no
+# underscores or non-ASCII digits (which ``Decimal`` and ``int`` would otherwise accept), and a
+# bounded length, so no input can make the arithmetic below raise or run long.
+DECIMAL_TEXT = re.compile(r"[+-]?[0-9]{1,20}(?:\.[0-9]{1,20})?")
+INT_TEXT = re.compile(r"[+-]?[0-9]{1,18}")
+# The largest amount any column that stores one can hold (``DecimalField(max_digits=12,
+# decimal_places=2)``); larger amounts are refused here rather than by the database.
+MAX_AMOUNT = Decimal("9999999999.99")
+MAX_INT = 2**31 - 1
+NOT_FINITE = {"nan", "snan", "inf", "infinity"}
+
+
+def _number_text(value: Any) -> str:
+    """The text of a number as a person or an agent sent it (JSON numbers arrive as int/float)."""
+    if isinstance(value, bool):
+        return ""  # True is not 1 here: a boolean where a number belongs is a mistake
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, (int, float, Decimal)):
+        return str(value)
+    return ""
+
+
 def _coerce(action_key: str, name: str, p: Param, value: Any) -> Any:
     where = f"{action_key}.{name}"
     if p.type == "decimal":
-        try:
-            number = Decimal(str(value).strip())
-        except (InvalidOperation, ValueError):
-            raise ActionParamsError(f"{where} must be an amount such as 12.50, not {value!r}.") from None
-        if not number.is_finite():
+        text = _number_text(value)
+        if text.lower().lstrip("+-") in NOT_FINITE:
             raise ActionParamsError(f"{where} must be a finite amount.")
+        if not DECIMAL_TEXT.fullmatch(text):
+            raise ActionParamsError(f"{where} must be an amount such as 12.50, not {str(value)[:40]!r}.")
+        number = Decimal(text)
         if number != number.quantize(Decimal("0.01")):
             raise ActionParamsError(f"{where} has more than two decimals.")
+        number = number.quantize(Decimal("0.01")) + 0  # "+ 0" turns a negative zero into 0.00
         if p.min is not None and number < p.min:
             raise ActionParamsError(f"{where} must be at least {p.min}.")
-        return str(number.quantize(Decimal("0.01")))
+        maximum = MAX_AMOUNT if p.max is None else min(p.max, MAX_AMOUNT)
+        if abs(number) > maximum:
+            raise ActionParamsError(f"{where} must be at most {maximum}.")
+        return str(number)
     if p.type == "int":
-        try:
-            number = int(str(value).strip())
-        except ValueError:
-            raise ActionParamsError(f"{where} must be a whole number, not {value!r}.") from None
+        text = _number_text(value)
+        if not INT_TEXT.fullmatch(text):
+            raise ActionParamsError(f"{where} must be a whole number, not {str(value)[:40]!r}.")
+        number = int(text)
         if p.min is not None and number < p.min:
             raise ActionParamsError(f"{where} must be at least {p.min}.")
+        maximum = MAX_INT if p.max is None else min(int(p.max), MAX_INT)
+        if number > maximum:
+            raise ActionParamsError(f"{where} must be at most {maximum}.")
         return number
     if p.type == "bool":
         if isinstance(value, bool):
