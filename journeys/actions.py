@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from .corebank import get_core_bank
+from .corebank.base import ResourceKind
 from .models import ActionType, ProposedAction
 
 
@@ -28,6 +29,9 @@ class Param:
     max: Decimal | None = None
     max_length: int = 500
     help: str = ""
+    # The kind of bank resource the value names (a ``ResourceKind``), or "" for plain data. A
+    # resource must belong to the journey's customer (``journeys.bounds``).
+    resource: str = ""
 
     def as_schema(self) -> dict[str, Any]:
         schema: dict[str, Any] = {"type": self.type, "required": self.required}
@@ -39,6 +43,8 @@ class Param:
             schema["max"] = str(self.max)
         if self.help:
             schema["help"] = self.help
+        if self.resource:
+            schema["resource"] = self.resource
         return schema
 
 
@@ -50,11 +56,18 @@ class ActionSpec:
     params: dict[str, Param] = field(default_factory=dict)
     read_only: bool = False
     money_param: str = ""
+    # The parameter naming where the money goes (an account); cumulative limits per customer count
+    # against the owner of that destination, not against whoever the journey is about.
+    destination_param: str = ""
+
+    def resource_params(self) -> dict[str, str]:
+        """Parameter name → resource kind, for every parameter that names a bank resource."""
+        return {name: p.resource for name, p in self.params.items() if p.resource}
 
 
-CUSTOMER = Param("str", help="customer reference")
-ACCOUNT = Param("str", help="account number")
-CARD = Param("str", help="card token")
+CUSTOMER = Param("str", help="customer reference", resource=ResourceKind.CUSTOMER)
+ACCOUNT = Param("str", help="account number", resource=ResourceKind.ACCOUNT)
+CARD = Param("str", help="card token", resource=ResourceKind.CARD)
 AMOUNT = Param("decimal", min=Decimal("0.01"), help="amount, two decimals")
 
 ACTION_SPECS: dict[str, ActionSpec] = {
@@ -126,9 +139,10 @@ ACTION_SPECS: dict[str, ActionSpec] = {
                 "account": ACCOUNT,
                 "amount": AMOUNT,
                 "reason": Param("str", max_length=120),
-                "customer": Param("str", required=False),
+                "customer": Param("str", required=False, help="customer reference", resource=ResourceKind.CUSTOMER),
             },
             money_param="amount",
+            destination_param="account",
         ),
         ActionSpec(
             "block_card",
@@ -143,7 +157,9 @@ ACTION_SPECS: dict[str, ActionSpec] = {
             {
                 "customer": CUSTOMER,
                 "kind": Param("choice", choices=("dispute", "complaint", "fraud")),
-                "transaction": Param("str", required=False),
+                "transaction": Param(
+                    "str", required=False, help="core-bank transaction id", resource=ResourceKind.TRANSACTION
+                ),
                 "amount": Param("decimal", required=False),
             },
             money_param="amount",

@@ -33,6 +33,7 @@ from django.conf import settings
 from django.db.models import Q, Sum
 from django.utils import timezone
 
+from journeys.bounds import money_owner
 from journeys.models import ProposedAction
 from journeys.policy import Decision
 
@@ -194,9 +195,15 @@ def _explain_scope(proposal: ProposedAction, params: dict[str, Any], scope: Perm
 # --- cumulative limits ----------------------------------------------------------------------
 
 
-def _subject_key(limit: CumulativeLimit, proposal: ProposedAction) -> str | None:
+def _customer(proposal: ProposedAction, params: dict[str, Any]) -> str:
+    """The customer a proposal's money counts for: the owner of its destination account
+    (``journeys.bounds.money_owner``), so no path can route money around a customer's limit."""
+    return money_owner(proposal.action_type.key, params, proposal.journey.customer_ref)
+
+
+def _subject_key(limit: CumulativeLimit, proposal: ProposedAction, params: dict[str, Any]) -> str | None:
     if limit.subject == CumulativeLimit.Subject.CUSTOMER:
-        return f"customer:{proposal.journey.customer_ref}"
+        return f"customer:{_customer(proposal, params)}"
     if limit.subject == CumulativeLimit.Subject.PROPOSER:
         if proposal.proposed_by_agent_id:
             return f"agent:{proposal.proposed_by_agent_id}"
@@ -246,7 +253,7 @@ def _check_limits(
     worst: tuple[CumulativeLimit, str] | None = None
     keyed = []
     for limit in _limits_for(proposal):
-        subject = _subject_key(limit, proposal)
+        subject = _subject_key(limit, proposal, params)
         quantity = _quantity(limit, proposal, params)
         if subject is not None and quantity is not None:
             keyed.append((limit, subject, quantity))
@@ -265,14 +272,14 @@ def _check_limits(
                 limit,
                 f"{_what(proposal, params)} {VERDICT_WORDS[limit.effect_when_exceeded]}: "
                 f"limit '{limit.name}' allows {limit.describe()} and {shown_used} is already "
-                f"used for {_subject_label(limit, proposal)}.",
+                f"used for {_subject_label(limit, proposal, params)}.",
             )
     return worst
 
 
-def _subject_label(limit: CumulativeLimit, proposal: ProposedAction) -> str:
+def _subject_label(limit: CumulativeLimit, proposal: ProposedAction, params: dict[str, Any]) -> str:
     if limit.subject == CumulativeLimit.Subject.CUSTOMER:
-        return f"customer {proposal.journey.customer_ref}"
+        return f"customer {_customer(proposal, params)}"
     if limit.subject == CumulativeLimit.Subject.PROPOSER:
         return proposal.proposer_label
     return proposal.journey.definition.name
@@ -288,7 +295,7 @@ def _consume(proposal: ProposedAction, params: dict[str, Any]) -> int:
     now = timezone.now()
     counted = 0
     for limit in _limits_for(proposal):
-        subject = _subject_key(limit, proposal)
+        subject = _subject_key(limit, proposal, params)
         quantity = _quantity(limit, proposal, params)
         if subject is None or quantity is None:
             continue

@@ -208,10 +208,13 @@ def edit_approve(request: ReviewRequest, pk: int) -> HttpResponse:
                 result = services.proposal_edit_approve(
                     proposal_id=proposal.pk, user=request.user, params=params, reason=reason
                 )
-                messages.success(request, result.message)
-                return _back(request)
             except services.DecisionError as exc:
                 error = str(exc)
+            else:
+                if result.outcome != "refused":
+                    messages.success(request, result.message)
+                    return _back(request)
+                error = result.message
     else:
         form = form_class(initial=proposal.params)
     context = {

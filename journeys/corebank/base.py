@@ -8,8 +8,22 @@ happen once although Celery delivers tasks at least once.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
+
+from django.db import models
+
+
+class ResourceKind(models.TextChoices):
+    """The kinds of bank resource an action parameter can name. Every parameter of one of these
+    kinds must belong to the journey's customer (``journeys.bounds``)."""
+
+    CUSTOMER = "customer", "customer"
+    ACCOUNT = "account", "account"
+    CARD = "card", "card"
+    TRANSACTION = "transaction", "transaction"
+    CASE = "case", "case"
 
 
 class CoreBankError(Exception):
@@ -25,6 +39,18 @@ class CoreBankRejected(CoreBankError):
 
 
 class CoreBank(ABC):
+    # --- ownership ---------------------------------------------------------------------------
+    @abstractmethod
+    def resource_owners(self, resources: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str | None]:
+        """Who owns each ``(kind, reference)`` (kind: a ``ResourceKind`` value): the owning
+        customer's reference, or None for a resource the bank does not know. A customer owns
+        itself. One call answers many resources (a proposal names several; a real bank batches
+        the question). Raises ``CoreBankUnavailable`` when the bank cannot answer now."""
+
+    def customer_owns(self, customer: str, kind: str, reference: str) -> bool:
+        """Whether ``customer`` owns the resource ``reference`` of ``kind``."""
+        return self.resource_owners([(kind, reference)]).get((kind, reference)) == customer
+
     # --- reads -------------------------------------------------------------------------------
     @abstractmethod
     def lookup_account(self, *, customer: str) -> dict[str, Any]: ...

@@ -7,7 +7,8 @@ so the demo shows retries and fallbacks.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -26,7 +27,7 @@ from journeys.models import (
     CoreVerificationCode,
 )
 
-from .base import CoreBank, CoreBankRejected, CoreBankUnavailable
+from .base import CoreBank, CoreBankRejected, CoreBankUnavailable, ResourceKind
 
 # The streets the address validator knows (the demo bank's streets); anything else "does not exist".
 KNOWN_STREETS = STREETS
@@ -43,6 +44,17 @@ def _failure_rate() -> float:
 
 def _money(value: Decimal) -> str:
     return str(Decimal(value).quantize(Decimal("0.01")))
+
+
+def _row_id(reference: str) -> int | None:
+    """A row id as text ("1234"); None for anything that is not one (no int overflow in SQL)."""
+    return int(reference) if re.fullmatch(r"[0-9]{1,18}", reference) else None
+
+
+def _case_id(reference: str) -> int | None:
+    """A case as the bank names it ("CASE-000012", "RISK-000012") or its bare id."""
+    match = re.fullmatch(r"(?:CASE-|RISK-)?([0-9]{1,18})", reference.strip())
+    return int(match.group(1)) if match else None
 
 
 class SimulatedCoreBank(CoreBank):
@@ -84,6 +96,31 @@ class SimulatedCoreBank(CoreBank):
         except IntegrityError:
             return CoreEffect.objects.get(idempotency_key=key).result
         return result
+
+    # --- ownership ---------------------------------------------------------------------------
+    def resource_owners(self, resources: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str | None]:
+        wanted: dict[str, set[str]] = {}
+        for kind, reference in resources:
+            wanted.setdefault(kind, set()).add(str(reference))
+        owners: dict[tuple[str, str], str | None] = {(kind, ref): None for kind, refs in wanted.items() for ref in refs}
+        # One query per kind, whatever the number of resources.
+        lookups: dict[str, tuple[Any, str, str, Callable[[str], Any]]] = {
+            ResourceKind.CUSTOMER: (CoreCustomer.objects, "ref", "ref", str),
+            ResourceKind.ACCOUNT: (CoreAccount.objects, "number", "customer__ref", str),
+            ResourceKind.CARD: (CoreCard.objects, "token", "account__customer__ref", str),
+            ResourceKind.TRANSACTION: (CoreTransaction.objects, "pk", "account__customer__ref", _row_id),
+            ResourceKind.CASE: (CoreCase.objects, "pk", "customer__ref", _case_id),
+        }
+        for kind, refs in wanted.items():
+            if kind not in lookups:
+                continue  # a kind this bank does not hold: owned by no one
+            manager, key, owner_path, parse = lookups[kind]
+            parsed = {ref: parse(ref) for ref in refs}
+            keys = {value for value in parsed.values() if value is not None}
+            found = dict(manager.filter(**{f"{key}__in": keys}).values_list(key, owner_path)) if keys else {}
+            for ref, value in parsed.items():
+                owners[(kind, ref)] = found.get(value)
+        return owners
 
     # --- reads -------------------------------------------------------------------------------
     def lookup_account(self, *, customer: str) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from django.utils import timezone
 
 from .. import events, policy
 from ..actions import validate_params
+from ..bounds import bounds_decision
 from ..errors import IllegalTransition
 from ..models import ActionType, Agent, Event, Journey, ProposedAction
 
@@ -138,7 +139,9 @@ def propose(
         data={"action": action, "params": clean},
         **actor,
     )
-    decision = policy.decide(proposal)
+    # Parameters naming another customer's resources are refused (and recorded) before the
+    # policy judges (``journeys.bounds``).
+    decision = bounds_decision(journey, proposal) or policy.decide(proposal)
     name = {ProposedAction.Effect.ALLOW: "auto_approve", ProposedAction.Effect.DENY: "deny"}.get(
         decision.effect, "hold"
     )

@@ -25,6 +25,8 @@ CONTEXT_EVENTS = 5  # how many events up to the trigger a case links, for contex
 
 # Exception kinds whose cause is an error message: grouped by its error class, not its text.
 ERROR_KINDS = {"step_failed", "agent_error", "invalid_proposal", "link_failed"}
+# Exception kinds about one refused proposal: at most one case per proposal among them.
+PER_PROPOSAL_KINDS = {"policy_denied", "out_of_bounds"}
 
 
 class CaseError(Exception):
@@ -97,8 +99,22 @@ def case_open_for_event(event: Event) -> ExceptionCase | None:
     data = event.data or {}
     if event.kind == Event.Kind.EXCEPTION:
         kind = str(data.get("kind") or "exception")
+        proposal_id = data.get("proposal")
+        if proposal_id and kind in PER_PROPOSAL_KINDS:
+            # One case per refused proposal: the runtime's hand-over to a person after the
+            # refusal is part of the same case, not a second one.
+            existing = (
+                ExceptionCase.objects.filter(journey=journey, trigger_event__data__proposal=proposal_id)
+                .filter(kind__in=PER_PROPOSAL_KINDS)
+                .first()
+            )
+            if existing is not None:
+                existing.events.add(event)
+                return existing
         if kind == "policy_denied":
             cause = str(data.get("rule") or "")
+        elif kind == ExceptionCase.Kind.OUT_OF_BOUNDS:
+            cause = str(data.get("cause") or data.get("rule") or "")
         elif kind in ERROR_KINDS or data.get("error"):
             cause = error_class(str(data.get("error") or event.summary))
         else:

@@ -85,6 +85,8 @@ class ExceptionCase(models.Model):
         ABANDONED = "abandoned", "Customer abandoned"
         APPROVAL_EXPIRED = "approval_expired", "Approval expired"
         FLAGGED = "flagged", "Flagged by a person"
+        # A proposal or an edit named another customer's account, card, … (journeys.bounds).
+        OUT_OF_BOUNDS = "out_of_bounds", "Parameter out of bounds"
 
     class Status(models.TextChoices):
         OPEN = "open", "Open"

@@ -21,6 +21,7 @@ from django.utils import timezone
 from journeys import events
 from journeys.access import user_may
 from journeys.actions import ActionParamsError, validate_params
+from journeys.bounds import bounds_refuse_edit
 from journeys.errors import IllegalTransition
 from journeys.lifecycle import proposal as lifecycle
 from journeys.models import Event, Journey, ProposedAction
@@ -47,7 +48,7 @@ class DecisionError(Exception):
 @dataclass(frozen=True)
 class DecisionResult:
     proposal: ProposedAction
-    outcome: str  # "approved" | "partial" | "rejected"
+    outcome: str  # "approved" | "partial" | "rejected" | "refused" (nothing decided; see message)
     message: str
 
 
@@ -325,6 +326,10 @@ def proposal_edit_approve(*, proposal_id: int, user, params: dict[str, Any], rea
     before = dict(proposal.params)
     if clean == before:
         raise DecisionError("Nothing was changed; use Approve to approve the action as proposed.")
+    # An edit naming another customer's resources is refused and recorded (so it commits).
+    _check_may_decide(user, proposal)
+    if refusal := bounds_refuse_edit(journey, proposal, clean, user=user):
+        return DecisionResult(proposal, "refused", refusal)
     verdict = _check_may_approve(user, proposal, clean)
     decision = verdict.decision
     proposal.approvals.filter(dropped_at__isnull=True).update(dropped_at=timezone.now())

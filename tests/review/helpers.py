@@ -10,7 +10,7 @@ from django.db import transaction
 from django.db.models import Count
 
 from journeys.lifecycle import journey as lifecycle
-from journeys.models import CoreTransaction, Journey, ProposedAction
+from journeys.models import CoreAccount, CoreTransaction, Journey, ProposedAction
 from journeys.services import journey_start, lock_journey, proposal_create
 
 
@@ -39,11 +39,21 @@ def propose(
     return proposal
 
 
+def account_of(customer_ref: str) -> str:
+    """The customer's own account in the demo bank (refunds may only go there)."""
+    return CoreAccount.objects.filter(customer__ref=customer_ref).order_by("number").values_list("number", flat=True)[0]
+
+
 def refund(journey: Journey, amount: str, *, agent=None, user=None) -> ProposedAction:
     return propose(
         journey,
         "issue_refund",
-        {"account": "ACC-000001", "amount": amount, "reason": "fee reversal", "customer": journey.customer_ref},
+        {
+            "account": account_of(journey.customer_ref),
+            "amount": amount,
+            "reason": "fee reversal",
+            "customer": journey.customer_ref,
+        },
         agent=agent,
         user=user,
     )

@@ -76,7 +76,8 @@ def test_card_blocks_per_agent_per_hour(demo, agent, supervisor):
     CumulativeLimit.objects.filter(name="Card blocks per agent: 200 an hour").update(maximum=2)
     journeys = [start("lost_card", customer=f"CUST-0000{n}") for n in (1, 2, 3)]
     results = [
-        propose(j, "block_card", {"card": "tok_card_00001", "reason": "lost"}, agent=agent).status for j in journeys
+        propose(j, "block_card", {"card": f"tok_card_0000{n}", "reason": "lost"}, agent=agent).status
+        for n, j in enumerate(journeys, start=1)
     ]
     assert results == [S.AUTO_APPROVED, S.AUTO_APPROVED, S.PENDING]
     # A person's blocks are counted for that person, not for the agent.
