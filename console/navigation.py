@@ -39,6 +39,12 @@ NAV: list[NavItem] = [
         section="review_scope",
     ),
     NavItem("Teams", "team_list", lambda u, held: _may_manage_teams(u), section="team"),
+    NavItem(
+        "Governance changes",
+        "governance_list",
+        lambda u, held: u.is_staff or u.is_superuser or _may_manage_teams(u),
+        section="governance",
+    ),
     NavItem("Stop button", "agents_stop_button", lambda u, held: "pause" in held, section="agents_"),
     NavItem("Django admin", "admin:index", lambda u, held: u.is_staff, section="admin"),
 ]

@@ -210,6 +210,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "review.tasks.expire_pending_approvals",
         "schedule": env.float("HANDOFF_EXPIRY_SECONDS", default=15.0),
     },
+    "expire-governance-changes": {
+        "task": "review.tasks.expire_governance_changes",
+        "schedule": env.float("HANDOFF_GOVERNANCE_EXPIRY_SECONDS", default=60.0),
+    },
     "refresh-metrics": {
         "task": "console.metrics.tasks.refresh_metrics",
         "schedule": env.float("HANDOFF_METRICS_SECONDS", default=30.0),
@@ -245,6 +249,8 @@ HANDOFF = {
     "REVIEW_SAMPLE_SHARE": env.float("HANDOFF_REVIEW_SAMPLE_SHARE", default=0.1),
     # Approval timeout of a pending action no scope gave a timeout to (e.g. a cumulative limit).
     "DEFAULT_APPROVAL_TIMEOUT_MINUTES": env.int("HANDOFF_DEFAULT_APPROVAL_TIMEOUT_MINUTES", default=60),
+    # How long a governance change waits for a second admin before it expires.
+    "GOVERNANCE_CHANGE_HOURS": env.float("HANDOFF_GOVERNANCE_CHANGE_HOURS", default=72.0),
     # How many recent real proposals the scope editor's preview replays.
     "SCOPE_PREVIEW_PROPOSALS": env.int("HANDOFF_SCOPE_PREVIEW_PROPOSALS", default=50),
 }

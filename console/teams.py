@@ -18,19 +18,12 @@ from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
-from guardian.shortcuts import assign_perm, remove_perm
 
 from journeys.events import governance_changed
-from journeys.models import (
-    Agent,
-    ApprovalLimit,
-    DefinitionGroupPermission,
-    DefinitionUserPermission,
-    JourneyDefinition,
-)
-from journeys.models.domain import DEFINITION_PERMISSIONS
+from journeys.models import Agent, JourneyDefinition
 from review.audit.chain import explicitly_audited
-from review.models import SensitiveDataGrant
+from review.services.governance import grant_request
+from review.services.grants import PERM_CODES, grant_apply, grant_state, grant_widens
 
 PERM_LABELS = {
     "view_journeys": "View journeys",
@@ -40,7 +33,6 @@ PERM_LABELS = {
     "audit": "View audit",
     "pause_agents": "Pause agents",
 }
-PERM_CODES = [code for code, _ in DEFINITION_PERMISSIONS]
 MAX_LIMIT = Decimal("9999999999.99")
 
 
@@ -63,28 +55,6 @@ def team_admin_required(view: Callable[..., HttpResponse]) -> Callable[..., Http
 
 
 # --- reading grants -------------------------------------------------------------------------
-
-
-def grant_state(*, team: Group | None = None, user: Any = None) -> dict[str, dict[str, Any]]:
-    """Per definition key: the permissions held, the approval limit and the unmask right."""
-    state: dict[str, dict[str, Any]] = {
-        d.key: {"perms": [], "limit": None, "sensitive": False} for d in JourneyDefinition.objects.all()
-    }
-    if team is not None:
-        rows = DefinitionGroupPermission.objects.filter(group=team)
-    else:
-        rows = DefinitionUserPermission.objects.filter(user=user)
-    for key, code in rows.values_list("content_object__key", "permission__codename"):
-        if code in PERM_CODES:
-            state[key]["perms"].append(code)
-    if team is not None:
-        for key, limit in ApprovalLimit.objects.filter(team=team).values_list("definition__key", "limit"):
-            state[key]["limit"] = str(limit)
-        for key in SensitiveDataGrant.objects.filter(team=team).values_list("definition__key", flat=True):
-            state[key]["sensitive"] = True
-    for entry in state.values():
-        entry["perms"].sort(key=PERM_CODES.index)
-    return state
 
 
 def _matrix(state: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -129,44 +99,35 @@ def _parse_grants(post: Any, *, with_team_extras: bool) -> tuple[dict[str, dict[
     return wanted, errors
 
 
-def _apply(
-    holder: Any,
-    definition: JourneyDefinition,
-    before: dict[str, Any],
-    after: dict[str, Any],
-    *,
-    is_team: bool,
-) -> None:
-    for code in set(after["perms"]) - set(before["perms"]):
-        assign_perm(f"journeys.{code}", holder, definition)
-    for code in set(before["perms"]) - set(after["perms"]):
-        remove_perm(f"journeys.{code}", holder, definition)
-    if not is_team:
-        return
-    if after["limit"] is None:
-        ApprovalLimit.objects.filter(team=holder, definition=definition).delete()
-    elif after["limit"] != before["limit"]:
-        ApprovalLimit.objects.update_or_create(
-            team=holder, definition=definition, defaults={"limit": Decimal(after["limit"])}
-        )
-    if after["sensitive"] and not before["sensitive"]:
-        SensitiveDataGrant.objects.get_or_create(team=holder, definition=definition)
-    elif before["sensitive"] and not after["sensitive"]:
-        SensitiveDataGrant.objects.filter(team=holder, definition=definition).delete()
-
-
-def _save_grants(request: HttpRequest, holder: Any, label: str, *, is_team: bool) -> list[str]:
-    """Apply the posted matrix; returns form errors (nothing changed) or [] (saved, audited)."""
+def _save_grants(request: HttpRequest, holder: Any, label: str, *, is_team: bool) -> tuple[list[str], list[Any]]:
+    """Apply the posted matrix. Returns form errors (nothing changed), or no errors and the
+    governance changes requested: per definition, a change that adds approve, unmask or pause
+    rights or raises an approval limit waits for a second admin; any other change applies at
+    once, audited."""
     wanted, errors = _parse_grants(request.POST, with_team_extras=is_team)
     if errors:
-        return errors
+        return errors, []
+    requested = []
     with transaction.atomic(), explicitly_audited():
         before_all = grant_state(team=holder) if is_team else grant_state(user=holder)
         for definition in JourneyDefinition.objects.all():
             before, after = before_all[definition.key], wanted[definition.key]
             if before == after:
                 continue
-            _apply(holder, definition, before, after, is_team=is_team)
+            if grant_widens(before, after):
+                requested.append(
+                    grant_request(
+                        holder=holder,
+                        is_team=is_team,
+                        label=label,
+                        definition=definition,
+                        before=before,
+                        after=after,
+                        maker=request.user,
+                    )
+                )
+                continue
+            grant_apply(holder, definition, before, after, is_team=is_team)
             governance_changed.send(
                 sender=None,
                 kind="grant_change",
@@ -177,7 +138,19 @@ def _save_grants(request: HttpRequest, holder: Any, label: str, *, is_team: bool
                 reason="",
                 data={"definition_id": definition.pk, "holder": label, "team": is_team},
             )
-    return []
+    return [], requested
+
+
+def _tell_saved(request: HttpRequest, name: str, requested: list[Any]) -> None:
+    if not requested:
+        messages.success(request, f"Grants of {name} saved.")
+        return
+    what = "; ".join(change.subject for change in requested)
+    messages.warning(
+        request,
+        f"Grants of {name} saved, except what widens rights — it waits for a second admin to approve it "
+        f"(Governance changes): {what}.",
+    )
 
 
 # --- views ----------------------------------------------------------------------------------
@@ -280,10 +253,10 @@ def team_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @team_admin_required
 def team_grants(request: HttpRequest, pk: int) -> HttpResponse:
     team = _team_or_404(pk)
-    errors = _save_grants(request, team, f"team {team.name}", is_team=True)
+    errors, requested = _save_grants(request, team, f"team {team.name}", is_team=True)
     if errors:
         return render(request, "console/teams_detail.html", _team_context(team, errors=errors), status=400)
-    messages.success(request, f"Grants of {team.name} saved.")
+    _tell_saved(request, team.name, requested)
     return redirect("team_detail", pk=team.pk)
 
 
@@ -381,8 +354,8 @@ def agent_grants_page(request: HttpRequest, pk: int) -> HttpResponse:
 @team_admin_required
 def agent_grants(request: HttpRequest, pk: int) -> HttpResponse:
     agent = _agent_or_404(pk)
-    errors = _save_grants(request, agent.user, f"agent {agent.name}", is_team=False)
+    errors, requested = _save_grants(request, agent.user, f"agent {agent.name}", is_team=False)
     if errors:
         return render(request, "console/teams_agent.html", _agent_context(agent, errors), status=400)
-    messages.success(request, f"Grants of {agent.name} saved.")
+    _tell_saved(request, agent.name, requested)
     return redirect("agent_grants_page", pk=agent.pk)

@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from . import board, control, teams, views
+from . import board, control, governance, teams, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -33,6 +33,10 @@ urlpatterns = [
     path("teams/<int:pk>/delete/", teams.team_delete, name="team_delete"),
     path("teams/agents/<int:pk>/", teams.agent_grants_page, name="agent_grants_page"),
     path("teams/agents/<int:pk>/grants/", teams.agent_grants, name="agent_grants"),
+    path("governance/", governance.governance_list, name="governance_list"),
+    path("governance/<int:pk>/", governance.governance_detail, name="governance_detail"),
+    path("governance/<int:pk>/approve/", governance.governance_approve_view, name="governance_approve"),
+    path("governance/<int:pk>/reject/", governance.governance_reject_view, name="governance_reject"),
     path("review/", include("review.urls")),
     path("admin/", admin.site.urls),
     path("exceptions/", include("review.cases.urls")),

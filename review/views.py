@@ -51,6 +51,7 @@ from .forms import (
 )
 from .models import CumulativeLimit, PermissionScope, ScopeChange
 from .policy import judge, proposer_user_id, winning_scope
+from .services.governance import pending_changes, rule_submit, rule_toggle_submit
 
 
 class ReviewRequest(HttpRequest):
@@ -281,6 +282,9 @@ def scope_list(request: ReviewRequest) -> HttpResponse:
         "limits": CumulativeLimit.objects.select_related("definition", "action_type"),
         "history": ScopeChange.objects.select_related("actor")[:30],
         "may_edit": may_edit_scopes(request.user),
+        "pending": pending_changes().exclude(kind="grant").select_related("maker")
+        if may_edit_scopes(request.user)
+        else [],
     }
     return render(request, "review/scopes.html", context)
 
@@ -341,11 +345,7 @@ def _scope_form_page(request: ReviewRequest, scope: PermissionScope | None) -> H
             if "preview" in request.POST:
                 preview = preview_rows(form.save(commit=False), original)
             else:
-                saved, change = services.scope_save(form=form, actor=request.user, reason=form.cleaned_data["reason"])
-                if change is None:
-                    messages.info(request, f"Nothing changed in '{saved.name}'.")
-                else:
-                    messages.success(request, f"Scope '{saved.name}' {change.get_change_display().lower()}.")
+                _submit(request, form, "Scope")
                 return HttpResponseRedirect(reverse("review_scopes"))
         else:
             status = 400
@@ -374,7 +374,27 @@ def scope_edit(request: ReviewRequest, pk: int) -> HttpResponse:
     return _scope_form_page(request, scope)
 
 
-def _toggle(request: ReviewRequest, pk: int, service, key: str) -> HttpResponse:
+def _submit(request: ReviewRequest, form, noun: str) -> None:
+    """Save a scope or limit form: at once when it only narrows, else as a governance change
+    that waits for a second admin (``review.services.governance``)."""
+    try:
+        saved, change, pending = rule_submit(form=form, actor=request.user, reason=form.cleaned_data["reason"])
+    except services.ScopeError as exc:
+        messages.error(request, str(exc))
+        return
+    if pending is not None:
+        messages.warning(
+            request,
+            f"Your request to {pending.subject} waits for a second admin to approve it (Governance changes); "
+            "nothing changes until then.",
+        )
+    elif change is None:
+        messages.info(request, f"Nothing changed in '{form.instance.name}'.")
+    else:
+        messages.success(request, f"{noun} '{saved.name}' {change.get_change_display().lower()}.")
+
+
+def _toggle(request: ReviewRequest, pk: int, model) -> HttpResponse:
     _require_edit_scopes(request.user)
     form = ToggleForm(request.POST)
     if not form.is_valid():
@@ -382,23 +402,29 @@ def _toggle(request: ReviewRequest, pk: int, service, key: str) -> HttpResponse:
         return HttpResponseRedirect(reverse("review_scopes"))
     enabled = request.POST.get("enabled") == "1"
     try:
-        obj = service(**{key: pk, "enabled": enabled, "actor": request.user, "reason": form.cleaned_data["reason"]})
-        messages.success(request, f"'{obj.name}' {'enabled' if enabled else 'disabled'}.")
+        obj, pending = rule_toggle_submit(
+            model=model, pk=pk, enabled=enabled, actor=request.user, reason=form.cleaned_data["reason"]
+        )
     except services.ScopeError as exc:
         messages.error(request, str(exc))
+    else:
+        if pending is not None:
+            messages.warning(request, f"Your request to {pending.subject} waits for a second admin to approve it.")
+        else:
+            messages.success(request, f"'{obj.name}' {'enabled' if enabled else 'disabled'}.")
     return HttpResponseRedirect(reverse("review_scopes"))
 
 
 @require_POST
 @login_required
 def scope_toggle(request: ReviewRequest, pk: int) -> HttpResponse:
-    return _toggle(request, pk, services.scope_set_enabled, "scope_id")
+    return _toggle(request, pk, PermissionScope)
 
 
 @require_POST
 @login_required
 def limit_toggle(request: ReviewRequest, pk: int) -> HttpResponse:
-    return _toggle(request, pk, services.limit_set_enabled, "limit_id")
+    return _toggle(request, pk, CumulativeLimit)
 
 
 def _limit_form_page(request: ReviewRequest, limit: CumulativeLimit | None) -> HttpResponse:
@@ -407,11 +433,7 @@ def _limit_form_page(request: ReviewRequest, limit: CumulativeLimit | None) -> H
     status = 200
     if request.method == "POST":
         if form.is_valid():
-            saved, change = services.limit_save(form=form, actor=request.user, reason=form.cleaned_data["reason"])
-            if change is None:
-                messages.info(request, f"Nothing changed in '{saved.name}'.")
-            else:
-                messages.success(request, f"Limit '{saved.name}' {change.get_change_display().lower()}.")
+            _submit(request, form, "Limit")
             return HttpResponseRedirect(reverse("review_scopes"))
         status = 400
     history = ScopeChange.objects.filter(target=ScopeChange.Target.LIMIT, target_id=limit.pk) if limit else []

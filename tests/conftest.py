@@ -85,6 +85,12 @@ def admin_user(demo):
 
 
 @pytest.fixture
+def admin2(demo):
+    """The second admin: the checker of governance changes the first one makes."""
+    return _user("admin2")
+
+
+@pytest.fixture
 def outsider(demo):
     """An active user in no team: sees nothing."""
     return get_user_model().objects.create_user("outsider", password="demo")

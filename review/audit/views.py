@@ -41,6 +41,10 @@ KIND_CHOICES = [
     ("login_lockout", "Login lockout"),
     ("team_change", "Team change"),
     ("grant_change", "Grant change"),
+    ("governance_requested", "Governance change requested"),
+    ("governance_approved", "Governance change approved"),
+    ("governance_rejected", "Governance change rejected"),
+    ("governance_expired", "Governance change expired"),
     ("audit_export", "Audit export"),
 ]
 DECISION_CHOICES = [

@@ -1,6 +1,7 @@
 from .approvals import Approval, ApprovalRequest, ReviewSample
 from .audit import AuditCheckpoint, AuditRecord, AuditVerification, SensitiveDataGrant
 from .cases import Annotation, CaseGroup, ExceptionCase, Label
+from .governance import GovernanceChange
 from .scopes import CumulativeLimit, LimitCounter, LimitUsage, PermissionScope, ScopeChange
 
 __all__ = [
@@ -13,6 +14,7 @@ __all__ = [
     "CaseGroup",
     "CumulativeLimit",
     "ExceptionCase",
+    "GovernanceChange",
     "Label",
     "LimitCounter",
     "LimitUsage",

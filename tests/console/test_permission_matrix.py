@@ -27,10 +27,12 @@ from review.models import (
     AuditVerification,
     CumulativeLimit,
     ExceptionCase,
+    GovernanceChange,
     Label,
     PermissionScope,
     ReviewSample,
 )
+from review.services.governance import rule_toggle_submit
 
 from ..review.case_helpers import hand_over
 from ..review.helpers import propose
@@ -60,6 +62,7 @@ class Objects:
     scope: PermissionScope
     limit: CumulativeLimit
     label: Label
+    governance: GovernanceChange  # pending, requested by admin2: the admin may decide it
 
 
 @dataclass
@@ -185,6 +188,13 @@ TABLE: dict[str, Row] = {
     "team_delete": Row(kwargs=lambda o: {"pk": o.cards.pk}, method="post", expect=ADMINS_POST),
     "agent_grants_page": Row(kwargs=lambda o: {"pk": o.agent_pk}, expect=ADMINS_GET),
     "agent_grants": Row(kwargs=lambda o: {"pk": o.agent_pk}, method="post", expect=ADMINS_POST),
+    # Governance changes waiting for a second admin (console/governance.py).
+    "governance_list": Row(expect=ADMINS_GET),
+    "governance_detail": Row(kwargs=lambda o: {"pk": o.governance.pk}, expect=ADMINS_GET),
+    "governance_approve": Row(kwargs=lambda o: {"pk": o.governance.pk}, method="post", expect=ADMINS_POST),
+    "governance_reject": Row(
+        kwargs=lambda o: {"pk": o.governance.pk}, method="post", data=lambda o: REASON, expect=ADMINS_POST
+    ),
     # The live board and the control of journeys (console/board.py, console/control.py).
     "board": Row(expect=LOGGED_IN_OK),
     "journey_take_over": Row(kwargs=journey_pk, method="post", expect=CARD_CHANGE),
@@ -328,6 +338,8 @@ OTHER_METHODS: list[tuple[str, Row]] = [
     ("review_limit_create", Row(expect=SCOPE_EDITORS_GET)),
     ("review_limit_edit", Row(kwargs=lambda o: {"pk": o.limit.pk}, expect=SCOPE_EDITORS_GET)),
     ("review_sample_mark", Row(kwargs=lambda o: {"pk": o.sample.pk}, expect=POST_ONLY)),
+    ("governance_approve", Row(kwargs=lambda o: {"pk": o.governance.pk}, expect=POST_ONLY)),
+    ("governance_reject", Row(kwargs=lambda o: {"pk": o.governance.pk}, expect=POST_ONLY)),
     # The annotation form already needs annotate: compliance is told so at once.
     (
         "cases:event_annotate",
@@ -406,6 +418,10 @@ def objects(demo, agent) -> Objects:
     assert address_update.status == ProposedAction.Status.PENDING
     assert message.status == ProposedAction.Status.AUTO_APPROVED
     assert controlled.controller_user == supervisor
+    scope = PermissionScope.objects.filter(action_type__key="send_message").get()
+    _, governance = rule_toggle_submit(
+        model=PermissionScope, pk=scope.pk, enabled=False, actor=User.objects.get(username="admin2"), reason="Matrix"
+    )
     return Objects(
         journey=journey,
         record=AuditRecord.objects.filter(journey_id=journey.pk).first(),
@@ -419,9 +435,10 @@ def objects(demo, agent) -> Objects:
         sample=sample,
         case=ExceptionCase.objects.get(journey=failing),
         event_pk=journey.events.order_by("id").values_list("pk", flat=True).first(),
-        scope=PermissionScope.objects.filter(action_type__key="send_message").get(),
+        scope=scope,
         limit=CumulativeLimit.objects.order_by("pk").first(),
         label=Label.objects.order_by("pk").first(),
+        governance=governance,
     )
 
 

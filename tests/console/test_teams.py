@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from journeys.access import approval_limit_for, definitions_for, user_may
 from journeys.models import ApprovalLimit, JourneyDefinition
-from review.models import AuditRecord, SensitiveDataGrant
+from review.models import AuditRecord, GovernanceChange, SensitiveDataGrant
 from review.models.audit import GOVERNANCE_CHAIN
 
 
@@ -58,7 +58,7 @@ def test_admin_sees_teams_members_and_agents(client, admin_user, agent):
 
 
 def test_granting_a_team_approval_with_a_limit_is_applied_and_audited_with_before_and_after(
-    client, admin_user, supervisor2
+    client, admin_user, admin2, supervisor2
 ):
     team = Group.objects.get(name="Servicing team")
     lost_card = JourneyDefinition.objects.get(key="lost_card")
@@ -76,10 +76,17 @@ def test_granting_a_team_approval_with_a_limit_is_applied_and_audited_with_befor
         ),
     )
     assert response.status_code == 302
+    # Approve rights with a limit widen what the team may do: nothing applies until a second
+    # admin approves the request.
+    assert not user_may(supervisor2, "view", lost_card)
+    change = GovernanceChange.objects.get(kind="grant", status="pending")
+    assert change.maker == admin_user and change.target_id == lost_card.pk
+    client.force_login(admin2)
+    assert client.post(reverse("governance_approve", args=[change.pk])).status_code == 302
     assert user_may(supervisor2, "view", lost_card)
     assert approval_limit_for(supervisor2, lost_card) == Decimal("250.00")
     record = AuditRecord.objects.get(chain=GOVERNANCE_CHAIN, kind="grant_change")
-    assert record.actor_label == "admin"
+    assert record.actor_label == "admin2" and record.payload["data"]["maker"] == "admin"
     assert record.definition_id == lost_card.pk
     assert record.payload["before"] == {"perms": [], "limit": None, "sensitive": False}
     assert record.payload["after"] == {

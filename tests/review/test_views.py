@@ -193,9 +193,11 @@ def _scope_post(**overrides):
     return data
 
 
-def test_admin_creates_a_scope_with_history_and_a_governance_signal(client, admin_user):
+def test_admin_creates_a_scope_with_history_and_a_governance_signal(client, admin_user, admin2):
     from journeys.events import governance_changed
     from journeys.models import ActionType
+    from review.models import GovernanceChange
+    from review.services.governance import governance_approve
 
     seen = []
     governance_changed.connect(lambda **kw: seen.append(kw), weak=False, dispatch_uid="test-scope-signal")
@@ -204,6 +206,10 @@ def test_admin_creates_a_scope_with_history_and_a_governance_signal(client, admi
         response = _login(client, admin_user).post(
             reverse("review_scope_create"), _scope_post(action_type=refund_type.pk)
         )
+        # A rule that may allow something waits for a second admin.
+        assert not PermissionScope.objects.filter(name="Disputes: refunds over 100 need approval").exists()
+        pending = GovernanceChange.objects.get(status="pending")
+        governance_approve(change_id=pending.pk, user=admin2)
     finally:
         governance_changed.disconnect(dispatch_uid="test-scope-signal")
     assert response.status_code == 302
@@ -211,8 +217,9 @@ def test_admin_creates_a_scope_with_history_and_a_governance_signal(client, admi
     assert scope.conditions == [{"param": "amount", "op": ">", "value": "100"}]
     change = ScopeChange.objects.get(target_id=scope.pk, target=ScopeChange.Target.SCOPE)
     assert change.before is None and change.after["effect"] == "require_approval"
-    assert change.actor == admin_user and change.reason == "Tighter control on disputes"
-    assert seen and seen[0]["kind"] == "scope_change" and seen[0]["after"]["name"] == scope.name
+    assert change.actor == admin2 and change.reason.startswith("Tighter control on disputes (requested by admin")
+    assert [kw["kind"] for kw in seen] == ["governance_requested", "scope_change", "governance_approved"]
+    assert seen[1]["after"]["name"] == scope.name
 
 
 @pytest.mark.parametrize(
@@ -255,7 +262,10 @@ def test_scope_form_rejects_bad_input_with_a_clear_error(client, admin_user, ove
     )
 
 
-def test_editing_a_scope_keeps_before_and_after(client, admin_user):
+def test_editing_a_scope_keeps_before_and_after(client, admin_user, admin2):
+    from review.models import GovernanceChange
+    from review.services.governance import governance_approve
+
     scope = PermissionScope.objects.get(name="Refunds up to 35.00 are automatic")
     page = _login(client, admin_user).get(reverse("review_scope_edit", args=[scope.pk]))
     assert "amount &lt;= 35.00" in page.content.decode()
@@ -267,6 +277,8 @@ def test_editing_a_scope_keeps_before_and_after(client, admin_user):
         reason="Raise the automatic tier",
     )
     assert client.post(reverse("review_scope_edit", args=[scope.pk]), data).status_code == 302
+    assert not ScopeChange.objects.filter(target_id=scope.pk).exists()  # widening: waits
+    governance_approve(change_id=GovernanceChange.objects.get(target_id=scope.pk).pk, user=admin2)
     change = ScopeChange.objects.filter(target_id=scope.pk).latest("id")
     assert change.before["conditions"][0]["value"] == "35.00"
     assert change.after["conditions"][0]["value"] == "50.00"
@@ -300,13 +312,19 @@ def test_preview_shows_how_recent_proposals_would_be_decided_and_saves_nothing(c
     assert not ScopeChange.objects.filter(target_id=scope.pk).exists()
 
 
-def test_disabling_a_scope_needs_a_reason_and_is_recorded(client, admin_user):
+def test_disabling_a_scope_needs_a_reason_and_is_recorded(client, admin_user, admin2):
+    from review.models import GovernanceChange
+    from review.services.governance import governance_approve
+
     scope = PermissionScope.objects.get(name="Card blocks are allowed")
     _login(client, admin_user)
     response = client.post(reverse("review_scope_toggle", args=[scope.pk]), {"enabled": "0", "reason": ""}, follow=True)
     assert "Say why" in response.content.decode()
     assert PermissionScope.objects.get(pk=scope.pk).is_enabled
     client.post(reverse("review_scope_toggle", args=[scope.pk]), {"enabled": "0", "reason": "Incident 42"})
+    # Disabling a rule may let a laxer one win: it waits for a second admin.
+    assert PermissionScope.objects.get(pk=scope.pk).is_enabled
+    governance_approve(change_id=GovernanceChange.objects.get(target_id=scope.pk).pk, user=admin2)
     assert not PermissionScope.objects.get(pk=scope.pk).is_enabled
     change = ScopeChange.objects.get(target_id=scope.pk)
     assert change.change == ScopeChange.Change.DISABLED
@@ -458,10 +476,12 @@ def test_limit_form_refuses_an_empty_window(client, admin_user):
     assert CumulativeLimit.objects.get(pk=limit.pk).effect_when_exceeded == "require_approval"
 
 
-def test_a_scope_may_escalate_to_a_team_that_approves_on_its_definition(client, admin_user):
+def test_a_scope_may_escalate_to_a_team_that_approves_on_its_definition(client, admin_user, admin2):
     from django.contrib.auth.models import Group
 
     from journeys.models import ActionType, JourneyDefinition
+    from review.models import GovernanceChange
+    from review.services.governance import governance_approve
 
     data = _scope_post(
         name="Fee refunds escalate to servicing",
@@ -471,4 +491,5 @@ def test_a_scope_may_escalate_to_a_team_that_approves_on_its_definition(client, 
         action_type=ActionType.objects.get(key="issue_refund").pk,
     )
     assert _login(client, admin_user).post(reverse("review_scope_create"), data).status_code == 302
+    governance_approve(change_id=GovernanceChange.objects.get(status="pending").pk, user=admin2)
     assert PermissionScope.objects.get(name="Fee refunds escalate to servicing").escalate_to.name == "Servicing team"

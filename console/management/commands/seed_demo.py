@@ -51,6 +51,8 @@ USERS = [
     ("supervisor2", "Servicing team", False, False, "Sasha Servicing"),
     ("compliance", "Compliance", False, False, "Casey Compliance"),
     ("admin", "Admins", True, True, "Alex Admin"),
+    # A second admin: changes that widen scopes, limits or rights need two (maker-checker).
+    ("admin2", "Admins", True, True, "Ari Admin"),
     ("lead", ESCALATION_TEAM, False, False, "Lee Lead"),
 ]
 

@@ -1,0 +1,88 @@
+"""Reading and applying per-definition grants of a team or an agent (service user).
+
+The team permissions page (``console.teams``) and the approval of a pending grant change
+(``review.services.governance``) use the same two functions, so an approved change applies
+exactly what the page would have.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from guardian.shortcuts import assign_perm, remove_perm
+
+from journeys.models import ApprovalLimit, DefinitionGroupPermission, DefinitionUserPermission, JourneyDefinition
+from journeys.models.domain import DEFINITION_PERMISSIONS
+
+from ..models import SensitiveDataGrant
+
+PERM_CODES = [code for code, _ in DEFINITION_PERMISSIONS]
+# Rights whose addition widens what people may do with customers' money and data, or stop: a
+# second admin must approve adding them (``grant_widens``).
+GOVERNED_PERMS = {"approve_actions", "pause_agents"}
+
+
+def grant_state(*, team: Any = None, user: Any = None) -> dict[str, dict[str, Any]]:
+    """Per definition key: the permissions held, the approval limit and the unmask right."""
+    state: dict[str, dict[str, Any]] = {
+        d.key: {"perms": [], "limit": None, "sensitive": False} for d in JourneyDefinition.objects.all()
+    }
+    if team is not None:
+        rows = DefinitionGroupPermission.objects.filter(group=team)
+    else:
+        rows = DefinitionUserPermission.objects.filter(user=user)
+    for key, code in rows.values_list("content_object__key", "permission__codename"):
+        if code in PERM_CODES:
+            state[key]["perms"].append(code)
+    if team is not None:
+        for key, limit in ApprovalLimit.objects.filter(team=team).values_list("definition__key", "limit"):
+            state[key]["limit"] = str(limit)
+        for key in SensitiveDataGrant.objects.filter(team=team).values_list("definition__key", flat=True):
+            state[key]["sensitive"] = True
+    for entry in state.values():
+        entry["perms"].sort(key=PERM_CODES.index)
+    return state
+
+
+def grant_apply(
+    holder: Any,
+    definition: JourneyDefinition,
+    before: dict[str, Any],
+    after: dict[str, Any],
+    *,
+    is_team: bool,
+) -> None:
+    """Move ``holder``'s grants on ``definition`` from ``before`` to ``after``. Caller audits."""
+    for code in set(after["perms"]) - set(before["perms"]):
+        assign_perm(f"journeys.{code}", holder, definition)
+    for code in set(before["perms"]) - set(after["perms"]):
+        remove_perm(f"journeys.{code}", holder, definition)
+    if not is_team:
+        return
+    if after["limit"] is None:
+        ApprovalLimit.objects.filter(team=holder, definition=definition).delete()
+    elif after["limit"] != before["limit"]:
+        ApprovalLimit.objects.update_or_create(
+            team=holder, definition=definition, defaults={"limit": Decimal(after["limit"])}
+        )
+    if after["sensitive"] and not before["sensitive"]:
+        SensitiveDataGrant.objects.get_or_create(team=holder, definition=definition)
+    elif before["sensitive"] and not after["sensitive"]:
+        SensitiveDataGrant.objects.filter(team=holder, definition=definition).delete()
+
+
+def grant_widens(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """What in a grant change needs a second admin: added approve or pause rights, an added
+    unmask right, a raised approval limit. Empty when the change only narrows (or adds rights
+    to view, take over, annotate or audit), so it may apply at once."""
+    reasons = [
+        f"adds {code.replace('_', ' ')}"
+        for code in sorted(GOVERNED_PERMS & (set(after["perms"]) - set(before["perms"])))
+    ]
+    if after.get("sensitive") and not before.get("sensitive"):
+        reasons.append("adds the unmask right")
+    old, new = Decimal(before.get("limit") or 0), Decimal(after.get("limit") or 0)
+    if new > old:
+        reasons.append(f"raises the approval limit from {old:.2f} to {new:.2f}")
+    return reasons
