@@ -140,7 +140,9 @@ def governance_request(
 
 def _form_payload(form: ModelForm) -> dict[str, Any]:
     """The submitted form data, to re-bind at approval (so it is validated again then)."""
-    return {"form": {k: form.data.getlist(k) if hasattr(form.data, "getlist") else form.data[k] for k in form.data}}
+    data = form.data
+    fields = [name for name in form.fields if name in data]  # no CSRF token or button names
+    return {"form": {k: data.getlist(k) if hasattr(data, "getlist") else data[k] for k in fields}}
 
 
 @transaction.atomic

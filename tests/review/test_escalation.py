@@ -242,8 +242,10 @@ def test_installing_the_demo_scopes_names_the_desk_once_and_respects_edits(demo)
     assert Group.objects.filter(name=ESCALATION_TEAM).count() == 1
 
 
-def test_the_scope_editor_accepts_a_team_with_only_an_approval_limit(client, admin_user):
+def test_the_scope_editor_accepts_a_team_with_only_an_approval_limit(client, admin_user, admin2):
     from journeys.models import ActionType
+    from review.models import GovernanceChange
+    from review.services.governance import governance_approve
 
     from .test_views import _scope_post
 
@@ -256,6 +258,7 @@ def test_the_scope_editor_accepts_a_team_with_only_an_approval_limit(client, adm
     )
     client.force_login(admin_user)
     assert client.post(reverse("review_scope_create"), data).status_code == 302
+    governance_approve(change_id=GovernanceChange.objects.get(status="pending").pk, user=admin2)
     assert PermissionScope.objects.get(name="Fee refunds escalate to the desk").escalate_to.name == ESCALATION_TEAM
 
 
