@@ -7,8 +7,9 @@ or one the bank does not know, refuses the proposal with a reason a person can r
 ACC-000001 does not belong to CUST-00086"). The refusal is an ``exception`` event of kind
 ``out_of_bounds`` (which opens an exception case) on the journey.
 
-The check sits in the services every path goes through: ``proposal_create`` (the agent's turn,
-a person in control, any later entry point) and Edit & approve. Cumulative limits per customer
+The check sits where every path goes through: the ``propose`` transition
+(``journeys.lifecycle.proposal``: the agent's turn, a person in control, any later entry point)
+and Edit & approve. Cumulative limits per customer
 count against ``money_owner`` — the owner of the account the money goes to — so no path routes
 money past a customer's limit.
 """

@@ -306,7 +306,7 @@ def test_transitions_for_a_proposal_never_offer_approval_to_its_proposer(demo, s
         journey_id=journey.pk,
         user=supervisor,
         action="issue_refund",
-        params={"account": "ACC-000001", "amount": "120.00", "reason": "r", "customer": "CUST-00008"},
+        params={"account": "ACC-000008", "amount": "120.00", "reason": "r", "customer": "CUST-00008"},
         explanation="by hand",
     )
     assert mine.status == P.PENDING
@@ -323,7 +323,7 @@ def test_the_journey_page_shows_exactly_the_buttons_the_lifecycle_allows(client,
         journey_id=journey.pk,
         user=supervisor,
         action="issue_refund",
-        params={"account": "ACC-000001", "amount": "120.00", "reason": "r", "customer": "CUST-00008"},
+        params={"account": "ACC-000008", "amount": "120.00", "reason": "r", "customer": "CUST-00008"},
         explanation="by hand",
     )
     client.force_login(supervisor)
