@@ -6,6 +6,9 @@ from django.urls import include, path
 
 from . import board, control, governance, teams, views
 
+# An error raised outside a view (a session lookup with the database down) lands here.
+handler500 = "console.unavailable.server_error"
+
 urlpatterns = [
     path("", views.home, name="home"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),

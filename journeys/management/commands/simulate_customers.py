@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import OperationalError
+from django.db import InterfaceError, OperationalError, close_old_connections
 
 from journeys.models import JourneyDefinition
 from journeys.simulator import Simulator
@@ -44,8 +44,11 @@ class Command(BaseCommand):
                                 f"opened J-{journey.pk} {journey.definition.key} for {journey.customer_ref}"
                             )
                     sim.tick()
-                except OperationalError as exc:  # a busy embedded database: try again next tick
-                    self.stderr.write(f"database busy, retrying: {exc}")
+                except (OperationalError, InterfaceError) as exc:
+                    # A busy embedded database, or PostgreSQL restarting: drop the broken
+                    # connection so the next tick opens a fresh one, and carry on.
+                    self.stderr.write(f"database unavailable, retrying: {exc}")
+                    close_old_connections()
                 time.sleep(1.0)
         except KeyboardInterrupt:
             pass
