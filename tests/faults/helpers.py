@@ -31,6 +31,14 @@ def live_count(ids: list[int]) -> int:
     return Journey.objects.filter(pk__in=ids, status__in=Journey.LIVE_STATUSES).count()
 
 
+def describe(ids: list[int]) -> str:
+    """Where the journeys stand, for a failure message."""
+    rows = Journey.objects.filter(pk__in=ids).values_list(
+        "status", "waiting_on", "current_step", "needs_person_reason", "turn_seq", "turn_starts"
+    )
+    return "\n".join(f"{n} x {row}" for row, n in Counter(rows).most_common())
+
+
 def all_finished(ids: list[int]) -> bool:
     return live_count(ids) == 0
 

@@ -14,9 +14,9 @@ import pytest
 from journeys.models import Agent, Journey
 
 from .conftest import suite_database_url, wait_until
-from .helpers import all_finished, assert_each_effect_once, live_count, start_journeys
+from .helpers import all_finished, assert_each_effect_once, describe, live_count, start_journeys
 
-pytestmark = [pytest.mark.faults, pytest.mark.worker, pytest.mark.timeout(150)]
+pytestmark = [pytest.mark.faults, pytest.mark.worker, pytest.mark.timeout(300)]
 
 JOURNEYS = 10
 
@@ -43,8 +43,9 @@ def test_redis_restart_mid_journeys_loses_nothing(transactional_db, demo, proces
 
     wait_until(
         lambda: all_finished(ids),
-        90,
+M0,
         f"{live_count(ids)} of the {in_flight} journeys in flight at the restart never finished:\n"
+        + describe(ids)
         + processes.log_tail(),
         interval=0.3,
     )

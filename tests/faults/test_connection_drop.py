@@ -18,9 +18,9 @@ from journeys.models import Agent, CoreEffect, Event, ProposedAction
 from review.audit.verify import audit_verify
 
 from .conftest import suite_database_url, wait_until
-from .helpers import all_finished, assert_each_effect_once, live_count, start_journeys
+from .helpers import all_finished, assert_each_effect_once, describe, live_count, start_journeys
 
-pytestmark = [pytest.mark.faults, pytest.mark.worker, pytest.mark.timeout(150)]
+pytestmark = [pytest.mark.faults, pytest.mark.worker, pytest.mark.timeout(300)]
 
 JOURNEYS = 8
 WORKER_APP = "handoff-fault-worker"
@@ -55,8 +55,10 @@ def test_connection_killed_mid_turn_is_all_or_nothing(transactional_db, demo, pr
 
     wait_until(
         lambda: all_finished(ids),
-        90,
-        f"{live_count(ids)} journeys never finished after {killed} dropped connections:\n" + processes.log_tail(),
+M0,
+        f"{live_count(ids)} journeys never finished after {killed} dropped connections:\n"
+        + describe(ids)
+        + processes.log_tail(),
         interval=0.3,
     )
     assert_each_effect_once(ids)

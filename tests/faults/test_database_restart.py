@@ -19,7 +19,7 @@ import pytest
 
 from .conftest import free_port, port_open, wait_until
 
-pytestmark = [pytest.mark.faults, pytest.mark.worker, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.faults, pytest.mark.worker, pytest.mark.timeout(300)]
 
 
 class Browser:

@@ -7,9 +7,9 @@ import pytest
 from journeys.models import Agent, Journey
 
 from .conftest import suite_database_url, wait_until
-from .helpers import all_finished, assert_each_effect_once, live_count, start_journeys
+from .helpers import all_finished, assert_each_effect_once, describe, live_count, start_journeys
 
-pytestmark = [pytest.mark.faults, pytest.mark.worker, pytest.mark.timeout(150)]
+pytestmark = [pytest.mark.faults, pytest.mark.worker, pytest.mark.timeout(300)]
 
 JOURNEYS = 20
 
@@ -46,8 +46,8 @@ def test_worker_killed_twice_under_load_completes_every_journey_once(
 
     wait_until(
         lambda: all_finished(ids),
-        100,
-        f"{live_count(ids)} journeys never finished after two kills:\n" + processes.log_tail(),
+M0,
+        f"{live_count(ids)} journeys never finished after two kills:\n" + describe(ids) + processes.log_tail(),
         interval=0.3,
     )
     assert_each_effect_once(ids)
