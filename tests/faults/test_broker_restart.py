@@ -43,7 +43,7 @@ def test_redis_restart_mid_journeys_loses_nothing(transactional_db, demo, proces
 
     wait_until(
         lambda: all_finished(ids),
-M0,
+        150,
         f"{live_count(ids)} of the {in_flight} journeys in flight at the restart never finished:\n"
         + describe(ids)
         + processes.log_tail(),

@@ -55,7 +55,7 @@ def test_connection_killed_mid_turn_is_all_or_nothing(transactional_db, demo, pr
 
     wait_until(
         lambda: all_finished(ids),
-M0,
+        150,
         f"{live_count(ids)} journeys never finished after {killed} dropped connections:\n"
         + describe(ids)
         + processes.log_tail(),

@@ -46,7 +46,7 @@ def test_worker_killed_twice_under_load_completes_every_journey_once(
 
     wait_until(
         lambda: all_finished(ids),
-M0,
+        150,
         f"{live_count(ids)} journeys never finished after two kills:\n" + describe(ids) + processes.log_tail(),
         interval=0.3,
     )
