@@ -44,10 +44,14 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# Each benchmark prints the product's figure, a baseline measured in the same run and the ratio.
+# BENCH_SCALE=0.01 make bench checks they all run, quickly; docs/performance.md has the figures.
+BENCHES ?= runtime board pollers audit metrics
 bench: setup
-	@for script in bench/[a-z]*.py; do echo "== $$script"; \
+	$(PY) -m pip install --quiet -e '.[bench]'
+	@for name in $(BENCHES); do echo "== bench/$$name.py"; \
 	  DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" CELERY_BROKER_URL="$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)}" \
-	  $(PY) $$script || exit 1; done
+	  $(PY) bench/$$name.py || exit 1; done
 
 clean:
 	rm -rf var staticfiles .pytest_cache

@@ -1,106 +1,49 @@
-"""Benchmark the live board with 100,000 live journeys in PostgreSQL.
+"""Benchmark the live board at 100,000 live journeys and 10,000,000 events.
 
-Fills a throw-away database (``<name>_bench`` beside ``DATABASE_URL``'s database) with 100,000
-live and 20,000 finished journeys, then times, through Django's test client:
+Uses ``<name>_bench_data`` (filled by ``bench/generate.py`` with COPY when it holds less; kept
+for the next run), then times through Django's test client, for a supervisor (two definitions)
+and an admin (all):
 
-- a bare baseline: ``/healthz`` (one ``SELECT 1``), and a plain logged-in page (the console
-  shell with no data), measured in the same run;
-- the full board render (first page), for a supervisor (two definitions) and an admin (all);
-- the unchanged poll (the 204 answer to a poll whose change marker is current).
+- the full board render (first page) against the bare indexed SELECT of the same 50 rows
+  (``journey_live_sla``) plus the grouped counters, run on a plain cursor;
+- the unchanged poll (the 204 answer to a poll whose change marker is current) against a
+  minimal logged-in view that answers 204 (session + user, nothing else);
+- for scale: ``/healthz`` (one ``SELECT 1``) and a plain logged-in page.
 
-It prints medians, 95th percentiles, query counts and the ratios to the baselines. Timings
-depend on the machine; the ratios are what to compare. ``--keep`` keeps the filled database
-for the next run (much faster).
+``BENCH_SCALE`` scales the data set; ``--rounds`` the samples.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import random
 import statistics
+import sys
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from pathlib import Path
 
-LIVE = 100_000
-FINISHED = 20_000
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import report, scaled
+from generate import prepare
 
+LIVE = scaled(100_000)
+FINISHED = scaled(20_000)
+EVENTS = scaled(10_000_000)
 
-def _setup() -> None:
-    import sys
-    from pathlib import Path
-
-    import django
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    import warnings
-
-    warnings.filterwarnings("ignore", message="No directory at")  # static files come from finders
-    django.setup()
-    from django.test.utils import setup_test_environment
-
-    setup_test_environment()
-
-
-def _fill(live: int, finished: int) -> None:
-    from django.core.management import call_command
-    from django.db import connection
-    from django.utils import timezone
-
-    from journeys.models import Agent, Journey, JourneyDefinition
-
-    if Journey.objects.count() >= live:
-        print(f"   reusing {Journey.objects.count()} journeys")
-        return
-    with open(os.devnull, "w") as quiet:
-        call_command("seed_demo", customers=50, stdout=quiet)
-    rng = random.Random(11)
-    definitions = [(d, d.current_version()) for d in JourneyDefinition.objects.all()]
-    agent = Agent.objects.first()
-    now = timezone.now()
-    statuses = [Journey.Status.RUNNING] * 17 + [Journey.Status.WAITING_APPROVAL] * 2 + [Journey.Status.HUMAN]
-    context = {
-        "request": {"reason": "lost", "merchant": "Northwind Grocers"},
-        "facts": {f"fact_{i}": "x" * 40 for i in range(12)},
-        "results": {},
-        "guidance": [],
-    }
-    started = time.perf_counter()
-    batch: list[Journey] = []
-    for n in range(live + finished):
-        definition, version = definitions[n % len(definitions)]
-        step = rng.choice(version.steps)["key"]
-        created = now - timedelta(minutes=rng.uniform(0, 600))
-        status = rng.choice(statuses) if n < live else Journey.Status.COMPLETED
-        batch.append(
-            Journey(
-                definition=definition,
-                version=version,
-                customer_ref=f"CUST-{rng.randint(1, 50):05d}",
-                status=status,
-                current_step=step,
-                agent=agent,
-                waiting_on=Journey.WaitingOn.APPROVAL if status == Journey.Status.WAITING_APPROVAL else "",
-                sla_deadline=created + timedelta(minutes=version.sla_minutes),
-                created_at=created,
-                state_changed_at=created + timedelta(minutes=rng.uniform(0, 5)),
-                context=context,
-                finished_at=now if status == Journey.Status.COMPLETED else None,
-            )
-        )
-        if len(batch) == 5000:
-            Journey.objects.bulk_create(batch)
-            batch = []
-    Journey.objects.bulk_create(batch)
-    with connection.cursor() as cursor:
-        # What autovacuum does after a bulk insert: statistics, and the visibility map that
-        # lets the board's counters use an index-only scan.
-        cursor.execute("VACUUM ANALYZE journeys_journey")
-    took = time.perf_counter() - started
-    print(f"   filled {live:,} live + {finished:,} finished journeys in {took:.1f} s")
+BARE_PAGE = """
+SELECT j.id, j.customer_ref, j.status, j.waiting_on, j.current_step, j.sla_deadline, j.state_changed_at,
+       j.controller_user_id, j.needs_person_reason, d.name, d.key, a.name
+FROM journeys_journey j
+JOIN journeys_journeydefinition d ON d.id = j.definition_id
+LEFT JOIN journeys_agent a ON a.id = j.agent_id
+WHERE j.status IN ('running', 'waiting_approval', 'human') AND j.definition_id = ANY(%s)
+ORDER BY j.sla_deadline, j.id LIMIT 50
+"""
+BARE_COUNTS = """
+SELECT definition_id, status, count(sla_deadline) FROM journeys_journey
+WHERE status IN ('running', 'waiting_approval', 'human') AND definition_id = ANY(%s)
+GROUP BY definition_id, status
+"""
 
 
 def _time(fn: Callable[[], object], n: int) -> tuple[float, float]:
@@ -166,36 +109,60 @@ def _measure(rounds: int) -> None:
         assert poll().status_code == 204, "the marker moved during the benchmark"
         results[f"unchanged poll -> 204 ({username})"] = (*_time(poll, rounds * 4), _queries(poll))
 
-    healthz = results["baseline: /healthz (SELECT 1)"][0]
+        c_min = Client()
+        c_min.force_login(users.get(username=username))
+
+        def minimal(c: Client = c_min) -> object:
+            return c.get("/bench/minimal-poll/", HTTP_HX_REQUEST="true")
+
+        assert minimal().status_code == 204
+        results[f"baseline: minimal 204 view ({username})"] = (*_time(minimal, rounds * 4), _queries(minimal))
+
+        from django.db import connection
+
+        visible = [pk for pk, _, _ in _visible(users.get(username=username))]
+
+        def bare(ids: list[int] = visible) -> object:
+            with connection.cursor() as cursor:
+                cursor.execute(BARE_PAGE, [ids])
+                cursor.fetchall()
+                cursor.execute(BARE_COUNTS, [ids])
+                return cursor.fetchall()
+
+        results[f"baseline: bare indexed SELECT ({username})"] = (*_time(bare, rounds * 2), 2)
+
     header = f"{'what':<48} {'median ms':>10} {'p95 ms':>8} {'queries':>8}"
-    print(f"   {header} {'x healthz':>10} {'x plain page':>13}")
+    print(f"   {header}")
     for name, (median, p95, queries) in results.items():
-        user = "admin" if "(admin)" in name else "supervisor"
-        plain = results[f"baseline: plain page ({user})"][0]
-        row = f"{name:<48} {median:>10.2f} {p95:>8.2f} {queries:>8}"
-        print(f"   {row} {median / healthz:>10.1f} {median / plain:>13.2f}")
+        print(f"   {name:<48} {median:>10.2f} {p95:>8.2f} {queries:>8}")
+    for username in ("supervisor", "admin"):
+        base = results[f"baseline: bare indexed SELECT ({username})"]
+        render = results[f"board render ({username})"]
+        report(f"board render p50 vs bare SELECT ({username})", render[0], base[0], "ms", higher_is_better=False)
+        report(f"board render p95 vs bare SELECT ({username})", render[1], base[1], "ms", higher_is_better=False)
+        base = results[f"baseline: minimal 204 view ({username})"]
+        poll = results[f"unchanged poll -> 204 ({username})"]
+        report(f"unchanged poll p50 vs minimal view ({username})", poll[0], base[0], "ms", higher_is_better=False)
+        report(f"unchanged poll p95 vs minimal view ({username})", poll[1], base[1], "ms", higher_is_better=False)
+
+
+def _visible(user) -> list:
+    from console.board import _visible_definitions
+
+    return _visible_definitions(user)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--keep", action="store_true", help="keep the filled database for the next run")
     parser.add_argument("--rounds", type=int, default=30)
     args, _ = parser.parse_known_args()
-    _setup()
-    from django.db import connection
+    prepare("data", live=LIVE, finished=FINISHED, events=EVENTS)
+    from django.conf import settings
+    from django.test.utils import setup_test_environment
 
-    if connection.vendor != "postgresql":
-        raise SystemExit("The board benchmark needs PostgreSQL: set DATABASE_URL.")
-    # Its own database, beside (never instead of) the test suite's test_<name>.
-    connection.settings_dict["TEST"]["NAME"] = f"{connection.settings_dict['NAME']}_bench"
-    name = connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=args.keep)
-    try:
-        print(f"   database {name}")
-        _fill(LIVE, FINISHED)
-        _measure(args.rounds)
-    finally:
-        if not args.keep:
-            connection.creation.destroy_test_db(name, verbosity=0)
+    setup_test_environment()
+    settings.ROOT_URLCONF = "bench.minimal_urls"
+    _measure(args.rounds)
 
 
 if __name__ == "__main__":

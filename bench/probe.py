@@ -1,0 +1,56 @@
+"""Loaded into benchmark workers with ``celery worker -I bench.probe``.
+
+- ``bench.durable_step``: the honest baseline for one governed agent step — the minimum durable
+  work a step needs (lock the chain's row, UPDATE it, INSERT one row, in one transaction) and
+  then enqueue the next step after commit, exactly as the runtime enqueues the next turn.
+- Task timing: every task's start and end (wall clock) and first argument are appended to a file
+  per worker process in ``BENCH_PROBE_DIR``, so the benchmark computes per-step latency the same
+  way for both sides.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from celery import shared_task
+from celery.signals import task_postrun, task_prerun
+from django.db import connection, transaction
+
+PROBE_DIR = os.environ.get("BENCH_PROBE_DIR", "")
+_started: dict[str, float] = {}
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS bench_chain (id integer PRIMARY KEY, step integer NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS bench_step (
+    id bigserial PRIMARY KEY, chain_id integer NOT NULL, step integer NOT NULL,
+    at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+"""
+
+
+@shared_task(name="bench.durable_step", acks_late=True)
+def durable_step(chain_id: int, remaining: int) -> None:
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT step FROM bench_chain WHERE id = %s FOR UPDATE", [chain_id])
+        cursor.execute("UPDATE bench_chain SET step = step + 1 WHERE id = %s RETURNING step", [chain_id])
+        (step,) = cursor.fetchone()
+        cursor.execute("INSERT INTO bench_step (chain_id, step) VALUES (%s, %s)", [chain_id, step])
+        if remaining > 1:
+            transaction.on_commit(lambda: durable_step.delay(chain_id, remaining - 1))
+
+
+@task_prerun.connect
+def _prerun(task_id: str = "", **kwargs) -> None:
+    _started[task_id] = time.time()
+
+
+@task_postrun.connect
+def _postrun(task_id: str = "", task=None, args=None, **kwargs) -> None:
+    started = _started.pop(task_id, None)
+    if not PROBE_DIR or started is None:
+        return
+    first = args[0] if args else ""
+    with open(Path(PROBE_DIR) / f"{os.getpid()}.tsv", "a") as out:
+        out.write(f"{task.name}\t{first}\t{started:.6f}\t{time.time():.6f}\n")
