@@ -1,6 +1,19 @@
+from __future__ import annotations
+
+import sys
+
 from django.apps import AppConfig
 
 
 class ConsoleConfig(AppConfig):
     name = "console"
     verbose_name = "Console"
+
+    def ready(self) -> None:
+        from journeys.observability import connect_decision_log, json_logs_enabled, setup_tracing
+
+        if json_logs_enabled():
+            connect_decision_log()
+        # Web, worker, beat and management commands all pass here once per process (a Celery
+        # pool process inherits it from the worker's parent).
+        setup_tracing("handoff-worker" if "celery" in " ".join(sys.argv[:2]) else "handoff-web")

@@ -258,11 +258,21 @@ HANDOFF = {
 }
 DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="demo")
 
+# LOG_FORMAT=json: one JSON object per line, with one line per agent turn, decision and HTTP
+# request (journeys/observability.py). OTEL_TRACES_EXPORTER=otlp|console turns traces on.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain").lower()
+if LOG_FORMAT == "json":
+    MIDDLEWARE.insert(0, "console.request_log.RequestLogMiddleware")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "journeys.observability.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "json" if LOG_FORMAT == "json" else "plain"}
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }

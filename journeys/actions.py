@@ -14,6 +14,7 @@ from typing import Any
 from .corebank import get_core_bank
 from .corebank.base import ResourceKind
 from .models import ActionType, ProposedAction
+from .observability import span
 
 
 class ActionParamsError(ValueError):
@@ -338,4 +339,5 @@ def execute(proposal: ProposedAction) -> dict[str, Any]:
         kwargs.setdefault("amount", None)
     if not spec.read_only:
         kwargs["idempotency_key"] = proposal.idempotency_key
-    return method(**kwargs)
+    with span(f"corebank.{key}", journey_id=proposal.journey_id, proposal_id=proposal.pk, action=key):
+        return method(**kwargs)
