@@ -32,11 +32,14 @@ ROOT = Path(__file__).resolve().parents[2]
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
 REDIS_SERVER = os.environ.get("REDIS_SERVER", shutil.which("redis-server") or "/usr/bin/redis-server")
 
-# Worker processes here react within a second or two: short leases and a fast sweeper.
+# Worker processes here react within seconds: short leases and a fast sweeper. The grace stays
+# longer than a turn may wait in the queue behind 20 journeys on a loaded machine: the sweeper
+# re-sends any due turn that waited longer than the grace, and a shorter one floods the queue
+# with duplicate turns (each a no-op, each a locked transaction) faster than the worker drains it.
 FAST_RUNTIME = {
     "HANDOFF_STEP_LEASE_SECONDS": "2",
-    "HANDOFF_SWEEP_SECONDS": "0.5",
-    "HANDOFF_SWEEP_GRACE_SECONDS": "0.5",
+    "HANDOFF_SWEEP_SECONDS": "1",
+    "HANDOFF_SWEEP_GRACE_SECONDS": "5",
     "HANDOFF_RETRY_BASE_SECONDS": "0.2",
     "HANDOFF_MAX_STEP_ATTEMPTS": "6",
     "HANDOFF_QUARANTINE_AFTER_STARTS": "6",

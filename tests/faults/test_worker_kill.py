@@ -25,7 +25,7 @@ def turns_in_flight(ids: list[int]) -> int:
 def test_worker_killed_twice_under_load_completes_every_journey_once(
     transactional_db, demo, processes, private_redis, fault_queue
 ):
-    Agent.objects.filter(name="Scripted agent").update(config={"think_seconds": 0.2})
+    Agent.objects.filter(name="Scripted agent").update(config={"think_seconds": 0.1})
     processes.env.update({"DATABASE_URL": suite_database_url(), "CELERY_BROKER_URL": private_redis.url})
     worker = processes.worker(fault_queue, concurrency=2)
     ids = start_journeys(processes, JOURNEYS)
