@@ -51,12 +51,16 @@ class Error(Schema):
 
 
 class JourneyIn(SafeInput):
-    definition: str = Field(min_length=1, max_length=60, description="Journey definition key, e.g. `fee_refund`.")
-    customer_ref: str = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9._-]+$")
+    definition: str = Field(min_length=1, max_length=60, description="Journey definition key.", examples=["fee_refund"])
+    customer_ref: str = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9._-]+$", examples=["CUST-00001"])
     channel: Journey.Channel = Journey.Channel.CHAT
-    message: str = Field("", max_length=2000, description="The customer's first message.")
+    message: str = Field(
+        "", max_length=2000, description="The customer's first message.", examples=["I was charged a fee twice."]
+    )
     context: dict[str, Any] = Field(
-        default_factory=dict, description="What the customer asked for (the journey's initial request)."
+        default_factory=dict,
+        description="What the customer asked for (the journey's initial request).",
+        examples=[{"fee": "overdraft"}],
     )
 
 
@@ -109,8 +113,12 @@ class MessageOut(Schema):
 
 
 class ProposalIn(SafeInput):
-    action: str = Field(min_length=1, max_length=60, description="Action type key, e.g. `issue_refund`.")
-    params: dict[str, Any] = Field(default_factory=dict)
+    action: str = Field(min_length=1, max_length=60, description="Action type key.", examples=["issue_refund"])
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Parameters, checked against the action type's own schema.",
+        examples=[{"account": "ACC-000001", "amount": "20.00", "reason": "fee reversal"}],
+    )
     explanation: Text
     confidence: float | None = Field(None, ge=0, le=1)
     agent_version: str = Field("", max_length=60, description="Your agent's version, recorded as provenance.")

@@ -22,7 +22,6 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import reverse
 from ninja import NinjaAPI, Path, Query, Status
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
-from ninja.responses import codes_4xx
 from ninja.security import HttpBearer
 from ninja.throttling import SimpleRateThrottle
 
@@ -40,6 +39,8 @@ from .models import ApiToken, IdempotentRequest
 from .tokens import token_authenticate
 
 MAX_ID = 2**63 - 1
+# Every operation may answer these, each with an ``Error`` body.
+codes_4xx = frozenset({400, 401, 404, 409, 413, 422, 429})
 EVENT_PAGE = 200
 
 
@@ -120,7 +121,8 @@ def _invalid(request: HttpRequest, exc: ValidationError) -> HttpResponse:
         for e in exc.errors
     ]
     first = detail[0] if detail else {"loc": [], "msg": "invalid"}
-    where = ".".join(p for p in first["loc"] if p not in ("body", "payload")) or "request"
+    loc = first["loc"]
+    where = ".".join(p for p in loc if p not in ("body", "payload")) or (loc[0] if loc else "body")
     return _error(request, 422, "invalid_input", f"{where}: {first['msg']}", detail)
 
 
