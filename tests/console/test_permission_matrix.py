@@ -19,12 +19,12 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from journeys.control import journey_take_over
-from journeys.models import Journey, ProposedAction
-from journeys.services import journey_start
 from api.models import ApiToken, WebhookDelivery, WebhookSubscription
 from api.tokens import token_create
 from api.webhooks import subscription_create
+from journeys.control import journey_take_over
+from journeys.models import Journey, ProposedAction
+from journeys.services import journey_start
 from review.models import (
     AuditRecord,
     AuditVerification,
