@@ -109,6 +109,16 @@ class Command(BaseCommand):
             name="LLM agent",
             defaults={"user": llm_user, "kind": Agent.Kind.LLM, "group": "demo", "config": {"version": "1"}},
         )
+        # An agent running elsewhere, for examples/external_agent.py: it may see every journey
+        # (an admin issues its token on the API tokens page).
+        ext_user, _ = User.objects.get_or_create(username="agent-external", defaults={"first_name": "External agent"})
+        ext_user.set_unusable_password()
+        ext_user.save()
+        Agent.objects.get_or_create(
+            name="External agent", defaults={"user": ext_user, "kind": Agent.Kind.EXTERNAL, "group": "external"}
+        )
+        for definition in JourneyDefinition.objects.all():
+            assign_perm("journeys.view_journeys", ext_user, definition)
         install_demo_scopes()
         new = seed_core_bank(customers)
         labels_install_defaults()
