@@ -24,14 +24,10 @@ def stub():
 
 @pytest.fixture
 def llm_agent(demo, stub) -> Agent:
-    user = get_user_model().objects.create_user("agent-llm")
-    return Agent.objects.create(
-        user=user,
-        name="LLM agent",
-        kind=Agent.Kind.LLM,
-        group="demo",
-        config={"base_url": stub.url, "model": "stub-model", "timeout_seconds": 0.5, "version": "7"},
-    )
+    agent = Agent.objects.get(name="LLM agent")  # seeded by the demo
+    agent.config = {"base_url": stub.url, "model": "stub-model", "timeout_seconds": 0.5, "version": "7"}
+    agent.save()
+    return agent
 
 
 def turn(journey: Journey) -> str:
