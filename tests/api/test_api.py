@@ -359,3 +359,62 @@ def test_concurrent_repeats_of_one_key_make_one_journey(demo, external_agent, ad
     assert Journey.objects.count() == 1
     with transaction.atomic():
         assert IdempotentRequest.objects.count() == 1
+
+
+def _race_takeover(barrier, journey_id: int, user) -> None:
+    from django.db import connection
+
+    try:
+        barrier.wait()
+        journey_take_over(journey_id=journey_id, user=user)
+    finally:
+        connection.close()
+
+
+def _race_propose(barrier, journey_id: int, customer: str, token: str, answer: dict[str, int]) -> None:
+    from django.db import connection
+    from django.test import Client
+
+    try:
+        barrier.wait()
+        body = {"action": "send_message", "params": {"customer": customer, "text": "Hello"}, "explanation": "Hi."}
+        answer["status"] = post(Client(), f"/api/v1/journeys/{journey_id}/proposals", body, token).status_code
+    finally:
+        connection.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_takeover_racing_an_agent_proposal_never_lets_a_proposal_land_after_it(demo, admin_user):
+    """Repeatedly: a supervisor takes over while the external agent proposes. Either the proposal
+    came first (and is on record before the takeover) or the agent got 409 — never after."""
+    import threading
+
+    from django.contrib.auth import get_user_model
+
+    from journeys.models import Agent
+
+    agent = Agent.objects.get(name="External agent")
+    supervisor = get_user_model().objects.get(username="supervisor")
+    token = make_token(agent.user, admin_user, rate_per_minute=1000)
+    outcomes = []
+    for n in range(1, 7):
+        customer = f"CUST-0000{n}"
+        journey = journey_start(definition="card_dispute", customer_ref=customer, agent=agent)
+        barrier = threading.Barrier(2)
+        answer: dict[str, int] = {}
+        threads = [
+            threading.Thread(target=_race_takeover, args=(barrier, journey.pk, supervisor)),
+            threading.Thread(target=_race_propose, args=(barrier, journey.pk, customer, token, answer)),
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        takeover = Event.objects.get(journey=journey, kind=Event.Kind.TAKEOVER)
+        proposed = Event.objects.filter(journey=journey, kind=Event.Kind.ACTION_PROPOSED)
+        if answer["status"] == 409:
+            assert not proposed.exists()
+        else:
+            assert answer["status"] == 201 and proposed.get().pk < takeover.pk
+        outcomes.append(answer["status"])
+    assert set(outcomes) <= {201, 409}
