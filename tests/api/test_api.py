@@ -310,6 +310,9 @@ def test_every_call_is_audited_on_the_tokens_chain(client, agent_token):
     ]
     assert calls[0].actor_label == "External agent" and calls[0].journey_id == journey_id
     assert calls[1].payload["token_prefix"] == token.prefix
+    from review.audit.verify import audit_verify
+
+    assert audit_verify().ok  # the token's chain verifies like every other
 
 
 def test_schema_is_valid_openapi_3(client):

@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from api.models import WebhookAttempt, WebhookDelivery
-from api.webhooks import delivery_attempt, subscription_create, subscription_rotate_secret, verify
+from api.webhooks import deliveries_due, delivery_attempt, subscription_create, subscription_rotate_secret, verify
 from journeys.control import agents_pause, journey_hand_back, journey_take_over
 from journeys.models import JourneyDefinition
 from journeys.services import journey_start
@@ -93,11 +93,13 @@ def test_a_failing_receiver_is_retried_with_back_off_then_given_up(receiver, adm
     assert delivery.status == "pending" and delivery.attempts == 1
     assert timedelta(seconds=5) < first_wait <= timedelta(seconds=settings.WEBHOOK_RETRY_BASE_SECONDS)
     assert delivery_attempt(delivery_id=delivery.pk) is None  # not due yet: nothing sent
+    assert deliveries_due() == [] and deliveries_due(now=delivery.next_attempt_at) == [delivery.pk]
     for _ in range(2):
         WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())
         delivery_attempt(delivery_id=delivery.pk)
     delivery.refresh_from_db()
     assert delivery.status == "gave_up" and delivery.attempts == 3
+    assert deliveries_due() == []  # beat has nothing left to send
     assert [a.status_code for a in WebhookAttempt.objects.filter(delivery=delivery).order_by("id")] == [500, 503, 502]
 
 
