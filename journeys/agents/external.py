@@ -14,8 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
-from django.utils import timezone
 
+from ..lifecycle import journey as journey_lifecycle
 from ..models import Agent, Journey, ProposedAction
 from ..services import (
     JourneyError,
@@ -107,10 +107,6 @@ def agent_propose(
             data={"proposal": proposal.pk, "rule": proposal.decision_rule},
         )
     elif proposal.status == ProposedAction.Status.PENDING and journey.status == Journey.Status.RUNNING:
-        journey.status = Journey.Status.WAITING_APPROVAL
-        journey.waiting_on = Journey.WaitingOn.APPROVAL
-        journey.next_run_at = None
-        journey.state_changed_at = timezone.now()
-        journey.save()
+        journey_lifecycle.wait_for_approval(journey)  # as the runtime's turn does
     proposal.refresh_from_db()
     return proposal
