@@ -46,6 +46,8 @@ NAV: list[NavItem] = [
         section="governance",
     ),
     NavItem("Stop button", "agents_stop_button", lambda u, held: "pause" in held, section="agents_"),
+    NavItem("API tokens", "api_tokens", lambda u, held: u.is_superuser, section="api_token"),
+    NavItem("Webhooks", "webhooks", lambda u, held: u.is_superuser, section="webhook"),
     NavItem("Django admin", "admin:index", lambda u, held: u.is_staff, section="admin"),
 ]
 

@@ -43,6 +43,8 @@ INSTALLED_APPS = [
     "journeys",
     "review",
     "console",
+    "ninja",  # the JSON API (/api/v1/): schema and docs page
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -59,6 +61,7 @@ MIDDLEWARE = [
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "axes.middleware.AxesMiddleware",  # last: turns a lockout into the lockout page
+    "api.middleware.ApiCallAudit",  # every authenticated API call goes to the audit trail
 ]
 
 AUTHENTICATION_BACKENDS = [
@@ -197,7 +200,7 @@ elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     # journey long before that, so this only bounds how long a lost message lingers.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("REDIS_VISIBILITY_TIMEOUT", default=600)}
 # Task modules that are not an app's tasks.py (autodiscovery finds those).
-CELERY_IMPORTS = ["review.audit.tasks", "console.metrics.tasks"]
+CELERY_IMPORTS = ["review.audit.tasks", "console.metrics.tasks", "api.tasks"]
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "sweep-due-journeys": {
@@ -215,6 +218,10 @@ CELERY_BEAT_SCHEDULE = {
     "expire-governance-changes": {
         "task": "review.tasks.expire_governance_changes",
         "schedule": env.float("HANDOFF_GOVERNANCE_EXPIRY_SECONDS", default=60.0),
+    },
+    "send-due-webhooks": {
+        "task": "api.tasks.send_due_webhooks",
+        "schedule": env.float("WEBHOOK_SWEEP_SECONDS", default=5.0),
     },
     "refresh-metrics": {
         "task": "console.metrics.tasks.refresh_metrics",
@@ -263,6 +270,22 @@ DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="demo")
 LOG_FORMAT = env.str("LOG_FORMAT", default="plain").lower()
 if LOG_FORMAT == "json":
     MIDDLEWARE.insert(0, "console.request_log.RequestLogMiddleware")
+# The API (/api/v1/). Rate limits count in the cache: set CACHE_URL (e.g. redis://…/2) when
+# several web processes serve the API, so they share one count per token.
+CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
+API_RATE_PER_MINUTE = env.int("API_RATE_PER_MINUTE", default=120)
+API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=64 * 1024)
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=5.0)
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)
+WEBHOOK_RETRY_BASE_SECONDS = env.float("WEBHOOK_RETRY_BASE_SECONDS", default=10.0)
+WEBHOOK_ROTATION_GRACE_HOURS = env.float("WEBHOOK_ROTATION_GRACE_HOURS", default=24.0)
+# The llm agent: any OpenAI-compatible chat-completions endpoint (an agent's config overrides).
+LLM_BASE_URL = env.str("LLM_BASE_URL", default="")
+LLM_MODEL = env.str("LLM_MODEL", default="gpt-4o-mini")
+LLM_API_KEY = env.str("LLM_API_KEY", default="")
+LLM_TIMEOUT_SECONDS = env.float("LLM_TIMEOUT_SECONDS", default=20.0)
+LLM_JOURNEY_SHARE = env.float("LLM_JOURNEY_SHARE", default=0.3)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -4,7 +4,9 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from . import board, control, governance, teams, views
+from api.v1 import api
+
+from . import api_admin, board, control, governance, teams, views
 
 # An error raised outside a view (a session lookup with the database down) lands here.
 handler500 = "console.unavailable.server_error"
@@ -41,6 +43,13 @@ urlpatterns = [
     path("governance/<int:pk>/approve/", governance.governance_approve_view, name="governance_approve"),
     path("governance/<int:pk>/reject/", governance.governance_reject_view, name="governance_reject"),
     path("review/", include("review.urls")),
+    path("api/v1/", api.urls),
+    path("api-tokens/", api_admin.token_list, name="api_tokens"),
+    path("api-tokens/<int:pk>/revoke/", api_admin.token_revoke_view, name="api_token_revoke"),
+    path("webhooks/", api_admin.webhook_list, name="webhooks"),
+    path("webhooks/<int:pk>/", api_admin.webhook_detail, name="webhook_detail"),
+    path("webhooks/<int:pk>/rotate/", api_admin.webhook_rotate, name="webhook_rotate"),
+    path("webhooks/deliveries/<int:pk>/replay/", api_admin.webhook_replay, name="webhook_replay"),
     path("admin/", admin.site.urls),
     path("exceptions/", include("review.cases.urls")),
     path("metrics/", include("console.metrics.urls")),

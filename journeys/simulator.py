@@ -12,9 +12,10 @@ import random
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.utils import timezone
 
-from .models import CoreCustomer, CoreTransaction, CoreVerificationCode, Journey, JourneyDefinition
+from .models import Agent, CoreCustomer, CoreTransaction, CoreVerificationCode, Journey, JourneyDefinition
 from .services import JourneyError, journey_customer_message, journey_start
 
 PERSONAS = [("cooperative", 60), ("slow", 15), ("abandons", 10), ("complains", 5), ("returns", 10)]
@@ -50,6 +51,7 @@ class Simulator:
             request["identity_ok"] = False
         channel = self.rng.choice([c for c, _ in Journey.Channel.choices])
         journey = journey_start(
+            agent=self._llm_agent_for_a_share(),
             definition=definition,
             customer_ref=customer.ref,
             channel=channel,
@@ -66,6 +68,14 @@ class Simulator:
                 )
             )
         return journey
+
+    def _llm_agent_for_a_share(self) -> Agent | None:
+        """With ``LLM_BASE_URL`` set, a share (``LLM_JOURNEY_SHARE``) of journeys run on the llm
+        agent; otherwise (and for the rest) the default agent. No draw without it, so seeded runs
+        stay as they were."""
+        if not settings.LLM_BASE_URL or self.rng.random() >= settings.LLM_JOURNEY_SHARE:
+            return None
+        return Agent.objects.filter(kind=Agent.Kind.LLM, is_enabled=True).order_by("pk").first()
 
     def _random_customer(self) -> CoreCustomer:
         count = CoreCustomer.objects.count()

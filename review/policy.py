@@ -61,6 +61,14 @@ class Verdict:
     limit: CumulativeLimit | None = None
 
 
+def rules_version() -> int:
+    """The version of the scope rules in force: the id of the latest change to any scope or
+    cumulative limit (every change writes one ``ScopeChange``), 0 before the first."""
+    from .models import ScopeChange
+
+    return ScopeChange.objects.order_by("-id").values_list("id", flat=True).first() or 0
+
+
 # --- matching -------------------------------------------------------------------------------
 
 

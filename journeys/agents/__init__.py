@@ -12,4 +12,12 @@ def adapter_for(kind: str) -> AgentAdapter:
 
     if kind == "scripted":
         return ScriptedAgent()
+    if kind == "external":
+        from .external import ExternalAgent
+
+        return ExternalAgent()
+    if kind == "llm":
+        from .llm import LlmAgent
+
+        return LlmAgent()
     raise AgentError(f"No adapter is installed for agents of kind {kind!r}.")

@@ -61,6 +61,15 @@ def audit_event(event: Any) -> None:
     decision = EVENT_DECISIONS.get(event.kind, "")
     if event.kind == "action_decided":
         decision = str(data.get("effect", ""))
+    extra: dict[str, Any] = {}
+    if proposal is not None and event.kind in ("action_proposed", "action_decided"):
+        # Decision provenance: who proposed it with what, and which rules judged it.
+        from journeys.agents.provenance import proposal_provenance
+        from review.policy import rules_version
+
+        extra["provenance"] = proposal_provenance(proposal)
+        if event.kind == "action_decided":
+            extra["provenance"]["rules_version"] = rules_version()
     audit_append(
         chain=journey_chain(journey.pk),
         kind=event.kind,
@@ -78,6 +87,7 @@ def audit_event(event: Any) -> None:
             "epoch": event.epoch,
             "data": data,
             "proposal": proposal_snapshot(proposal) if proposal is not None else None,
+            **extra,
         },
         **actor,
     )

@@ -46,6 +46,9 @@ KIND_CHOICES = [
     ("governance_rejected", "Governance change rejected"),
     ("governance_expired", "Governance change expired"),
     ("audit_export", "Audit export"),
+    ("api_call", "API call"),
+    ("api_token_created", "API token created"),
+    ("api_token_revoked", "API token revoked"),
 ]
 DECISION_CHOICES = [
     ("", "Any decision"),
@@ -193,6 +196,8 @@ def _story(records: list[AuditRecord]) -> list[dict[str, Any]]:
                 story.append(point)
             point["records"].append(record)
             point["latest"] = snapshot
+            if payload.get("provenance"):
+                point["provenance"] = {**point.get("provenance", {}), **payload["provenance"]}
             if record.kind == "action_proposed":
                 point.update(
                     proposed_by=record.actor_label,

@@ -19,6 +19,9 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from api.models import ApiToken, WebhookDelivery, WebhookSubscription
+from api.tokens import token_create
+from api.webhooks import subscription_create
 from journeys.control import journey_take_over
 from journeys.models import Journey, ProposedAction
 from journeys.services import journey_start
@@ -42,6 +45,7 @@ ROLES = ["anonymous", "outsider", "supervisor", "supervisor2", "compliance", "ad
 # Namespaces left out of the table, each with its reason.
 EXCLUDED_NAMESPACES = {
     "admin": "Django's own admin: every page requires is_staff; its index is in the table",
+    "api-v1": "the JSON API authenticates bearer tokens, not sessions: tests/api walks its grants",
 }
 
 
@@ -63,6 +67,9 @@ class Objects:
     limit: CumulativeLimit
     label: Label
     governance: GovernanceChange  # pending, requested by admin2: the admin may decide it
+    token: ApiToken
+    webhook: WebhookSubscription
+    delivery: WebhookDelivery
 
 
 @dataclass
@@ -95,6 +102,7 @@ CARD_JOURNEY = per_role(302, 404, 200, 404, 200, 200)  # supervisor2 is the fore
 AUDITORS = per_role(302, 404, 404, 404, 200, 200)
 ADMINS_GET = per_role(302, 404, 404, 404, 404, 200)
 ADMINS_POST = per_role(302, 404, 404, 404, 404, 302)
+ADMINS_FORM_POST = per_role(302, 404, 404, 404, 404, 200)  # the answer shows a new secret once
 UNMASKERS = per_role(302, 404, 200, 404, 200, 200)
 VIEWERS = per_role(302, 404, 200, 200, 200, 200)  # anyone who may view some journey
 LOGGED_IN_POST = per_role(302, 302, 302, 302, 302, 302)
@@ -318,6 +326,13 @@ TABLE: dict[str, Row] = {
         },
         expect=LABEL_EDITORS_POST,
     ),
+    # API tokens and webhooks (console/api_admin.py): admins only.
+    "api_tokens": Row(expect=ADMINS_GET),
+    "api_token_revoke": Row(kwargs=lambda o: {"pk": o.token.pk}, method="post", expect=ADMINS_POST),
+    "webhooks": Row(expect=ADMINS_GET),
+    "webhook_detail": Row(kwargs=lambda o: {"pk": o.webhook.pk}, expect=ADMINS_GET),
+    "webhook_rotate": Row(kwargs=lambda o: {"pk": o.webhook.pk}, method="post", expect=ADMINS_FORM_POST),
+    "webhook_replay": Row(kwargs=lambda o: {"pk": o.delivery.pk}, method="post", expect=ADMINS_POST),
     # Outcome metrics (console/metrics/urls.py).
     "metrics:overview": Row(expect=VIEWERS),
     "metrics:export": Row(expect=VIEWERS),
@@ -340,6 +355,25 @@ OTHER_METHODS: list[tuple[str, Row]] = [
     ("review_sample_mark", Row(kwargs=lambda o: {"pk": o.sample.pk}, expect=POST_ONLY)),
     ("governance_approve", Row(kwargs=lambda o: {"pk": o.governance.pk}, expect=POST_ONLY)),
     ("governance_reject", Row(kwargs=lambda o: {"pk": o.governance.pk}, expect=POST_ONLY)),
+    (
+        "api_tokens",
+        Row(
+            method="post",
+            data=lambda o: {"name": "Matrix", "user": o.supervisor_pk, "rate_per_minute": 10},
+            expect=ADMINS_FORM_POST,
+        ),
+    ),
+    ("api_token_revoke", Row(kwargs=lambda o: {"pk": o.token.pk}, expect=POST_ONLY)),
+    (
+        "webhooks",
+        Row(
+            method="post",
+            data=lambda o: {"name": "Matrix", "url": "http://127.0.0.1:9/hook", "events": ["journey.completed"]},
+            expect=ADMINS_FORM_POST,
+        ),
+    ),
+    ("webhook_rotate", Row(kwargs=lambda o: {"pk": o.webhook.pk}, expect=POST_ONLY)),
+    ("webhook_replay", Row(kwargs=lambda o: {"pk": o.delivery.pk}, expect=POST_ONLY)),
     # The annotation form already needs annotate: compliance is told so at once.
     (
         "cases:event_annotate",
@@ -422,6 +456,13 @@ def objects(demo, agent) -> Objects:
     _, governance = rule_toggle_submit(
         model=PermissionScope, pk=scope.pk, enabled=False, actor=User.objects.get(username="admin2"), reason="Matrix"
     )
+    admin = User.objects.get(username="admin")
+    token, _ = token_create(user=supervisor, name="Matrix token", created_by=admin)
+    # Port 9 (discard) is closed here: a replay fails fast and is recorded as an attempt.
+    webhook, _ = subscription_create(
+        name="Matrix hook", url="http://127.0.0.1:9/hook", events=["journey.completed"], agent=None, user=admin
+    )
+    delivery = WebhookDelivery.objects.create(subscription=webhook, event="journey.completed", source="matrix")
     return Objects(
         journey=journey,
         record=AuditRecord.objects.filter(journey_id=journey.pk).first(),
@@ -439,6 +480,9 @@ def objects(demo, agent) -> Objects:
         limit=CumulativeLimit.objects.order_by("pk").first(),
         label=Label.objects.order_by("pk").first(),
         governance=governance,
+        token=token,
+        webhook=webhook,
+        delivery=delivery,
     )
 
 

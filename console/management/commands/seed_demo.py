@@ -101,6 +101,24 @@ class Command(BaseCommand):
             name="Scripted agent",
             defaults={"user": agent_user, "kind": Agent.Kind.SCRIPTED, "group": "demo", "config": DEMO_AGENT_CONFIG},
         )
+        # The llm agent runs a share of the simulator's journeys when LLM_BASE_URL is set.
+        llm_user, _ = User.objects.get_or_create(username="agent-llm", defaults={"first_name": "LLM agent"})
+        llm_user.set_unusable_password()
+        llm_user.save()
+        Agent.objects.get_or_create(
+            name="LLM agent",
+            defaults={"user": llm_user, "kind": Agent.Kind.LLM, "group": "demo", "config": {"version": "1"}},
+        )
+        # An agent running elsewhere, for examples/external_agent.py: it may see every journey
+        # (an admin issues its token on the API tokens page).
+        ext_user, _ = User.objects.get_or_create(username="agent-external", defaults={"first_name": "External agent"})
+        ext_user.set_unusable_password()
+        ext_user.save()
+        Agent.objects.get_or_create(
+            name="External agent", defaults={"user": ext_user, "kind": Agent.Kind.EXTERNAL, "group": "external"}
+        )
+        for definition in JourneyDefinition.objects.all():
+            assign_perm("journeys.view_journeys", ext_user, definition)
         install_demo_scopes()
         new = seed_core_bank(customers)
         labels_install_defaults()
