@@ -171,10 +171,16 @@ def board(request: ConsoleRequest) -> HttpResponse:
     page = paginator.get_page(request.GET.get("page"))
     waiting = sum(row["waiting"] for row in grouped)
     breached = sum(row["breached"] for row in grouped)
-    paused = AgentPause.objects.paused_definition_ids()
+    # One query for every active pause; agent and action-type pauses cut across definitions, so
+    # the board names each of them with who and why.
+    active_pauses = list(AgentPause.objects.active().select_related("agent", "action_type", "paused_by"))
+    everything = any(p.definition_id is None and p.agent_id is None and p.action_type_id is None for p in active_pauses)
+    paused = None if everything else {p.definition_id for p in active_pauses if p.definition_id}
+    paused_agents = {p.agent_id for p in active_pauses if p.agent_id}
+    grain_pauses = [p for p in active_pauses if p.agent_id or p.action_type_id]
     journeys = list(page.object_list)
     for journey in journeys:
-        journey.agents_paused = paused is None or journey.definition_id in paused
+        journey.agents_paused = paused is None or journey.definition_id in paused or journey.agent_id in paused_agents
 
     query = request.GET.copy()
     for key in ("page", "cursor"):
@@ -192,6 +198,7 @@ def board(request: ConsoleRequest) -> HttpResponse:
         "breached": breached,
         "all_paused": paused is None,
         "paused_names": [name for pk, _, name in definitions if paused is None or pk in paused],
+        "grain_pauses": grain_pauses,
         "poll_seconds": POLL_SECONDS,
     }
     template = "console/board.html#board" if request.htmx else "console/board.html"

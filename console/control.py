@@ -36,7 +36,7 @@ from journeys.control import (
     person_send_message,
     proposal_withdraw,
 )
-from journeys.models import AgentPause, Journey, JourneyDefinition, ProposedAction
+from journeys.models import ActionType, Agent, AgentPause, Journey, JourneyDefinition, ProposedAction
 
 from .views import ConsoleRequest, journey_page_context
 
@@ -107,7 +107,7 @@ class WithdrawForm(forms.Form):
 
 
 class PauseForm(forms.Form):
-    scope = forms.CharField(max_length=60)  # a definition key, or "all"
+    scope = forms.CharField(max_length=80)  # "all", a definition key, "agent:<id>" or "action:<key>"
     op = forms.ChoiceField(choices=[("pause", "Pause"), ("resume", "Resume")])
     reason = forms.CharField(required=False, max_length=1000)
 
@@ -336,25 +336,18 @@ def stop_button(request: ConsoleRequest) -> HttpResponse:
         if not form.is_valid():
             return _stop_button_page(request, pausable, may_pause_all, form, status=400)
         data = form.cleaned_data
-        definition: JourneyDefinition | None = None
-        if data["scope"] != "all":
-            definition = next((d for d in pausable if d.key == data["scope"]), None)
-            if definition is None:
-                form.add_error("scope", "You may not pause agents on that definition.")
-                return _stop_button_page(request, pausable, may_pause_all, form, status=400)
+        target = _pause_target(data["scope"], pausable)
+        if target is None:
+            form.add_error("scope", "You may not pause that.")
+            return _stop_button_page(request, pausable, may_pause_all, form, status=400)
+        label = _pause_label(**target)
         try:
             if data["op"] == "pause":
-                agents_pause(user=request.user, definition=definition, reason=data["reason"])
-                messages.success(
-                    request,
-                    f"Agents paused on {definition.name if definition else 'every definition'}.",
-                )
+                agents_pause(user=request.user, reason=data["reason"], **target)
+                messages.success(request, f"Paused: {label}.")
             else:
-                agents_resume(user=request.user, definition=definition, reason=data["reason"])
-                messages.success(
-                    request,
-                    f"Agents resumed on {definition.name if definition else 'every definition'}.",
-                )
+                agents_resume(user=request.user, reason=data["reason"], **target)
+                messages.success(request, f"Resumed: {label}.")
         except NotAllowed as exc:
             return _refused(request, str(exc))
         except ControlError as exc:
@@ -364,6 +357,34 @@ def stop_button(request: ConsoleRequest) -> HttpResponse:
     return _stop_button_page(request, pausable, may_pause_all, form)
 
 
+def _pause_target(scope: str, pausable: list[JourneyDefinition]) -> dict | None:
+    """The grain a stop-button form names: ``all``, a definition key, ``agent:<id>`` or
+    ``action:<key>``; None when it names nothing (or a definition this person may not pause).
+    Everything, an agent or an action type cut across definitions: the service refuses them to
+    anyone who may not pause every definition."""
+    if scope == "all":
+        return {}
+    if scope.startswith("agent:"):
+        pk = scope.removeprefix("agent:")
+        agent = Agent.objects.filter(pk=int(pk)).first() if pk.isdigit() and len(pk) < 18 else None
+        return {"agent": agent} if agent else None
+    if scope.startswith("action:"):
+        action_type = ActionType.objects.filter(key=scope.removeprefix("action:")).first()
+        return {"action_type": action_type} if action_type else None
+    definition = next((d for d in pausable if d.key == scope), None)
+    return {"definition": definition} if definition else None
+
+
+def _pause_label(*, definition=None, agent=None, action_type=None) -> str:
+    if definition is not None:
+        return f"agents on {definition.name}"
+    if agent is not None:
+        return f"agent {agent.name}"
+    if action_type is not None:
+        return f"agents' {action_type.name} proposals (they wait for a person)"
+    return "every agent on every definition"
+
+
 def _stop_button_page(
     request: ConsoleRequest,
     pausable: list[JourneyDefinition],
@@ -371,7 +392,8 @@ def _stop_button_page(
     form: PauseForm,
     status: int = 200,
 ) -> HttpResponse:
-    active = {p.definition_id: p for p in AgentPause.objects.active().select_related("paused_by")}
+    active_pauses = list(AgentPause.objects.active().select_related("paused_by", "agent", "action_type"))
+    active = {p.definition_id: p for p in active_pauses if p.agent_id is None and p.action_type_id is None}
     visible_ids = [d.pk for d in pausable]
     scopes = [{"key": d.key, "name": d.name, "pause": active.get(d.pk)} for d in pausable]
     live = dict(
@@ -383,14 +405,30 @@ def _stop_button_page(
     )
     for scope, definition in zip(scopes, pausable, strict=True):
         scope["live"] = live.get(definition.pk, 0)
-    history = (
-        AgentPause.objects.filter(definition_id__in=visible_ids) | AgentPause.objects.filter(definition__isnull=True)
-    ).select_related("definition", "paused_by", "resumed_by")[:50]
+    agent_pauses = {p.agent_id: p for p in active_pauses if p.agent_id}
+    type_pauses = {p.action_type_id: p for p in active_pauses if p.action_type_id}
+    agents = (
+        [{"agent": a, "pause": agent_pauses.get(a.pk)} for a in Agent.objects.order_by("name")] if may_pause_all else []
+    )
+    action_types = (
+        [
+            {"action_type": t, "pause": type_pauses.get(t.pk)}
+            for t in ActionType.objects.filter(is_read_only=False).order_by("name")
+        ]
+        if may_pause_all
+        else []
+    )
+    history = AgentPause.objects.filter(definition_id__in=visible_ids)
+    if may_pause_all:
+        history |= AgentPause.objects.filter(definition__isnull=True)
+    history = history.select_related("definition", "agent", "action_type", "paused_by", "resumed_by")[:50]
     context = {
         "form": form,
         "scopes": scopes,
         "global_pause": active.get(None),
         "may_pause_all": may_pause_all,
+        "agents": agents,
+        "action_types": action_types,
         "history": history,
     }
     return render(request, "console/stop_button.html", context, status=status)

@@ -7,6 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.core.paginator import Paginator
 from django.db import connection
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
@@ -92,13 +93,26 @@ def _timeline_context(journey: Journey) -> dict:
 
 def _state_key(journey: Journey) -> str:
     """Changes when what the journey page offers changes: takeover, hand-back, status, a pause."""
-    paused = journey.is_live and AgentPause.objects.covering(journey.definition_id).exists()
-    return f"{journey.epoch}-{journey.status}-{journey.controller_user_id or 0}-{int(paused)}"
+    pauses = (
+        list(
+            AgentPause.objects.active()
+            .filter(
+                Q(action_type__isnull=False)
+                | Q(pk__in=AgentPause.objects.covering(journey.definition_id, journey.agent_id))
+            )
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        if journey.is_live
+        else []
+    )
+    paused = ".".join(str(pk) for pk in pauses) or "0"
+    return f"{journey.epoch}-{journey.status}-{journey.controller_user_id or 0}-{paused}"
 
 
 def journey_page_context(request: ConsoleRequest, journey: Journey, **forms_: forms.Form) -> dict:
     """Everything the journey page shows; control forms may come in bound (with their errors)."""
-    from journeys.control import active_pause_for
+    from journeys.control import action_type_pauses, active_pause_for
     from journeys.lifecycle import transitions_for
 
     from .control import HandBackForm, MessageForm, ProposeForm, TakeOverForm, new_form_key
@@ -142,7 +156,8 @@ def journey_page_context(request: ConsoleRequest, journey: Journey, **forms_: fo
         "journey_transitions": allowed,
         "may_take_over": "take_over" in allowed,
         "may_force_hand_back": "force_hand_back" in allowed,
-        "agent_pause": active_pause_for(journey.definition_id) if journey.is_live else None,
+        "agent_pause": active_pause_for(journey) if journey.is_live else None,
+        "action_pauses": action_type_pauses() if journey.is_live else [],
         "take_over_form": forms_.get("take_over_form") or TakeOverForm(),
         "hand_back_form": forms_.get("hand_back_form") or HandBackForm(),
         "message_form": forms_.get("message_form") or MessageForm(initial={"key": new_form_key()}),

@@ -13,8 +13,9 @@ Who may do what (checked here, not only in the views):
   ``take_over``;
 - hand back: the person in control; *force* a hand-back of someone else's journey: a superuser,
   or a person holding both ``take_over`` and ``pause_agents`` on the definition (recorded);
-- pause / resume agents on a definition: ``pause_agents`` on it; on every definition at once:
-  a superuser, or a person holding ``pause_agents`` on every definition.
+- pause / resume agents on a definition: ``pause_agents`` on it; everything, an agent or an
+  action type (these cut across definitions): a superuser, or a person holding ``pause_agents``
+  on every definition.
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from . import events
+from . import events, pause_gate
 from .access import definitions_for, user_may
 from .lifecycle import journey as journey_lifecycle
 from .lifecycle import proposal as proposal_lifecycle
 from .lifecycle.journey import enqueue_turn, may_force_hand_back
-from .models import AgentPause, Journey, JourneyDefinition, ProposedAction
+from .models import ActionType, Agent, AgentPause, Journey, JourneyDefinition, ProposedAction
+from .models.control import pause_gate_key
 from .services import (
     IllegalTransition,
     JourneyError,
@@ -229,72 +231,126 @@ def may_pause(user: Any, definition: JourneyDefinition | None) -> bool:
     return definitions_for(user, "pause").count() == JourneyDefinition.objects.count()
 
 
-def _scope(definition: JourneyDefinition | None) -> str:
-    return f"agents on {definition.name}" if definition else "all agents"
+def _scope(
+    definition: JourneyDefinition | None, agent: Agent | None = None, action_type: ActionType | None = None
+) -> str:
+    if definition is not None:
+        return f"agents on {definition.name}"
+    if agent is not None:
+        return f"agent {agent.name}"
+    if action_type is not None:
+        return f"agents' {action_type.name} proposals"
+    return "all agents"
+
+
+def _check_pause_rights(user: Any, definition, agent, action_type, verb: str) -> None:
+    if sum(x is not None for x in (definition, agent, action_type)) > 1:
+        raise ControlError("Pause one thing at a time: a definition, an agent or an action type.")
+    # An agent or an action type works across definitions: pausing it needs the right on all.
+    if not may_pause(user, definition):
+        raise NotAllowed(f"You may not {verb} {_scope(definition, agent, action_type)}.")
+
+
+def _active_of_scope(definition, agent, action_type):
+    return AgentPause.objects.active().filter(definition=definition, agent=agent, action_type=action_type)
 
 
 @transaction.atomic
-def agents_pause(*, user: Any, definition: JourneyDefinition | None, reason: str) -> AgentPause:
-    """Stop agents on one definition (or, with ``definition=None``, everywhere).
+def agents_pause(
+    *,
+    user: Any,
+    definition: JourneyDefinition | None = None,
+    agent: Agent | None = None,
+    action_type: ActionType | None = None,
+    reason: str,
+) -> AgentPause:
+    """Pause agents at one grain: a definition, an agent, an action type (agents' proposals of
+    that type wait for a person), or — with none given — everything.
 
-    Queued and scheduled turns are refused by the runtime's gate; a turn in flight drops its
-    result. Audited through ``governance_changed``.
+    Fences like a takeover: the pause closes its gate (``journeys.pause_gate``) before it is
+    written, so it waits for every agent turn already past its pause check to land, and every
+    later turn sees it. Once this returns, nothing an agent started lands; a turn in flight is
+    discarded when its result comes back. Audited through ``governance_changed`` (who and why).
     """
-    if not may_pause(user, definition):
-        raise NotAllowed(f"You may not pause {_scope(definition)}.")
+    _check_pause_rights(user, definition, agent, action_type, "pause")
+    scope = _scope(definition, agent, action_type)
     if not reason.strip():
         raise ControlError("Say why you are pausing the agents.")
+    pause_gate.hold_exclusive(
+        pause_gate_key(
+            definition_id=definition.pk if definition else None,
+            agent_id=agent.pk if agent else None,
+            action_type=action_type.pk if action_type else None,
+        )
+    )
     try:
         with transaction.atomic():
-            pause = AgentPause.objects.create(definition=definition, paused_by=user, reason=reason.strip())
+            pause = AgentPause.objects.create(
+                definition=definition, agent=agent, action_type=action_type, paused_by=user, reason=reason.strip()
+            )
     except IntegrityError:
-        current = AgentPause.objects.active().filter(definition=definition).select_related("paused_by").first()
+        current = _active_of_scope(definition, agent, action_type).select_related("paused_by").first()
         who = f" by {current.paused_by.get_username()} at {current.paused_at:%H:%M:%S}" if current else ""
-        raise ControlError(f"{_scope(definition).capitalize()} are already paused{who}.") from None
+        raise ControlError(f"{scope[0].upper()}{scope[1:]} are already paused{who}.") from None
     events.governance_changed.send(
         sender=AgentPause,
         kind="pause",
         actor=user,
-        subject=_scope(definition),
+        subject=scope,
         before={"paused": False},
         after={"paused": True, "pause": pause.pk},
         reason=pause.reason,
-        data={"pause": pause.pk, "definition": definition.key if definition else None},
+        data={"pause": pause.pk, **_scope_data(definition, agent, action_type)},
     )
     return pause
 
 
+def _scope_data(definition, agent, action_type) -> dict[str, Any]:
+    return {
+        "definition": definition.key if definition else None,
+        "agent": agent.name if agent else None,
+        "action_type": action_type.key if action_type else None,
+    }
+
+
 @transaction.atomic
-def agents_resume(*, user: Any, definition: JourneyDefinition | None, reason: str = "") -> AgentPause:
+def agents_resume(
+    *,
+    user: Any,
+    definition: JourneyDefinition | None = None,
+    agent: Agent | None = None,
+    action_type: ActionType | None = None,
+    reason: str = "",
+) -> AgentPause:
     """Lift the active pause of this scope and enqueue the turns that came due while paused.
 
     Journeys still covered by another pause (e.g. the global one) stay paused; the sweeper
     picks up any that this call does not enqueue.
     """
-    if not may_pause(user, definition):
-        raise NotAllowed(f"You may not resume {_scope(definition)}.")
-    pause = AgentPause.objects.active().filter(definition=definition).first()
+    _check_pause_rights(user, definition, agent, action_type, "resume")
+    scope = _scope(definition, agent, action_type)
+    pause = _active_of_scope(definition, agent, action_type).first()
     now = timezone.now()
     # Conditional UPDATE: of two people resuming at once, exactly one does it.
     if pause is None or not AgentPause.objects.filter(pk=pause.pk, resumed_at__isnull=True).update(
         resumed_at=now, resumed_by=user, resume_reason=reason.strip()
     ):
-        raise ControlError(f"{_scope(definition).capitalize()} are not paused.")
+        raise ControlError(f"{scope[0].upper()}{scope[1:]} are not paused.")
     events.governance_changed.send(
         sender=AgentPause,
         kind="resume",
         actor=user,
-        subject=_scope(definition),
+        subject=scope,
         before={"paused": True, "pause": pause.pk},
         after={"paused": False},
         reason=reason.strip(),
         data={
             "pause": pause.pk,
-            "definition": definition.key if definition else None,
+            **_scope_data(definition, agent, action_type),
             "paused_for_seconds": round((now - pause.paused_at).total_seconds()),
         },
     )
-    _enqueue_resumed(definition)
+    _enqueue_resumed(definition, agent)
     pause.refresh_from_db()
     return pause
 
@@ -302,13 +358,15 @@ def agents_resume(*, user: Any, definition: JourneyDefinition | None, reason: st
 RESUME_ENQUEUE_LIMIT = 2000
 
 
-def _enqueue_resumed(definition: JourneyDefinition | None) -> int:
-    still_paused = AgentPause.objects.paused_definition_ids()
-    if still_paused is None:
+def _enqueue_resumed(definition: JourneyDefinition | None, agent: Agent | None = None) -> int:
+    stopped = AgentPause.objects.stopped_journeys_q()
+    if stopped is None:
         return 0
-    due = Journey.objects.due().exclude(definition_id__in=still_paused)
+    due = Journey.objects.due().exclude(stopped)
     if definition is not None:
         due = due.filter(definition=definition)
+    if agent is not None:
+        due = due.filter(agent=agent)
     rows = list(due.order_by("next_run_at").values_list("pk", "epoch", "turn_seq")[:RESUME_ENQUEUE_LIMIT])
     for pk, epoch, turn_seq in rows:
         # A stale (epoch, turn) is a no-op in the runtime, so no lock is needed to enqueue.
@@ -316,5 +374,17 @@ def _enqueue_resumed(definition: JourneyDefinition | None) -> int:
     return len(rows)
 
 
-def active_pause_for(definition_id: int) -> AgentPause | None:
-    return AgentPause.objects.covering(definition_id).select_related("paused_by", "definition").first()
+def active_pause_for(journey: Journey) -> AgentPause | None:
+    """The pause that stops this journey's agent now (its definition's, its agent's, or all)."""
+    return (
+        AgentPause.objects.covering(journey.definition_id, journey.agent_id)
+        .select_related("paused_by", "definition", "agent")
+        .first()
+    )
+
+
+def action_type_pauses() -> list[AgentPause]:
+    """Active action-type pauses: agents' proposals of these types wait for a person."""
+    return list(
+        AgentPause.objects.active().filter(action_type__isnull=False).select_related("action_type", "paused_by")
+    )

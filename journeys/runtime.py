@@ -26,7 +26,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from . import events
+from . import events, pause_gate
 from .actions import ActionParamsError
 from .agents import AgentError, AgentTransientError, Snapshot, Turn, adapter_for
 from .lifecycle import journey as lifecycle
@@ -154,13 +154,25 @@ def _begin(journey_id: int, epoch: int, turn_seq: int, token: str) -> Started | 
 
 
 def agents_may_run(journey: Journey) -> str | None:
-    """The runtime's gate: a reason the agent must not run now, or None.
+    """The runtime's gate: a reason the agent must not run now, or None. Caller holds the lock.
 
-    Kept as one function so the stop button plugs in here without touching the turn logic.
+    Holds the stop button's gates (``journeys.pause_gate``) in shared mode until the caller's
+    transaction ends, so a pause either waited for this turn to land or is seen here.
     """
     if journey.agent is not None and not journey.agent.is_enabled:
         return "agent-disabled"
-    if AgentPause.objects.covering(journey.definition_id).exists():
+    pause_gate.hold_shared(pause_gate.gates_for_turn(definition_id=journey.definition_id, agent_id=journey.agent_id))
+    if AgentPause.objects.covering(journey.definition_id, journey.agent_id).exists():
+        return "paused"
+    paused_types = AgentPause.objects.paused_action_type_ids()
+    if (
+        paused_types
+        and journey.proposals.filter(
+            status=ProposedAction.Status.AUTO_APPROVED, action_type_id__in=paused_types
+        ).exists()
+    ):
+        # Allowed by the policy but not carried out yet (a transient error): with its type
+        # paused, the agent must not carry it out now.
         return "paused"
     return None
 
@@ -426,8 +438,8 @@ def sweep(now=None) -> dict[str, int]:
     requeued = abandoned = 0
     due = Journey.objects.due(now - grace)
     # Paused journeys are not requeued (their turn would only be refused); resume enqueues them.
-    paused = AgentPause.objects.paused_definition_ids()
-    due = due.none() if paused is None else due.exclude(definition_id__in=paused)
+    stopped = AgentPause.objects.stopped_journeys_q()
+    due = due.none() if stopped is None else due.exclude(stopped)
     due_ids = list(due.values_list("pk", flat=True)[:500])
     for journey_id in due_ids:
         with transaction.atomic():

@@ -27,10 +27,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.utils import timezone
 
 from .. import events, policy
@@ -140,8 +141,9 @@ def propose(
         **actor,
     )
     # Parameters naming another customer's resources are refused (and recorded) before the
-    # policy judges (``journeys.bounds``).
-    decision = bounds_decision(journey, proposal) or policy.decide(proposal)
+    # policy judges (``journeys.bounds``); an agent's proposal of a paused action type waits
+    # for a person whatever the rules allow.
+    decision = bounds_decision(journey, proposal) or _held_by_pause(proposal, policy.decide(proposal))
     name = {ProposedAction.Effect.ALLOW: "auto_approve", ProposedAction.Effect.DENY: "deny"}.get(
         decision.effect, "hold"
     )
@@ -164,6 +166,38 @@ def propose(
         data={"effect": decision.effect, "rule": decision.rule, "status": proposal.status},
     )
     return proposal
+
+
+def _held_by_pause(proposal: ProposedAction, decision: policy.Decision) -> policy.Decision:
+    """An agent's proposal of a paused action type waits for a person, whatever the rules allow.
+
+    The agent's turn holds the stop button's gates (``journeys.pause_gate``), so this reads
+    every pause confirmed before it.
+    """
+    from ..models import AgentPause
+
+    if proposal.proposed_by_agent_id is None or decision.effect != ProposedAction.Effect.ALLOW:
+        return decision
+    pause = (
+        AgentPause.objects.active()
+        .filter(action_type_id=proposal.action_type_id)
+        .select_related("paused_by", "action_type")
+        .first()
+    )
+    if pause is None:
+        return decision
+    minutes = int(settings.HANDOFF.get("DEFAULT_APPROVAL_TIMEOUT_MINUTES", 60))
+    return policy.Decision(
+        effect=ProposedAction.Effect.REQUIRE_APPROVAL,
+        rule=f"stop button: {proposal.action_type.name} paused",
+        explanation=(
+            f"{proposal.action_type.name} needs a person: agents' {proposal.action_type.name} proposals are "
+            f"paused since {timezone.localtime(pause.paused_at):%H:%M} by {pause.paused_by.get_username()} "
+            f"({pause.reason}). The rules alone would allow it: {decision.explanation}"
+        ),
+        required_approvals=1,
+        expires_at=timezone.now() + timedelta(minutes=minutes),
+    )
 
 
 # --- deciding -------------------------------------------------------------------------------
