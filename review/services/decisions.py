@@ -139,13 +139,18 @@ def _check_may_decide(user, proposal: ProposedAction) -> Decimal:
 
 
 def _check_may_approve(user, proposal: ProposedAction, params: dict[str, Any]) -> Verdict:
-    """Four-eyes, the approver's limit and the rule, all evaluated now (not when proposed)."""
+    """Four-eyes, the approver's limit and the rule, all evaluated now (not when proposed).
+
+    The cumulative limits are re-checked under the same counter row locks the runtime takes
+    (``judge(lock=True)``), held until the decision commits: of two people approving the last
+    of a budget at the same instant, the second waits, then sees the first's usage.
+    """
     definition = proposal.journey.definition
     if decision_limit_for(user, proposal) is None:
         raise DecisionError(f"You may not approve actions on {definition.name}.")
     if proposer_user_id(proposal) == user.pk:
         raise DecisionError(f"You proposed {_label(proposal)}; another person must approve it (four-eyes).")
-    verdict = judge(proposal, params=params)
+    verdict = judge(proposal, params=params, lock=True)
     if verdict.decision.effect == ProposedAction.Effect.DENY:
         raise DecisionError(f"The current rules deny this: {verdict.decision.explanation}")
     amount = _amount(proposal, params)
