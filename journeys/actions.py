@@ -33,9 +33,13 @@ class Param:
     # The kind of bank resource the value names (a ``ResourceKind``), or "" for plain data. A
     # resource must belong to the journey's customer (``journeys.bounds``).
     resource: str = ""
+    # May a person change it when editing a proposal? Identity parameters (customer, account,
+    # card, transaction — every resource) never are: an edit may change how much or why, never
+    # to whom (``ActionSpec.editable_params`` ignores the flag on a resource).
+    editable: bool = False
 
     def as_schema(self) -> dict[str, Any]:
-        schema: dict[str, Any] = {"type": self.type, "required": self.required}
+        schema: dict[str, Any] = {"type": self.type, "required": self.required, "editable": self.editable}
         if self.choices:
             schema["choices"] = list(self.choices)
         if self.min is not None:
@@ -65,11 +69,36 @@ class ActionSpec:
         """Parameter name → resource kind, for every parameter that names a bank resource."""
         return {name: p.resource for name, p in self.params.items() if p.resource}
 
+    @property
+    def editable_params(self) -> list[str]:
+        return [name for name, p in self.params.items() if p.editable and not p.resource]
+
+
+def edit_changes(action_key: str, before: dict[str, Any], after: dict[str, Any]) -> tuple[list[str], bool]:
+    """What an edit changed (parameter names, sorted) and whether it only *narrows*: the money
+    parameter alone, to a lower amount. Raises ``ActionParamsError`` naming any parameter the
+    action type does not let a person edit."""
+    spec = ACTION_SPECS[action_key]
+    changed = sorted(name for name in set(before) | set(after) if before.get(name) != after.get(name))
+    fixed = [name for name in changed if name not in spec.editable_params]
+    if fixed:
+        may = ", ".join(spec.editable_params) or "nothing"
+        raise ActionParamsError(f"{', '.join(fixed)} cannot be edited on {spec.name}: only {may} can.")
+    narrowing = False
+    if changed == [spec.money_param] and spec.money_param:
+        try:
+            old, new = Decimal(str(before[spec.money_param])), Decimal(str(after[spec.money_param]))
+            narrowing = new.is_finite() and old.is_finite() and new < old
+        except (InvalidOperation, KeyError):
+            narrowing = False
+    return changed, narrowing
+
 
 CUSTOMER = Param("str", help="customer reference", resource=ResourceKind.CUSTOMER)
 ACCOUNT = Param("str", help="account number", resource=ResourceKind.ACCOUNT)
 CARD = Param("str", help="card token", resource=ResourceKind.CARD)
 AMOUNT = Param("decimal", min=Decimal("0.01"), help="amount, two decimals")
+EDITABLE_AMOUNT = Param("decimal", min=Decimal("0.01"), help="amount, two decimals", editable=True)
 
 ACTION_SPECS: dict[str, ActionSpec] = {
     spec.key: spec
@@ -124,7 +153,7 @@ ACTION_SPECS: dict[str, ActionSpec] = {
             "send_message",
             "Send message",
             "Send the customer a message on their channel.",
-            {"customer": CUSTOMER, "text": Param("str", max_length=2000)},
+            {"customer": CUSTOMER, "text": Param("str", max_length=2000, editable=True)},
         ),
         ActionSpec(
             "send_verification_code",
@@ -138,8 +167,8 @@ ACTION_SPECS: dict[str, ActionSpec] = {
             "Credit money to the customer's account.",
             {
                 "account": ACCOUNT,
-                "amount": AMOUNT,
-                "reason": Param("str", max_length=120),
+                "amount": EDITABLE_AMOUNT,
+                "reason": Param("str", max_length=120, editable=True),
                 "customer": Param("str", required=False, help="customer reference", resource=ResourceKind.CUSTOMER),
             },
             money_param="amount",
@@ -149,7 +178,10 @@ ACTION_SPECS: dict[str, ActionSpec] = {
             "block_card",
             "Block card",
             "Stop the card from being used.",
-            {"card": CARD, "reason": Param("choice", choices=("lost", "stolen", "fraud", "customer request"))},
+            {
+                "card": CARD,
+                "reason": Param("choice", choices=("lost", "stolen", "fraud", "customer request"), editable=True),
+            },
         ),
         ActionSpec(
             "open_case",
@@ -157,11 +189,11 @@ ACTION_SPECS: dict[str, ActionSpec] = {
             "File a case (e.g. a dispute with the card network).",
             {
                 "customer": CUSTOMER,
-                "kind": Param("choice", choices=("dispute", "complaint", "fraud")),
+                "kind": Param("choice", choices=("dispute", "complaint", "fraud"), editable=True),
                 "transaction": Param(
                     "str", required=False, help="core-bank transaction id", resource=ResourceKind.TRANSACTION
                 ),
-                "amount": Param("decimal", required=False),
+                "amount": Param("decimal", required=False, editable=True),
             },
             money_param="amount",
         ),
@@ -172,7 +204,7 @@ ACTION_SPECS: dict[str, ActionSpec] = {
             {
                 "account": ACCOUNT,
                 "address": Param("str", max_length=200),
-                "expedited": Param("bool"),
+                "expedited": Param("bool", editable=True),
                 "premium": Param("bool", required=False),
                 "address_recently_changed": Param("bool", required=False),
             },
@@ -183,7 +215,9 @@ ACTION_SPECS: dict[str, ActionSpec] = {
             "Write a new postal address.",
             {
                 "customer": CUSTOMER,
-                "address": Param("str", max_length=200),
+                # The new address is what the action writes, not whose: a person may correct it
+                # (a widening edit, so a second person approves it).
+                "address": Param("str", max_length=200, editable=True),
                 "recent_changes": Param("bool", required=False),
             },
         ),
@@ -191,19 +225,23 @@ ACTION_SPECS: dict[str, ActionSpec] = {
             "send_letter",
             "Send letter",
             "Post a letter.",
-            {"customer": CUSTOMER, "address": Param("str", max_length=200), "text": Param("str", max_length=2000)},
+            {
+                "customer": CUSTOMER,
+                "address": Param("str", max_length=200),
+                "text": Param("str", max_length=2000, editable=True),
+            },
         ),
         ActionSpec(
             "escalate_risk",
             "Escalate to risk",
             "Create a risk review for people.",
-            {"customer": CUSTOMER, "reason": Param("str", max_length=300)},
+            {"customer": CUSTOMER, "reason": Param("str", max_length=300, editable=True)},
         ),
         ActionSpec(
             "request_document",
             "Request document",
             "Ask the customer for a document.",
-            {"customer": CUSTOMER, "document": Param("str", max_length=120)},
+            {"customer": CUSTOMER, "document": Param("str", max_length=120, editable=True)},
         ),
     ]
 }

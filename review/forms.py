@@ -79,11 +79,40 @@ class BatchForm(forms.Form):
         return data
 
 
+class EditProposalBase(forms.Form):
+    """Refuses a POST that tries to change a parameter the action type does not let people edit
+    (the page shows those read-only, so only a forged request sends them)."""
+
+    fixed_params: dict[str, Any] = {}
+    fixed_names: tuple[str, ...] = ()
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        for name in self.fixed_names:
+            if name in self.data and str(self.data.get(name)) != str(self.fixed_params.get(name, "")):
+                self.add_error(None, f"{name} cannot be edited on this action.")
+        return data
+
+    def params(self, proposal: ProposedAction) -> dict[str, Any]:
+        """The edited parameters: the fixed ones as proposed, the editable ones as entered."""
+        data = dict(self.cleaned_data)
+        data.pop("edit_reason", None)
+        edited = {k: v for k, v in data.items() if v not in (None, "")}
+        return {**self.fixed_params, **edited}
+
+
 def edit_form_class(proposal: ProposedAction) -> type[forms.Form]:
-    """A form with one field per parameter of the proposal's action type, plus the reason."""
+    """A form with one field per *editable* parameter of the proposal's action type, plus the
+    reason; the other parameters are shown read-only and refused if a POST sends them changed."""
     spec = ACTION_SPECS[proposal.action_type.key]
-    fields: dict[str, forms.Field] = {}
+    fixed_names = tuple(name for name, p in spec.params.items() if not p.editable)
+    fields: dict[str, Any] = {
+        "fixed_names": fixed_names,
+        "fixed_params": {k: v for k, v in proposal.params.items() if k not in spec.params or k in fixed_names},
+    }
     for name, p in spec.params.items():
+        if not p.editable:
+            continue
         label = name.replace("_", " ").capitalize()
         if p.type == "bool":
             fields[name] = forms.BooleanField(required=False, label=label)
@@ -107,7 +136,7 @@ def edit_form_class(proposal: ProposedAction) -> type[forms.Form]:
         label="Reason for the edit",
         error_messages={"required": "An edit needs a reason: say why the parameters changed."},
     )
-    return type("EditProposalForm", (forms.Form,), fields)
+    return type("EditProposalForm", (EditProposalBase,), fields)
 
 
 def parse_conditions(text: str, action_type: ActionType | None) -> list[dict[str, Any]]:

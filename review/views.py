@@ -26,6 +26,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.middleware import HtmxDetails
 
 from journeys.access import definitions_for
+from journeys.actions import ACTION_SPECS
 from journeys.models import ProposedAction
 
 from . import services
@@ -202,9 +203,8 @@ def edit_approve(request: ReviewRequest, pk: int) -> HttpResponse:
     if request.method == "POST":
         form = form_class(request.POST)
         if form.is_valid():
-            data = dict(form.cleaned_data)
-            reason = data.pop("edit_reason")
-            params = {k: v for k, v in data.items() if v not in (None, "")}
+            reason = form.cleaned_data["edit_reason"]
+            params = form.params(proposal)
             try:
                 result = services.proposal_edit_approve(
                     proposal_id=proposal.pk, user=request.user, params=params, reason=reason
@@ -218,9 +218,11 @@ def edit_approve(request: ReviewRequest, pk: int) -> HttpResponse:
                 error = result.message
     else:
         form = form_class(initial=proposal.params)
+    spec = ACTION_SPECS[proposal.action_type.key]
     context = {
         "proposal": proposal,
         "form": form,
+        "fixed_params": {k: v for k, v in proposal.params.items() if k not in spec.editable_params},
         "error": error,
         "next": request.POST.get("next") or request.GET.get("next", ""),
         "limit": decision_limit_for(request.user, proposal),

@@ -233,16 +233,43 @@ def approve(
     _person_event(proposal, Event.Kind.ACTION_APPROVED, by, summary, data)
 
 
-def edit(proposal: ProposedAction, *, params: dict[str, Any], decision: policy.Decision) -> None:
-    """New parameters and the policy's decision on them; the proposal stays pending."""
-    _must_move(
+def edit(
+    proposal: ProposedAction,
+    *,
+    params: dict[str, Any],
+    decision: policy.Decision,
+    by: Any,
+    reason: str,
+    changed: list[str],
+    narrowing: bool,
+) -> None:
+    """New parameters and the policy's decision on them; the proposal stays pending.
+
+    An edit is its own event (``action_edited``: before, after, changed, reason, narrowing); the
+    "action proposed" event keeps what was proposed. An edit that does more than narrow makes
+    the editor the maker of the new version, whose approval then does not count.
+    """
+    before = dict(proposal.params)
+    changes: dict[str, Any] = {
+        "params": params,
+        "decision_effect": decision.effect,
+        "decision_rule": decision.rule[:200],
+        "decision_explanation": decision.explanation,
+        "required_approvals": max(1, decision.required_approvals),
+    }
+    if not narrowing:
+        changes["maker_user"] = by
+    _must_move(proposal, "edit", **changes)
+    what = ", ".join(f"{name} {before.get(name, '—')} → {params.get(name, '—')}" for name in changed)
+    then = (
+        "it only narrows the action" if narrowing else f"{by.get_username()} is now its maker; another person decides"
+    )
+    _person_event(
         proposal,
-        "edit",
-        params=params,
-        decision_effect=decision.effect,
-        decision_rule=decision.rule[:200],
-        decision_explanation=decision.explanation,
-        required_approvals=max(1, decision.required_approvals),
+        Event.Kind.ACTION_EDITED,
+        by,
+        f"{by.get_username()} edited {proposal.action_type.name} ({what}): {reason}; {then}.",
+        {"before": before, "after": dict(params), "changed": list(changed), "reason": reason, "narrowing": narrowing},
     )
 
 
@@ -351,7 +378,8 @@ def transitions_for(user: Any, proposal: ProposedAction) -> set[str]:
         may_decide = user_may(user, "approve", proposal.journey.definition)
     if may_decide:
         allowed.add("reject")
-        if _proposer_user_id(proposal) != user.pk:
+        # Four-eyes: neither the proposer nor the maker of an edited version approves it.
+        if user.pk not in (_proposer_user_id(proposal), proposal.maker_user_id):
             allowed |= {"approve", "edit"}
     if proposal.journey.controller_user_id == user.pk:
         allowed.add("withdraw")

@@ -351,6 +351,7 @@ class Event(models.Model):
         MESSAGE_OUT = "message_out", "Message to customer"
         ACTION_PROPOSED = "action_proposed", "Action proposed"
         ACTION_DECIDED = "action_decided", "Policy decision"
+        ACTION_EDITED = "action_edited", "Action edited"
         ACTION_APPROVED = "action_approved", "Action approved"
         ACTION_REJECTED = "action_rejected", "Action rejected"
         ACTION_EXPIRED = "action_expired", "Approval expired"
@@ -464,6 +465,11 @@ class ProposedAction(models.Model):
     confidence = models.FloatField(null=True, blank=True)
     proposed_by_agent = models.ForeignKey(Agent, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     proposed_by_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # The person who wrote the current parameters with an edit that did more than narrow them:
+    # from then on they are its maker, and their approval does not count (four-eyes).
+    maker_user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     step = models.CharField(max_length=60)

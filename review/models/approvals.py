@@ -44,6 +44,11 @@ class Approval(models.Model):
     proposer_user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    # Who wrote the parameters being approved with a widening edit; derived by a trigger from the
+    # proposal, like the proposer, so the check constraint below cannot be side-stepped.
+    maker_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     at = models.DateTimeField(default=timezone.now)
     edited = models.BooleanField(default=False)
     params_before = models.JSONField(default=dict)
@@ -57,6 +62,7 @@ class Approval(models.Model):
             models.CheckConstraint(
                 condition=~models.Q(approver=models.F("proposer_user")), name="approval_not_by_proposer"
             ),
+            models.CheckConstraint(condition=~models.Q(approver=models.F("maker_user")), name="approval_not_by_maker"),
             models.UniqueConstraint(
                 fields=["proposal", "approver"],
                 condition=models.Q(dropped_at__isnull=True),

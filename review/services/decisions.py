@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from journeys import events
 from journeys.access import user_may
-from journeys.actions import ActionParamsError, validate_params
+from journeys.actions import ActionParamsError, edit_changes, validate_params
 from journeys.bounds import bounds_refuse_edit
 from journeys.errors import IllegalTransition
 from journeys.lifecycle import proposal as lifecycle
@@ -48,7 +48,9 @@ class DecisionError(Exception):
 @dataclass(frozen=True)
 class DecisionResult:
     proposal: ProposedAction
-    outcome: str  # "approved" | "partial" | "rejected" | "refused" (nothing decided; see message)
+    # "approved" | "partial" | "rejected" | "edited" (pending for another person) | "refused"
+    # (nothing decided; see message)
+    outcome: str
     message: str
 
 
@@ -150,6 +152,11 @@ def _check_may_approve(user, proposal: ProposedAction, params: dict[str, Any]) -
         raise DecisionError(f"You may not approve actions on {definition.name}.")
     if proposer_user_id(proposal) == user.pk:
         raise DecisionError(f"You proposed {_label(proposal)}; another person must approve it (four-eyes).")
+    if proposal.maker_user_id == user.pk:
+        raise DecisionError(
+            f"You edited {_label(proposal)} beyond narrowing it, so you are the maker of what it says now; "
+            "another person must approve it (four-eyes)."
+        )
     verdict = judge(proposal, params=params, lock=True)
     if verdict.decision.effect == ProposedAction.Effect.DENY:
         raise DecisionError(f"The current rules deny this: {verdict.decision.explanation}")
@@ -315,10 +322,18 @@ def proposal_reject(*, proposal_id: int, user, reason: str) -> DecisionResult:
 
 @transaction.atomic
 def proposal_edit_approve(*, proposal_id: int, user, params: dict[str, Any], reason: str) -> DecisionResult:
-    """Change a pending proposal's parameters and approve it.
+    """Edit a pending proposal's parameters — and approve it when the edit only narrows it.
 
-    The edit is re-checked by the policy engine (a denied edit is refused) and by the approver's
-    limit; approvals given to the earlier parameters are dropped, so they no longer count.
+    Only parameters the action type declares editable may change; identity parameters
+    (customer, account, card…) never (``DecisionError``). The edit is re-checked by the policy
+    engine (a denied edit is refused); approvals given to the earlier parameters are dropped.
+
+    - An edit that only narrows the action (a lower amount, nothing else) is approved by the
+      editor at once, within their limit, as an ordinary approval.
+    - Any other edit makes the editor the maker of the new version: it stays pending and
+      another person must approve it (the database refuses the maker's approval).
+
+    Either way the edit is its own ``action_edited`` event.
     """
     reason = (reason or "").strip()
     if not reason:
@@ -331,18 +346,40 @@ def proposal_edit_approve(*, proposal_id: int, user, params: dict[str, Any], rea
     before = dict(proposal.params)
     if clean == before:
         raise DecisionError("Nothing was changed; use Approve to approve the action as proposed.")
-    # An edit naming another customer's resources is refused and recorded (so it commits).
     _check_may_decide(user, proposal)
+    # An edit naming another customer's resources is refused and recorded (so it commits).
     if refusal := bounds_refuse_edit(journey, proposal, clean, user=user):
         return DecisionResult(proposal, "refused", refusal)
-    verdict = _check_may_approve(user, proposal, clean)
-    decision = verdict.decision
+    try:
+        changed, narrowing = edit_changes(proposal.action_type.key, before, clean)
+    except ActionParamsError as exc:
+        raise DecisionError(str(exc)) from None
+    if narrowing:
+        verdict = _check_may_approve(user, proposal, clean)
+    else:
+        verdict = judge(proposal, params=clean, lock=True)
+        if verdict.decision.effect == ProposedAction.Effect.DENY:
+            raise DecisionError(f"The current rules deny this: {verdict.decision.explanation}")
     proposal.approvals.filter(dropped_at__isnull=True).update(dropped_at=timezone.now())
     try:
-        lifecycle.edit(proposal, params=clean, decision=decision)
+        lifecycle.edit(
+            proposal,
+            params=clean,
+            decision=verdict.decision,
+            by=user,
+            reason=reason,
+            changed=changed,
+            narrowing=narrowing,
+        )
     except IllegalTransition:
         raise DecisionError(_already(ProposedAction.objects.get(pk=proposal.pk))) from None
-    return _add_approval(journey, proposal, user, verdict, reason=reason, edited=True, before=before)
+    if narrowing:
+        return _add_approval(journey, proposal, user, verdict, reason=reason, edited=True, before=before)
+    return DecisionResult(
+        proposal,
+        "edited",
+        f"Edited {_label(proposal)}. You wrote this version, so another person must approve it.",
+    )
 
 
 def proposals_decide_batch(*, proposal_ids: list[int], user, decision: str, reason: str = "") -> list[BatchItem]:

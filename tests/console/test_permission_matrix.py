@@ -247,7 +247,6 @@ TABLE: dict[str, Row] = {
         data=lambda o: {
             "customer": o.address_update.params["customer"],
             "address": "1 Matrix Street, Springfield",
-            "recent_changes": "on",
             "edit_reason": "Permission matrix check",
         },
         expect=SERVICING_DECIDERS,
