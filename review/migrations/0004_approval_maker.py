@@ -56,7 +56,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('journeys', '0005_proposal_maker'),
-        ('review', '0002_merge'),
+        ('review', '0003_governance_change'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
