@@ -80,25 +80,22 @@ class BatchForm(forms.Form):
 
 
 class EditProposalBase(forms.Form):
-    """Refuses a POST that tries to change a parameter the action type does not let people edit
-    (the page shows those read-only, so only a forged request sends them)."""
+    """The edit form has fields only for the parameters a person may edit; the others are shown
+    read-only. A forged POST that sends one of those anyway is passed on as sent, so the service
+    refuses it with its reason (another customer's resource: a recorded refusal; any identity
+    parameter: it cannot be edited) — it is never silently dropped."""
 
     fixed_params: dict[str, Any] = {}
     fixed_names: tuple[str, ...] = ()
 
-    def clean(self) -> dict[str, Any]:
-        data = super().clean()
-        for name in self.fixed_names:
-            if name in self.data and str(self.data.get(name)) != str(self.fixed_params.get(name, "")):
-                self.add_error(None, f"{name} cannot be edited on this action.")
-        return data
-
     def params(self, proposal: ProposedAction) -> dict[str, Any]:
-        """The edited parameters: the fixed ones as proposed, the editable ones as entered."""
+        """The edited parameters: the fixed ones as proposed (or as forged), the editable ones
+        as entered."""
         data = dict(self.cleaned_data)
         data.pop("edit_reason", None)
         edited = {k: v for k, v in data.items() if v not in (None, "")}
-        return {**self.fixed_params, **edited}
+        forged = {k: self.data[k] for k in self.fixed_names if k in self.data}
+        return {**self.fixed_params, **forged, **edited}
 
 
 def edit_form_class(proposal: ProposedAction) -> type[forms.Form]:

@@ -15,7 +15,7 @@ from journeys.models import Event, ProposedAction
 from review.models import Approval
 from review.services import DecisionError, proposal_approve, proposal_edit_approve
 
-from .helpers import refund, start
+from .helpers import account_of, propose, refund, start
 
 S = ProposedAction.Status
 IDENTITY = {"customer", "account", "card", "transaction"}
@@ -45,33 +45,55 @@ def test_every_action_type_declares_its_editable_parameters_and_identity_is_neve
     assert ACTION_SPECS["issue_refund"].editable_params == ["amount", "reason"]
 
 
+def _refund_without_customer(journey, agent) -> ProposedAction:
+    return propose(
+        journey,
+        "issue_refund",
+        {"account": account_of(journey.customer_ref), "amount": "120.00", "reason": "fee reversal"},
+        agent=agent,
+    )
+
+
 def test_an_edit_of_an_identity_parameter_is_refused_on_the_service(dispute, agent, supervisor):
-    pending = refund(dispute, "120.00", agent=agent)
-    for name, value in (("account", "ACC-000099"), ("customer", "CUST-00001")):
-        with pytest.raises(DecisionError, match=f"{name} cannot be edited"):
-            proposal_edit_approve(
-                proposal_id=pending.pk,
-                user=supervisor,
-                params={**pending.params, name: value, "amount": "100.00"},
-                reason="redirect it",
-            )
+    pending = _refund_without_customer(dispute, agent)
+    assert pending.status == S.PENDING
+    # Even naming the journey's own customer: identity is not editable.
+    with pytest.raises(DecisionError, match="customer cannot be edited"):
+        proposal_edit_approve(
+            proposal_id=pending.pk,
+            user=supervisor,
+            params={**pending.params, "customer": dispute.customer_ref, "amount": "100.00"},
+            reason="add the customer",
+        )
+    # Another customer's account is refused (and recorded) before anything else.
+    result = proposal_edit_approve(
+        proposal_id=pending.pk,
+        user=supervisor,
+        params={**pending.params, "account": "ACC-000001", "amount": "100.00"},
+        reason="redirect it",
+    )
+    assert result.outcome == "refused"
     fresh = _reload(pending)
     assert fresh.params == pending.params and fresh.status == S.PENDING
     assert not Event.objects.filter(proposal=pending, kind=Event.Kind.ACTION_EDITED).exists()
 
 
 def test_the_edit_form_shows_identity_read_only_and_refuses_a_forged_post(client, dispute, agent, supervisor):
-    pending = refund(dispute, "120.00", agent=agent)
+    pending = _refund_without_customer(dispute, agent)
     client.force_login(supervisor)
     url = reverse("review_edit", args=[pending.pk])
     page = client.get(url).content.decode()
     assert 'name="amount"' in page and 'name="reason"' in page
     assert 'name="account"' not in page and 'name="customer"' not in page
     assert 'data-fixed="account"' in page
-    response = client.post(url, {"account": "ACC-000099", "amount": "100.00", "reason": "x", "edit_reason": "forged"})
-    assert response.status_code == 400
-    assert "account cannot be edited" in response.content.decode()
-    assert _reload(pending).params == pending.params
+    for forged, message in (
+        ({"customer": dispute.customer_ref}, "customer cannot be edited"),
+        ({"account": "ACC-000001"}, "does not belong to"),
+    ):
+        response = client.post(url, {**forged, "amount": "100.00", "reason": "x", "edit_reason": "forged"})
+        assert response.status_code == 400
+        assert message in response.content.decode()
+        assert _reload(pending).params == pending.params
     # An honest POST through the same form narrows and approves.
     response = client.post(url, {"amount": "100.00", "reason": "fee reversal", "edit_reason": "only the fee"})
     assert response.status_code == 302
