@@ -172,7 +172,7 @@ def journey_out(request: HttpRequest, journey: Journey) -> dict[str, Any]:
         "current_step": journey.current_step,
         "agent": journey.agent.name if journey.agent_id else None,
         "in_control": journey.controller_user.get_username() if journey.controller_user_id else None,
-        "agents_paused": AgentPause.objects.covering(journey.definition_id).exists(),
+        "agents_paused": AgentPause.objects.covering(journey.definition_id, journey.agent_id).exists(),
         "created_at": journey.created_at,
         "updated_at": journey.updated_at,
         "finished_at": journey.finished_at,
