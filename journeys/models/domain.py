@@ -351,6 +351,7 @@ class Event(models.Model):
         MESSAGE_OUT = "message_out", "Message to customer"
         ACTION_PROPOSED = "action_proposed", "Action proposed"
         ACTION_DECIDED = "action_decided", "Policy decision"
+        ACTION_EDITED = "action_edited", "Action edited"
         ACTION_APPROVED = "action_approved", "Action approved"
         ACTION_REJECTED = "action_rejected", "Action rejected"
         ACTION_EXPIRED = "action_expired", "Approval expired"

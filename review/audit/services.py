@@ -7,7 +7,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from review.models import AuditVerification
+from review.models import AuditRecord, AuditVerification
 from review.models.audit import journey_chain
 
 from .chain import audit_append, person
@@ -69,7 +69,7 @@ def sensitive_unmask(*, user: Any, journey: Any, field: str, reason: str) -> Any
     value = lookup_field(journey.context, field)
     audit_append(
         chain=journey_chain(journey.pk),
-        kind="break_glass",
+        kind=AuditRecord.Kind.BREAK_GLASS,
         summary=f"Unmasked {field.replace('_', ' ')}: {reason}",
         journey_id=journey.pk,
         definition_id=journey.definition_id,

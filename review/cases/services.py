@@ -19,7 +19,7 @@ from django.utils.text import slugify
 from journeys import events
 from journeys.models import Event, Journey
 
-from ..models import Annotation, CaseGroup, ExceptionCase, Label
+from ..models import Annotation, AuditRecord, CaseGroup, ExceptionCase, Label
 
 CONTEXT_EVENTS = 5  # how many events up to the trigger a case links, for context
 
@@ -348,7 +348,7 @@ def labels_install_defaults() -> int:
 def _label_changed(*, actor: Any, label: Label, before: dict[str, Any] | None, reason: str = "") -> None:
     events.governance_changed.send(
         sender=Label,
-        kind="label_change",
+        kind=AuditRecord.Kind.LABEL_CHANGE,
         actor=actor,
         subject=f"label {label.key}",
         before=before,
@@ -396,7 +396,7 @@ def label_delete(*, actor: Any, label: Label) -> None:
     before = label.as_audit()
     events.governance_changed.send(
         sender=Label,
-        kind="label_change",
+        kind=AuditRecord.Kind.LABEL_CHANGE,
         actor=actor,
         subject=f"label {label.key}",
         before=before,
