@@ -168,6 +168,7 @@ def _edit(record: AuditRecord, data: dict[str, Any]) -> dict[str, Any]:
         "changed": data.get("changed") or [],
         "reason": data.get("reason") or "",
         "narrowing": data.get("narrowing", ""),
+        "summary": record.summary,
     }
 
 
