@@ -39,6 +39,7 @@ from .access import (
     samples_for,
     samples_visible_to,
 )
+from .briefs import decision_brief, with_brief
 from .forms import (
     BatchForm,
     LimitForm,
@@ -72,7 +73,7 @@ def _back(request: ReviewRequest, default: str = "review_queue") -> HttpResponse
 
 
 def _pending_for(user):
-    return (
+    return with_brief(
         decidable_proposals_for(user)
         .pending()
         .select_related(
@@ -126,8 +127,10 @@ def _queue_rows(user, qs) -> list[dict[str, Any]]:
                     getattr(proposal, "approval_request", None) and proposal.approval_request.escalated_at
                 ),
                 "delegated": delegated,
-                # The journey page follows view grants; a delegate decides from the queue alone.
+                # The journey page follows view grants; a delegate decides from the queue alone,
+                # so the item carries what the decision needs.
                 "may_open": definition.pk in viewable,
+                "brief": decision_brief(proposal),
             }
         )
     return rows
@@ -224,6 +227,7 @@ def edit_approve(request: ReviewRequest, pk: int) -> HttpResponse:
         "error": error,
         "next": request.POST.get("next") or request.GET.get("next", ""),
         "limit": decision_limit_for(request.user, proposal),
+        "brief": decision_brief(proposal),
         "may_open": definitions_for(request.user, "view").filter(pk=proposal.journey.definition_id).exists(),
     }
     status = 400 if request.method == "POST" else 200

@@ -403,3 +403,23 @@ class MaskingMiddleware:
             return response
         finally:
             _current.reset(token)
+
+
+# --- forms --------------------------------------------------------------------------------------
+
+
+def masked_initial(values: dict[str, Any], revealed: Iterable[str] = ()) -> dict[str, Any]:
+    """A form's initial data with every sensitive value masked, except the ``revealed`` keys (a
+    person broke glass for them, with a reason, audited)."""
+    shown = set(revealed)
+    return {k: v if k in shown or not is_sensitive(k) else mask_value(k, v) for k, v in values.items()}
+
+
+def keep_masked(submitted: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
+    """Submitted form data where a sensitive field still holds its masked form (the person did not
+    touch it) carries the stored value instead: a masked form never overwrites what it masks."""
+    kept = dict(submitted)
+    for key, value in submitted.items():
+        if is_sensitive(key) and key in stored and isinstance(value, str) and MASK in value:
+            kept[key] = stored[key]
+    return kept
