@@ -124,22 +124,19 @@ class SimulatedCoreBank(CoreBank):
 
     # --- what the console must mask -----------------------------------------------------------
     def sensitive_values(self, customers: list[str]) -> dict[str, dict[str, Any]]:
-        # values(), not model instances: loading rows must not register more customers.
+        # values(), not model instances: loading rows must not register more customers. One
+        # query: a customer with several cards comes back once per card.
         found: dict[str, dict[str, Any]] = {}
-        for row in CoreCustomer.objects.filter(ref__in=customers).values(
-            "ref", "address", "date_of_birth", "phone", "email"
-        ):
-            found[row["ref"]] = {
-                "cards": [],
-                "address": row["address"],
-                "date_of_birth": row["date_of_birth"].isoformat(),
-                "phone": row["phone"],
-                "email": row["email"],
-            }
-        for ref, token, number in CoreCard.objects.filter(account__customer__ref__in=customers).values_list(
-            "account__customer__ref", "token", "number"
-        ):
-            found[ref]["cards"].append({"token": token, "number": number})
+        rows = CoreCustomer.objects.filter(ref__in=customers).values_list(
+            "ref", "address", "date_of_birth", "phone", "email", "accounts__cards__token", "accounts__cards__number"
+        )
+        for ref, address, born, phone, email, token, number in rows:
+            entry = found.setdefault(
+                ref,
+                {"cards": [], "address": address, "date_of_birth": born.isoformat(), "phone": phone, "email": email},
+            )
+            if token:
+                entry["cards"].append({"token": token, "number": number})
         return found
 
     def card_last4(self, tokens: list[str]) -> dict[str, str]:

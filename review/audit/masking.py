@@ -234,14 +234,19 @@ class Masker:
         values: list[tuple[str, Any]] = list(self.extra)
         customers = set(self.customers)
         if self.journeys:
-            from journeys.models import ProposedAction
-
-            for ref, context in Journey.objects.filter(pk__in=self.journeys).values_list("customer_ref", "context"):
+            # One query: each journey's request and facts, and each of its proposals' parameters
+            # (a new address or a card named in a proposal is as sensitive in a summary).
+            seen: set[int] = set()
+            rows = Journey.objects.filter(pk__in=self.journeys).values_list(
+                "pk", "customer_ref", "context", "proposals__params"
+            )
+            for pk, ref, context, params in rows:
                 customers.add(ref)
-                values.extend(_context_values(context))
-            # A sensitive parameter (a new address, a card) is as sensitive in a summary.
-            for (params,) in ProposedAction.objects.filter(journey_id__in=self.journeys).values_list("params"):
-                values.extend(_context_values({"request": params}))
+                if pk not in seen:
+                    seen.add(pk)
+                    values.extend(_context_values(context))
+                if params:
+                    values.extend(_context_values({"request": params}))
         known = get_core_bank().sensitive_values(sorted(customers)) if customers else {}
         self._tokens = {}
         for data in known.values():
