@@ -230,3 +230,24 @@ def test_break_glass_on_a_value_is_audited_with_the_reason(demo, supervisor):
     assert value == "tok_card_00005"
     record = AuditRecord.objects.get(journey_id=journey.pk, kind=AuditRecord.Kind.BREAK_GLASS)
     assert record.payload == {"field": "facts.card", "reason": "Customer on the phone"}
+
+
+def test_a_card_has_one_masked_form_on_the_journey_page(client, demo, agent, supervisor):
+    from journeys.models import CoreCard
+
+    from ..review.helpers import propose, start
+
+    card = CoreCard.objects.get(token="tok_card_00008")
+    last4 = card.number[-4:]
+    assert last4 != "0008"  # the token's own digits are not the card's
+    journey = start("lost_card", "CUST-00008")
+    facts = {"card": card.token, "card_last4": last4, "cards": [{"card": card.token, "last4": last4}]}
+    Journey.objects.filter(pk=journey.pk).update(context={**journey.context, "facts": facts})
+    propose(journey, "block_card", {"card": card.token, "reason": "lost"}, agent=agent)
+    with transaction.atomic():
+        events.record(journey, Event.Kind.AGENT_NOTE, f"Card •••• {last4} blocked.", actor_kind=Event.Actor.AGENT)
+    client.force_login(supervisor)
+    body = html.unescape(client.get(reverse("journey_detail", args=[journey.pk])).content.decode())
+    assert body.count(f"•••• {last4}") >= 4  # facts, the cards list, the proposal, the note
+    assert "•••• 0008" not in body and card.token not in body
+    assert f"Card last4</dt><dd>•••• {last4}" in body.replace("\n", "")
