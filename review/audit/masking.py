@@ -28,6 +28,7 @@ import contextvars
 import html
 import re
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 MASK = "••••"
@@ -199,8 +200,7 @@ class Masker:
         self.extra: list[tuple[str, Any]] = []
         self.revealed: set[str] = set()
         self._resolved: tuple[frozenset[str], frozenset[int], int] | None = None
-        self._pattern: re.Pattern[str] | None = None
-        self._replacement: dict[str, str] = {}
+        self._entries: list[_Entry] = []
         self._tokens: dict[str, str] = {}
 
     # registration
@@ -264,13 +264,22 @@ class Masker:
         self._resolved = state
 
     def _build(self, values: list[tuple[str, Any]]) -> None:
-        replacement: dict[str, str] = {}
-        patterns: list[tuple[int, str]] = []
+        """One small pattern per way a value may be written, each with a literal ``needle`` that
+        any match contains: a page is scanned only for the values whose needle it contains, each
+        pattern on its own (a literal-prefixed pattern scans fast; one big alternation does not)."""
+        entries: list[_Entry] = []
 
-        def add(pattern: str, masked: str, weight: int) -> None:
-            name = f"v{len(replacement)}"
-            replacement[name] = masked
-            patterns.append((weight, f"(?P<{name}>{pattern})"))
+        def add(pattern: str, needle: str, masked: str) -> None:
+            entries.append(_Entry(re.compile(pattern), needle, masked))
+
+        def add_text(value: str, masked: str) -> None:
+            """``value`` in any case and spacing, and in its HTML-escaped form when that differs."""
+            lowered = value.lower()
+            needle = max(re.split(r"[\s,]+", lowered), key=len)
+            add(_flexible(lowered), needle, masked)
+            escaped = html.escape(lowered)
+            if escaped != lowered:
+                add(_flexible(escaped), html.escape(needle), html.escape(masked))
 
         seen: set[tuple[str, str]] = set()
         for key, raw in values:
@@ -280,36 +289,34 @@ class Masker:
                 continue
             seen.add((kind, text))
             if kind == "token":
-                add(re.escape(text), masked_card(self._tokens.get(text, "")), len(text))
+                add(re.escape(text.lower()), text.lower(), masked_card(self._tokens.get(text, "")))
             elif kind == "card":
                 digits = re.sub(r"\D", "", text)
                 if len(digits) >= 12:
-                    add(_digits_pattern(digits), masked_card(digits[-4:]), len(digits))
+                    add(_digits_pattern(digits), digits[-2:], masked_card(digits[-4:]))
                 else:  # a token in the journey's facts
                     last4 = self._tokens.get(text) or self.card_last4(text)
-                    add(re.escape(text), masked_card(last4), len(text))
+                    add(re.escape(text.lower()), text.lower(), masked_card(last4))
             elif kind == "dob":
-                add(re.escape(text), f"{MASK}-••-••", len(text))
+                add(re.escape(text), text, f"{MASK}-••-••")
                 parts = text.split("-")
                 if len(parts) == 3:  # also as written by people: 14/03/1975
-                    add(re.escape(f"{parts[2]}/{parts[1]}/{parts[0]}"), f"••/••/{MASK}", len(text))
+                    written = f"{parts[2]}/{parts[1]}/{parts[0]}"
+                    add(re.escape(written), written, f"••/••/{MASK}")
             elif kind == "phone":
                 digits = re.sub(r"\D", "", text)
                 if len(digits) >= 6:
-                    add(r"\+?" + _digits_pattern(digits), masked_phone(text), len(digits))
+                    add(_digits_pattern(digits), digits[-2:], masked_phone(text))
                     if digits.startswith("44"):  # the national form: 07700 900012
-                        add(_digits_pattern("0" + digits[2:]), masked_phone(text), len(digits))
+                        add(_digits_pattern("0" + digits[2:]), digits[-2:], masked_phone(text))
             elif kind == "email":
-                add(re.escape(text), masked_email(text), len(text))
+                add_text(text, masked_email(text))
             else:  # an address, and its first line alone (house number and street)
-                add(_flexible(text), masked_address(text), len(text))
+                add_text(text, masked_address(text))
                 first = text.split(",")[0].strip()
                 if "," in text and len(first) >= 6:
-                    add(_flexible(first), MASK, len(first))
-        patterns.sort(key=lambda p: -p[0])  # the longest value wins where two overlap
-        body = "|".join(p for _, p in patterns)
-        self._pattern = re.compile(body, re.IGNORECASE) if body else None
-        self._replacement = replacement
+                    add_text(first, MASK)
+        self._entries = entries
 
     def card_last4(self, token: str) -> str:
         if token not in self._tokens:
@@ -317,11 +324,6 @@ class Masker:
         return self._tokens.get(token, "")
 
     # masking
-    def _known(self, match: re.Match[str]) -> str:
-        if match.group(0) in self.revealed:
-            return match.group(0)
-        return self._replacement[match.lastgroup or ""]
-
     def _card_shaped(self, match: re.Match[str]) -> str:
         digits = re.sub(r"\D", "", match.group(0))
         if match.group(0) in self.revealed or not luhn_valid(digits):
@@ -330,25 +332,38 @@ class Masker:
 
     def mask_text(self, text: str) -> str:
         self._resolve()
-        if self._pattern is not None:
-            text = self._pattern.sub(self._known, text)
+        lowered = text.lower()
+        if len(lowered) != len(text):  # a few characters lengthen when lowered: match in place
+            lowered = "".join(ch if len(ch.lower()) != 1 else ch.lower() for ch in text)
+        found: list[tuple[int, int, str]] = []
+        for entry in self._entries:
+            if entry.needle in lowered:
+                found.extend((m.start(), m.end(), entry.masked) for m in entry.pattern.finditer(lowered))
+        if found:
+            # Where two matches overlap, the one that starts first and is longest wins.
+            found.sort(key=lambda f: (f[0], f[0] - f[1]))
+            out: list[str] = []
+            at = 0
+            for start, end, masked in found:
+                if start < at:
+                    continue
+                # A revealed value stays as it is, and so does every part of it.
+                out += [text[at:start], text[start:end] if text[start:end] in self.revealed else masked]
+                at = end
+            text = "".join(out) + text[at:]
         return CARD_SHAPED.sub(self._card_shaped, text)
 
     def mask_markup(self, text: str) -> str:
-        """``mask_text`` for HTML: values also match in their escaped form (O&#x27;Brien)."""
-        text = self.mask_text(text)
-        if "&" not in text:
-            return text
-        return _ESCAPED.sub(self._escaped_run, text)
-
-    def _escaped_run(self, match: re.Match[str]) -> str:
-        raw = html.unescape(match.group(0))
-        masked = self.mask_text(raw)
-        return match.group(0) if masked == raw else html.escape(masked)
+        """``mask_text`` for HTML: escaped forms of values (O&#x27;Brien) are patterns too."""
+        return self.mask_text(text)
 
 
-# Runs of text that contain an HTML entity; unescaped, masked and escaped again.
-_ESCAPED = re.compile(r"[^<>\"]*&(?:#x?[0-9a-fA-F]+|[a-z]+);[^<>\"]*")
+@dataclass(frozen=True)
+class _Entry:
+    pattern: re.Pattern[str]
+    needle: str
+    masked: str
+
 
 _current: contextvars.ContextVar[Masker | None] = contextvars.ContextVar("handoff_masker", default=None)
 
