@@ -56,9 +56,9 @@ class ReviewConfig(AppConfig):
         # masker as it is loaded, so free text about them is masked on whatever page shows it.
         from django.db.models.signals import post_init
 
-        from journeys.models import CoreCustomer, Event, Journey, ProposedAction
+        from journeys.models import CoreCard, CoreCustomer, Event, Journey, ProposedAction
 
-        from .audit.masking import register_customer, register_journey
+        from .audit.masking import register_card, register_customer, register_journey
         from .models import AuditRecord, ExceptionCase
 
         def journey_loaded(sender, instance, **kwargs) -> None:
@@ -76,3 +76,8 @@ class ReviewConfig(AppConfig):
                 journey_row_loaded, sender=model, weak=False, dispatch_uid=f"review.mask.{model.__name__}"
             )
         post_init.connect(customer_loaded, sender=CoreCustomer, weak=False, dispatch_uid="review.mask.customer")
+
+        def card_loaded(sender, instance, **kwargs) -> None:
+            register_card(instance.__dict__.get("token"), instance.__dict__.get("number"))
+
+        post_init.connect(card_loaded, sender=CoreCard, weak=False, dispatch_uid="review.mask.card")

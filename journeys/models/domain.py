@@ -357,7 +357,7 @@ class ExceptionKind(models.TextChoices):
     MESSAGE_NOT_SENT = "message_not_sent", "Message not sent"
     # approvals and people
     APPROVAL_EXPIRED = "approval_expired", "Approval expired"
-    ABANDONED = "abandoned", "Customer abandoned"
+    ABANDONED = "abandoned", "Abandoned"
     FLAGGED = "flagged", "Flagged by a person"
 
     @classmethod

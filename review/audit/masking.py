@@ -53,8 +53,9 @@ SENSITIVE_KEYS = {
 LAST4_KEYS = {"last4", "card_last4"}
 SECTIONS = ("request", "facts")
 
-# A run of 13 to 19 digits, optionally grouped by single spaces or hyphens, not inside a longer number.
-CARD_SHAPED = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d])")
+# A run of 13 to 19 digits, optionally grouped by single spaces or hyphens, standing on its own:
+# not inside a longer number nor inside a word such as a hash, which must be shown as it is.
+CARD_SHAPED = re.compile(r"(?<![\w-])\d(?:[ -]?\d){12,18}(?!\w)")
 
 
 def is_sensitive(key: Any) -> bool:
@@ -218,6 +219,14 @@ class Masker:
         if value not in (None, ""):
             self.extra.append((key, value))
 
+    def add_card(self, token: str | None, number: str | None) -> None:
+        """A card row the page loaded: its number and its token, masked as its last four digits."""
+        if number:
+            self.add_value("card", number)
+            if token:
+                self._tokens[token] = str(number)[-4:]
+                self.add_value("token", token)
+
     def reveal(self, value: Any) -> None:
         """Let ``value`` through on this response: a person broke glass for it (audited)."""
         if value not in (None, ""):
@@ -248,7 +257,6 @@ class Masker:
                 if params:
                     values.extend(_context_values({"request": params}))
         known = get_core_bank().sensitive_values(sorted(customers)) if customers else {}
-        self._tokens = {}
         for data in known.values():
             for card in data.get("cards", []):
                 last4 = str(card.get("number", ""))[-4:]
@@ -383,6 +391,12 @@ def register_journey(pk: int | None, customer_ref: str | None) -> None:
     masker = current()
     if masker is not None:
         masker.add_journey(pk, customer_ref)
+
+
+def register_card(token: str | None, number: str | None) -> None:
+    masker = current()
+    if masker is not None:
+        masker.add_card(token, number)
 
 
 def register_customer(ref: str | None) -> None:

@@ -251,3 +251,23 @@ def test_a_card_has_one_masked_form_on_the_journey_page(client, demo, agent, sup
     assert body.count(f"•••• {last4}") >= 4  # facts, the cards list, the proposal, the note
     assert "•••• 0008" not in body and card.token not in body
     assert f"Card last4</dt><dd>•••• {last4}" in body.replace("\n", "")
+
+
+def test_digits_inside_a_hash_are_never_taken_for_a_card(demo):
+    masker = Masker()
+    digest = "ab4111111111111111cd"  # a Luhn-valid run inside a hex digest
+    assert masker.mask_text(f"hash {digest}") == f"hash {digest}"
+
+
+def test_the_django_admin_goes_through_the_same_layer(client, demo, admin_user):
+    customer = CoreCustomer.objects.get(ref="CUST-00007")
+    secrets = customer_secrets("CUST-00007")
+    client.force_login(admin_user)
+    for url in (
+        reverse("admin:journeys_corecustomer_change", args=[customer.pk]),
+        reverse("admin:journeys_corecard_changelist"),
+        reverse("admin:journeys_corecard_change", args=[CoreCard.objects.get(account__customer=customer).pk]),
+    ):
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert not leaks(response.content.decode(), secrets), url
