@@ -52,6 +52,8 @@ SENSITIVE_KEYS = {
 # form so a page never mixes "Card last4 2256" with "Card •••• 2256".
 LAST4_KEYS = {"last4", "card_last4"}
 SECTIONS = ("request", "facts")
+# Known values shorter than this are not searched for in text (a stray "1" or "Flat 2").
+MIN_VALUE_LENGTH = 6
 
 # A run of 13 to 19 digits, optionally grouped by single spaces or hyphens, standing on its own:
 # not inside a longer number nor inside a word such as a hash, which must be shown as it is.
@@ -293,7 +295,8 @@ class Masker:
         for key, raw in values:
             text = str(raw).strip()
             kind = "token" if key == "token" else SENSITIVE_KEYS.get(key, key)
-            if not text or (kind, text) in seen:
+            # A value this short would mask ordinary text everywhere (and garble the page).
+            if len(text) < MIN_VALUE_LENGTH or (kind, text) in seen:
                 continue
             seen.add((kind, text))
             if kind == "token":

@@ -271,3 +271,10 @@ def test_the_django_admin_goes_through_the_same_layer(client, demo, admin_user):
         response = client.get(url)
         assert response.status_code == 200, url
         assert not leaks(response.content.decode(), secrets), url
+
+
+def test_a_value_too_short_to_be_told_from_ordinary_text_is_not_searched_for(demo):
+    masker = Masker()
+    masker.add_value("address", "1")
+    masker.add_value("card", "2256")
+    assert masker.mask_text("Step 1 of 3; card •••• 2256") == "Step 1 of 3; card •••• 2256"
