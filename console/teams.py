@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET, require_POST
 from journeys.events import governance_changed
 from journeys.models import Agent, JourneyDefinition
 from review.audit.chain import explicitly_audited
+from review.models import AuditRecord
 from review.services.governance import grant_request
 from review.services.grants import PERM_CODES, grant_apply, grant_state, grant_widens
 
@@ -130,7 +131,7 @@ def _save_grants(request: HttpRequest, holder: Any, label: str, *, is_team: bool
             grant_apply(holder, definition, before, after, is_team=is_team)
             governance_changed.send(
                 sender=None,
-                kind="grant_change",
+                kind=AuditRecord.Kind.GRANT_CHANGE,
                 actor=request.user,
                 subject=f"Grants of {label} on {definition.name}",
                 before=before,
@@ -213,7 +214,7 @@ def team_create(request: HttpRequest) -> HttpResponse:
         team = Group.objects.create(name=form.cleaned_data["name"])
         governance_changed.send(
             sender=None,
-            kind="team_change",
+            kind=AuditRecord.Kind.TEAM_CHANGE,
             actor=request.user,
             subject=f"Team {team.name} created",
             before=None,
@@ -271,7 +272,7 @@ def _change_membership(team: Group, user, *, actor, add: bool) -> None:
         (team.user_set.add if add else team.user_set.remove)(user)
         governance_changed.send(
             sender=None,
-            kind="team_change",
+            kind=AuditRecord.Kind.TEAM_CHANGE,
             actor=actor,
             subject=f"{user.get_username()} {'added to' if add else 'removed from'} {team.name}",
             before={"members": before},
@@ -316,7 +317,7 @@ def team_delete(request: HttpRequest, pk: int) -> HttpResponse:
         team.delete()  # grants, limits and unmask rights go with it (foreign keys cascade)
         governance_changed.send(
             sender=None,
-            kind="team_change",
+            kind=AuditRecord.Kind.TEAM_CHANGE,
             actor=request.user,
             subject=f"Team {name} deleted",
             before=before,

@@ -23,11 +23,11 @@ from . import events
 from .actions import ACTION_SPECS
 from .corebank import CoreBankError, get_core_bank
 from .corebank.base import ResourceKind
-from .models import Event, Journey, ProposedAction
+from .models import Event, ExceptionKind, Journey, ProposedAction
 from .policy import Decision
 
 RULE = "bounded parameters"
-EXCEPTION_KIND = "out_of_bounds"
+EXCEPTION_KIND = ExceptionKind.OUT_OF_BOUNDS
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from . import events, pause_gate
 from .actions import ActionParamsError
 from .agents import AgentError, AgentTransientError, Snapshot, Turn, adapter_for
 from .lifecycle import journey as lifecycle
-from .models import AgentPause, Event, Journey, ProposedAction
+from .models import AgentPause, Event, ExceptionKind, Journey, ProposedAction
 from .services import (
     JourneyError,
     customer_timeout,
@@ -66,12 +66,12 @@ def run_turn(journey_id: int, epoch: int, turn_seq: int, *, token: str) -> str:
     try:
         turn = adapter_for(journey_agent_kind).next_turn(started.snapshot)
     except AgentTransientError as exc:
-        return _fail_transient(journey_id, epoch, turn_seq, token, str(exc))
+        return _fail_transient(journey_id, epoch, turn_seq, token, str(exc), type(exc).__name__)
     except AgentError as exc:
-        return _fail_permanent(journey_id, epoch, turn_seq, token, str(exc))
+        return _fail_permanent(journey_id, epoch, turn_seq, token, str(exc), type(exc).__name__)
     except Exception as exc:  # an agent bug must not stall the journey
         log.exception("agent crashed on journey %s", journey_id)
-        return _fail_permanent(journey_id, epoch, turn_seq, token, f"{type(exc).__name__}: {exc}")
+        return _fail_permanent(journey_id, epoch, turn_seq, token, f"{type(exc).__name__}: {exc}", type(exc).__name__)
     return _apply(journey_id, epoch, turn_seq, token, turn)
 
 
@@ -118,7 +118,7 @@ def _begin(journey_id: int, epoch: int, turn_seq: int, token: str) -> Started | 
             journey,
             reason=f"Agent turn quarantined after {journey.turn_starts} starts that never finished "
             "(the step keeps killing its worker).",
-            exception_kind="quarantined",
+            exception_kind=ExceptionKind.QUARANTINED,
             data={"turn": turn_seq, "step": journey.current_step},
         )
         events.record(
@@ -130,7 +130,9 @@ def _begin(journey_id: int, epoch: int, turn_seq: int, token: str) -> Started | 
         return "quarantined"
     if journey.turn_seq >= _conf("MAX_TURNS"):
         journey_hand_to_person(
-            journey, reason=f"The agent took {journey.turn_seq} turns without finishing.", exception_kind="runaway"
+            journey,
+            reason=f"The agent took {journey.turn_seq} turns without finishing.",
+            exception_kind=ExceptionKind.RUNAWAY,
         )
         return "runaway"
     journey.turn_starts += 1
@@ -138,7 +140,9 @@ def _begin(journey_id: int, epoch: int, turn_seq: int, token: str) -> Started | 
     if journey.proposals.ready_to_execute().exists():
         return Started(snapshot=None, kind="")
     if journey.agent is None:
-        journey_hand_to_person(journey, reason="No agent is assigned to this journey.", exception_kind="no_agent")
+        journey_hand_to_person(
+            journey, reason="No agent is assigned to this journey.", exception_kind=ExceptionKind.NO_AGENT
+        )
         return "no-agent"
     snapshot = Snapshot(
         journey_id=journey.pk,
@@ -232,15 +236,15 @@ def _execute_ready(journey_id: int, epoch: int, turn_seq: int, token: str) -> st
 
 
 @transaction.atomic
-def _fail_transient(journey_id: int, epoch: int, turn_seq: int, token: str, error: str) -> str:
+def _fail_transient(journey_id: int, epoch: int, turn_seq: int, token: str, error: str, error_class: str) -> str:
     journey, why_not = _locked_current(journey_id, epoch, turn_seq, token)
     if why_not:
         return why_not
     assert journey is not None
-    return _schedule_retry(journey, error)
+    return _schedule_retry(journey, error, error_class)
 
 
-def _schedule_retry(journey: Journey, error: str) -> str:
+def _schedule_retry(journey: Journey, error: str, error_class: str = "CoreBankUnavailable") -> str:
     """Back off, or fall back to a person when the attempts are spent. Caller holds the lock."""
     journey.step_attempts += 1
     if journey.step_attempts >= _conf("MAX_STEP_ATTEMPTS"):
@@ -252,7 +256,10 @@ def _schedule_retry(journey: Journey, error: str) -> str:
         )
         _close_turn(journey)
         journey_hand_to_person(
-            journey, reason=f"Retries spent: {error}", exception_kind="step_failed", data={"error": error}
+            journey,
+            reason=f"Retries spent: {error}",
+            exception_kind=ExceptionKind.STEP_FAILED,
+            data={"error": error, "error_class": error_class},
         )
         return "fallback"
     delay = _conf("RETRY_BASE_SECONDS") * (2 ** (journey.step_attempts - 1))
@@ -262,7 +269,7 @@ def _schedule_retry(journey: Journey, error: str) -> str:
 
 
 @transaction.atomic
-def _fail_permanent(journey_id: int, epoch: int, turn_seq: int, token: str, error: str) -> str:
+def _fail_permanent(journey_id: int, epoch: int, turn_seq: int, token: str, error: str, error_class: str) -> str:
     journey, why_not = _locked_current(journey_id, epoch, turn_seq, token)
     if why_not:
         return why_not
@@ -270,7 +277,10 @@ def _fail_permanent(journey_id: int, epoch: int, turn_seq: int, token: str, erro
     events.record(journey, Event.Kind.TURN_FAILED, f"The agent failed: {error}", data={"error": error})
     _close_turn(journey)
     journey_hand_to_person(
-        journey, reason=f"The agent failed: {error}", exception_kind="agent_error", data={"error": error}
+        journey,
+        reason=f"The agent failed: {error}",
+        exception_kind=ExceptionKind.AGENT_ERROR,
+        data={"error": error, "error_class": error_class},
     )
     return "fallback"
 
@@ -311,7 +321,9 @@ def _apply(journey_id: int, epoch: int, turn_seq: int, token: str, turn: Turn) -
         except ActionParamsError as exc:
             _close_turn(journey)
             journey_hand_to_person(
-                journey, reason=f"The agent proposed an invalid action: {exc}", exception_kind="invalid_proposal"
+                journey,
+                reason=f"The agent proposed an invalid action: {exc}",
+                exception_kind=ExceptionKind.INVALID_PROPOSAL,
             )
             return "fallback"
         if proposal.status == ProposedAction.Status.DENIED:
@@ -319,7 +331,7 @@ def _apply(journey_id: int, epoch: int, turn_seq: int, token: str, turn: Turn) -
             journey_hand_to_person(
                 journey,
                 reason=f"Policy denied {proposal.action_type.name}: {proposal.decision_explanation}",
-                exception_kind="policy_denied",
+                exception_kind=ExceptionKind.POLICY_DENIED,
                 data={"proposal": proposal.pk, "rule": proposal.decision_rule},
             )
             return "denied"
@@ -359,13 +371,18 @@ def _follow(journey: Journey, turn: Turn) -> str:
             journey.context.setdefault("facts", {}).setdefault("linked", []).append(child.pk)
         except JourneyError as exc:
             events.record(
-                journey, Event.Kind.EXCEPTION, f"Could not open the linked journey: {exc}", data={"kind": "link_failed"}
+                journey,
+                Event.Kind.EXCEPTION,
+                f"Could not open the linked journey: {exc}",
+                data={"kind": ExceptionKind.LINK_FAILED, "error_class": type(exc).__name__},
             )
     if turn.then == "goto":
         if journey.version.step(turn.goto) is None:
             _close_turn(journey)
             journey_hand_to_person(
-                journey, reason=f"The agent asked for an unknown step '{turn.goto}'.", exception_kind="agent_error"
+                journey,
+                reason=f"The agent asked for an unknown step '{turn.goto}'.",
+                exception_kind=ExceptionKind.AGENT_ERROR,
             )
             return "fallback"
         events.record(
@@ -418,7 +435,7 @@ def _follow(journey: Journey, turn: Turn) -> str:
         journey_hand_to_person(
             journey,
             reason=turn.reason or "The agent asked for a person.",
-            exception_kind=turn.exception_kind or "agent_handoff",
+            exception_kind=turn.exception_kind or ExceptionKind.AGENT_HANDOFF,
             actor_kind=Event.Actor.AGENT,
             data={"confidence": turn.confidence} if turn.confidence is not None else None,
         )

@@ -21,7 +21,7 @@ from .errors import IllegalTransition, JourneyError
 from .lifecycle import journey as journey_lifecycle
 from .lifecycle import proposal as proposal_lifecycle
 from .lifecycle.journey import enqueue_turn
-from .models import Agent, Event, Journey, JourneyDefinition, ProposedAction
+from .models import Agent, Event, ExceptionKind, Journey, JourneyDefinition, ProposedAction
 
 __all__ = ["IllegalTransition", "JourneyError", "enqueue_turn"]
 
@@ -142,7 +142,13 @@ def journey_hand_to_person(
     actor_kind: str = Event.Actor.SYSTEM,
     data: dict[str, Any] | None = None,
 ) -> None:
-    """Route the journey to its fallback queue: a person must act. Caller holds the journey lock."""
+    """Route the journey to its fallback queue: a person must act. Caller holds the journey lock.
+
+    ``exception_kind`` is an ``ExceptionKind``; a kind an outside agent made up is recorded as
+    ``agent_handoff`` with its own word kept in ``data["given_kind"]``."""
+    if exception_kind not in ExceptionKind.values:
+        data = {**(data or {}), "given_kind": str(exception_kind)[:60]}
+        exception_kind = ExceptionKind.AGENT_HANDOFF
     journey_lifecycle.to_person(journey, reason=reason, exception_kind=exception_kind, actor_kind=actor_kind, data=data)
 
 

@@ -51,3 +51,33 @@ class ReviewConfig(AppConfig):
         from .cases import receivers  # noqa: F401  (connects the exception-case listener)
 
         register_decision_rights(decision_limit_for)
+
+        # Masking: every row that names a customer registers that customer with the request's
+        # masker as it is loaded, so free text about them is masked on whatever page shows it.
+        from django.db.models.signals import post_init
+
+        from journeys.models import CoreCard, CoreCustomer, Event, Journey, ProposedAction
+
+        from .audit.masking import register_card, register_customer, register_journey
+        from .models import AuditRecord, ExceptionCase
+
+        def journey_loaded(sender, instance, **kwargs) -> None:
+            register_journey(instance.__dict__.get("id"), instance.__dict__.get("customer_ref"))
+
+        def journey_row_loaded(sender, instance, **kwargs) -> None:
+            register_journey(instance.__dict__.get("journey_id"), instance.__dict__.get("customer_ref"))
+
+        def customer_loaded(sender, instance, **kwargs) -> None:
+            register_customer(instance.__dict__.get("ref"))
+
+        post_init.connect(journey_loaded, sender=Journey, weak=False, dispatch_uid="review.mask.journey")
+        for model in (Event, ProposedAction, AuditRecord, ExceptionCase):
+            post_init.connect(
+                journey_row_loaded, sender=model, weak=False, dispatch_uid=f"review.mask.{model.__name__}"
+            )
+        post_init.connect(customer_loaded, sender=CoreCustomer, weak=False, dispatch_uid="review.mask.customer")
+
+        def card_loaded(sender, instance, **kwargs) -> None:
+            register_card(instance.__dict__.get("token"), instance.__dict__.get("number"))
+
+        post_init.connect(card_loaded, sender=CoreCard, weak=False, dispatch_uid="review.mask.card")

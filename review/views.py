@@ -40,6 +40,10 @@ from .access import (
     samples_for,
     samples_visible_to,
 )
+from .audit.access import may_unmask
+from .audit.masking import is_sensitive, keep_masked, masked_initial
+from .audit.services import proposal_param_unmask
+from .briefs import decision_brief, with_brief
 from .forms import (
     BatchForm,
     LimitForm,
@@ -73,7 +77,7 @@ def _back(request: ReviewRequest, default: str = "review_queue") -> HttpResponse
 
 
 def _pending_for(user):
-    return (
+    return with_brief(
         decidable_proposals_for(user)
         .pending()
         .select_related(
@@ -127,8 +131,10 @@ def _queue_rows(user, qs) -> list[dict[str, Any]]:
                     getattr(proposal, "approval_request", None) and proposal.approval_request.escalated_at
                 ),
                 "delegated": delegated,
-                # The journey page follows view grants; a delegate decides from the queue alone.
+                # The journey page follows view grants; a delegate decides from the queue alone,
+                # so the item carries what the decision needs.
                 "may_open": definition.pk in viewable,
+                "brief": decision_brief(proposal),
             }
         )
     return rows
@@ -200,8 +206,14 @@ def edit_approve(request: ReviewRequest, pk: int) -> HttpResponse:
     proposal = get_decidable_proposal(request.user, pk)
     form_class = edit_form_class(proposal)
     error = ""
-    if request.method == "POST":
-        form = form_class(request.POST)
+    revealed = _revealed_params(request, proposal)
+    if request.method == "POST" and "reveal" in request.POST:
+        # Break glass on one sensitive parameter: the form shows it in clear, nothing is decided.
+        form = form_class(initial=masked_initial(proposal.params, revealed))
+        error = "" if revealed else "State why you need to see it (5 characters or more)."
+    elif request.method == "POST":
+        # A sensitive field still showing its masked form keeps the stored value.
+        form = form_class(keep_masked(request.POST.dict(), proposal.params))
         if form.is_valid():
             reason = form.cleaned_data["edit_reason"]
             params = form.params(proposal)
@@ -217,7 +229,7 @@ def edit_approve(request: ReviewRequest, pk: int) -> HttpResponse:
                     return _back(request)
                 error = result.message
     else:
-        form = form_class(initial=proposal.params)
+        form = form_class(initial=masked_initial(proposal.params))
     spec = ACTION_SPECS[proposal.action_type.key]
     context = {
         "proposal": proposal,
@@ -226,10 +238,27 @@ def edit_approve(request: ReviewRequest, pk: int) -> HttpResponse:
         "error": error,
         "next": request.POST.get("next") or request.GET.get("next", ""),
         "limit": decision_limit_for(request.user, proposal),
+        "brief": decision_brief(proposal),
+        "may_unmask": may_unmask(request.user, proposal.journey.definition_id),
+        "sensitive_fields": [name for name in form.fields if is_sensitive(name) and proposal.params.get(name)],
         "may_open": definitions_for(request.user, "view").filter(pk=proposal.journey.definition_id).exists(),
     }
-    status = 400 if request.method == "POST" else 200
+    status = 400 if request.method == "POST" and not revealed else 200
     return render(request, "review/edit.html", context, status=status)
+
+
+def _revealed_params(request: ReviewRequest, proposal: ProposedAction) -> list[str]:
+    """The sensitive parameter this POST breaks glass for (audited), or nothing."""
+    key = request.POST.get("reveal", "") if request.method == "POST" else ""
+    reason = request.POST.get("reveal_reason", "").strip()
+    if not key or len(reason) < 5 or not may_unmask(request.user, proposal.journey.definition_id):
+        return []
+    try:
+        value = proposal_param_unmask(user=request.user, proposal=proposal, key=key, reason=reason[:300])
+    except KeyError:
+        return []
+    request.masker.reveal(value)
+    return [key]
 
 
 @require_POST

@@ -21,6 +21,8 @@ import time
 from decimal import Decimal
 from typing import Any
 
+from journeys.models.domain import ExceptionKind
+
 from .base import AgentError, AgentTransientError, Proposal, Snapshot, Turn
 
 CONFIDENCE_BAR = 0.7
@@ -44,7 +46,7 @@ class ScriptedAgent:
             return Turn(
                 then="handoff",
                 reason=f"The customer complained: “{reply.get('text', '')}”",
-                exception_kind="customer_complaint",
+                exception_kind=ExceptionKind.CUSTOMER_COMPLAINT,
                 note="The customer is unhappy; a person should take this conversation.",
             )
         if reply.get("intent") == "abandon":
@@ -70,7 +72,7 @@ class ScriptedAgent:
                 note="Checking the customer's identity against the core bank.",
             )
         if looked_up["status"] != "executed":
-            return _handoff_on_failure(s, "lookup_account", looked_up, "identity_not_verified")
+            return _handoff_on_failure(s, "lookup_account", looked_up, ExceptionKind.IDENTITY_NOT_VERIFIED)
         account = looked_up["result"]
         ok = bool(s.request.get("identity_ok", True))
         reply = s.reply or {}
@@ -99,7 +101,7 @@ class ScriptedAgent:
             return Turn(
                 then="handoff",
                 reason="Identity could not be verified after two attempts.",
-                exception_kind="identity_not_verified",
+                exception_kind=ExceptionKind.IDENTITY_NOT_VERIFIED,
                 facts={"identity_attempts": attempts},
             )
         return Turn(
@@ -120,7 +122,7 @@ class ScriptedAgent:
         if told is None:
             return Turn([_say(s, text, why)])
         if told["status"] != "executed":
-            return _handoff_on_failure(s, "send_message", told, "message_not_sent")
+            return _handoff_on_failure(s, "send_message", told, ExceptionKind.MESSAGE_NOT_SENT)
         return Turn(then="complete", note="The customer has been told the outcome.")
 
     # --- card dispute ----------------------------------------------------------------------
@@ -140,7 +142,7 @@ class ScriptedAgent:
                 ]
             )
         if listed["status"] != "executed":
-            return _handoff_on_failure(s, "lookup_transactions", listed, "core_system_error")
+            return _handoff_on_failure(s, "lookup_transactions", listed, ExceptionKind.CORE_SYSTEM_ERROR)
         transactions = listed["result"]["transactions"]
         choice = (s.reply or {}).get("data", {}).get("choice")
         if choice is not None:
@@ -172,7 +174,7 @@ class ScriptedAgent:
         return Turn(
             then="handoff",
             reason="The disputed transaction could not be identified.",
-            exception_kind="transaction_not_found",
+            exception_kind=ExceptionKind.TRANSACTION_NOT_FOUND,
         )
 
     def card_dispute__classify(self, s: Snapshot, rng: random.Random, cfg: dict[str, Any]) -> Turn:
@@ -187,7 +189,7 @@ class ScriptedAgent:
                 then="handoff",
                 confidence=confidence,
                 reason=f"Classification '{kind}' has confidence {confidence:.2f}, below {CONFIDENCE_BAR}.",
-                exception_kind="low_confidence",
+                exception_kind=ExceptionKind.LOW_CONFIDENCE,
                 facts={"classification": kind, "confidence": confidence},
             )
         return Turn(
@@ -233,7 +235,7 @@ class ScriptedAgent:
                 facts={"credited": None},
                 note=f"No provisional credit ({credit['status']}: {credit.get('reason', '')}); the case goes on.",
             )
-        return _handoff_on_failure(s, "issue_refund", credit, "core_system_error")
+        return _handoff_on_failure(s, "issue_refund", credit, ExceptionKind.CORE_SYSTEM_ERROR)
 
     def card_dispute__block_card(self, s: Snapshot, rng: random.Random, cfg: dict[str, Any]) -> Turn:
         if s.facts.get("classification") != "fraud":
@@ -251,7 +253,7 @@ class ScriptedAgent:
             )
         if blocked["status"] == "executed":
             return Turn(then="goto", goto="open_case", note="Card blocked.")
-        return _handoff_on_failure(s, "block_card", blocked, "core_system_error")
+        return _handoff_on_failure(s, "block_card", blocked, ExceptionKind.CORE_SYSTEM_ERROR)
 
     def card_dispute__open_case(self, s: Snapshot, rng: random.Random, cfg: dict[str, Any]) -> Turn:
         opened = s.result("open_case")
@@ -273,7 +275,7 @@ class ScriptedAgent:
                 facts={"case": opened["result"]["case"]},
                 note=f"Dispute case {opened['result']['case']} opened.",
             )
-        return _handoff_on_failure(s, "open_case", opened, "core_system_error")
+        return _handoff_on_failure(s, "open_case", opened, ExceptionKind.CORE_SYSTEM_ERROR)
 
     def card_dispute__tell_customer(self, s: Snapshot, rng: random.Random, cfg: dict[str, Any]) -> Turn:
         credited = s.facts.get("credited")
@@ -304,7 +306,7 @@ class ScriptedAgent:
             )
         if blocked["status"] == "executed":
             return Turn(then="goto", goto="review_activity", note=f"Card •••• {s.facts.get('card_last4')} blocked.")
-        return _handoff_on_failure(s, "block_card", blocked, "core_system_error")
+        return _handoff_on_failure(s, "block_card", blocked, ExceptionKind.CORE_SYSTEM_ERROR)
 
     def lost_card__review_activity(self, s: Snapshot, rng: random.Random, cfg: dict[str, Any]) -> Turn:
         listed = s.result("lookup_transactions")
@@ -315,7 +317,7 @@ class ScriptedAgent:
                 params["since"] = since
             return Turn([Proposal("lookup_transactions", params, "Look for card use after the reported loss.")])
         if listed["status"] != "executed":
-            return _handoff_on_failure(s, "lookup_transactions", listed, "core_system_error")
+            return _handoff_on_failure(s, "lookup_transactions", listed, ExceptionKind.CORE_SYSTEM_ERROR)
         suspicious = listed["result"]["transactions"] if since else []
         if suspicious:
             t = suspicious[0]
@@ -363,9 +365,9 @@ class ScriptedAgent:
             return Turn(
                 then="handoff",
                 reason=f"The replacement order was {ordered['status']}: {ordered.get('reason', '')}",
-                exception_kind="replacement_refused",
+                exception_kind=ExceptionKind.REPLACEMENT_REFUSED,
             )
-        return _handoff_on_failure(s, "order_card", ordered, "core_system_error")
+        return _handoff_on_failure(s, "order_card", ordered, ExceptionKind.CORE_SYSTEM_ERROR)
 
     def lost_card__tell_customer(self, s: Snapshot, rng: random.Random, cfg: dict[str, Any]) -> Turn:
         return self._tell(
@@ -392,7 +394,7 @@ class ScriptedAgent:
                 ]
             )
         if listed["status"] != "executed":
-            return _handoff_on_failure(s, "lookup_fees", listed, "core_system_error")
+            return _handoff_on_failure(s, "lookup_fees", listed, ExceptionKind.CORE_SYSTEM_ERROR)
         fees = listed["result"]["fees"]
         if not fees:
             told = s.result("send_message")
@@ -426,7 +428,7 @@ class ScriptedAgent:
             return Turn(
                 then="handoff",
                 reason="The customer carries a hardship flag; a person must look.",
-                exception_kind="vulnerable_customer",
+                exception_kind=ExceptionKind.VULNERABLE_CUSTOMER,
             )
         since = s.facts.get("customer_since", "2000-01-01")
         tenure_years = 2026 - int(since[:4])
@@ -478,7 +480,7 @@ class ScriptedAgent:
                 facts={"refunded": None, "eligible": False},
                 note=f"Refund {refunded['status']}: {refunded.get('reason', '')}",
             )
-        return _handoff_on_failure(s, "issue_refund", refunded, "core_system_error")
+        return _handoff_on_failure(s, "issue_refund", refunded, ExceptionKind.CORE_SYSTEM_ERROR)
 
     def fee_refund__tell_customer(self, s: Snapshot, rng: random.Random, cfg: dict[str, Any]) -> Turn:
         if s.facts.get("refunded"):
@@ -534,7 +536,7 @@ class ScriptedAgent:
                 return Turn(
                     then="handoff",
                     reason="The one-time code was wrong three times.",
-                    exception_kind="verification_failed",
+                    exception_kind=ExceptionKind.VERIFICATION_FAILED,
                     facts={"wrong_codes": wrong},
                 )
             return Turn(
@@ -587,7 +589,7 @@ class ScriptedAgent:
                 return Turn(
                     then="handoff",
                     reason="The new address could not be found after three tries.",
-                    exception_kind="address_not_found",
+                    exception_kind=ExceptionKind.ADDRESS_NOT_FOUND,
                     facts={"address_tries": tries},
                 )
             return Turn(
@@ -620,7 +622,7 @@ class ScriptedAgent:
                 ]
             )
         if checked["status"] != "executed":
-            return _handoff_on_failure(s, "lookup_account_changes", checked, "core_system_error")
+            return _handoff_on_failure(s, "lookup_account_changes", checked, ExceptionKind.CORE_SYSTEM_ERROR)
         changes = checked["result"]["recent_changes"]
         note = f"Recent changes: {', '.join(changes)}." if changes else "No recent changes to contact details."
         return Turn(then="goto", goto="update", facts={"recent_changes": changes}, note=note)
@@ -650,9 +652,9 @@ class ScriptedAgent:
             return Turn(
                 then="handoff",
                 reason=f"The address update was {updated['status']}: {updated.get('reason', '')}",
-                exception_kind="update_refused",
+                exception_kind=ExceptionKind.UPDATE_REFUSED,
             )
-        return _handoff_on_failure(s, "update_address", updated, "core_system_error")
+        return _handoff_on_failure(s, "update_address", updated, ExceptionKind.CORE_SYSTEM_ERROR)
 
     def address_change__confirm(self, s: Snapshot, rng: random.Random, cfg: dict[str, Any]) -> Turn:
         letter, told = s.result("send_letter"), s.result("send_message")
@@ -678,7 +680,7 @@ class ScriptedAgent:
             )
         for name, outcome in (("send_letter", letter), ("send_message", told)):
             if outcome is None or outcome["status"] != "executed":
-                return _handoff_on_failure(s, name, outcome or {"status": "missing"}, "message_not_sent")
+                return _handoff_on_failure(s, name, outcome or {"status": "missing"}, ExceptionKind.MESSAGE_NOT_SENT)
         return Turn(then="complete", note="Address change confirmed by letter and message.")
 
 
@@ -686,7 +688,7 @@ def _say(s: Snapshot, text: str, why: str) -> Proposal:
     return Proposal("send_message", {"customer": s.customer, "text": text}, why)
 
 
-def _handoff_on_failure(s: Snapshot, action: str, outcome: dict[str, Any], kind: str) -> Turn:
+def _handoff_on_failure(s: Snapshot, action: str, outcome: dict[str, Any], kind: ExceptionKind) -> Turn:
     detail = outcome.get("error") or outcome.get("reason") or outcome["status"]
     return Turn(
         then="handoff", reason=f"{action} did not go through ({outcome['status']}): {detail}", exception_kind=kind

@@ -51,6 +51,18 @@ class CoreBank(ABC):
         """Whether ``customer`` owns the resource ``reference`` of ``kind``."""
         return self.resource_owners([(kind, reference)]).get((kind, reference)) == customer
 
+    # --- what the console must mask -----------------------------------------------------------
+    def sensitive_values(self, customers: list[str]) -> dict[str, dict[str, Any]]:
+        """Per customer reference: ``{"cards": [{"token", "number"}], "address", "date_of_birth",
+        "phone", "email"}`` — the values the console masks wherever they appear in text. A bank
+        that cannot say returns nothing for a customer; card-shaped numbers are masked anyway."""
+        return {}
+
+    def card_last4(self, tokens: list[str]) -> dict[str, str]:
+        """The last four digits of the real card behind each token (tokens it does not know
+        are left out), so a card has one masked form: ``•••• 2256``."""
+        return {}
+
     # --- reads -------------------------------------------------------------------------------
     @abstractmethod
     def lookup_account(self, *, customer: str) -> dict[str, Any]: ...

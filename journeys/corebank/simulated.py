@@ -122,6 +122,29 @@ class SimulatedCoreBank(CoreBank):
                 owners[(kind, ref)] = found.get(value)
         return owners
 
+    # --- what the console must mask -----------------------------------------------------------
+    def sensitive_values(self, customers: list[str]) -> dict[str, dict[str, Any]]:
+        # values(), not model instances: loading rows must not register more customers. One
+        # query: a customer with several cards comes back once per card.
+        found: dict[str, dict[str, Any]] = {}
+        rows = CoreCustomer.objects.filter(ref__in=customers).values_list(
+            "ref", "address", "date_of_birth", "phone", "email", "accounts__cards__token", "accounts__cards__number"
+        )
+        for ref, address, born, phone, email, token, number in rows:
+            entry = found.setdefault(
+                ref,
+                {"cards": [], "address": address, "date_of_birth": born.isoformat(), "phone": phone, "email": email},
+            )
+            if token:
+                entry["cards"].append({"token": token, "number": number})
+        return found
+
+    def card_last4(self, tokens: list[str]) -> dict[str, str]:
+        return {
+            token: number[-4:]
+            for token, number in CoreCard.objects.filter(token__in=tokens).values_list("token", "number")
+        }
+
     # --- reads -------------------------------------------------------------------------------
     def lookup_account(self, *, customer: str) -> dict[str, Any]:
         c = self._customer(customer)
@@ -204,9 +227,11 @@ class SimulatedCoreBank(CoreBank):
         return {"customer": customer, "days": days, "recent_changes": changes}
 
     def validate_address(self, *, address: str) -> dict[str, Any]:
+        # Normalised means spacing only: the address is kept as the customer typed it (a
+        # postcode "SP2 2CD" must not become "Sp2 2Cd").
         normalised = " ".join(address.replace(",", " , ").split()).replace(" ,", ",")
         exists = any(street.lower() in address.lower() for street in KNOWN_STREETS)
-        return {"address": normalised.title() if exists else address, "exists": exists}
+        return {"address": normalised if exists else address, "exists": exists}
 
     def check_verification_code(self, *, customer: str, code: str) -> dict[str, Any]:
         c = self._customer(customer)

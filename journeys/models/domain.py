@@ -327,6 +327,47 @@ class Journey(models.Model):
         return "—"
 
 
+class ExceptionKind(models.TextChoices):
+    """Why a journey needed a person: written on the exception event (``data["kind"]``) and on
+    the exception case, searched and shown from this one list."""
+
+    # the runtime
+    QUARANTINED = "quarantined", "Quarantined step"
+    RUNAWAY = "runaway", "Runaway agent"
+    NO_AGENT = "no_agent", "No agent assigned"
+    STEP_FAILED = "step_failed", "Step failed"
+    AGENT_ERROR = "agent_error", "Agent error"
+    INVALID_PROPOSAL = "invalid_proposal", "Invalid proposal"
+    POLICY_DENIED = "policy_denied", "Policy denied"
+    # A proposal or an edit named another customer's account, card, … (journeys.bounds).
+    OUT_OF_BOUNDS = "out_of_bounds", "Parameter out of bounds"
+    LINK_FAILED = "link_failed", "Linked journey failed"
+    AGENT_HANDOFF = "agent_handoff", "Agent asked for a person"
+    # the agents' own reasons
+    CUSTOMER_COMPLAINT = "customer_complaint", "Customer complaint"
+    IDENTITY_NOT_VERIFIED = "identity_not_verified", "Identity not verified"
+    TRANSACTION_NOT_FOUND = "transaction_not_found", "Transaction not found"
+    LOW_CONFIDENCE = "low_confidence", "Low confidence"
+    REPLACEMENT_REFUSED = "replacement_refused", "Replacement refused"
+    VULNERABLE_CUSTOMER = "vulnerable_customer", "Vulnerable customer"
+    VERIFICATION_FAILED = "verification_failed", "Verification failed"
+    ADDRESS_NOT_FOUND = "address_not_found", "Address not found"
+    UPDATE_REFUSED = "update_refused", "Update refused"
+    CORE_SYSTEM_ERROR = "core_system_error", "Core system error"
+    MESSAGE_NOT_SENT = "message_not_sent", "Message not sent"
+    # approvals and people
+    APPROVAL_EXPIRED = "approval_expired", "Approval expired"
+    ABANDONED = "abandoned", "Abandoned"
+    FLAGGED = "flagged", "Flagged by a person"
+
+    @classmethod
+    def label_of(cls, value: str) -> str:
+        try:
+            return str(cls(value).label)
+        except ValueError:  # a case opened before its kind was named keeps its raw kind
+            return value.replace("_", " ")
+
+
 class EventQuerySet(models.QuerySet["Event"]):
     def timeline(self) -> EventQuerySet:
         return self.select_related("actor_user", "actor_agent", "proposal__action_type").order_by("-id")

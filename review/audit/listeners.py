@@ -9,18 +9,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from review.models.audit import journey_chain
+from review.models.audit import AuditRecord, journey_chain
 
 from .chain import audit_append, governance_append, is_explicitly_audited
 
 # The outcome an event stands for, for the trail's "decision" search.
 EVENT_DECISIONS = {
-    "action_approved": "approved",
-    "action_rejected": "rejected",
-    "action_expired": "expired",
-    "action_executed": "executed",
-    "action_failed": "failed",
+    AuditRecord.Kind.ACTION_APPROVED: "approved",
+    AuditRecord.Kind.ACTION_REJECTED: "rejected",
+    AuditRecord.Kind.ACTION_EXPIRED: "expired",
+    AuditRecord.Kind.ACTION_EXECUTED: "executed",
+    AuditRecord.Kind.ACTION_FAILED: "failed",
 }
+
+
+def record_kind(kind: str) -> AuditRecord.Kind:
+    """The enumeration member for ``kind``; ``ValueError`` for a kind the trail does not know,
+    so a new kind cannot be written without being searchable and named."""
+    return AuditRecord.Kind(kind)
 
 
 def proposal_snapshot(proposal: Any) -> dict[str, Any]:
@@ -58,8 +64,9 @@ def audit_event(event: Any) -> None:
         actor = {"actor_label": event.actor_agent.name, "actor_agent_id": event.actor_agent_id}
     else:
         actor = {"actor_label": event.get_actor_kind_display()}
-    decision = EVENT_DECISIONS.get(event.kind, "")
-    if event.kind == "action_decided":
+    kind = record_kind(event.kind)
+    decision = EVENT_DECISIONS.get(kind, "")
+    if kind == AuditRecord.Kind.ACTION_DECIDED:
         decision = str(data.get("effect", ""))
     extra: dict[str, Any] = {}
     if proposal is not None and event.kind in ("action_proposed", "action_decided"):
@@ -72,7 +79,7 @@ def audit_event(event: Any) -> None:
             extra["provenance"]["rules_version"] = rules_version()
     audit_append(
         chain=journey_chain(journey.pk),
-        kind=event.kind,
+        kind=kind.value,
         summary=event.summary,
         actor_kind=event.actor_kind,
         journey_id=journey.pk,
@@ -109,11 +116,10 @@ def on_governance_changed(
     **kwargs: Any,
 ) -> None:
     data = data or {}
-    definition_id = data.get("definition_id")
-    if definition_id is None and isinstance(data.get("definition"), int):
-        definition_id = data["definition"]
+    kind = record_kind(kind)
+    definition_id = _definition_id(data)
     governance_append(
-        kind=kind,
+        kind=kind.value,
         summary=subject + (f" — {reason}" if reason else ""),
         actor=actor,
         definition_id=definition_id,
@@ -127,11 +133,27 @@ def on_governance_changed(
     )
 
 
+def _definition_id(data: dict[str, Any]) -> int | None:
+    """The definition a governance change is about: ``definition_id``, or ``definition`` given as
+    an id or as a key (a pause names its definition by key)."""
+    definition_id = data.get("definition_id")
+    if isinstance(definition_id, int):
+        return definition_id
+    definition = data.get("definition")
+    if isinstance(definition, int):
+        return definition
+    if isinstance(definition, str) and definition:
+        from journeys.models import JourneyDefinition
+
+        return JourneyDefinition.objects.filter(key=definition).values_list("pk", flat=True).first()
+    return None
+
+
 def on_login_failed(sender: Any, credentials: dict[str, Any], request: Any = None, **kwargs: Any) -> None:
     # Django has already replaced the password with asterisks; only the username is kept.
     username = str(credentials.get("username", ""))[:150]
     governance_append(
-        kind="login_failed",
+        kind=AuditRecord.Kind.LOGIN_FAILED,
         summary=f"Failed login for “{username}”",
         actor_fields={"actor_kind": "person", "actor_label": username},
         payload={"username": username, "ip_address": _client_ip(request)},
@@ -146,7 +168,7 @@ def on_locked_out(
     **kwargs: Any,
 ) -> None:
     governance_append(
-        kind="login_lockout",
+        kind=AuditRecord.Kind.LOGIN_LOCKOUT,
         summary=f"Login locked out for “{username or ''}” from {ip_address or 'unknown address'}",
         actor_fields={"actor_kind": "person", "actor_label": (username or "")[:150]},
         payload={"username": username, "ip_address": ip_address},
@@ -188,7 +210,7 @@ def on_grant_saved(sender: Any, instance: Any, created: bool = False, **kwargs: 
         return
     what, definition_id, state = _grant_fields(instance)
     governance_append(
-        kind="grant_added" if created else "grant_updated",
+        kind=AuditRecord.Kind.GRANT_ADDED if created else AuditRecord.Kind.GRANT_UPDATED,
         summary=f"{'Granted' if created else 'Changed'} {what}",
         definition_id=definition_id,
         payload={"before": None if created else {}, "after": state},
@@ -200,7 +222,7 @@ def on_grant_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
         return
     what, definition_id, state = _grant_fields(instance)
     governance_append(
-        kind="grant_removed",
+        kind=AuditRecord.Kind.GRANT_REMOVED,
         summary=f"Revoked {what}",
         definition_id=definition_id,
         payload={"before": state, "after": None},
@@ -236,7 +258,7 @@ def on_membership_changed(
         verb = "added to" if action == "post_add" else "removed from"
     for user, group in pairs:
         governance_append(
-            kind="membership_change",
+            kind=AuditRecord.Kind.MEMBERSHIP_CHANGE,
             summary=f"{user.get_username()} {verb} {group.name}",
             payload={
                 "user": user.get_username(),

@@ -7,7 +7,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from review.models import AuditVerification
+from review.models import AuditRecord, AuditVerification
 from review.models.audit import journey_chain
 
 from .chain import audit_append, person
@@ -69,7 +69,7 @@ def sensitive_unmask(*, user: Any, journey: Any, field: str, reason: str) -> Any
     value = lookup_field(journey.context, field)
     audit_append(
         chain=journey_chain(journey.pk),
-        kind="break_glass",
+        kind=AuditRecord.Kind.BREAK_GLASS,
         summary=f"Unmasked {field.replace('_', ' ')}: {reason}",
         journey_id=journey.pk,
         definition_id=journey.definition_id,
@@ -78,3 +78,31 @@ def sensitive_unmask(*, user: Any, journey: Any, field: str, reason: str) -> Any
         **person(user),
     )
     return value
+
+
+@transaction.atomic
+def proposal_param_unmask(*, user: Any, proposal: Any, key: str, reason: str) -> Any:
+    """Break glass on one sensitive parameter of a proposal (e.g. the address an edit would
+    change): return its stored value and audit who saw it and why.
+
+    The caller has checked that ``user`` may decide the proposal and holds the sensitive-data
+    right on its definition. ``KeyError`` when ``key`` is not a sensitive parameter of it."""
+    from .masking import is_sensitive
+
+    if not is_sensitive(key) or key not in (proposal.params or {}):
+        raise KeyError(key)
+    journey = proposal.journey
+    field = f"proposal.{proposal.pk}.{key}"
+    audit_append(
+        chain=journey_chain(journey.pk),
+        kind=AuditRecord.Kind.BREAK_GLASS,
+        summary=f"Unmasked {key.replace('_', ' ')} of proposal {proposal.pk}: {reason}",
+        journey_id=journey.pk,
+        definition_id=journey.definition_id,
+        customer_ref=journey.customer_ref,
+        action_type=proposal.action_type.key,
+        proposal_id=proposal.pk,
+        payload={"field": field, "reason": reason},
+        **person(user),
+    )
+    return proposal.params[key]

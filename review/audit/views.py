@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from journeys.access import get_journey_for_user
-from journeys.models import Event, ProposedAction
+from journeys.models import ProposedAction
 from review.models import AuditCheckpoint, AuditRecord, AuditVerification
 
 from .access import may_audit, may_unmask, records_for, unmask_definition_ids
@@ -33,23 +33,8 @@ from .services import sensitive_unmask, verification_request
 PAGE_SIZE = 50
 VERIFICATION_STALE_AFTER = timedelta(minutes=30)
 
-KIND_CHOICES = [
-    ("", "Any kind"),
-    *Event.Kind.choices,
-    ("break_glass", "Sensitive field unmasked"),
-    ("login_failed", "Failed login"),
-    ("login_lockout", "Login lockout"),
-    ("team_change", "Team change"),
-    ("grant_change", "Grant change"),
-    ("governance_requested", "Governance change requested"),
-    ("governance_approved", "Governance change approved"),
-    ("governance_rejected", "Governance change rejected"),
-    ("governance_expired", "Governance change expired"),
-    ("audit_export", "Audit export"),
-    ("api_call", "API call"),
-    ("api_token_created", "API token created"),
-    ("api_token_revoked", "API token revoked"),
-]
+# Exactly the kinds the trail holds: the enumeration its writers use.
+KIND_CHOICES = [("", "Any kind"), *sorted(AuditRecord.Kind.choices, key=lambda c: str(c[1]))]
 DECISION_CHOICES = [
     ("", "Any decision"),
     *ProposedAction.Effect.choices,
@@ -174,6 +159,19 @@ def record_detail(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
+def _edit(record: AuditRecord, data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "by": record.actor_label,
+        "at": record.at,
+        "before": data.get("before") or {},
+        "after": data.get("after") or {},
+        "changed": data.get("changed") or [],
+        "reason": data.get("reason") or "",
+        "narrowing": data.get("narrowing", ""),
+        "summary": record.summary,
+    }
+
+
 def _story(records: list[AuditRecord]) -> list[dict[str, Any]]:
     """The journey's decision points and moments, in order, from its audit records alone."""
     story: list[dict[str, Any]] = []
@@ -198,21 +196,32 @@ def _story(records: list[AuditRecord]) -> list[dict[str, Any]]:
             point["latest"] = snapshot
             if payload.get("provenance"):
                 point["provenance"] = {**point.get("provenance", {}), **payload["provenance"]}
-            if record.kind == "action_proposed":
+            if record.kind == AuditRecord.Kind.ACTION_PROPOSED:
                 point.update(
                     proposed_by=record.actor_label,
                     explanation=snapshot.get("explanation"),
                     params=snapshot.get("params") or data.get("params") or {},
                     confidence=snapshot.get("confidence"),
                 )
-            elif record.kind == "action_decided":
+            elif record.kind == AuditRecord.Kind.ACTION_DECIDED:
                 point.update(
                     rule=data.get("rule") or snapshot.get("rule"),
                     effect=record.decision,
                     decision_explanation=record.summary,
                     required_approvals=snapshot.get("required_approvals"),
                 )
-            elif record.kind in ("action_approved", "action_rejected", "action_expired"):
+            elif record.kind == AuditRecord.Kind.ACTION_EDITED:
+                point.setdefault("edits", []).append(_edit(record, data))
+            elif record.kind in (
+                AuditRecord.Kind.ACTION_APPROVED,
+                AuditRecord.Kind.ACTION_REJECTED,
+                AuditRecord.Kind.ACTION_EXPIRED,
+            ):
+                if data.get("edited") and data.get("before") is not None:
+                    # An edit recorded with its approval (before edits were events of their own).
+                    point.setdefault("edits", []).append(
+                        _edit(record, {**data, "reason": data.get("reason") or snapshot.get("decision_reason")})
+                    )
                 point.setdefault("human_decisions", []).append(
                     {
                         "outcome": record.decision,
@@ -221,7 +230,7 @@ def _story(records: list[AuditRecord]) -> list[dict[str, Any]]:
                         "reason": data.get("reason") or snapshot.get("decision_reason") or "",
                     }
                 )
-            elif record.kind in ("action_executed", "action_failed"):
+            elif record.kind in (AuditRecord.Kind.ACTION_EXECUTED, AuditRecord.Kind.ACTION_FAILED):
                 point.setdefault("outcomes", []).append(
                     {
                         "outcome": record.decision,
@@ -254,7 +263,7 @@ def _stream(
 ) -> StreamingHttpResponse:
     allowed = unmask_definition_ids(request.user)
     governance_append(
-        kind="audit_export",
+        kind=AuditRecord.Kind.AUDIT_EXPORT,
         summary=f"Exported the audit trail as {fmt.upper()}: {name}",
         actor=request.user,
         payload={"format": fmt, "what": description},
@@ -368,6 +377,8 @@ def unmask(request: HttpRequest, pk: int) -> HttpResponse:
         )
     except KeyError:
         return HttpResponse("That is not a sensitive field of this journey.", status=400, content_type="text/plain")
+    # The one value this person broke glass for passes the masking layer on this response.
+    request.masker.reveal(value)
     context.update(value=value, unmasked=True)
     template = "review/audit/_sensitive_value.html" if request.htmx else "review/audit/unmasked.html"
     return render(request, template, context)

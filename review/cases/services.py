@@ -7,7 +7,6 @@ change. Callers check permissions (``review.cases.access``); services check stat
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -17,37 +16,27 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from journeys import events
-from journeys.models import Event, Journey
+from journeys.models import Event, ExceptionKind, Journey
 
-from ..models import Annotation, CaseGroup, ExceptionCase, Label
+from ..models import Annotation, AuditRecord, CaseGroup, ExceptionCase, Label
 
 CONTEXT_EVENTS = 5  # how many events up to the trigger a case links, for context
 
-# Exception kinds whose cause is an error message: grouped by its error class, not its text.
-ERROR_KINDS = {"step_failed", "agent_error", "invalid_proposal", "link_failed"}
 # Exception kinds about one refused proposal: at most one case per proposal among them.
-PER_PROPOSAL_KINDS = {"policy_denied", "out_of_bounds"}
+PER_PROPOSAL_KINDS = {ExceptionKind.POLICY_DENIED, ExceptionKind.OUT_OF_BOUNDS}
 
 
 class CaseError(Exception):
     """A change the case's state does not allow; the message is for people."""
 
 
-def error_class(message: str) -> str:
-    """The class of an error message, so that "timeout after 3.2 s" and "… 4.1 s" group together.
-
-    "CoreBankUnavailable: …" → "CoreBankUnavailable"; otherwise the message with numbers and
-    quoted values blanked, cut to 120 characters.
-    """
-    message = (message or "").strip()
-    if message.startswith("Retries spent: "):
-        message = message.removeprefix("Retries spent: ")
-    named = re.match(r"^([A-Z][A-Za-z0-9_]*(?:Error|Exception|Unavailable|Rejected|Timeout))\b", message)
-    if named:
-        return named.group(1)
-    blanked = re.sub(r"'[^']*'|“[^”]*”|\"[^\"]*\"", "…", message)
-    blanked = re.sub(r"\d+(?:[.,]\d+)*", "#", blanked)
-    return blanked[:120]
+def cause_of(data: dict[str, Any]) -> str:
+    """The cause a case is grouped by, from the structured fields its event was written with —
+    the rule that denied, the class of the error — never parsed out of a message."""
+    for field in ("cause", "rule", "error_class"):  # bounds name their cause; denials their rule
+        if data.get(field):
+            return str(data[field])
+    return ""
 
 
 def _group_for(journey: Journey, *, step: str, kind: str, cause: str) -> CaseGroup:
@@ -98,7 +87,7 @@ def case_open_for_event(event: Event) -> ExceptionCase | None:
     journey = event.journey
     data = event.data or {}
     if event.kind == Event.Kind.EXCEPTION:
-        kind = str(data.get("kind") or "exception")
+        kind = str(data.get("kind") or ExceptionKind.AGENT_HANDOFF)
         proposal_id = data.get("proposal")
         if proposal_id and kind in PER_PROPOSAL_KINDS:
             # One case per refused proposal: the runtime's hand-over to a person after the
@@ -111,15 +100,7 @@ def case_open_for_event(event: Event) -> ExceptionCase | None:
             if existing is not None:
                 existing.events.add(event)
                 return existing
-        if kind == "policy_denied":
-            cause = str(data.get("rule") or "")
-        elif kind == ExceptionCase.Kind.OUT_OF_BOUNDS:
-            cause = str(data.get("cause") or data.get("rule") or "")
-        elif kind in ERROR_KINDS or data.get("error"):
-            cause = error_class(str(data.get("error") or event.summary))
-        else:
-            cause = ""
-        return case_open(journey=journey, trigger_event=event, kind=kind, summary=event.summary, cause=cause)
+        return case_open(journey=journey, trigger_event=event, kind=kind, summary=event.summary, cause=cause_of(data))
     if event.kind == Event.Kind.ABANDONED:
         step = str(data.get("step") or event.step)
         return case_open(
@@ -348,7 +329,7 @@ def labels_install_defaults() -> int:
 def _label_changed(*, actor: Any, label: Label, before: dict[str, Any] | None, reason: str = "") -> None:
     events.governance_changed.send(
         sender=Label,
-        kind="label_change",
+        kind=AuditRecord.Kind.LABEL_CHANGE,
         actor=actor,
         subject=f"label {label.key}",
         before=before,
@@ -396,7 +377,7 @@ def label_delete(*, actor: Any, label: Label) -> None:
     before = label.as_audit()
     events.governance_changed.send(
         sender=Label,
-        kind="label_change",
+        kind=AuditRecord.Kind.LABEL_CHANGE,
         actor=actor,
         subject=f"label {label.key}",
         before=before,

@@ -17,7 +17,7 @@ from django.contrib.auth.models import Group
 from django.db import models
 from django.utils import timezone
 
-from journeys.models import JourneyDefinition
+from journeys.models import Event, JourneyDefinition
 
 GOVERNANCE_CHAIN = "governance"
 
@@ -39,6 +39,35 @@ class AppendOnly(models.Model):
         raise ValueError("The audit trail is append-only.")
 
 
+# Journey event kinds that are never written as journey events: a pause is a governance record.
+_NOT_JOURNEY_RECORDS = {Event.Kind.PAUSED, Event.Kind.RESUMED}
+# Records that are not journey events: break glass on a journey's chain, the rest on governance.
+_OTHER_KINDS = [
+    ("BREAK_GLASS", ("break_glass", "Sensitive field unmasked")),
+    ("PAUSE", ("pause", "Agents paused")),
+    ("RESUME", ("resume", "Agents resumed")),
+    ("LABEL_CHANGE", ("label_change", "Exception label change")),
+    ("TEAM_CHANGE", ("team_change", "Team change")),
+    ("GRANT_CHANGE", ("grant_change", "Grant change (Teams page)")),
+    ("GRANT_ADDED", ("grant_added", "Grant added")),
+    ("GRANT_UPDATED", ("grant_updated", "Grant changed")),
+    ("GRANT_REMOVED", ("grant_removed", "Grant removed")),
+    ("MEMBERSHIP_CHANGE", ("membership_change", "Team membership change")),
+    ("LOGIN_FAILED", ("login_failed", "Failed login")),
+    ("LOGIN_LOCKOUT", ("login_lockout", "Login lockout")),
+    ("GOVERNANCE_REQUESTED", ("governance_requested", "Governance change requested")),
+    ("GOVERNANCE_APPROVED", ("governance_approved", "Governance change approved")),
+    ("GOVERNANCE_REJECTED", ("governance_rejected", "Governance change rejected")),
+    ("GOVERNANCE_EXPIRED", ("governance_expired", "Governance change expired")),
+    ("AUDIT_EXPORT", ("audit_export", "Audit export")),
+    ("API_CALL", ("api_call", "API call")),
+    ("API_TOKEN_CREATED", ("api_token_created", "API token created")),
+    ("API_TOKEN_REVOKED", ("api_token_revoked", "API token revoked")),
+    ("WEBHOOK_CREATED", ("webhook_created", "Webhook created")),
+    ("WEBHOOK_SECRET_ROTATED", ("webhook_secret_rotated", "Webhook secret rotated")),
+]
+
+
 class AuditRecord(AppendOnly):
     """One link of a hash chain: a journey's chain (``journey:<id>``) or ``governance``.
 
@@ -51,6 +80,15 @@ class AuditRecord(AppendOnly):
         PERSON = "person", "Person"
         CUSTOMER = "customer", "Customer"
         SYSTEM = "system", "System"
+
+    # Every kind of record the trail holds: each journey event kind (one list, Event.Kind) and
+    # the governance and break-glass kinds. The writers refuse any other kind, and the search
+    # offers exactly these.
+    Kind = models.TextChoices(
+        "Kind",
+        [(k.name, (k.value, k.label)) for k in Event.Kind if k not in _NOT_JOURNEY_RECORDS]
+        + [item for item in _OTHER_KINDS if item[1][0] not in Event.Kind.values],
+    )
 
     chain = models.CharField(max_length=40)
     seq = models.PositiveBigIntegerField()
@@ -91,6 +129,13 @@ class AuditRecord(AppendOnly):
 
     def __str__(self) -> str:
         return f"A-{self.pk} {self.chain}#{self.seq} {self.kind}"
+
+    @property
+    def kind_label(self) -> str:
+        try:
+            return str(self.Kind(self.kind).label)
+        except ValueError:  # a record written before its kind was named keeps its raw kind
+            return self.kind.replace("_", " ").capitalize()
 
 
 class AuditCheckpoint(AppendOnly):

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from journeys.models import Event, Journey, JourneyDefinition
+from journeys.models import Event, ExceptionKind, Journey, JourneyDefinition
 
 
 class Label(models.Model):
@@ -65,7 +65,7 @@ class CaseGroup(models.Model):
 
     @property
     def kind_title(self) -> str:
-        return self.kind.replace("_", " ")
+        return ExceptionKind.label_of(self.kind).lower()
 
     def signature_parts(self) -> list[str]:
         parts = [self.definition.name.lower(), self.step_title.lower(), self.kind_title]
@@ -80,13 +80,8 @@ class ExceptionCaseQuerySet(models.QuerySet["ExceptionCase"]):
 
 
 class ExceptionCase(models.Model):
-    class Kind(models.TextChoices):
-        # The runtime's exception kinds arrive as free text; these are the ones this app adds.
-        ABANDONED = "abandoned", "Customer abandoned"
-        APPROVAL_EXPIRED = "approval_expired", "Approval expired"
-        FLAGGED = "flagged", "Flagged by a person"
-        # A proposal or an edit named another customer's account, card, … (journeys.bounds).
-        OUT_OF_BOUNDS = "out_of_bounds", "Parameter out of bounds"
+    # One list of kinds for the runtime, the agents and this app (journeys.models.ExceptionKind).
+    Kind = ExceptionKind
 
     class Status(models.TextChoices):
         OPEN = "open", "Open"
@@ -146,7 +141,7 @@ class ExceptionCase(models.Model):
 
     @property
     def kind_title(self) -> str:
-        return self.kind.replace("_", " ")
+        return ExceptionKind.label_of(self.kind).lower()
 
     @property
     def is_resolved(self) -> bool:

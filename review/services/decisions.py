@@ -24,7 +24,7 @@ from journeys.actions import ActionParamsError, edit_changes, validate_params
 from journeys.bounds import bounds_refuse_edit
 from journeys.errors import IllegalTransition
 from journeys.lifecycle import proposal as lifecycle
-from journeys.models import Event, Journey, ProposedAction
+from journeys.models import Event, ExceptionKind, Journey, ProposedAction
 from journeys.services import (
     journey_hand_to_person,
     journey_wake_after_decision,
@@ -466,7 +466,7 @@ def _expire_one(proposal_id: int, now: datetime) -> str | None:
         journey_hand_to_person(
             journey,
             reason=f"Approval of {proposal.action_type.name} expired: nobody decided within {waited}.",
-            exception_kind="approval_expired",
+            exception_kind=ExceptionKind.APPROVAL_EXPIRED,
             data={"proposal": proposal.pk},
         )
     proposal_settled(proposal, outcome="expired", reason=reason)

@@ -11,7 +11,7 @@ from django.forms import ModelForm
 
 from journeys.events import governance_changed
 
-from ..models import CumulativeLimit, PermissionScope, ScopeChange
+from ..models import AuditRecord, CumulativeLimit, PermissionScope, ScopeChange
 
 Governed = PermissionScope | CumulativeLimit
 
@@ -41,7 +41,7 @@ def _record(
     noun = "permission scope" if target == ScopeChange.Target.SCOPE else "cumulative limit"
     governance_changed.send(
         sender=type(obj),
-        kind="scope_change",
+        kind=AuditRecord.Kind.SCOPE_CHANGE,
         actor=actor,
         subject=f"{noun} '{obj.name}'",
         before=before,

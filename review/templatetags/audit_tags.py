@@ -29,3 +29,16 @@ def is_sensitive(key: Any) -> bool:
 @register.filter
 def masked_json(value: Any) -> str:
     return json.dumps(mask_data(value), indent=2, sort_keys=True, ensure_ascii=False, default=str)
+
+
+@register.filter
+def edit_changes(edit: Any) -> list[tuple[str, Any, Any]]:
+    """``[(name, before, after)]`` for each parameter an edit changed, in the order given."""
+    if not isinstance(edit, dict):
+        return []
+    before = edit.get("before") or {}
+    after = edit.get("after") or {}
+    if not isinstance(before, dict) or not isinstance(after, dict):
+        return []
+    names = edit.get("changed") or [k for k in dict.fromkeys([*before, *after]) if before.get(k) != after.get(k)]
+    return [(str(name), before.get(name), after.get(name)) for name in names]

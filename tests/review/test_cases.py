@@ -6,9 +6,9 @@ import pytest
 from django.db import transaction
 
 from journeys import events
-from journeys.models import Event
+from journeys.models import Event, ExceptionKind
 from review.cases import services
-from review.cases.services import CaseError, error_class
+from review.cases.services import CaseError
 from review.models import Annotation, CaseGroup, ExceptionCase, Label
 
 from .case_helpers import abandon, expire_proposal, hand_over, new_journey
@@ -48,30 +48,47 @@ def test_policy_denial_groups_by_the_rule_that_denied(demo):
     assert case.cause == "refunds above 5000 denied"
 
 
-def test_failed_steps_group_by_error_class_not_by_message(demo):
-    a = hand_over(new_journey(step="open_case"), "step_failed", error="Core bank timed out after 3.2 s")
+def test_failed_steps_group_by_the_error_class_recorded_with_them_not_by_message(demo):
+    a = hand_over(
+        new_journey(step="open_case"),
+        "step_failed",
+        error="Core bank timed out after 3.2 s",
+        error_class="CoreBankUnavailable",
+    )
     b = hand_over(
         new_journey(customer="CUST-00002", step="open_case"),
         "step_failed",
-        error="Core bank timed out after 4.7 s",
+        error="Connection reset by peer",
+        error_class="CoreBankUnavailable",
     )
     c = hand_over(
         new_journey(customer="CUST-00003", step="open_case"),
-        "agent_error",
-        error="CoreBankUnavailable: connection refused",
+        "step_failed",
+        error="CoreBankUnavailable: but raised as another class",
+        error_class="AgentTransientError",
     )
     case_a, case_b, case_c = (ExceptionCase.objects.get(journey=j) for j in (a, b, c))
     assert case_a.group == case_b.group
-    assert case_a.cause == "Core bank timed out after # s"
-    assert case_c.cause == "CoreBankUnavailable"
+    assert case_a.cause == "CoreBankUnavailable"
+    # The message's prefix says nothing: the structured class decides.
+    assert case_c.cause == "AgentTransientError" and case_c.group != case_a.group
 
 
-def test_error_class_keeps_named_errors_and_blanks_numbers_and_quotes():
-    assert error_class("CoreBankRejected: account closed") == "CoreBankRejected"
-    assert (
-        error_class("Retries spent: The agent failed at 'open_case' (configured).")
-        == "The agent failed at … (configured)."
-    )
+def test_a_message_without_a_structured_cause_groups_by_kind_and_step_only(demo):
+    a = hand_over(new_journey(step="open_case"), "agent_error", "CoreBankRejected: account closed")
+    b = hand_over(new_journey(customer="CUST-00002", step="open_case"), "agent_error", "Something else entirely")
+    case_a, case_b = (ExceptionCase.objects.get(journey=j) for j in (a, b))
+    assert case_a.cause == case_b.cause == ""
+    assert case_a.group == case_b.group
+
+
+def test_exception_kinds_are_one_enumeration_and_made_up_kinds_are_kept_as_given(demo):
+    journey = hand_over(new_journey(step="classify"), "the_model_felt_unsure")
+    case = ExceptionCase.objects.get(journey=journey)
+    assert case.kind == ExceptionKind.AGENT_HANDOFF
+    assert case.trigger_event.data["given_kind"] == "the_model_felt_unsure"
+    assert ExceptionCase.Kind is ExceptionKind
+    assert case.kind_title == "agent asked for a person"
 
 
 def test_a_mid_journey_abandonment_opens_a_case_at_its_step(demo):

@@ -278,3 +278,33 @@ def test_seeding_the_demo_again_keeps_one_desk_one_lead_and_no_grants(lead):
     assert ApprovalLimit.objects.filter(team=desk).count() == JourneyDefinition.objects.count()
     assert all(not user_may(lead, "approve", d) for d in JourneyDefinition.objects.all())
     assert get_user_model().objects.get(username="lead").check_password(settings.DEMO_PASSWORD)
+
+
+def test_the_desk_sees_what_the_decision_rests_on_without_the_journey(client, dispute, agent, lead, supervisor):
+    facts = {
+        "card": "tok_card_00008",
+        "account": "ACC-000008",
+        "transaction": {"id": 4711, "at": "2026-11-20T10:00:00", "description": "Skyline Air", "amount": "242.88"},
+        "address": "9 Mill Road, Springfield SP9 1AB",
+    }
+    context = {**dispute.context, "request": {"merchant": "Skyline Air", "amount": "242.88"}, "facts": facts}
+    Journey.objects.filter(pk=dispute.pk).update(context=context)
+    pending = refund(dispute, "675.24", agent=agent)
+    proposal_approve(proposal_id=pending.pk, user=supervisor, reason="Looks right to me")  # 1 of 2
+    _escalate(pending)
+
+    client.force_login(lead)
+    body = client.get(reverse("review_queue")).content.decode()
+    item = body.split(f'id="brief-{pending.pk}"')[1].split("</dl>")[0]
+    # The request, the transaction the agent picked and its amount, next to the proposed amount.
+    assert "Skyline Air" in item and "242.88" in item and "4711" in item
+    assert "675.24" in item
+    assert "Test proposal." in item  # the agent's explanation
+    assert "Looks right to me" in item and "supervisor" in item  # the earlier approval
+    assert "Approval expired" in item  # the escalation itself
+    # Read-only and masked: no address, no card token; the journey page stays closed.
+    assert "9 Mill Road" not in body and "tok_card_00008" not in body
+    assert client.get(reverse("journey_detail", args=[dispute.pk])).status_code == 404
+    # The same brief on Edit & approve.
+    edit = client.get(reverse("review_edit", args=[pending.pk])).content.decode()
+    assert "Skyline Air" in edit and "242.88" in edit
