@@ -230,6 +230,9 @@ def edit_approve(request: ReviewRequest, pk: int) -> HttpResponse:
                 error = result.message
     else:
         form = form_class(initial=masked_initial(proposal.params))
+    if form.is_bound:
+        # Shown again after an error: a sensitive field left masked stays masked, never the stored value.
+        form.data = {**form.data, **{k: v for k, v in request.POST.items() if is_sensitive(k)}}
     spec = ACTION_SPECS[proposal.action_type.key]
     context = {
         "proposal": proposal,

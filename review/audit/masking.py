@@ -258,6 +258,12 @@ class Masker:
                     values.extend(_context_values(context))
                 if params:
                     values.extend(_context_values({"request": params}))
+            # What an edit replaced is no longer on the proposal, but the edit's event still quotes it.
+            from journeys.models import Event
+
+            edits = Event.objects.filter(journey_id__in=self.journeys, kind=Event.Kind.ACTION_EDITED)
+            for data in edits.values_list("data", flat=True):
+                values.extend(_context_values({"request": (data or {}).get("before") or {}}))
         known = get_core_bank().sensitive_values(sorted(customers)) if customers else {}
         for data in known.values():
             for card in data.get("cards", []):

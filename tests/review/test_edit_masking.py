@@ -48,10 +48,13 @@ def test_a_field_left_masked_keeps_the_stored_value(client, update, supervisor2)
         reverse("review_edit", args=[update.pk]),
         {"customer": "CUST-00006", "address": "••••, Salisbury", "edit_reason": "Recent change was the customer's own"},
     )
-    assert response.status_code == 302
+    # The address is the only editable parameter: left masked, it keeps the stored value, so the
+    # edit changes nothing and the person is told to approve it as proposed instead.
+    assert response.status_code == 400
+    assert "Nothing was changed" in response.context["error"]
     update.refresh_from_db()
     assert update.params["address"] == ADDRESS
-    assert update.params["recent_changes"] is False
+    assert update.status == ProposedAction.Status.PENDING
 
 
 def test_a_new_address_typed_in_replaces_it(client, update, supervisor2):
