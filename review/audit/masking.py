@@ -249,21 +249,26 @@ class Masker:
             # (a new address or a card named in a proposal is as sensitive in a summary).
             seen: set[int] = set()
             rows = Journey.objects.filter(pk__in=self.journeys).values_list(
-                "pk", "customer_ref", "context", "proposals__params"
+                "pk", "customer_ref", "context", "proposals__params", "proposals__maker_user_id"
             )
-            for pk, ref, context, params in rows:
+            edited = False
+            for pk, ref, context, params, maker in rows:
+                edited = edited or maker is not None
                 customers.add(ref)
                 if pk not in seen:
                     seen.add(pk)
                     values.extend(_context_values(context))
                 if params:
                     values.extend(_context_values({"request": params}))
-            # What an edit replaced is no longer on the proposal, but the edit's event still quotes it.
-            from journeys.models import Event
+            if edited:
+                # What an edit replaced is no longer on the proposal, but the edit's event still quotes
+                # it. Only an edit that widens (any change to a sensitive value) makes its editor the
+                # maker, so journeys without a maker have nothing to look up.
+                from journeys.models import Event
 
-            edits = Event.objects.filter(journey_id__in=self.journeys, kind=Event.Kind.ACTION_EDITED)
-            for data in edits.values_list("data", flat=True):
-                values.extend(_context_values({"request": (data or {}).get("before") or {}}))
+                edits = Event.objects.filter(journey_id__in=self.journeys, kind=Event.Kind.ACTION_EDITED)
+                for data in edits.values_list("data", flat=True):
+                    values.extend(_context_values({"request": (data or {}).get("before") or {}}))
         known = get_core_bank().sensitive_values(sorted(customers)) if customers else {}
         for data in known.values():
             for card in data.get("cards", []):
