@@ -16,7 +16,7 @@ from django import forms
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Count, Max, Q, QuerySet
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
@@ -126,6 +126,8 @@ def _visible_definitions(user) -> list[tuple[int, str, str]]:
 @login_required
 def board(request: ConsoleRequest) -> HttpResponse:
     definitions = _visible_definitions(request.user)
+    if not definitions:  # not in this person's menu either (navigation.NAV): the page is not theirs
+        raise Http404("No journeys to show.")
     definition_ids = [pk for pk, _, _ in definitions]
     marker = change_marker(definition_ids)
     if request.htmx and request.GET.get("cursor") == marker:

@@ -20,7 +20,7 @@ from journeys.models import AgentPause, Journey, ProposedAction
 from review.audit.access import may_unmask
 
 from .models import OperatorSettings
-from .navigation import landing_url_name
+from .navigation import landing_url_name, menu_page
 from .timezones import COOKIE as TZ_COOKIE
 from .timezones import SESSION_KEY as TZ_SESSION_KEY
 from .timezones import known_zones, valid_zone
@@ -69,6 +69,7 @@ class JourneyFilter(forms.Form):
 
 @require_GET
 @login_required
+@menu_page("journey_list")
 def journey_list(request: ConsoleRequest) -> HttpResponse:
     form = JourneyFilter(request.GET or None, user=request.user)
     journeys = journeys_for(request.user).select_related("definition", "version", "agent", "controller_user")

@@ -62,11 +62,13 @@ def test_compliance_sees_every_live_journey_read_only(as_user, compliance):
         assert f'data-journey="{journey.pk}"' in page
 
 
-def test_a_user_in_no_team_sees_an_empty_board(as_user, outsider):
+def test_a_user_in_no_team_does_not_reach_the_board_which_is_not_in_their_menu(as_user, outsider):
     _start("card_dispute")
     response = as_user(outsider).get(reverse("board"))
-    assert response.status_code == 200
-    assert "data-journey=" not in response.content.decode()
+    assert response.status_code == 404
+    page = response.content.decode()
+    assert "data-journey=" not in page
+    assert 'class="mainnav"' in page and "Not found" in page  # the 404 page keeps the layout
 
 
 def test_the_board_needs_a_login(client, demo):
