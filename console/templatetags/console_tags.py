@@ -108,3 +108,11 @@ def query_with(context, **kwargs: Any) -> str:
         else:
             query[key] = value
     return query.urlencode()
+
+
+@register.filter
+def errors_in_words(form) -> list[str]:
+    """A form's errors with field labels instead of field keys (see console.forms_text)."""
+    from console.forms_text import errors_in_words as words
+
+    return words(form)

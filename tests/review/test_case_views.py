@@ -108,7 +108,7 @@ def test_bad_input_gets_a_form_error_not_a_500(client, supervisor, supervisor2, 
     case = card_group.cases.first()
     response = client.post(reverse("cases:case_action", args=[case.pk, "resolve"]), {"resolution": "nonsense"})
     assert response.status_code == 400
-    assert "Select a valid choice" in response.content.decode()
+    assert "Resolution: “nonsense” is not one of the choices you may see" in response.content.decode()
     response = client.post(reverse("cases:case_action", args=[case.pk, "annotate"]), {"note": " "})
     assert response.status_code == 400
     assert "Pick a label or write a note" in response.content.decode()
