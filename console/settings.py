@@ -7,6 +7,7 @@ both under ``var/``. Production and the test suite set ``DATABASE_URL`` (Postgre
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import environ
@@ -192,6 +193,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 if CELERY_BROKER_URL.startswith("filesystem://"):
+    # The transport ignores the host; naming one stops kombu warning "No hostname was supplied".
+    # Celery reads the CELERY_BROKER_URL variable before this setting, so both are set.
+    CELERY_BROKER_URL = os.environ["CELERY_BROKER_URL"] = "filesystem://localhost//"
     _broker_dir = VAR_DIR / "broker"
     for _folder in ("queue", "control"):
         (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
