@@ -28,8 +28,9 @@ run: setup
 	$(PY) manage.py seed_demo
 	@echo
 	@echo "  Handoff is starting at http://127.0.0.1:$(PORT)/"
-	@echo "  Log in as supervisor, supervisor2, compliance, admin or lead — password: $(DEMO_PASSWORD)"
-	@echo "  Ctrl-C stops the web server, worker, beat and simulator."
+	@echo "  Log in as supervisor, cards2, supervisor2, servicing2, compliance, admin or lead — password: $(DEMO_PASSWORD)"
+	@echo "  The automated demo-desk approves routine actions after 90 s (DEMO_DESK=off make run turns it off)."
+	@echo "  Ctrl-C stops the web server, worker, beat, simulator and desk."
 	@echo
 	@# Ctrl-C reaches every process; honcho stops them and says so. The trap keeps this shell
 	@# alive until honcho is done, and a stop by Ctrl-C is a normal end, not "Error 130".
