@@ -158,7 +158,17 @@ class Simulator:
         if step == "find_transaction":
             candidates = facts.get("candidates") or []
             if candidates:
-                return f"It's the one with reference {candidates[0]}.", {"choice": candidates[0]}, "reply"
+                # The customer knows which charge they meant: the one of the amount they named.
+                amount = str(journey.context.get("request", {}).get("amount") or "")
+                meant = next(
+                    (
+                        pk
+                        for pk, value in CoreTransaction.objects.filter(pk__in=candidates).values_list("pk", "amount")
+                        if amount and f"{abs(value):.2f}" == amount
+                    ),
+                    candidates[0],
+                )
+                return f"It's the one with reference {meant}.", {"choice": meant}, "reply"
         if step == "verify_strong":
             latest = CoreVerificationCode.objects.filter(customer__ref=journey.customer_ref).first()
             code = latest.code if latest and self.rng.random() > 0.15 else "000000"

@@ -34,3 +34,20 @@ def test_after_a_lost_card_a_dispute_searches_the_blocked_card_not_the_replaceme
     assert card == old.token
     found = SimulatedCoreBank().lookup_transactions(card=card, days=60)["transactions"]
     assert found, "the charges the customer disputes are on the blocked card"
+
+
+def test_the_simulated_customer_names_the_charge_of_the_amount_they_disputed(demo):
+    from journeys.models import CoreTransaction, Journey
+    from journeys.services import journey_start
+    from journeys.simulator import Simulator
+
+    purchases = list(CoreTransaction.objects.filter(kind=CoreTransaction.Kind.PURCHASE).order_by("pk")[:3])
+    meant = purchases[2]
+    journey = journey_start(
+        definition="card_dispute", customer_ref="CUST-00001", request={"amount": f"{abs(meant.amount):.2f}"}
+    )
+    journey.context["facts"] = {"candidates": [p.pk for p in purchases]}
+    Journey.objects.filter(pk=journey.pk).update(context=journey.context, current_step="find_transaction")
+    journey.refresh_from_db()
+    _, data, _ = Simulator(seed=1).answer(journey, "cooperative")
+    assert data == {"choice": meant.pk}
