@@ -107,10 +107,11 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- auth -----------------------------------------------------------------------------------
-# Argon2 first: a login verifies in well under half a second of server time. The others stay so
-# older hashes still verify; Django rewrites each one as Argon2 at that user's next login.
+# Argon2id first (console/hashers.py): a login verifies in well under half a second of server
+# time. The others stay so older hashes still verify; Django rewrites each one as Argon2id at that
+# user's next login.
 PASSWORD_HASHERS = [
-    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "console.hashers.Argon2idHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
     "django.contrib.auth.hashers.ScryptPasswordHasher",

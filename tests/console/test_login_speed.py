@@ -19,8 +19,20 @@ def real_hashers(settings):
     settings.PASSWORD_HASHERS = project_settings.PASSWORD_HASHERS
 
 
-def test_argon2_is_the_first_password_hasher():
-    assert project_settings.PASSWORD_HASHERS[0] == "django.contrib.auth.hashers.Argon2PasswordHasher"
+def test_argon2id_is_the_first_password_hasher():
+    assert project_settings.PASSWORD_HASHERS[0] == "console.hashers.Argon2idHasher"
+
+
+def test_a_hash_with_djangos_heavier_argon2_parameters_is_rewritten_with_ours(real_hashers, db):
+    from django.contrib.auth.hashers import Argon2PasswordHasher
+
+    user = get_user_model().objects.create_user("heavy")
+    user.password = make_password("demo", hasher=Argon2PasswordHasher())
+    user.save(update_fields=["password"])
+    assert "m=102400" in user.password
+    _timed_login("heavy")
+    user.refresh_from_db()
+    assert "m=19456,t=2,p=1" in user.password
 
 
 def _timed_login(username: str) -> float:
@@ -40,7 +52,7 @@ def test_a_login_takes_under_half_a_second_of_server_time(real_hashers, db):
 
 
 @pytest.mark.parametrize("algorithm", ["pbkdf2_sha256", "pbkdf2_sha1", "md5"])
-def test_an_older_hash_still_logs_in_and_is_upgraded_to_argon2(real_hashers, settings, db, algorithm):
+def test_an_older_hash_still_logs_in_and_is_upgraded_to_argon2id(real_hashers, settings, db, algorithm):
     # An account created while another hasher was first (MD5 only where a test suite used it).
     settings.PASSWORD_HASHERS = [*project_settings.PASSWORD_HASHERS, "django.contrib.auth.hashers.MD5PasswordHasher"]
     user = get_user_model().objects.create_user("veteran")
@@ -54,4 +66,4 @@ def test_an_older_hash_still_logs_in_and_is_upgraded_to_argon2(real_hashers, set
     _timed_login("veteran")
     refused = Client().post(reverse("login"), {"username": "veteran", "password": "wrong"})
     assert refused.status_code == 200 and "correct username and password" in refused.content.decode()
-    assert settings.PASSWORD_HASHERS[0].endswith("Argon2PasswordHasher")
+    assert "m=19456,t=2,p=1" in user.password
