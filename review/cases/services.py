@@ -160,6 +160,7 @@ def _expiry_case(journey: Journey, *, proposal_id: Any, event: Event) -> Excepti
         .first()
     )
     if existing is not None:
+        existing.events.add(event)
         return existing
     proposal = ProposedAction.objects.filter(pk=proposal_id, journey=journey).first()
     return case_open(
