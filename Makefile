@@ -23,15 +23,21 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 
 run: setup
-	@mkdir -p var
+	@mkdir -p var staticfiles
 	$(PY) manage.py migrate --no-input -v 0
 	$(PY) manage.py seed_demo
 	@echo
 	@echo "  Handoff is starting at http://127.0.0.1:$(PORT)/"
-	@echo "  Log in as supervisor, supervisor2, compliance, admin or lead — password: $(DEMO_PASSWORD)"
-	@echo "  Ctrl-C stops the web server, worker, beat and simulator."
+	@echo "  Log in as supervisor, cards2, supervisor2, servicing2, compliance, admin, admin2 or lead — password: $(DEMO_PASSWORD)"
+	@echo "  The automated demo-desk approves routine actions after 90 s (DEMO_DESK=off make run turns it off)."
+	@echo "  Ctrl-C stops the web server, worker, beat, simulator and desk."
 	@echo
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" HANDOFF_CORE_FAILURE_RATE=$${HANDOFF_CORE_FAILURE_RATE:-0.03} $(VENV)/bin/honcho start -f Procfile
+	@# Ctrl-C reaches every process; honcho stops them and says so. The trap keeps this shell
+	@# alive until honcho is done, and a stop by Ctrl-C is a normal end, not "Error 130".
+	@trap 'true' INT TERM; \
+	  PATH="$(CURDIR)/$(VENV)/bin:$$PATH" HANDOFF_CORE_FAILURE_RATE=$${HANDOFF_CORE_FAILURE_RATE:-0.03} \
+	  $(VENV)/bin/honcho start -f Procfile; status=$$?; \
+	  if [ $$status -eq 130 ] || [ $$status -eq 143 ]; then echo "Handoff stopped."; exit 0; fi; exit $$status
 
 test: setup
 	@DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" CELERY_BROKER_URL="$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)}" \

@@ -16,7 +16,7 @@ from django import forms
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Count, Max, Q, QuerySet
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
@@ -105,17 +105,38 @@ def change_marker(definition_ids: list[int], now: datetime | None = None) -> str
     return f"{stamp}-{pauses['n']}.{pauses['resumed']}-{minute}"
 
 
-def _matching(grouped: list[dict], form: BoardFilter, filters: dict) -> int:
-    """How many journeys the definition / status / needs-a-person filters leave."""
+def _facets(grouped: list[dict], form: BoardFilter, filters: dict) -> dict:
+    """The board's counters from the grouped rows (already narrowed to the chosen agent).
+
+    The total, "wait on a person" and "past SLA" follow every filter; the per-status counters
+    follow every filter but the status, and the per-definition counters every filter but the
+    definition, so each still shows where a click would lead.
+    """
     definition_id = form.definition_id(filters.get("definition") or "")
-    total = 0
+    status = filters.get("status") or ""
+    needs = bool(filters.get("needs_person"))
+    by_status: Counter[str] = Counter()
+    by_definition: Counter[int] = Counter()
+    total = waiting = breached = 0
     for row in grouped:
-        if definition_id and row["definition_id"] != definition_id:
-            continue
-        if filters.get("status") and row["status"] != filters["status"]:
-            continue
-        total += row["waiting"] if filters.get("needs_person") else row["n"]
-    return total
+        n = row["waiting"] if needs else row["n"]
+        same_definition = not definition_id or row["definition_id"] == definition_id
+        same_status = not status or row["status"] == status
+        if same_definition:
+            by_status[row["status"]] += n
+        if same_status:
+            by_definition[row["definition_id"]] += n
+        if same_definition and same_status:
+            total += n
+            waiting += row["waiting"]
+            breached += row["breached_waiting"] if needs else row["breached"]
+    return {
+        "by_status": by_status,
+        "by_definition": by_definition,
+        "total": total,
+        "waiting": waiting,
+        "breached": breached,
+    }
 
 
 def _visible_definitions(user) -> list[tuple[int, str, str]]:
@@ -126,6 +147,8 @@ def _visible_definitions(user) -> list[tuple[int, str, str]]:
 @login_required
 def board(request: ConsoleRequest) -> HttpResponse:
     definitions = _visible_definitions(request.user)
+    if not definitions:  # not in this person's menu either (navigation.NAV): the page is not theirs
+        raise Http404("No journeys to show.")
     definition_ids = [pk for pk, _, _ in definitions]
     marker = change_marker(definition_ids)
     if request.htmx and request.GET.get("cursor") == marker:
@@ -133,29 +156,27 @@ def board(request: ConsoleRequest) -> HttpResponse:
 
     form = BoardFilter(request.GET or None, definitions=definitions)
     live = Journey.objects.filter(definition_id__in=definition_ids, status__in=Journey.LIVE_STATUSES)
+    filters: dict = form.cleaned_data if form.is_valid() else {}
+    counted = live.filter(agent__name=filters["agent"]) if filters.get("agent") else live
     # One grouped query for every number at the top of the board.
     # Counting a column of the covering index (sla_deadline, never NULL) instead of id lets the
     # counters come from an index-only scan rather than from the wide rows.
+    breached_q = Q(sla_deadline__lt=timezone.now())
     grouped = list(
-        live.values("definition_id", "status")
+        counted.values("definition_id", "status")
         .annotate(
             n=Count("sla_deadline"),
             waiting=Count("sla_deadline", filter=waiting_on_person_q()),
-            breached=Count("sla_deadline", filter=Q(sla_deadline__lt=timezone.now())),
+            breached=Count("sla_deadline", filter=breached_q),
+            breached_waiting=Count("sla_deadline", filter=breached_q & waiting_on_person_q()),
         )
         .order_by()
     )
-    counts: Counter[str] = Counter()
-    per_definition: Counter[int] = Counter()
-    for row in grouped:
-        counts[row["status"]] += row["n"]
-        per_definition[row["definition_id"]] += row["n"]
+    facets = _facets(grouped, form, filters)
 
     rows = live
-    filters: dict = {}
     if form.is_valid():
         rows = form.apply(rows)
-        filters = form.cleaned_data
     elif form.is_bound:
         rows = rows.none()
     rows = (
@@ -165,12 +186,10 @@ def board(request: ConsoleRequest) -> HttpResponse:
         .order_by("sla_deadline", "id")
     )
     paginator = Paginator(rows, BOARD_PAGE_SIZE)
-    if not form.is_bound or (form.is_valid() and not filters.get("agent")):
+    if not form.is_bound or form.is_valid():
         # The grouped counts already hold the total for these filters: no second COUNT.
-        paginator.count = _matching(grouped, form, filters)
+        paginator.count = facets["total"]
     page = paginator.get_page(request.GET.get("page"))
-    waiting = sum(row["waiting"] for row in grouped)
-    breached = sum(row["breached"] for row in grouped)
     # One query for every active pause; agent and action-type pauses cut across definitions, so
     # the board names each of them with who and why.
     active_pauses = list(AgentPause.objects.active().select_related("agent", "action_type", "paused_by"))
@@ -191,11 +210,13 @@ def board(request: ConsoleRequest) -> HttpResponse:
         "journeys": journeys,
         "cursor": marker,
         "filter_query": query.urlencode(),
-        "status_counts": [(s.value, s.label, counts[s.value]) for s in Journey.LIVE_STATUSES],
-        "definition_counts": [(key, name, per_definition[pk]) for pk, key, name in definitions],
-        "total": sum(counts.values()),
-        "waiting_on_person": waiting,
-        "breached": breached,
+        # The counters follow the filters: each facet counts what the other filters leave.
+        "status_counts": [(s.value, s.label, facets["by_status"][s.value]) for s in Journey.LIVE_STATUSES],
+        "definition_counts": [(key, name, facets["by_definition"][pk]) for pk, key, name in definitions],
+        "total": facets["total"],
+        "waiting_on_person": facets["waiting"],
+        "breached": facets["breached"],
+        "filters": filters,
         "all_paused": paused is None,
         "paused_names": [name for pk, _, name in definitions if paused is None or pk in paused],
         "grain_pauses": grain_pauses,

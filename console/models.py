@@ -157,3 +157,15 @@ class RollupState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} up to event {self.last_event_id}"
+
+
+class OperatorSettings(models.Model):
+    """A person's own console settings. An empty time zone means "the browser's"."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, primary_key=True, on_delete=models.CASCADE, related_name="operator_settings"
+    )
+    time_zone = models.CharField(max_length=64, blank=True)
+
+    def __str__(self) -> str:
+        return f"Settings of {self.user_id}"

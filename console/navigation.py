@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import wraps
+
+from django.http import Http404
 
 from journeys.access import perms_held
 
@@ -62,6 +65,31 @@ def _receives_escalations(user) -> bool:
     from review.access import may_receive_escalations  # a team without grants may decide escalated items
 
     return may_receive_escalations(user)
+
+
+def in_menu(user, url_name: str) -> bool:
+    """Whether the page is in this user's menu (the rule the menu itself uses)."""
+    item = next(item for item in NAV if item.url_name == url_name)
+    return user.is_authenticated and item.visible(user, perms_held(user))
+
+
+def menu_page(url_name: str):
+    """A page is reachable exactly when it is in the user's menu; otherwise it answers 404.
+
+    Put it under ``login_required`` so an anonymous visitor is still sent to the login page.
+    """
+    next(item for item in NAV if item.url_name == url_name)  # a typo fails at import, not at request
+
+    def decorator(view):
+        @wraps(view)
+        def wrapped(request, *args, **kwargs):
+            if not in_menu(request.user, url_name):
+                raise Http404("This page is not part of your menu.")
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator
 
 
 def items_for(user) -> list[NavItem]:

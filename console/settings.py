@@ -7,6 +7,7 @@ both under ``var/``. Production and the test suite set ``DATABASE_URL`` (Postgre
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import environ
@@ -58,6 +59,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # One layer masks sensitive customer values in every page, partial and JSON answer.
     "review.audit.masking.MaskingMiddleware",
+    "console.timezones.OperatorTimeZoneMiddleware",  # times in the operator's own zone
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
@@ -110,6 +112,15 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- auth -----------------------------------------------------------------------------------
+# Argon2id first (console/hashers.py): a login verifies in well under half a second of server
+# time. The others stay so older hashes still verify; Django rewrites each one as Argon2id at that
+# user's next login.
+PASSWORD_HASHERS = [
+    "console.hashers.Argon2idHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
@@ -188,6 +199,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 if CELERY_BROKER_URL.startswith("filesystem://"):
+    # The transport ignores the host; naming one stops kombu warning "No hostname was supplied".
+    # Celery reads the CELERY_BROKER_URL variable before this setting, so both are set.
+    CELERY_BROKER_URL = os.environ["CELERY_BROKER_URL"] = "filesystem://localhost//"
     _broker_dir = VAR_DIR / "broker"
     for _folder in ("queue", "control"):
         (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("settings/", views.operator_settings, name="operator_settings"),
     path("no-access/", views.no_access, name="no_access"),
     path("journeys/", views.journey_list, name="journey_list"),
     path("journeys/<int:pk>/", views.journey_detail, name="journey_detail"),

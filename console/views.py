@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.core.paginator import Paginator
@@ -19,7 +20,11 @@ from journeys.actions import ACTION_SPECS
 from journeys.models import AgentPause, Journey, ProposedAction
 from review.audit.access import may_unmask
 
-from .navigation import landing_url_name
+from .models import OperatorSettings
+from .navigation import landing_url_name, menu_page
+from .timezones import COOKIE as TZ_COOKIE
+from .timezones import SESSION_KEY as TZ_SESSION_KEY
+from .timezones import known_zones, valid_zone
 
 
 class ConsoleRequest(HttpRequest):
@@ -65,6 +70,7 @@ class JourneyFilter(forms.Form):
 
 @require_GET
 @login_required
+@menu_page("journey_list")
 def journey_list(request: ConsoleRequest) -> HttpResponse:
     form = JourneyFilter(request.GET or None, user=request.user)
     journeys = journeys_for(request.user).select_related("definition", "version", "agent", "controller_user")
@@ -196,3 +202,37 @@ def healthz(request: HttpRequest) -> JsonResponse:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return JsonResponse({"ok": True})
+
+
+class OperatorSettingsForm(forms.Form):
+    time_zone = forms.ChoiceField(label="Time zone", required=False)
+
+    def __init__(self, *args, browser_zone: str, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["time_zone"].choices = [
+            ("", f"My browser's zone ({browser_zone})"),
+            *((zone, zone.replace("_", " ")) for zone in sorted(known_zones())),
+        ]
+        self.fields["time_zone"].error_messages["invalid_choice"] = "Choose a time zone from the list."
+
+
+@login_required
+def operator_settings(request: ConsoleRequest) -> HttpResponse:
+    """The person's own settings: for now, the time zone every page shows times in."""
+    browser_zone = valid_zone(request.COOKIES.get(TZ_COOKIE)) or "not known yet"
+    saved = OperatorSettings.objects.filter(user=request.user).first()
+    if request.method == "POST":
+        form = OperatorSettingsForm(request.POST, browser_zone=browser_zone)
+        if form.is_valid():
+            zone = form.cleaned_data["time_zone"]
+            OperatorSettings.objects.update_or_create(user=request.user, defaults={"time_zone": zone})
+            if zone:
+                request.session[TZ_SESSION_KEY] = zone
+                messages.success(request, f"Times are now shown in {zone}.")
+            else:
+                request.session.pop(TZ_SESSION_KEY, None)
+                messages.success(request, "Times are now shown in your browser's zone.")
+            return redirect("operator_settings")
+    else:
+        form = OperatorSettingsForm(initial={"time_zone": saved.time_zone if saved else ""}, browser_zone=browser_zone)
+    return render(request, "console/settings.html", {"form": form, "browser_zone": browser_zone})

@@ -1,7 +1,10 @@
 """The customer simulator: opens journeys and plays the customers.
 
-Behaviours (rough shares, JOURNEYS.md): cooperative 60 %, slow to reply 15 %, abandons
-mid-journey 10 %, complains 5 %, comes back within minutes about the same thing 10 %. Each
+Behaviours (rough shares): cooperative 65 %, slow to reply 15 %, abandons mid-journey 8 %,
+complains 3 %, comes back within minutes about the same thing 9 %. The shares, the small share
+of failed identity checks and the mostly small disputed charges are tuned so that, with nobody
+logged in, the demo bank settles where real deployments report agents: roughly 60 to 80 % of
+journeys completed without a person (README, "The demo in steady state"). Each
 journey remembers its customer's persona in ``context["simulator"]``, so the simulator can be
 restarted at any time and pick up where it was.
 """
@@ -18,7 +21,12 @@ from django.utils import timezone
 from .models import Agent, CoreCustomer, CoreTransaction, CoreVerificationCode, Journey, JourneyDefinition
 from .services import JourneyError, journey_customer_message, journey_start
 
-PERSONAS = [("cooperative", 60), ("slow", 15), ("abandons", 10), ("complains", 5), ("returns", 10)]
+PERSONAS = [("cooperative", 65), ("slow", 15), ("abandons", 8), ("complains", 3), ("returns", 9)]
+# Share of journeys whose customer fails the identity check, and of disputes about a small charge
+# (most disputed card charges are small: subscriptions, duplicates), which the scopes let through.
+FAILED_IDENTITY_SHARE = 0.03
+SMALL_DISPUTE_SHARE = 0.6
+SMALL_CHARGE = 35
 VALID_STREETS = ["Station Road", "Church Lane", "Park Avenue", "Orchard Way", "Harbour View"]
 
 
@@ -47,7 +55,7 @@ class Simulator:
         customer = customer or self._random_customer()
         persona = persona or self.persona()
         message, request = getattr(self, f"_request_{definition.key}")(customer)
-        if self.rng.random() < 0.05:
+        if self.rng.random() < FAILED_IDENTITY_SHARE:
             request["identity_ok"] = False
         channel = self.rng.choice([c for c, _ in Journey.Channel.choices])
         journey = journey_start(
@@ -83,7 +91,8 @@ class Simulator:
 
     def _request_card_dispute(self, c: CoreCustomer) -> tuple[str, dict[str, Any]]:
         txns = list(CoreTransaction.objects.filter(account__customer=c, kind=CoreTransaction.Kind.PURCHASE)[:30])
-        t = self.rng.choice(txns)
+        small = [t for t in txns if abs(t.amount) <= SMALL_CHARGE]
+        t = self.rng.choice(small if small and self.rng.random() < SMALL_DISPUTE_SHARE else txns)
         kind = self.rng.choice(["fraud", "merchant_dispute", "duplicate_charge", "subscription"])
         return (
             f"I don't recognise a charge from {t.description} of {abs(t.amount)}.",
@@ -96,7 +105,7 @@ class Simulator:
         lost_at = timezone.now() - timedelta(hours=hours)
         return (
             f"My card was {reason} about {hours} hours ago.",
-            {"reason": reason, "lost_at": lost_at.isoformat(), "expedited": self.rng.random() < 0.3},
+            {"reason": reason, "lost_at": lost_at.isoformat(), "expedited": self.rng.random() < 0.15},
         )
 
     def _request_fee_refund(self, c: CoreCustomer) -> tuple[str, dict[str, Any]]:
@@ -159,7 +168,17 @@ class Simulator:
         if step == "find_transaction":
             candidates = facts.get("candidates") or []
             if candidates:
-                return f"It's the one with reference {candidates[0]}.", {"choice": candidates[0]}, "reply"
+                # The customer knows which charge they meant: the one of the amount they named.
+                amount = str(journey.context.get("request", {}).get("amount") or "")
+                meant = next(
+                    (
+                        pk
+                        for pk, value in CoreTransaction.objects.filter(pk__in=candidates).values_list("pk", "amount")
+                        if amount and f"{abs(value):.2f}" == amount
+                    ),
+                    candidates[0],
+                )
+                return f"It's the one with reference {meant}.", {"choice": meant}, "reply"
         if step == "verify_strong":
             latest = CoreVerificationCode.objects.filter(customer__ref=journey.customer_ref).first()
             code = latest.code if latest and self.rng.random() > 0.15 else "000000"

@@ -25,6 +25,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.middleware import HtmxDetails
 
+from console.navigation import menu_page
 from journeys.access import definitions_for
 from journeys.actions import ACTION_SPECS
 from journeys.models import ProposedAction
@@ -142,6 +143,7 @@ def _queue_rows(user, qs) -> list[dict[str, Any]]:
 
 @require_GET
 @login_required
+@menu_page("review_queue")
 def queue(request: ReviewRequest) -> HttpResponse:
     form = QueueFilter(request.GET or None, user=request.user)
     pending = _pending_for(request.user)
@@ -498,6 +500,7 @@ def limit_edit(request: ReviewRequest, pk: int) -> HttpResponse:
 
 @require_GET
 @login_required
+@menu_page("review_samples")
 def sample_list(request: ReviewRequest) -> HttpResponse:
     show = request.GET.get("show", "open")
     samples = samples_visible_to(request.user).select_related(

@@ -67,6 +67,7 @@ def test_make_run_starts_the_demo_and_ctrl_c_stops_everything(tmp_path):
             assert b"Log in to Handoff" in response.read()
     finally:
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
+        stopping = time.monotonic()
         try:
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
@@ -76,6 +77,19 @@ def test_make_run_starts_the_demo_and_ctrl_c_stops_everything(tmp_path):
     while group_alive(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not group_alive(proc.pid), "a process started by make run outlived Ctrl-C"
+    stopped_in = time.monotonic() - stopping
     output = (tmp_path / "run.log").read_text()
+    # It starts and stops quietly: within honcho's 5 s grace, no forced kill, no warnings, no error.
+    assert stopped_in < 5, f"took {stopped_in:.1f} s to stop"
+    for noise in (
+        "No directory at",
+        "No hostname was supplied",
+        "SIGKILL",
+        "Error 130",
+        "Do not use it in a production",
+    ):
+        assert noise not in output, f"{noise!r} in: " + output[-3000:]
+    assert proc.returncode in (0, -signal.SIGINT), proc.returncode
+    assert output.rstrip().endswith("Handoff stopped.")
     assert f"http://127.0.0.1:{port}/" in output
     assert "supervisor" in output and "compliance" in output and "admin" in output

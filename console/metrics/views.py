@@ -11,6 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from console.forms_text import errors_in_words
 from journeys.access import definitions_for
 
 from .charts import chart_data
@@ -102,8 +103,8 @@ def _text(value: str) -> str:
 def export_csv(request: HttpRequest) -> HttpResponse:
     form, definitions, window, compare = _selection(request)
     if definitions is None:
-        errors = "; ".join(str(e) for errs in form.errors.values() for e in errs)
-        return HttpResponse(f"Bad window: {errors}\n", status=400, content_type="text/plain; charset=utf-8")
+        errors = "\n".join(errors_in_words(form))
+        return HttpResponse(f"{errors}\n", status=400, content_type="text/plain; charset=utf-8")
     current = compute(definitions, window)
     previous = compute(definitions, compare)
     scope = definitions[0].key if len(definitions) == 1 else "all"

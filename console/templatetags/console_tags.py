@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django import template
 from django.utils import timezone
+from django.utils.dateformat import format as date_format
+from django.utils.dateparse import parse_datetime
 
 register = template.Library()
 
@@ -61,7 +64,33 @@ def display_value(value: Any) -> str:
         return ", ".join(f"{k.replace('_', ' ')}: {display_value(v)}" for k, v in value.items())
     if isinstance(value, list):
         return ", ".join(display_value(v) for v in value) or "—"
+    if isinstance(value, datetime):
+        return local_time(value)
+    if isinstance(value, str) and _ISO_DATETIME.match(value):
+        return local_time(value)
     return str(value)
+
+
+# An ISO 8601 date and time as payloads store them ("2026-11-29T18:01:19.123+00:00").
+_ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+
+
+@register.filter
+def local_time(value: datetime | str | None) -> str:
+    """A moment in the operator's zone, with the zone: '2026-11-29 19:01 CET'. Accepts ISO strings."""
+    if value is None or value == "":
+        return "—"
+    moment = value
+    if isinstance(value, str):
+        try:
+            moment = parse_datetime(value)
+        except ValueError:
+            moment = None
+        if moment is None:
+            return value
+    if timezone.is_naive(moment):
+        moment = timezone.make_aware(moment, UTC)
+    return date_format(timezone.localtime(moment), "Y-m-d H:i T")
 
 
 @register.filter
@@ -79,3 +108,11 @@ def query_with(context, **kwargs: Any) -> str:
         else:
             query[key] = value
     return query.urlencode()
+
+
+@register.filter
+def errors_in_words(form) -> list[str]:
+    """A form's errors with field labels instead of field keys (see console.forms_text)."""
+    from console.forms_text import errors_in_words as words
+
+    return words(form)

@@ -23,7 +23,10 @@ def seconds(value: float | None) -> str:
         return "—"
     if value < 60:
         return f"{value:.1f} s"
-    return duration(timedelta(seconds=value))
+    if round(value) < 3600:  # minutes and seconds: an approval latency of 81.8 s reads "1 min 22 s", not "1 min"
+        minutes, secs = divmod(round(value), 60)
+        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
+    return duration(timedelta(seconds=round(value)))
 
 
 @register.filter

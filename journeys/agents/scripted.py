@@ -79,7 +79,13 @@ class ScriptedAgent:
         if "identity_ok" in reply.get("data", {}):
             ok = bool(reply["data"]["identity_ok"])
         if ok:
-            active_cards = [c for c in account["cards"] if c["status"] == "active"] or account["cards"]
+            # The card in use; after a loss that is the blocked one (its charges are the ones a
+            # customer disputes), not the replacement still in the post.
+            active_cards = (
+                [c for c in account["cards"] if c["status"] == "active"]
+                or [c for c in account["cards"] if c["status"] == "blocked"]
+                or account["cards"]
+            )
             return Turn(
                 then="goto",
                 goto=next_step,

@@ -14,7 +14,18 @@ class LabelChoiceField(forms.ModelMultipleChoiceField):
         return obj.name
 
 
-class AnnotateForm(forms.Form):
+class _OwnIds(forms.Form):
+    """Several of these forms share a page: each prefixes its element ids with its own name."""
+
+    id_prefix = "form"
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("auto_id", f"{self.id_prefix}-%s")
+        super().__init__(*args, **kwargs)
+
+
+class AnnotateForm(_OwnIds):
+    id_prefix = "annotate"
     labels = LabelChoiceField(
         queryset=Label.objects.filter(is_active=True),
         required=False,
@@ -29,7 +40,8 @@ class AnnotateForm(forms.Form):
         return data
 
 
-class FlagForm(forms.Form):
+class FlagForm(_OwnIds):
+    id_prefix = "flag"
     note = forms.CharField(
         max_length=2000,
         widget=forms.Textarea(attrs={"rows": 2}),
@@ -42,7 +54,8 @@ class FlagForm(forms.Form):
     )
 
 
-class AssignForm(forms.Form):
+class AssignForm(_OwnIds):
+    id_prefix = "assign"
     assignee = forms.ModelChoiceField(queryset=get_user_model().objects.none(), empty_label="Choose a person")
 
     def __init__(self, *args, assignees, **kwargs) -> None:
@@ -50,7 +63,8 @@ class AssignForm(forms.Form):
         self.fields["assignee"].queryset = assignees
 
 
-class ResolveForm(forms.Form):
+class ResolveForm(_OwnIds):
+    id_prefix = "resolve"
     resolution = forms.ChoiceField(choices=[("", "Choose a resolution"), *ExceptionCase.Resolution.choices])
     note = forms.CharField(required=False, max_length=4000, widget=forms.Textarea(attrs={"rows": 2}))
 

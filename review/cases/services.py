@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from journeys import events
-from journeys.models import Event, ExceptionKind, Journey
+from journeys.models import Event, ExceptionKind, Journey, ProposedAction
 
 from ..models import Annotation, AuditRecord, CaseGroup, ExceptionCase, Label
 
@@ -88,6 +88,10 @@ def case_open_for_event(event: Event) -> ExceptionCase | None:
     data = event.data or {}
     if event.kind == Event.Kind.EXCEPTION:
         kind = str(data.get("kind") or ExceptionKind.AGENT_HANDOFF)
+        if kind == ExceptionCase.Kind.APPROVAL_EXPIRED and data.get("proposal"):
+            # The expiry's own event (ACTION_EXPIRED) opened the case already: the hand-over
+            # that follows belongs to it, not to a second group without the rule.
+            return _expiry_case(journey, proposal_id=data["proposal"], event=event)
         proposal_id = data.get("proposal")
         if proposal_id and kind in PER_PROPOSAL_KINDS:
             # One case per refused proposal: the runtime's hand-over to a person after the
@@ -126,6 +130,28 @@ def case_open_for_event(event: Event) -> ExceptionCase | None:
             cause=rule,
         )
     return None
+
+
+def _expiry_case(journey: Journey, *, proposal_id: Any, event: Event) -> ExceptionCase:
+    existing = (
+        ExceptionCase.objects.filter(
+            journey=journey, kind=ExceptionCase.Kind.APPROVAL_EXPIRED, trigger_event__proposal_id=proposal_id
+        )
+        .order_by("-pk")
+        .first()
+    )
+    if existing is not None:
+        existing.events.add(event)
+        return existing
+    proposal = ProposedAction.objects.filter(pk=proposal_id, journey=journey).first()
+    return case_open(
+        journey=journey,
+        trigger_event=event,
+        kind=ExceptionCase.Kind.APPROVAL_EXPIRED,
+        step=proposal.step if proposal is not None else event.step,
+        summary=event.summary,
+        cause=proposal.decision_rule if proposal is not None else "",
+    )
 
 
 def _record(journey: Journey, summary: str, *, actor: Any, data: dict[str, Any], step: str | None = None) -> Event:

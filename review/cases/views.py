@@ -11,6 +11,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from console.navigation import menu_page
 from journeys.access import definitions_for, get_journey_for_user
 
 from ..models import Annotation, ExceptionCase, Label
@@ -36,6 +37,7 @@ def _forbidden(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @login_required
+@menu_page("cases:workbench")
 def workbench(request: HttpRequest) -> HttpResponse:
     form = WorkbenchFilter(request.GET or None, user=request.user)
     groups = groups_for(request.user).select_related("definition")
@@ -75,11 +77,13 @@ def _group_context(request: HttpRequest, group, **forms) -> dict:
     )
     editable = may_annotate(request.user, group.definition)
     assignees = eligible_assignees(group.definition)
+    open_count = cases.exclude(status=ExceptionCase.Status.RESOLVED).count()
     return {
         "group": group,
         "cases": cases[:200],
         "case_count": cases.count(),
-        "open_count": cases.exclude(status=ExceptionCase.Status.RESOLVED).count(),
+        "open_count": open_count,
+        "has_open": open_count > 0,  # assign and resolve act on unresolved cases only
         "editable": editable,
         "annotate_form": forms.get("annotate_form") or AnnotateForm(),
         "assign_form": forms.get("assign_form") or AssignForm(assignees=assignees),
@@ -149,9 +153,11 @@ def _case_context(request: HttpRequest, case: ExceptionCase, **forms) -> dict:
     return {
         "case": case,
         "journey": case.journey,
-        "events": case.events.select_related("actor_user", "actor_agent").order_by("id"),
+        # Newest first, as on the journey's timeline.
+        "events": case.events.select_related("actor_user", "actor_agent").order_by("-id"),
         "annotations": case.annotations.select_related("author").prefetch_related("labels"),
         "editable": may_annotate(request.user, case.journey.definition),
+        "has_open": not case.is_resolved,
         "annotate_form": forms.get("annotate_form") or AnnotateForm(),
         "assign_form": forms.get("assign_form") or AssignForm(assignees=assignees),
         "resolve_form": forms.get("resolve_form") or ResolveForm(),
@@ -171,16 +177,10 @@ def case_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     case = get_case_for_user(request.user, pk)
     if not may_annotate(request.user, case.journey.definition):
         return _forbidden(request)
-    if action == "resolve" and case.is_resolved:
-        form = ResolveForm(request.POST)
-        form.is_valid()
-        form.add_error(None, f"Case {case.pk} is already resolved.")
-        return render(
-            request,
-            "review/cases/case.html",
-            _case_context(request, case, resolve_form=form),
-            status=409,
-        )
+    if action in {"resolve", "assign"} and case.is_resolved:
+        # The page no longer offers these forms; a stale tab or a forged POST is told why.
+        messages.error(request, f"Case {case.pk} is already resolved.")
+        return render(request, "review/cases/case.html", _case_context(request, case), status=409)
     form, done = _apply(request, action, [case], assignees=eligible_assignees(case.journey.definition), group=False)
     if done is not None:
         messages.success(request, done)

@@ -10,13 +10,31 @@
   Chart.defaults.maintainAspectRatio = false;
   Chart.defaults.animation = false;
 
+  // Long labels ("card dispute / classify / low confidence") are wrapped onto several lines
+  // rather than clipped at the chart's edge; Chart.js draws an array label one line per item.
+  function wrap(label, width) {
+    var words = String(label).split(" "), lines = [], line = "";
+    words.forEach(function (word) {
+      if (line && (line + " " + word).length > width) { lines.push(line); line = word; }
+      else { line = line ? line + " " + word : word; }
+    });
+    if (line) { lines.push(line); }
+    return lines.length > 1 ? lines : String(label);
+  }
+
   function draw(id, config) {
     var canvas = document.getElementById(id);
     if (!canvas) { return null; }
-    var labels = config.data.labels || [];
-    if (config.options && config.options.indexAxis === "y" && labels.length > 8) {
-      // Horizontal bars: give every label its own line instead of skipping some.
-      canvas.parentNode.style.height = (labels.length * 30 + 60) + "px";
+    var horizontal = config.options && config.options.indexAxis === "y";
+    var narrow = canvas.parentNode.clientWidth < 520;
+    var labels = (config.data.labels || []).map(function (label) {
+      return wrap(label, horizontal ? (narrow ? 16 : 26) : 12);
+    });
+    config.data.labels = labels;
+    if (horizontal) {
+      // Every label gets its own rows instead of some being skipped or cut.
+      var rows = labels.reduce(function (n, label) { return n + (Array.isArray(label) ? label.length : 1); }, 0);
+      canvas.parentNode.style.height = Math.max(280, rows * 16 + labels.length * 14 + 60) + "px";
     }
     var chart = new Chart(canvas, config);
     canvas.dataset.rendered = "true";

@@ -62,11 +62,13 @@ def test_compliance_sees_every_live_journey_read_only(as_user, compliance):
         assert f'data-journey="{journey.pk}"' in page
 
 
-def test_a_user_in_no_team_sees_an_empty_board(as_user, outsider):
+def test_a_user_in_no_team_does_not_reach_the_board_which_is_not_in_their_menu(as_user, outsider):
     _start("card_dispute")
     response = as_user(outsider).get(reverse("board"))
-    assert response.status_code == 200
-    assert "data-journey=" not in response.content.decode()
+    assert response.status_code == 404
+    page = response.content.decode()
+    assert "data-journey=" not in page
+    assert 'class="mainnav"' in page and "Not found" in page  # the 404 page keeps the layout
 
 
 def test_the_board_needs_a_login(client, demo):
@@ -195,3 +197,35 @@ def test_a_pause_shows_on_the_next_poll(as_user, supervisor, admin_user):
     response = client.get(reverse("board"), {"cursor": cursor}, **HTMX)
     assert response.status_code == 200
     assert "Agents paused" in response.content.decode()
+
+
+def test_the_counters_follow_the_filters(as_user, supervisor):
+    _start("card_dispute", 3)
+    lost = _start("lost_card", 2)
+    Journey.objects.filter(pk=lost[0].pk).update(status=Journey.Status.HUMAN)
+    client = as_user(supervisor)
+
+    def counters(**query) -> dict:
+        context = client.get(reverse("board"), query).context
+        return {
+            "total": context["total"],
+            "by_status": {key: n for key, _, n in context["status_counts"]},
+            "by_definition": {key: n for key, _, n in context["definition_counts"]},
+            "waiting": context["waiting_on_person"],
+            "rows": context["page"].paginator.count,
+        }
+
+    everything = counters()
+    assert everything["total"] == 5 and everything["by_status"]["human"] == 1
+    lost_only = counters(definition="lost_card")
+    assert lost_only["total"] == lost_only["rows"] == 2
+    assert lost_only["by_status"] == {"running": 1, "waiting_approval": 0, "human": 1}
+    assert lost_only["by_definition"] == {"card_dispute": 3, "lost_card": 2}  # where each click leads
+    assert lost_only["waiting"] == 1
+    human = counters(status="human")
+    assert human["total"] == human["rows"] == 1
+    assert human["by_definition"] == {"card_dispute": 0, "lost_card": 1}
+    needs = counters(needs_person="on")
+    assert needs["total"] == needs["rows"] == 1 and needs["by_status"]["running"] == 0
+    nobody = counters(agent="No such agent")  # an invalid filter: the error shows, the counters stay
+    assert nobody["total"] == 5

@@ -58,6 +58,15 @@ def test_supervisor_reads_the_charts_and_resolves_an_exception_group(celery_work
     })""",
         CHARTS,
     )
+    # Long group labels are wrapped onto lines, not clipped: each line fits, the axis leaves room.
+    labels_fit = page.evaluate(
+        """() => {
+        const chart = Chart.getChart(document.getElementById("chart-groups"));
+        const short = chart.data.labels.every((l) => [].concat(l).every((line) => line.length <= 26));
+        return short && chart.scales.y.width < chart.width * 0.6;
+    }"""
+    )
+    assert labels_fit
     assert filled == [True, True, True, True]
     assert console_errors == []
     assert page.locator("[data-metric=journeys] .tile-value").inner_text() == str(journeys)

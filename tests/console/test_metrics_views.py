@@ -63,10 +63,12 @@ def test_another_team_cannot_pick_a_definition_it_does_not_see(client, superviso
     client.force_login(supervisor)
     response = client.get(reverse("metrics:overview"), DAY_QUERY)
     assert response.status_code == 400
-    assert "Select a valid choice" in response.content.decode()
+    assert "Definition: “fee_refund” is not one of the choices you may see" in response.content.decode()
     mine = client.get(reverse("metrics:overview"), {**DAY_QUERY, "definition": ""})
     assert mine.context["metrics"].counters["journeys"] == 0  # the fee refunds are not theirs
-    assert client.get(reverse("metrics:export"), DAY_QUERY).status_code == 400
+    export = client.get(reverse("metrics:export"), DAY_QUERY)
+    assert export.status_code == 400
+    assert export.content.decode().startswith("Definition: ") and "Bad window" not in export.content.decode()
     client.force_login(outsider)
     assert client.get(reverse("metrics:overview")).status_code == 404
     assert client.get(reverse("metrics:export")).status_code == 404
@@ -76,8 +78,23 @@ def test_a_backwards_window_is_a_form_error(client, supervisor2, demo):
     client.force_login(supervisor2)
     response = client.get(reverse("metrics:overview"), {"since": "2026-03-05", "until": "2026-03-01"})
     assert response.status_code == 400
-    assert "must start on or before" in response.content.decode()
-    assert client.get(reverse("metrics:overview"), {"since": "yesterday"}).status_code == 400
+    assert "From: Must be on or before the last day (To)." in response.content.decode()
+    response = client.get(reverse("metrics:overview"), {"since": "yesterday"})
+    assert response.status_code == 400
+    assert "From: “yesterday” is not a date; write it like 2026-03-01." in response.content.decode()
+    export = client.get(reverse("metrics:export"), {"compare_until": "soon"})
+    assert export.status_code == 400
+    assert export.content.decode() == "Compare with, to: “soon” is not a date; write it like 2026-03-01.\n"
+
+
+def test_durations_under_an_hour_read_in_minutes_and_seconds():
+    from console.templatetags.metrics_tags import seconds
+
+    assert seconds(81.8) == "1 min 22 s"
+    assert seconds(42.25) == "42.2 s"
+    assert seconds(120) == "2 min"
+    assert seconds(3599.6) == "1 h"
+    assert seconds(3725) == "1 h 2 min"
 
 
 def test_the_default_page_shows_the_last_seven_days_against_the_seven_before(client, supervisor2, demo):

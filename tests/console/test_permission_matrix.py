@@ -105,6 +105,10 @@ ADMINS_POST = per_role(302, 404, 404, 404, 404, 302)
 ADMINS_FORM_POST = per_role(302, 404, 404, 404, 404, 200)  # the answer shows a new secret once
 UNMASKERS = per_role(302, 404, 200, 404, 200, 200)
 VIEWERS = per_role(302, 404, 200, 200, 200, 200)  # anyone who may view some journey
+# Pages reachable exactly when they are in the role's menu (console/navigation.py): the
+# approval queue for approvers and the Escalations desk, samples for approvers and auditors.
+APPROVERS_MENU = per_role(302, 404, 200, 200, 404, 200, lead=200)
+SAMPLE_REVIEWERS = per_role(302, 404, 200, 200, 200, 200)
 LOGGED_IN_POST = per_role(302, 302, 302, 302, 302, 302)
 # Changes on a card dispute: compliance may see it (403 names the missing right), the foreign
 # team may not (404); the admin is a superuser.
@@ -156,8 +160,9 @@ TABLE: dict[str, Row] = {
     "login": Row(expect=per_role(200, 302, 302, 302, 302, 302)),
     "logout": Row(method="post", expect=per_role(302, 302, 302, 302, 302, 302)),
     "no_access": Row(expect=LOGGED_IN_OK),
+    "operator_settings": Row(expect=LOGGED_IN_OK),
     "healthz": Row(expect=per_role(200, 200, 200, 200, 200, 200)),
-    "journey_list": Row(expect=LOGGED_IN_OK),
+    "journey_list": Row(expect=VIEWERS),
     "journey_detail": Row(kwargs=journey_pk, expect=CARD_JOURNEY),
     "journey_timeline": Row(kwargs=journey_pk, expect=CARD_JOURNEY, htmx=True),
     "admin:index": Row(expect=per_role(302, 302, 302, 302, 302, 200)),
@@ -204,7 +209,7 @@ TABLE: dict[str, Row] = {
         kwargs=lambda o: {"pk": o.governance.pk}, method="post", data=lambda o: REASON, expect=ADMINS_POST
     ),
     # The live board and the control of journeys (console/board.py, console/control.py).
-    "board": Row(expect=LOGGED_IN_OK),
+    "board": Row(expect=VIEWERS),
     "journey_take_over": Row(kwargs=journey_pk, method="post", expect=CARD_CHANGE),
     "journey_hand_back": Row(
         kwargs=controlled_pk,
@@ -238,7 +243,7 @@ TABLE: dict[str, Row] = {
         expect=ADMINS_POST,
     ),
     # The approval queue, scopes and samples (review/urls.py).
-    "review_queue": Row(expect=LOGGED_IN_OK),
+    "review_queue": Row(expect=APPROVERS_MENU),
     "review_approve": Row(kwargs=address_update_pk, method="post", expect=SERVICING_DECIDERS),
     "review_reject": Row(kwargs=address_update_pk, method="post", data=lambda o: REASON, expect=SERVICING_DECIDERS),
     "review_edit": Row(
@@ -284,7 +289,7 @@ TABLE: dict[str, Row] = {
         data=lambda o: REASON,
         expect=SCOPE_EDITORS_POST,
     ),
-    "review_samples": Row(expect=LOGGED_IN_OK),
+    "review_samples": Row(expect=SAMPLE_REVIEWERS),
     "review_sample_mark": Row(
         kwargs=lambda o: {"pk": o.sample.pk},
         method="post",
@@ -292,7 +297,7 @@ TABLE: dict[str, Row] = {
         expect=CARD_DECIDERS,
     ),
     # Exceptions and annotations (review/cases/urls.py).
-    "cases:workbench": Row(expect=LOGGED_IN_OK),
+    "cases:workbench": Row(expect=VIEWERS),
     "cases:group": Row(kwargs=lambda o: {"pk": o.case.group_id}, expect=CARD_JOURNEY),
     "cases:group_action": Row(
         kwargs=lambda o: {"pk": o.case.group_id, "action": "annotate"},
@@ -345,6 +350,7 @@ OTHER_METHODS: list[tuple[str, Row]] = [
     ("journey_hand_back", Row(kwargs=controlled_pk, expect=POST_ONLY)),
     ("proposal_withdraw", Row(kwargs=lambda o: {"pk": o.withdrawable.pk}, expect=POST_ONLY)),
     ("agents_stop_button", Row(expect=ADMINS_GET)),
+    ("operator_settings", Row(method="post", data=lambda o: {"time_zone": "Europe/Berlin"}, expect=LOGGED_IN_POST)),
     ("review_approve", Row(kwargs=address_update_pk, expect=POST_ONLY)),
     ("review_edit", Row(kwargs=address_update_pk, expect=SERVICING_DECIDERS_GET)),
     ("review_scope_create", Row(expect=SCOPE_EDITORS_GET)),

@@ -64,7 +64,7 @@ def test_journey_list_rejects_a_bad_filter_with_a_message(client, compliance, jo
     client.force_login(compliance)
     response = client.get(reverse("journey_list"), {"definition": "no-such-thing"})
     assert response.status_code == 200
-    assert "Select a valid choice" in response.content.decode()
+    assert "Definition: “no-such-thing” is not one of the choices you may see" in response.content.decode()
 
 
 def test_journey_list_htmx_request_renders_only_the_rows(client, compliance, journeys):

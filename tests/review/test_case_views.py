@@ -108,7 +108,7 @@ def test_bad_input_gets_a_form_error_not_a_500(client, supervisor, supervisor2, 
     case = card_group.cases.first()
     response = client.post(reverse("cases:case_action", args=[case.pk, "resolve"]), {"resolution": "nonsense"})
     assert response.status_code == 400
-    assert "Select a valid choice" in response.content.decode()
+    assert "Resolution: “nonsense” is not one of the choices you may see" in response.content.decode()
     response = client.post(reverse("cases:case_action", args=[case.pk, "annotate"]), {"note": " "})
     assert response.status_code == 400
     assert "Pick a label or write a note" in response.content.decode()
@@ -196,3 +196,44 @@ def test_navigation_shows_exceptions_and_metrics(client, supervisor, outsider):
     assert reverse("metrics:overview") in html and 'aria-current="page">Exceptions' in html
     client.force_login(outsider)
     assert reverse("cases:workbench") not in client.get(reverse("no_access")).content.decode()
+
+
+def test_assign_and_resolve_disappear_once_every_case_is_resolved(client, supervisor, card_group):
+    from review.cases.services import group_resolve
+
+    client.force_login(supervisor)
+    html = client.get(reverse("cases:group", args=[card_group.pk])).content.decode()
+    assert 'data-form="assign"' in html and 'data-form="resolve"' in html
+    group_resolve(cases=list(card_group.cases.all()), resolution="fixed", note="", actor=supervisor)
+    for url in (
+        reverse("cases:group", args=[card_group.pk]),
+        reverse("cases:case", args=[card_group.cases.first().pk]),
+    ):
+        html = client.get(url).content.decode()
+        assert 'data-form="assign"' not in html and 'data-form="resolve"' not in html
+        assert 'data-form="annotate"' in html  # notes may still be added
+        assert "nothing left to assign or resolve" in html
+    # A stale tab still posting is told why.
+    response = client.post(reverse("cases:case_action", args=[card_group.cases.first().pk, "assign"]), {"assignee": 1})
+    assert response.status_code == 409 and "already resolved" in response.content.decode()
+
+
+def test_events_around_a_case_read_newest_first_like_the_timeline(client, supervisor, card_group):
+    client.force_login(supervisor)
+    case = card_group.cases.first()
+    events = client.get(reverse("cases:case", args=[case.pk])).context["events"]
+    ids = [event.pk for event in events]
+    assert len(ids) > 1 and ids == sorted(ids, reverse=True)
+
+
+def test_forms_on_one_page_never_share_an_element_id(client, supervisor, card_group):
+    import re
+    from collections import Counter
+
+    client.force_login(supervisor)
+    for url in (
+        reverse("cases:group", args=[card_group.pk]),
+        reverse("cases:case", args=[card_group.cases.first().pk]),
+    ):
+        ids = Counter(re.findall(r'\sid="([^"]+)"', client.get(url).content.decode()))
+        assert not [i for i, n in ids.items() if n > 1], url

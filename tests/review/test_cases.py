@@ -263,3 +263,24 @@ def test_a_fault_opening_a_case_never_rolls_back_the_journey_change(demo, monkey
     assert journey.status == "human"
     assert journey.events.filter(kind=Event.Kind.EXCEPTION).exists()
     assert not ExceptionCase.objects.exists()
+
+
+def test_an_expiry_that_hands_to_a_person_is_one_case_in_one_group(demo, agent):
+    """The expiry event and the hand-over that follows it share one case under the rule."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from journeys.models import ProposedAction
+    from review.services import proposals_expire
+
+    from .helpers import refund, start
+
+    for customer in ("CUST-00008", "CUST-00009"):
+        pending = refund(start("card_dispute", customer=customer), "120.00", agent=agent)
+        ProposedAction.objects.filter(pk=pending.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert proposals_expire() == {"escalated": 0, "fallback": 2}
+    cases = ExceptionCase.objects.filter(kind=ExceptionCase.Kind.APPROVAL_EXPIRED)
+    assert cases.count() == 2  # one per expiry, not one per event
+    assert cases.values("group").distinct().count() == 1
+    assert cases.first().group.cause == pending.decision_rule != ""

@@ -49,6 +49,9 @@ USERS = [
     # username, team, staff, superuser, name
     ("supervisor", "Cards team", False, False, "Sam Supervisor"),
     ("supervisor2", "Servicing team", False, False, "Sasha Servicing"),
+    # Second approvers, so two-approver rules and a supervisor's own proposals can be decided.
+    ("cards2", "Cards team", False, False, "Chris Cards"),
+    ("servicing2", "Servicing team", False, False, "Robin Servicing"),
     ("compliance", "Compliance", False, False, "Casey Compliance"),
     ("admin", "Admins", True, True, "Alex Admin"),
     # A second admin: changes that widen scopes, limits or rights need two (maker-checker).
@@ -56,7 +59,11 @@ USERS = [
     ("lead", ESCALATION_TEAM, False, False, "Lee Lead"),
 ]
 
-DEMO_AGENT_CONFIG = {"error_rate": 0.03, "low_confidence_rate": 0.15, "wrong_rate": 0.1, "think_seconds": 0.5}
+# Imperfect on purpose, so there are exceptions to work; tuned with the simulator so that, with
+# nobody logged in, most journeys complete on their own (README, "The demo in steady state").
+DEMO_AGENT_CONFIG = {"error_rate": 0.02, "low_confidence_rate": 0.06, "wrong_rate": 0.05, "think_seconds": 0.5}
+# Earlier seeds' settings: an agent still on them (nobody edited it) moves to the current ones.
+OLDER_AGENT_CONFIGS = [{"error_rate": 0.03, "low_confidence_rate": 0.15, "wrong_rate": 0.1, "think_seconds": 0.5}]
 
 
 class Command(BaseCommand):
@@ -97,10 +104,12 @@ class Command(BaseCommand):
         agent_user, _ = User.objects.get_or_create(username="agent-scripted", defaults={"first_name": "Scripted agent"})
         agent_user.set_unusable_password()
         agent_user.save()
-        Agent.objects.get_or_create(
+        agent, created = Agent.objects.get_or_create(
             name="Scripted agent",
             defaults={"user": agent_user, "kind": Agent.Kind.SCRIPTED, "group": "demo", "config": DEMO_AGENT_CONFIG},
         )
+        if not created and agent.config in OLDER_AGENT_CONFIGS:
+            Agent.objects.filter(pk=agent.pk).update(config=DEMO_AGENT_CONFIG)
         # The llm agent runs a share of the simulator's journeys when LLM_BASE_URL is set.
         llm_user, _ = User.objects.get_or_create(username="agent-llm", defaults={"first_name": "LLM agent"})
         llm_user.set_unusable_password()

@@ -1,0 +1,53 @@
+"""The scripted agent's choices that the demo's steady state depends on."""
+
+from __future__ import annotations
+
+from journeys.agents.base import Snapshot
+from journeys.agents.scripted import ScriptedAgent
+from journeys.corebank.simulated import SimulatedCoreBank
+from journeys.models import CoreCard, CoreCustomer
+
+
+def _verified_card(customer: str) -> str:
+    looked_up = SimulatedCoreBank().lookup_account(customer=customer)
+    snapshot = Snapshot(
+        journey_id=1,
+        definition="card_dispute",
+        step="verify_identity",
+        customer=customer,
+        channel="chat",
+        turn=1,
+        context={"request": {}, "results": {"lookup_account": {"status": "executed", "result": looked_up}}},
+        agent_config={},
+    )
+    turn = ScriptedAgent().next_turn(snapshot)
+    return turn.facts["card"]
+
+
+def test_after_a_lost_card_a_dispute_searches_the_blocked_card_not_the_replacement(demo):
+    customer = CoreCustomer.objects.order_by("pk").first()
+    old = CoreCard.objects.filter(account__customer=customer).first()
+    assert old.transactions.exists()
+    CoreCard.objects.filter(pk=old.pk).update(status=CoreCard.Status.BLOCKED)
+    CoreCard.objects.create(account=old.account, token="tok_new_1", number="4000000000000001", status="ordered")
+    card = _verified_card(customer.ref)
+    assert card == old.token
+    found = SimulatedCoreBank().lookup_transactions(card=card, days=60)["transactions"]
+    assert found, "the charges the customer disputes are on the blocked card"
+
+
+def test_the_simulated_customer_names_the_charge_of_the_amount_they_disputed(demo):
+    from journeys.models import CoreTransaction, Journey
+    from journeys.services import journey_start
+    from journeys.simulator import Simulator
+
+    purchases = list(CoreTransaction.objects.filter(kind=CoreTransaction.Kind.PURCHASE).order_by("pk")[:3])
+    meant = purchases[2]
+    journey = journey_start(
+        definition="card_dispute", customer_ref="CUST-00001", request={"amount": f"{abs(meant.amount):.2f}"}
+    )
+    journey.context["facts"] = {"candidates": [p.pk for p in purchases]}
+    Journey.objects.filter(pk=journey.pk).update(context=journey.context, current_step="find_transaction")
+    journey.refresh_from_db()
+    _, data, _ = Simulator(seed=1).answer(journey, "cooperative")
+    assert data == {"choice": meant.pk}
