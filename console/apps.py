@@ -12,6 +12,8 @@ class ConsoleConfig(AppConfig):
     def ready(self) -> None:
         from journeys.observability import connect_decision_log, json_logs_enabled, setup_tracing
 
+        from . import checks  # noqa: F401  (registers the deploy checks)
+
         if json_logs_enabled():
             connect_decision_log()
         # Web, worker, beat and management commands all pass here once per process (a Celery

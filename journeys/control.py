@@ -14,7 +14,7 @@ Who may do what (checked here, not only in the views):
 - hand back: the person in control; *force* a hand-back of someone else's journey: a superuser,
   or a person holding both ``take_over`` and ``pause_agents`` on the definition (recorded);
 - pause / resume agents on a definition: ``pause_agents`` on it; on every definition at once:
-  a superuser, or a person holding ``pause_agents`` on every definition.
+  a superuser, or a member of a team with the organisation-wide ``pause_agents`` grant.
 """
 
 from __future__ import annotations
@@ -26,11 +26,18 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from . import events
-from .access import definitions_for, user_may
+from .access import user_may
 from .lifecycle import journey as journey_lifecycle
 from .lifecycle import proposal as proposal_lifecycle
 from .lifecycle.journey import enqueue_turn, may_force_hand_back
-from .models import AgentPause, Journey, JourneyDefinition, ProposedAction
+from .models import (
+    AgentPause,
+    Journey,
+    JourneyDefinition,
+    OrganisationGrant,
+    ProposedAction,
+    holds_organisation_right,
+)
 from .services import (
     IllegalTransition,
     JourneyError,
@@ -226,7 +233,9 @@ def may_pause(user: Any, definition: JourneyDefinition | None) -> bool:
         return True
     if definition is not None:
         return user_may(user, "pause", definition)
-    return definitions_for(user, "pause").count() == JourneyDefinition.objects.count()
+    # The global stop button needs an explicit organisation-wide grant: holding the right on
+    # every definition that exists today would widen whenever a definition is deleted.
+    return holds_organisation_right(user, OrganisationGrant.Right.PAUSE)
 
 
 def _scope(definition: JourneyDefinition | None) -> str:

@@ -18,7 +18,7 @@ from .domain import (
     JourneyDefinition,
     ProposedAction,
 )
-from .grants import DefinitionGroupPermission, DefinitionUserPermission
+from .grants import DefinitionGroupPermission, DefinitionUserPermission, OrganisationGrant, holds_organisation_right
 
 __all__ = [
     "ActionType",
@@ -38,5 +38,7 @@ __all__ = [
     "Event",
     "Journey",
     "JourneyDefinition",
+    "OrganisationGrant",
     "ProposedAction",
+    "holds_organisation_right",
 ]

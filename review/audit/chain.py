@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -123,6 +124,9 @@ def audit_append(
     # Store exactly what is hashed: a JSON round trip turns Decimals, dates and tuples into the
     # plain values the database will give back to the verifier.
     clean_payload = json.loads(canonical_json(payload or {}), parse_float=_stable_number)
+    # Salts the commitments to sensitive values, so a masked export can prove them without
+    # revealing them (see offline.payload_digest).
+    salt = secrets.token_hex(16)
     with transaction.atomic():
         _lock(f"audit:{chain}")
         last = AuditRecord.objects.filter(chain=chain).order_by("-seq").values_list("seq", "hash").first()
@@ -145,7 +149,8 @@ def audit_append(
             event_id=event_id,
             summary=summary,
             payload=clean_payload,
-            payload_sha256=payload_digest(clean_payload),
+            payload_salt=salt,
+            payload_sha256=payload_digest(clean_payload, salt=salt),
         )
         record.hash = record_hash(header_fields(record))
         record.save(force_insert=True)
