@@ -74,6 +74,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "review.audit.middleware.AuditWriteFailureMiddleware",
     "axes.middleware.AxesMiddleware",  # last: turns a lockout into the lockout page
     "api.middleware.ApiCallAudit",  # every authenticated API call goes to the audit trail
 ]

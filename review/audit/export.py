@@ -23,7 +23,7 @@ from typing import Any
 from django.db.models import Max, QuerySet
 from django.utils import timezone
 
-from review.models import AuditCheckpoint, AuditRecord
+from review.models import AuditArchive, AuditCheckpoint, AuditRecord
 
 from .chain import checkpoint_payload, header_fields, timestamp
 from .masking import MASK, mask_data
@@ -80,11 +80,15 @@ def latest_checkpoint_for(chain: str) -> AuditCheckpoint | None:
     return AuditCheckpoint.objects.filter(heads__has_key=chain).order_by("-seq").first()
 
 
-def chain_claim(checkpoint: AuditCheckpoint, *, complete: bool) -> dict[str, Any]:
+def chain_claim(checkpoint: AuditCheckpoint, chain: str, *, complete: bool) -> dict[str, Any]:
+    """What the manifest says of one chain. After archiving, the online chain (and so a whole
+    export of it) starts after the signed archived head."""
+    archived = AuditArchive.objects.filter(heads__has_key=chain).order_by("-seq").values_list("heads", flat=True)
+    start = next(iter(archived), {}).get(chain) or [0, GENESIS]
     return {
         "complete": complete,
-        "from_seq": 1,
-        "prev_hash": GENESIS,
+        "from_seq": start[0] + 1,
+        "prev_hash": start[1],
         "checkpoint": checkpoint_payload(checkpoint),
     }
 
@@ -115,7 +119,7 @@ class Export:
             head = checkpoint.heads[whole_chain][0] if checkpoint else 0
             records = records.filter(chain=whole_chain, seq__lte=head)
             if checkpoint is not None:
-                self.claims[whole_chain] = chain_claim(checkpoint, complete=True)
+                self.claims[whole_chain] = chain_claim(checkpoint, whole_chain, complete=True)
                 self.heads[whole_chain] = head
         else:
             # Only records a checkpoint can cover: those that existed when it was signed.
@@ -128,7 +132,7 @@ class Export:
             checkpoint = latest_checkpoint_for(chain)
             self.heads[chain] = checkpoint.heads[chain][0] if checkpoint else None
             if checkpoint is not None:
-                self.claims[chain] = chain_claim(checkpoint, complete=False)
+                self.claims[chain] = chain_claim(checkpoint, chain, complete=False)
         return self.heads[chain]
 
     def rows(self) -> Iterator[dict[str, Any]]:

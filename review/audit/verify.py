@@ -92,6 +92,9 @@ def _check_checkpoints(result: VerifyResult, external: list[dict[str, Any]] | No
     for outside in external or []:
         label = f"checkpoint {outside.get('seq')}"
         mine = stored.get(outside.get("seq"))
+        # The outside copy's heads must be in the trail whatever happened to the database's copy.
+        for chain, (seq, digest) in (outside.get("heads") or {}).items():
+            expected[(chain, seq)] = digest
         if mine is None:
             result.breaks.append(Break(None, label, None, "in the outside copy but missing from the database"))
             continue
@@ -103,8 +106,6 @@ def _check_checkpoints(result: VerifyResult, external: list[dict[str, Any]] | No
             "signature"
         ):
             result.breaks.append(Break(None, label, None, "the outside copy's signature is not the server's"))
-        for chain, (seq, digest) in (outside.get("heads") or {}).items():
-            expected[(chain, seq)] = digest
     return expected
 
 

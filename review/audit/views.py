@@ -161,6 +161,7 @@ def search(request: HttpRequest) -> HttpResponse:
         "newest": page[0].pk if page else None,
         "query": query.urlencode(),
         "latest_verification": AuditVerification.objects.first(),
+        "may_export_unmasked": bool(unmask_definition_ids(request.user)),
     }
     template = "review/audit/search.html#results" if request.htmx else "review/audit/search.html"
     return render(request, template, context)
@@ -246,7 +247,12 @@ def _story(records: list[AuditRecord]) -> list[dict[str, Any]]:
 def journey_story(request: HttpRequest, pk: int) -> HttpResponse:
     journey = get_journey_for_user(request.user, pk, perm="audit")
     records = list(records_for(request.user).filter(journey_id=journey.pk).order_by("id"))
-    context = {"journey": journey, "story": _story(records), "record_count": len(records)}
+    context = {
+        "journey": journey,
+        "story": _story(records),
+        "record_count": len(records),
+        "may_export_unmasked": may_unmask(request.user, journey.definition_id),
+    }
     return render(request, "review/audit/journey.html", context)
 
 
