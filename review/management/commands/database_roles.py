@@ -46,7 +46,7 @@ def create_statements(*, owner: str, app: str, owner_password: str, app_password
         # Every existing table (and its sequence) changes hands to the owner role.
         sql.SQL(
             "DO $$ DECLARE t record; BEGIN "
-            "FOR t IN SELECT tablename FROM pg_tables WHERE schemaname = 'public' LOOP "
+            "FOR t IN SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tableowner <> {owner} LOOP "
             "EXECUTE format('ALTER TABLE public.%I OWNER TO %I', t.tablename, {owner}); END LOOP; END $$"
         ).format(owner=sql.Literal(owner)),
         sql.SQL("ALTER FUNCTION review_audit_append_only() OWNER TO {}").format(sql.Identifier(owner)),
