@@ -33,6 +33,10 @@ from .export import export_row
 from .offline import GENESIS, checkpoint_hash, checkpoint_signature
 
 
+class ArchiveNotAllowed(RuntimeError):
+    """The connection's role may not delete from the trail (the application's role never may)."""
+
+
 def archive_alias() -> str:
     """Deleting archived records needs the owner role: use it when it is configured."""
     return "owner" if "owner" in connections.databases else DEFAULT_DB_ALIAS
@@ -90,6 +94,12 @@ def audit_archive(*, cutoff: datetime | None = None, using: str | None = None) -
         connection = connections[using]
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
+                cursor.execute("SELECT has_table_privilege('review_auditrecord', 'DELETE')")
+                if not cursor.fetchone()[0]:
+                    raise ArchiveNotAllowed(
+                        "Archiving deletes from the audit trail, which this database role may not do: "
+                        "run it as the owner role (set MIGRATION_DATABASE_URL)."
+                    )
                 cursor.execute("SELECT pg_advisory_xact_lock(hashtext('audit:archive'))")
         records = AuditRecord.objects.using(using)
         tops = dict(

@@ -97,7 +97,12 @@ def test_organisation_wide_rights_come_from_an_explicit_grant_which_is_audited(a
     assert granted.count() == 2
 
 
-def test_the_demo_gives_compliance_and_admins_their_organisation_wide_rights(compliance, admin_user, supervisor):
+def test_the_demo_gives_compliance_and_admins_their_organisation_wide_rights(
+    client, compliance, admin_user, supervisor
+):
+    client.force_login(admin_user)
+    page = client.get(reverse("team_detail", args=[Group.objects.get(name="Admins").pk])).content.decode()
+    assert "Pause every agent at once" in page and "Audit organisation-wide records" in page
     assert may_audit_everything(compliance) and not may_pause(compliance, None)
     assert may_audit_everything(admin_user) and may_pause(admin_user, None)
     assert not may_audit_everything(supervisor)

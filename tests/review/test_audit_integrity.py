@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import socket
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,7 +16,7 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection
+from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -167,8 +170,8 @@ def test_the_roles_sql_can_be_printed_for_a_database_administrator(demo):
     call_command("database_roles", create=True, print_only=True, app_password="s3cret", stdout=out)
     sql = out.getvalue()
     assert 'CREATE ROLE "handoff_app" LOGIN NOSUPERUSER' in sql
-    assert 'GRANT SELECT, INSERT ON "review_auditrecord" TO "handoff_app"' in sql
-    assert 'REVOKE ALL ON "review_auditcheckpoint" FROM "handoff_app"' in sql
+    assert "GRANT SELECT, INSERT ON %I TO %I', 'review_auditrecord', 'handoff_app'" in sql
+    assert "REVOKE ALL ON %I FROM %I', 'review_auditcheckpoint', 'handoff_app'" in sql
     assert "OWNER TO" in sql
 
 
@@ -239,6 +242,19 @@ def test_an_archive_file_edited_afterwards_fails_and_a_forged_archive_row_is_cau
         cursor.execute("DELETE FROM review_auditrecord WHERE chain = %s", [journey_chain(other.pk)])
     result = audit_verify(use_sink=False)
     assert any("archive" in str(b) and "signature" in str(b) for b in result.breaks)
+
+
+def test_the_application_role_cannot_archive_and_nothing_is_written(journey, caplog):
+    with as_database_superuser():
+        call_command("database_roles", create=True, app_role=app_role_name(), owner_role="postgres", verbosity=0)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f'SET LOCAL ROLE "{app_role_name()}"')
+        assert tasks.audit_archive_daily() == 0
+        with pytest.raises(CommandError, match="owner role"):
+            call_command("archive_audit", days=1)
+    assert "owner role" in caplog.text
+    assert not AuditArchive.objects.exists()
+    assert not Path(settings.AUDIT_ARCHIVE_DIR).exists() or not any(Path(settings.AUDIT_ARCHIVE_DIR).iterdir())
 
 
 def test_the_database_refuses_to_delete_records_no_archive_covers(journey):
@@ -316,3 +332,54 @@ def test_a_failed_daily_run_shows_on_every_compliance_and_admin_page_until_ackno
     assert record.actor_label == "compliance" and record.payload["note"] == "Investigating with the DBA"
     assert AuditVerification.objects.get(pk=failed.pk).acknowledged_by == compliance
     assert AuditArchive.objects.count() == 0
+
+
+def test_production_roles_migrate_as_the_owner_and_run_the_app_as_a_role_that_cannot_undo_the_triggers():
+    """The whole production set-up on a fresh database: roles created by a superuser, migrations
+    run through MIGRATION_DATABASE_URL as the owner, the demo seeded and verified as the app."""
+    base = settings.DATABASES["default"]
+    host, port = base.get("HOST") or "127.0.0.1", str(base.get("PORT") or 5432)
+    name = f"{base['NAME']}_roles"
+    owner, app = f"{name}_owner", f"{name}_app"
+
+    def url(user: str) -> str:
+        return f"postgres://{user}@{host}:{port}/{name}"
+
+    def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+        result = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            capture_output=True,
+            text=True,
+            cwd=Path(settings.BASE_DIR),
+            env={**os.environ, "HANDOFF_DEMO": "true", **env},
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result
+
+    superuser = psycopg.connect(host=host, port=port, user=base["USER"], dbname="postgres", autocommit=True)
+    try:
+        superuser.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        superuser.execute(f'CREATE DATABASE "{name}"')
+        manage("database_roles", "--create", "--owner-role", owner, "--app-role", app, DATABASE_URL=url(base["USER"]))
+        manage("migrate", "--no-input", "-v", "0", DATABASE_URL=url(app), MIGRATION_DATABASE_URL=url(owner))
+        manage("seed_demo", "--customers", "2", DATABASE_URL=url(app))
+        manage("export_audit_checkpoints", "--output", os.devnull, DATABASE_URL=url(app))
+        assert "intact" in manage("verify_audit", "--no-sink", DATABASE_URL=url(app)).stdout
+        with psycopg.connect(host=host, port=port, user=app, dbname=name, autocommit=True) as conn:
+            owners = conn.execute("SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public'").fetchall()
+            assert owners == [(owner,)]
+            assert conn.execute("SELECT count(*) FROM review_auditrecord").fetchone()[0] > 0
+            for statement, error in (
+                ("ALTER TABLE review_auditrecord DISABLE TRIGGER ALL", "must be owner"),
+                ("TRUNCATE review_auditrecord", "permission denied"),
+                ("SET session_replication_role = replica", "permission denied"),
+                ("UPDATE review_auditcheckpoint SET signature = 'x'", "permission denied"),
+            ):
+                with pytest.raises(psycopg.Error, match=error):
+                    conn.execute(statement)
+    finally:
+        superuser.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        for role in (owner, app):
+            superuser.execute(f'DROP ROLE IF EXISTS "{role}"')
+        superuser.close()

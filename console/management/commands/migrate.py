@@ -22,5 +22,12 @@ class Command(MigrateCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         super().handle(*args, **options)
-        if options["database"] == "owner" and connections["owner"].vendor == "postgresql":
-            call_command("database_roles", database="owner", verbosity=options["verbosity"])
+        if options["database"] != "owner" or connections["owner"].vendor != "postgresql":
+            return
+        # The roles are the users of the two connections: the owner migrates, the app runs.
+        owner = connections["owner"].settings_dict["USER"]
+        app = connections["default"].settings_dict["USER"]
+        if app and app != owner:
+            call_command(
+                "database_roles", database="owner", owner_role=owner, app_role=app, verbosity=options["verbosity"]
+            )

@@ -14,7 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 from django.utils import timezone
 
-from review.audit.archive import audit_archive
+from review.audit.archive import ArchiveNotAllowed, audit_archive
 
 
 class Command(BaseCommand):
@@ -29,6 +29,8 @@ class Command(BaseCommand):
         cutoff = timezone.now() - timedelta(days=days) if days else None
         try:
             archive = audit_archive(cutoff=cutoff)
+        except ArchiveNotAllowed as exc:
+            raise CommandError(str(exc)) from exc
         except DatabaseError as exc:
             raise CommandError(
                 f"Archiving failed: {exc}. Run it as the owner role (set MIGRATION_DATABASE_URL)."

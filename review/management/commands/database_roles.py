@@ -49,7 +49,10 @@ def create_statements(*, owner: str, app: str, owner_password: str, app_password
             "FOR t IN SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tableowner <> {owner} LOOP "
             "EXECUTE format('ALTER TABLE public.%I OWNER TO %I', t.tablename, {owner}); END LOOP; END $$"
         ).format(owner=sql.Literal(owner)),
-        sql.SQL("ALTER FUNCTION review_audit_append_only() OWNER TO {}").format(sql.Identifier(owner)),
+        sql.SQL(
+            "DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_proc WHERE proname = 'review_audit_append_only') THEN "
+            "EXECUTE format('ALTER FUNCTION review_audit_append_only() OWNER TO %I', {owner}); END IF; END $$"
+        ).format(owner=sql.Literal(owner)),
     ]
     return statements
 
@@ -68,11 +71,20 @@ def grant_statements(*, owner: str, app: str) -> list[Any]:
         sql.SQL("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {}").format(a),
         sql.SQL("REVOKE TRUNCATE, REFERENCES, TRIGGER ON ALL TABLES IN SCHEMA public FROM {}").format(a),
     ]
-    for table in AUDIT_TABLES:
-        statements.append(sql.SQL("REVOKE ALL ON {} FROM {}").format(sql.Identifier(table), a))
-        statements.append(sql.SQL("GRANT SELECT, INSERT ON {} TO {}").format(sql.Identifier(table), a))
-    statements.append(sql.SQL("REVOKE ALL ON {} FROM {}").format(sql.Identifier(ARCHIVE_TABLE), a))
-    statements.append(sql.SQL("GRANT SELECT ON {} TO {}").format(sql.Identifier(ARCHIVE_TABLE), a))
+    # Before the first migration the audit tables do not exist yet; migrate re-runs this.
+    for table, allowed in [*((t, "SELECT, INSERT") for t in AUDIT_TABLES), (ARCHIVE_TABLE, "SELECT")]:
+        statements.append(
+            sql.SQL(
+                "DO $$ BEGIN IF to_regclass({regclass}) IS NOT NULL THEN "
+                "EXECUTE format('REVOKE ALL ON %I FROM %I', {table}, {app}); "
+                "EXECUTE format('GRANT {allowed} ON %I TO %I', {table}, {app}); END IF; END $$"
+            ).format(
+                regclass=sql.Literal(f"public.{table}"),
+                table=sql.Literal(table),
+                app=sql.Literal(app),
+                allowed=sql.SQL(allowed),
+            )
+        )
     return statements
 
 
