@@ -11,8 +11,11 @@ export PORT SIM_RATE DEMO_PASSWORD
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/handoff
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/5
 TEST_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672//
+# The suite and the benchmarks are throwaway installs: the demo's keys are fine there (outside
+# the demo, a missing SECRET_KEY or AUDIT_SIGNING_KEY stops Handoff at start-up).
+TEST_ENV := HANDOFF_DEMO="$${HANDOFF_DEMO:-true}"
 
-.PHONY: run test setup lint bench clean
+.PHONY: run test test-app-role setup lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	@PYBIN=$$(scripts/find-python) && echo "Using $$PYBIN" && "$$PYBIN" -m venv $(VENV)
@@ -41,10 +44,18 @@ run: setup
 
 test: setup
 	@DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" CELERY_BROKER_URL="$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)}" \
-	  AMQP_URL="$${AMQP_URL:-$(TEST_AMQP_URL)}" $(PY) scripts/check_services.py
+	  AMQP_URL="$${AMQP_URL:-$(TEST_AMQP_URL)}" $(TEST_ENV) $(PY) scripts/check_services.py
 	$(VENV)/bin/ruff check --quiet .
 	DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" CELERY_BROKER_URL="$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)}" \
-	  AMQP_URL="$${AMQP_URL:-$(TEST_AMQP_URL)}" $(PY) -m pytest $(PYTEST_ARGS)
+	  AMQP_URL="$${AMQP_URL:-$(TEST_AMQP_URL)}" $(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
+
+# The audit tests again, every connection switched to the restricted application role that
+# production uses (`manage.py database_roles`): SELECT and INSERT only on the audit tables.
+AUDIT_TESTS := tests/review/test_audit_chain.py tests/review/test_audit_pages.py \
+  tests/review/test_audit_exports.py tests/review/test_audit_integrity.py
+test-app-role: setup
+	DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" CELERY_BROKER_URL="$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)}" \
+	  $(TEST_ENV) HANDOFF_TEST_DB_ROLE=app $(PY) -m pytest $(AUDIT_TESTS) $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -57,7 +68,7 @@ bench: setup
 	$(PY) -m pip install --quiet -e '.[bench]'
 	@for name in $(BENCHES); do echo "== bench/$$name.py"; \
 	  DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" CELERY_BROKER_URL="$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)}" \
-	  $(PY) bench/$$name.py || exit 1; done
+	  $(TEST_ENV) $(PY) bench/$$name.py || exit 1; done
 
 clean:
 	rm -rf var staticfiles .pytest_cache

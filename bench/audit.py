@@ -23,7 +23,8 @@ RECORDS = scaled(20_000, minimum=200)
 CHAINS = 100
 COLUMNS = (
     "chain, seq, prev_hash, hash, at, kind, actor_kind, actor_label, actor_user_id, actor_agent_id, journey_id, "
-    "definition_id, customer_ref, action_type, decision, proposal_id, event_id, summary, payload, payload_sha256"
+    "definition_id, customer_ref, action_type, decision, proposal_id, event_id, summary, payload, payload_sha256, "
+    "payload_salt"
 )
 
 
@@ -64,7 +65,7 @@ def main() -> None:
     insert = f"INSERT INTO bench_audit_copy ({COLUMNS}) VALUES ({placeholders})"
     from psycopg.types.json import Jsonb
 
-    rows = [(*row[:18], Jsonb(row[18]), row[19]) for row in rows]
+    rows = [(*row[:18], Jsonb(row[18]), *row[19:]) for row in rows]
     started = time.perf_counter()
     for row in rows:
         with transaction.atomic(), connection.cursor() as cursor:

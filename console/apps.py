@@ -14,6 +14,7 @@ class ConsoleConfig(AppConfig):
 
         from journeys.observability import connect_decision_log, json_logs_enabled, setup_tracing
 
+        from . import checks  # noqa: F401  (registers the deploy checks)
         from .timezones import remember_chosen_zone
 
         user_logged_in.connect(remember_chosen_zone, dispatch_uid="console.remember_chosen_zone")

@@ -23,4 +23,14 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
             for item in items_for(user)
         ],
         "user_teams": [g.name for g in user.groups.all()],
+        "audit_alert": _audit_alert(user),
     }
+
+
+def _audit_alert(user: Any) -> Any:
+    """A failed audit verification, on every page of compliance officers and admins until
+    someone acknowledges it."""
+    from review.audit.access import may_see_audit_health
+    from review.audit.services import unacknowledged_failure
+
+    return unacknowledged_failure() if may_see_audit_health(user) else None

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -26,8 +27,20 @@ env = environ.Env(
 )
 
 DEBUG = env("DEBUG")
-# The fallback key only serves the embedded demo; production must set SECRET_KEY.
-SECRET_KEY = env.str("SECRET_KEY", default="handoff-embedded-demo-key-change-me-in-production-0123456789")
+# The demo: the embedded default (no DATABASE_URL), or HANDOFF_DEMO=true (a throwaway install on
+# PostgreSQL, the test suite). Anywhere else a missing key is an error at start-up: a key in the
+# source would let anyone forge sessions and re-sign the audit trail's checkpoints.
+DEMO = env.bool("HANDOFF_DEMO", default=os.environ.get("DATABASE_URL", "sqlite").startswith("sqlite"))
+DEMO_SECRET_KEY = "handoff-embedded-demo-key-change-me-in-production-0123456789"
+_HOW_TO_SET = (
+    "{name} is not set. Outside the demo Handoff needs its own {what}: generate one with\n"
+    "    python -c 'import secrets; print(secrets.token_urlsafe(50))'\n"
+    "and set it in the environment of the web, worker and beat processes (export {name}=...), "
+    "or set HANDOFF_DEMO=true for a throwaway demo."
+)
+SECRET_KEY = env.str("SECRET_KEY", default="" if not DEMO else DEMO_SECRET_KEY)
+if not SECRET_KEY:
+    raise ImproperlyConfigured(_HOW_TO_SET.format(name="SECRET_KEY", what="secret key"))
 ALLOWED_HOSTS = env("ALLOWED_HOSTS")
 CSRF_TRUSTED_ORIGINS = env("CSRF_TRUSTED_ORIGINS")
 
@@ -64,6 +77,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "review.audit.middleware.AuditWriteFailureMiddleware",
     "axes.middleware.AxesMiddleware",  # last: turns a lockout into the lockout page
     "api.middleware.ApiCallAudit",  # every authenticated API call goes to the audit trail
 ]
@@ -109,6 +123,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
+# Production runs the application as a role that may only SELECT and INSERT on the audit tables
+# (``manage.py database_roles``) and migrations as the tables' owner: ``manage.py migrate`` uses
+# this connection when it is set.
+if env.str("MIGRATION_DATABASE_URL", default=""):
+    DATABASES["owner"] = env.db_url("MIGRATION_DATABASE_URL")
+    DATABASES["owner"].setdefault("CONN_MAX_AGE", 0)
+    # Only migrations (and archiving) use the owner connection; the test suite never clones it.
+    DATABASES["owner"]["TEST"] = {"MIRROR": "default"}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- auth -----------------------------------------------------------------------------------
@@ -156,8 +178,20 @@ AXES_CLIENT_IP_CALLABLE = "review.audit.request_meta.client_ip"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False
-# Signs the audit trail's checkpoints; keep it out of the database. Derived from SECRET_KEY if unset.
+# Signs the audit trail's checkpoints; keep it out of the database. Required outside the demo (in
+# the demo it is derived from SECRET_KEY).
 AUDIT_SIGNING_KEY = env.str("AUDIT_SIGNING_KEY", default="")
+if not AUDIT_SIGNING_KEY and not DEMO:
+    raise ImproperlyConfigured(_HOW_TO_SET.format(name="AUDIT_SIGNING_KEY", what="audit signing key"))
+# Every new signed checkpoint is written outside the database (review/audit/sink.py): an
+# append-only file in this folder, plus any other sinks listed ("syslog", or a dotted class path).
+AUDIT_CHECKPOINT_DIR = env.str("AUDIT_CHECKPOINT_DIR", default=str(VAR_DIR / "audit-checkpoints"))
+AUDIT_CHECKPOINT_SINKS = env.list("AUDIT_CHECKPOINT_SINKS", default=["file"])
+AUDIT_CHECKPOINT_SYSLOG_ADDRESS = env.str("AUDIT_CHECKPOINT_SYSLOG_ADDRESS", default="/dev/log")
+# Records older than this many days are archived to JSON Lines files in AUDIT_ARCHIVE_DIR (12
+# months online by default), with a signed "archived up to" checkpoint.
+AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=365)
+AUDIT_ARCHIVE_DIR = env.str("AUDIT_ARCHIVE_DIR", default=str(VAR_DIR / "audit-archive"))
 SECURE_CSP = {
     "default-src": [CSP.SELF],
     "script-src": [CSP.SELF, CSP.NONCE],
@@ -225,7 +259,15 @@ CELERY_BEAT_SCHEDULE = {
     },
     "audit-checkpoint": {
         "task": "review.audit.tasks.audit_checkpoint",
-        "schedule": env.float("AUDIT_CHECKPOINT_SECONDS", default=300.0),
+        "schedule": env.float("AUDIT_CHECKPOINT_SECONDS", default=60.0),
+    },
+    "audit-verify-daily": {
+        "task": "review.audit.tasks.audit_verify_daily",
+        "schedule": env.float("AUDIT_VERIFY_SECONDS", default=24 * 3600.0),
+    },
+    "audit-archive-daily": {
+        "task": "review.audit.tasks.audit_archive_daily",
+        "schedule": env.float("AUDIT_ARCHIVE_SECONDS", default=24 * 3600.0),
     },
     "expire-pending-approvals": {
         "task": "review.tasks.expire_pending_approvals",

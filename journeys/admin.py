@@ -1,3 +1,12 @@
+"""The Django admin: configuration only.
+
+Journeys, their events and proposals, and the core bank's customers, accounts and cards are
+deliberately *not* registered: the admin knows nothing of team permissions or masking, so a
+staff user with a model-wide view permission would read every team's journeys and customers'
+addresses and dates of birth there. The console is the one place those are shown, filtered by
+team grants and masked.
+"""
+
 from __future__ import annotations
 
 from django.contrib import admin
@@ -6,14 +15,9 @@ from guardian.admin import GuardedModelAdmin
 from .models import (
     ActionType,
     Agent,
-    CoreAccount,
-    CoreCard,
-    CoreCustomer,
     DefinitionVersion,
-    Event,
-    Journey,
     JourneyDefinition,
-    ProposedAction,
+    OrganisationGrant,
 )
 
 
@@ -41,34 +45,8 @@ class AgentAdmin(admin.ModelAdmin):
     list_display = ["name", "kind", "group", "is_enabled"]
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
+@admin.register(OrganisationGrant)
+class OrganisationGrantAdmin(admin.ModelAdmin):
+    """Granting or revoking is audited on the governance chain (a post_save/post_delete receiver)."""
 
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-
-@admin.register(Journey)
-class JourneyAdmin(ReadOnlyAdmin):
-    list_display = ["pk", "definition", "customer_ref", "status", "current_step", "epoch", "created_at"]
-    list_filter = ["definition", "status"]
-    search_fields = ["customer_ref"]
-
-
-@admin.register(Event)
-class EventAdmin(ReadOnlyAdmin):
-    list_display = ["pk", "journey", "kind", "actor_kind", "at", "summary"]
-    list_filter = ["kind"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-
-@admin.register(ProposedAction)
-class ProposedActionAdmin(ReadOnlyAdmin):
-    list_display = ["pk", "journey", "action_type", "status", "decision_rule", "created_at"]
-    list_filter = ["status", "action_type"]
-
-
-admin.site.register([CoreCustomer, CoreAccount, CoreCard], ReadOnlyAdmin)
+    list_display = ["team", "right", "created_at"]

@@ -14,8 +14,8 @@ Who may do what (checked here, not only in the views):
 - hand back: the person in control; *force* a hand-back of someone else's journey: a superuser,
   or a person holding both ``take_over`` and ``pause_agents`` on the definition (recorded);
 - pause / resume agents on a definition: ``pause_agents`` on it; everything, an agent or an
-  action type (these cut across definitions): a superuser, or a person holding ``pause_agents``
-  on every definition.
+  action type (these cut across definitions): a superuser, or a member of a team with the
+  organisation-wide ``pause_agents`` grant.
 """
 
 from __future__ import annotations
@@ -27,11 +27,20 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from . import events, pause_gate
-from .access import definitions_for, user_may
+from .access import user_may
 from .lifecycle import journey as journey_lifecycle
 from .lifecycle import proposal as proposal_lifecycle
 from .lifecycle.journey import enqueue_turn, may_force_hand_back
-from .models import ActionType, Agent, AgentPause, Journey, JourneyDefinition, ProposedAction
+from .models import (
+    ActionType,
+    Agent,
+    AgentPause,
+    Journey,
+    JourneyDefinition,
+    OrganisationGrant,
+    ProposedAction,
+    holds_organisation_right,
+)
 from .models.control import pause_gate_key
 from .services import (
     IllegalTransition,
@@ -228,7 +237,9 @@ def may_pause(user: Any, definition: JourneyDefinition | None) -> bool:
         return True
     if definition is not None:
         return user_may(user, "pause", definition)
-    return definitions_for(user, "pause").count() == JourneyDefinition.objects.count()
+    # The global stop button needs an explicit organisation-wide grant: holding the right on
+    # every definition that exists today would widen whenever a definition is deleted.
+    return holds_organisation_right(user, OrganisationGrant.Right.PAUSE)
 
 
 def _scope(
@@ -246,7 +257,7 @@ def _scope(
 def _check_pause_rights(user: Any, definition, agent, action_type, verb: str) -> None:
     if sum(x is not None for x in (definition, agent, action_type)) > 1:
         raise ControlError("Pause one thing at a time: a definition, an agent or an action type.")
-    # An agent or an action type works across definitions: pausing it needs the right on all.
+    # An agent or an action type works across definitions: pausing it needs the organisation-wide grant.
     if not may_pause(user, definition):
         raise NotAllowed(f"You may not {verb} {_scope(definition, agent, action_type)}.")
 

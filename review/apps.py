@@ -25,6 +25,7 @@ class ReviewConfig(AppConfig):
             ApprovalLimit,
             DefinitionGroupPermission,
             DefinitionUserPermission,
+            OrganisationGrant,
         )
 
         from .models import SensitiveDataGrant
@@ -35,6 +36,7 @@ class ReviewConfig(AppConfig):
             DefinitionUserPermission,
             ApprovalLimit,
             SensitiveDataGrant,
+            OrganisationGrant,
         ):
             uid = f"review.audit.grant.{model.__name__}"
             post_save.connect(listeners.on_grant_saved, sender=model, dispatch_uid=f"{uid}.saved")

@@ -261,12 +261,84 @@ def login_page(browser, live_server) -> Callable[[str], Any]:
 def _allow_audit_truncate(sender: Any, connection: Any, **kwargs: Any) -> None:
     """Transactional tests are flushed with TRUNCATE, which the audit tables refuse. The
     trigger lets a *superuser* session with ``handoff.allow_audit_truncate`` on through; the
-    suite's database role is a superuser, production's application role is not."""
+    suite's database role is a superuser, production's application role is not.
+
+    With ``HANDOFF_TEST_DB_ROLE=app`` (``make test-app-role``) every connection then switches to
+    the restricted application role (``manage.py database_roles``) for the test itself; only the
+    flush between tests switches back."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SET handoff.allow_audit_truncate = on")
+            if _APP_ROLE["name"]:
+                cursor.execute(f'SET ROLE "{_APP_ROLE["name"]}"')
 
 
 from django.db.backends.signals import connection_created  # noqa: E402
 
 connection_created.connect(_allow_audit_truncate, dispatch_uid="tests.allow_audit_truncate")
+
+# --- the restricted application role ----------------------------------------------------------
+
+_APP_ROLE: dict[str, str] = {"name": ""}
+RUN_AS_APP_ROLE = os.environ.get("HANDOFF_TEST_DB_ROLE") == "app"
+
+
+def app_role_name() -> str:
+    """Roles live in the whole cluster: name it after this run's test database."""
+    return f"{settings.DATABASES['default']['NAME']}_app"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _restricted_app_role(request, django_db_blocker) -> Iterator[None]:
+    if not RUN_AS_APP_ROLE:
+        yield
+        return
+    request.getfixturevalue("django_db_setup")
+    from django.db import connections
+    from django.db.backends.postgresql.operations import DatabaseOperations
+
+    with django_db_blocker.unblock():
+        call_command("database_roles", create=True, app_role=app_role_name(), owner_role="postgres", verbosity=0)
+    connections.close_all()
+    _APP_ROLE["name"] = app_role_name()
+    original = DatabaseOperations.execute_sql_flush
+
+    def flush_as_owner(self: Any, sql_list: Any) -> None:
+        # The flush between transactional tests is the harness, not the application.
+        with self.connection.cursor() as cursor:
+            cursor.execute("RESET ROLE")
+        try:
+            original(self, sql_list)
+        finally:
+            with self.connection.cursor() as cursor:
+                cursor.execute(f'SET ROLE "{_APP_ROLE["name"]}"')
+
+    DatabaseOperations.execute_sql_flush = flush_as_owner
+    yield
+    DatabaseOperations.execute_sql_flush = original
+    _APP_ROLE["name"] = ""
+
+
+@contextlib.contextmanager
+def as_database_superuser() -> Iterator[Any]:
+    """A cursor acting as the database superuser (an attacker with full database rights), also
+    when the test otherwise runs as the restricted application role."""
+    from django.db import connection
+    from psycopg.pq import TransactionStatus
+
+    with connection.cursor() as cursor:
+        if _APP_ROLE["name"]:
+            cursor.execute("RESET ROLE")
+        try:
+            yield cursor
+        finally:
+            # In a failed transaction the rollback itself undoes the RESET ROLE.
+            if _APP_ROLE["name"] and cursor.connection.info.transaction_status != TransactionStatus.INERROR:
+                cursor.execute(f'SET ROLE "{_APP_ROLE["name"]}"')
+
+
+@pytest.fixture(autouse=True)
+def _checkpoint_sink(settings, tmp_path) -> None:
+    """Each test gets its own outside sink and archive folder, as a fresh installation would."""
+    settings.AUDIT_CHECKPOINT_DIR = str(tmp_path / "checkpoint-sink")
+    settings.AUDIT_ARCHIVE_DIR = str(tmp_path / "audit-archive")

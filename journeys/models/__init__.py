@@ -19,7 +19,7 @@ from .domain import (
     JourneyDefinition,
     ProposedAction,
 )
-from .grants import DefinitionGroupPermission, DefinitionUserPermission
+from .grants import DefinitionGroupPermission, DefinitionUserPermission, OrganisationGrant, holds_organisation_right
 
 __all__ = [
     "ActionType",
@@ -40,5 +40,7 @@ __all__ = [
     "ExceptionKind",
     "Journey",
     "JourneyDefinition",
+    "OrganisationGrant",
     "ProposedAction",
+    "holds_organisation_right",
 ]

@@ -2,7 +2,7 @@
 
 Journey records are visible to holders of ``audit`` on the journey's definition. Governance
 records about one definition follow the same rule; organisation-wide ones (logins, team
-membership) are visible only to people who may audit every definition.
+membership) are visible only to members of a team with the organisation-wide audit grant.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.db.models import Q
 
 from journeys.access import definitions_for
-from journeys.models import JourneyDefinition
+from journeys.models import OrganisationGrant, holds_organisation_right
 from review.models import AuditRecord, SensitiveDataGrant
 
 
@@ -22,16 +22,22 @@ def audit_definition_ids(user: Any) -> list[int]:
 
 
 def may_audit_everything(user: Any) -> bool:
+    """Organisation-wide records need an explicit organisation-wide grant (or a superuser), never
+    "audit on every definition that exists now": deleting a definition must not widen rights."""
     if user is None or isinstance(user, AnonymousUser) or not user.is_active:
         return False
-    if user.is_superuser:
-        return True
-    ids = set(audit_definition_ids(user))
-    return bool(ids) and ids >= set(JourneyDefinition.objects.values_list("pk", flat=True))
+    return holds_organisation_right(user, OrganisationGrant.Right.AUDIT)
 
 
 def may_audit(user: Any) -> bool:
     return definitions_for(user, "audit").exists()
+
+
+def may_see_audit_health(user: Any) -> bool:
+    """Compliance (anyone who audits) and admins see, and may acknowledge, a failed verification."""
+    if user is None or isinstance(user, AnonymousUser) or not user.is_active:
+        return False
+    return user.is_superuser or (user.is_staff and user.has_perm("auth.change_group")) or may_audit(user)
 
 
 def records_for(user: Any):

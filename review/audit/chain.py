@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -20,11 +21,11 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
-from review.models import AuditCheckpoint, AuditRecord
+from review.models import AuditArchive, AuditCheckpoint, AuditRecord
 from review.models.audit import GOVERNANCE_CHAIN
 
 from .offline import (
@@ -39,6 +40,11 @@ from .offline import (
 # Records written within this long before the previous checkpoint are looked at again, so a
 # transaction that committed late (its row id is older than the checkpoint) is still covered.
 CHECKPOINT_OVERLAP = timedelta(minutes=5)
+
+
+class AuditWriteError(RuntimeError):
+    """The audit record could not be written. It propagates, so the caller's transaction — the
+    change the record was about — rolls back too: nothing happens unaudited."""
 
 
 def audit_key() -> bytes:
@@ -123,29 +129,61 @@ def audit_append(
     # Store exactly what is hashed: a JSON round trip turns Decimals, dates and tuples into the
     # plain values the database will give back to the verifier.
     clean_payload = json.loads(canonical_json(payload or {}), parse_float=_stable_number)
+    # Salts the commitments to sensitive values, so a masked export can prove them without
+    # revealing them (see offline.payload_digest).
+    salt = secrets.token_hex(16)
+    fields = {
+        "kind": kind,
+        "summary": summary,
+        "actor_kind": actor_kind,
+        "actor_label": actor_label,
+        "actor_user_id": actor_user_id,
+        "actor_agent_id": actor_agent_id,
+        "journey_id": journey_id,
+        "definition_id": definition_id,
+        "customer_ref": customer_ref,
+        "action_type": action_type,
+        "decision": decision,
+        "proposal_id": proposal_id,
+        "event_id": event_id,
+    }
+    try:
+        return _append(chain, salt, clean_payload, fields)
+    except DatabaseError as exc:
+        raise AuditWriteError(f"The audit trail could not be written ({exc}); the change was not made.") from exc
+
+
+def _append(chain: str, salt: str, clean_payload: Any, fields: dict[str, Any]) -> AuditRecord:
     with transaction.atomic():
         _lock(f"audit:{chain}")
         last = AuditRecord.objects.filter(chain=chain).order_by("-seq").values_list("seq", "hash").first()
+        if last is None:
+            # A chain whose records were all archived goes on from the signed archived head.
+            archived = (
+                AuditArchive.objects.filter(heads__has_key=chain).order_by("-seq").values_list("heads", flat=True)
+            )
+            last = next(iter(archived), {}).get(chain)
         record = AuditRecord(
             chain=chain,
             seq=(last[0] + 1) if last else 1,
             prev_hash=last[1] if last else GENESIS,
             at=timezone.now(),
-            kind=kind[:40],
-            actor_kind=actor_kind,
-            actor_label=(actor_label or "")[:150],
-            actor_user_id=actor_user_id,
-            actor_agent_id=actor_agent_id,
-            journey_id=journey_id,
-            definition_id=definition_id,
-            customer_ref=(customer_ref or "")[:40],
-            action_type=(action_type or "")[:60],
-            decision=(decision or "")[:40],
-            proposal_id=proposal_id,
-            event_id=event_id,
-            summary=summary,
+            kind=fields["kind"][:40],
+            actor_kind=fields["actor_kind"],
+            actor_label=(fields["actor_label"] or "")[:150],
+            actor_user_id=fields["actor_user_id"],
+            actor_agent_id=fields["actor_agent_id"],
+            journey_id=fields["journey_id"],
+            definition_id=fields["definition_id"],
+            customer_ref=(fields["customer_ref"] or "")[:40],
+            action_type=(fields["action_type"] or "")[:60],
+            decision=(fields["decision"] or "")[:40],
+            proposal_id=fields["proposal_id"],
+            event_id=fields["event_id"],
+            summary=fields["summary"],
             payload=clean_payload,
-            payload_sha256=payload_digest(clean_payload),
+            payload_salt=salt,
+            payload_sha256=payload_digest(clean_payload, salt=salt),
         )
         record.hash = record_hash(header_fields(record))
         record.save(force_insert=True)

@@ -192,6 +192,12 @@ def _grant_fields(instance: Any) -> tuple[str, int | None, dict[str, Any]]:
             instance.content_object_id,
             {"permission": instance.permission.codename, "holder": holder},
         )
+    if name == "OrganisationGrant":
+        return (
+            f"organisation-wide right “{instance.get_right_display()}” of team {instance.team.name}",
+            None,
+            {"organisation_right": instance.right, "holder": f"team {instance.team.name}"},
+        )
     if name == "ApprovalLimit":
         return (
             f"approval limit of team {instance.team.name}",

@@ -18,7 +18,8 @@ from typing import Any
 GENESIS = "0" * 64
 
 # The header fields a record's hash covers, in the export's column order. The payload is covered
-# through its own digest, so an export may mask a payload and still prove the chain.
+# through its own digest, which commits to every value separately (``payload_digest``), so an
+# export may withhold a value and still prove everything else.
 HASHED_FIELDS = [
     "chain",
     "seq",
@@ -48,7 +49,26 @@ INT_FIELDS = {
     "proposal_id",
     "event_id",
 }
-EXPORT_FIELDS = ["id", *HASHED_FIELDS, "hash", "payload_masked", "payload"]
+EXPORT_FIELDS = ["id", *HASHED_FIELDS, "hash", "payload_masked", "payload", "payload_salt", "commitments"]
+# Values under these keys (at any depth) are committed with a salt kept in the database: a masked
+# export gives their commitments and withholds the salt, so the value cannot be guessed back.
+SALTED_KEYS = frozenset(
+    {
+        "card",
+        "card_number",
+        "pan",
+        "date_of_birth",
+        "dob",
+        "birth_date",
+        "address",
+        "new_address",
+        "old_address",
+        "full_address",
+    }
+)
+# The last line of a JSON Lines export (the last row of a CSV, with this kind) says which chains
+# the export holds, whether each is whole, and carries the signed checkpoint of each.
+MANIFEST_KIND = "export_manifest"
 
 
 def canonical_json(value: Any) -> bytes:
@@ -59,8 +79,58 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def payload_digest(payload: Any) -> str:
-    return sha256_hex(canonical_json(payload))
+class MissingSalt(ValueError):
+    """A sensitive value that is neither in the clear with its salt nor given as a commitment."""
+
+
+def path_key(path: list[Any]) -> str:
+    """The name of a leaf in ``commitments``: the JSON list of keys and indexes leading to it."""
+    return canonical_json(path).decode()
+
+
+def leaf_salt(record_salt: str, path: list[Any]) -> str:
+    return sha256_hex(f"{record_salt}:{path_key(path)}".encode())
+
+
+def leaf_commitment(value: Any, salt: str = "") -> str:
+    """The commitment to one scalar value. Sensitive values are salted (a date of birth has too
+    few possibilities to hide behind a bare hash); the rest are not, so a verifier can recompute
+    them from the clear value alone."""
+    return sha256_hex(canonical_json([salt, value]))
+
+
+def committed_tree(
+    payload: Any,
+    *,
+    record_salt: str | None,
+    commitments: dict[str, str] | None = None,
+) -> Any:
+    """``payload`` with every scalar replaced by its commitment. A leaf listed in
+    ``commitments`` (masked in an export) is taken from there; any other sensitive leaf needs
+    ``record_salt`` to be recomputed from its clear value."""
+    commitments = commitments or {}
+
+    def walk(value: Any, path: list[Any], key: str) -> Any:
+        if isinstance(value, dict):
+            return {k: walk(v, [*path, k], str(k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v, [*path, i], key) for i, v in enumerate(value)]
+        name = path_key(path)
+        if name in commitments:
+            return commitments[name]
+        if key in SALTED_KEYS:
+            if record_salt is None:
+                raise MissingSalt(name)
+            return leaf_commitment(value, leaf_salt(record_salt, path))
+        return leaf_commitment(value)
+
+    return walk(payload, [], "")
+
+
+def payload_digest(payload: Any, *, salt: str | None = "", commitments: dict[str, str] | None = None) -> str:
+    """``payload_sha256``: the digest of the payload with each value committed on its own, so an
+    export can withhold any value (give its commitment instead) and still prove the rest."""
+    return sha256_hex(canonical_json(committed_tree(payload, record_salt=salt, commitments=commitments)))
 
 
 def record_hash(fields: dict[str, Any]) -> str:
@@ -78,29 +148,104 @@ def checkpoint_signature(key: bytes, digest: str) -> str:
 
 
 def read_export(lines: Iterable[str], fmt: str) -> Iterator[dict[str, Any]]:
-    """Rows of a JSON Lines or CSV export as dicts with the types the hash expects."""
+    """Rows of a JSON Lines or CSV export as dicts with the types the hash expects; the manifest
+    comes as ``{"manifest": {...}}``."""
     if fmt == "jsonl":
         for line in lines:
             if line.strip():
                 yield json.loads(line)
         return
     for row in csv.DictReader(lines):
+        if row.get("kind") == MANIFEST_KIND and not row.get("chain"):
+            yield {"manifest": json.loads(row.get("payload") or "null")}
+            continue
         parsed: dict[str, Any] = dict(row)
         for name in INT_FIELDS | {"id"}:
             parsed[name] = int(row[name]) if row.get(name) not in (None, "") else None
         parsed["payload_masked"] = row.get("payload_masked") == "true"
         parsed["payload"] = json.loads(row["payload"]) if row.get("payload") else None
+        parsed["commitments"] = json.loads(row["commitments"]) if row.get("commitments") else {}
         yield parsed
 
 
-def verify_rows(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """Check every row's hash, payload digest and, where the export holds consecutive links, that
-    each link points at the one before. A chain included from its first link is proven whole
-    up to its last exported link; gaps (a filtered search) are counted, not treated as breaks."""
+def _check_manifest(
+    manifest: dict[str, Any],
+    by_chain: dict[str, list[dict[str, Any]]],
+    problems: list[str],
+    *,
+    key: bytes | None,
+    outside: dict[int, dict[str, Any]] | None,
+) -> list[str]:
+    """Check each chain against the manifest's claim and its signed checkpoint; return the chains
+    proven whole."""
+    claims = manifest.get("chains") or {}
+    whole: list[str] = []
+    for chain in by_chain:
+        if chain not in claims:
+            problems.append(f"{chain}: not listed in the export's manifest")
+    for chain, claim in claims.items():
+        links = by_chain.get(chain, [])
+        checkpoint = claim.get("checkpoint") or {}
+        label = f"{chain}: checkpoint {checkpoint.get('seq')}"
+        if checkpoint_hash(checkpoint) != checkpoint.get("hash"):
+            problems.append(f"{label} does not match its hash")
+            continue
+        if key is not None and checkpoint_signature(key, checkpoint["hash"]) != checkpoint.get("signature"):
+            problems.append(f"{label} is not signed with the server's key")
+        if outside is not None:
+            copy = outside.get(checkpoint.get("seq"))
+            if copy is None:
+                problems.append(f"{label} is not in the outside copy of the checkpoints")
+            elif (copy.get("hash"), copy.get("signature")) != (checkpoint.get("hash"), checkpoint.get("signature")):
+                problems.append(f"{label} differs from the outside copy")
+        head = (checkpoint.get("heads") or {}).get(chain)
+        if not head:
+            problems.append(f"{label} holds no head for this chain")
+            continue
+        head_seq, head_hash = head
+        by_seq = {row["seq"]: row for row in links}
+        if any(seq > head_seq for seq in by_seq):
+            problems.append(f"{chain}: records after #{head_seq}, the head its checkpoint signs")
+        if head_seq in by_seq and by_seq[head_seq]["hash"] != head_hash:
+            problems.append(f"{chain}: record #{head_seq} differs from the head its signed checkpoint holds")
+        if claim.get("complete"):
+            first = int(claim.get("from_seq") or 1)
+            wanted = set(range(first, head_seq + 1))
+            missing = sorted(wanted - set(by_seq))
+            if missing:
+                problems.append(
+                    f"{chain}: the export claims the whole chain #{first} to #{head_seq} but "
+                    f"{len(missing)} record(s) are missing (first: #{missing[0]})"
+                )
+            elif by_seq[first]["prev_hash"] != (claim.get("prev_hash") or GENESIS):
+                problems.append(f"{chain}: #{first} does not link to where the chain starts")
+            else:
+                whole.append(chain)
+    return whole
+
+
+def verify_rows(
+    rows: Iterable[dict[str, Any]],
+    *,
+    key: bytes | None = None,
+    outside_checkpoints: Iterable[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Check every row's hash and payload digest, each link between consecutive rows, and the
+    manifest: a chain the export claims whole must have every record up to the head its signed
+    checkpoint holds. ``key`` (the server's audit key) also checks the checkpoints' signatures;
+    ``outside_checkpoints`` (the copy kept outside the database) checks they are the real ones."""
     by_chain: dict[str, list[dict[str, Any]]] = {}
     problems: list[str] = []
+    manifest: dict[str, Any] | None = None
     count = masked = 0
     for row in rows:
+        if "manifest" in row:
+            if manifest is not None:
+                problems.append("the export holds two manifests")
+            manifest = row["manifest"] or {}
+            continue
+        if manifest is not None:
+            problems.append("records follow the manifest (the manifest must be the last line)")
         count += 1
         by_chain.setdefault(row["chain"], []).append(row)
     for chain, links in by_chain.items():
@@ -108,10 +253,18 @@ def verify_rows(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
         previous: dict[str, Any] | None = None
         for row in links:
             name = f"record {row.get('id')} ({chain} #{row['seq']})"
-            if row.get("payload_masked"):
+            commitments = row.get("commitments") or {}
+            if commitments:
                 masked += 1
-            elif payload_digest(row.get("payload")) != row["payload_sha256"]:
-                problems.append(f"{name}: payload does not match its digest")
+            try:
+                digest = payload_digest(
+                    row.get("payload"), salt=row.get("payload_salt") or None, commitments=commitments
+                )
+            except MissingSalt as exc:
+                problems.append(f"{name}: sensitive value {exc} is neither in the clear with its salt nor committed")
+            else:
+                if digest != row["payload_sha256"]:
+                    problems.append(f"{name}: payload does not match its digest")
             if record_hash(row) != row["hash"]:
                 problems.append(f"{name}: hash does not match its content")
             if row["seq"] == 1 and row["prev_hash"] != GENESIS:
@@ -123,36 +276,73 @@ def verify_rows(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
         1
         for links in by_chain.values()
         for a, b in zip([None, *links], links, strict=False)
-        if (a is None and b["seq"] != 1) or (a is not None and b["seq"] != a["seq"] + 1)
+        if a is not None and b["seq"] != a["seq"] + 1
     )
+    whole: list[str] = []
+    if manifest is None:
+        problems.append("the export has no manifest: it was cut short or is not a Handoff export")
+    else:
+        outside = None
+        if outside_checkpoints is not None:
+            outside = {c.get("seq"): c for c in outside_checkpoints}
+        whole = _check_manifest(manifest, by_chain, problems, key=key, outside=outside)
     return {
         "ok": not problems,
         "records": count,
         "chains": len(by_chain),
+        "whole_chains": len(whole),
         "masked_payloads": masked,
         "gaps": gaps,
         "problems": problems,
     }
 
 
-def verify_file(path: str) -> dict[str, Any]:
+def read_checkpoints(path: str) -> list[dict[str, Any]]:
+    """A JSON Lines copy of the signed checkpoints (the sink's file, or an export of them)."""
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def verify_file(
+    path: str,
+    *,
+    key: bytes | None = None,
+    outside_checkpoints: Iterable[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     fmt = "csv" if path.endswith(".csv") else "jsonl"
     with open(path, encoding="utf-8", newline="") as handle:
-        return verify_rows(read_export(handle, fmt))
+        return verify_rows(read_export(handle, fmt), key=key, outside_checkpoints=outside_checkpoints)
+
+
+def summary(report: dict[str, Any]) -> str:
+    return (
+        f"{report['records']} records in {report['chains']} chains, {report['whole_chains']} proven whole "
+        f"up to their signed checkpoint; {report['gaps']} gaps in partial chains (records not in the export); "
+        f"{report['masked_payloads']} masked payloads checked through their commitments."
+    )
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print("usage: python offline.py EXPORT.jsonl|EXPORT.csv", file=sys.stderr)
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Re-verify a Handoff audit export without Handoff.")
+    parser.add_argument("export", help="EXPORT.jsonl or EXPORT.csv")
+    parser.add_argument("--checkpoints", help="the copy of the signed checkpoints kept outside the database")
+    parser.add_argument("--key-file", help="a file holding the audit signing key, to check signatures")
+    args = parser.parse_args(argv[1:])
+    key = None
+    if args.key_file:
+        with open(args.key_file, "rb") as handle:
+            key = handle.read().strip()
+    outside = read_checkpoints(args.checkpoints) if args.checkpoints else None
+    try:
+        report = verify_file(args.export, key=key, outside_checkpoints=outside)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        print(f"FAILED: cannot read {args.export} as an audit export: {exc}")
         return 2
-    report = verify_file(argv[1])
     for problem in report["problems"]:
         print("BROKEN", problem)
-    print(
-        f"{report['records']} records in {report['chains']} chains; {report['gaps']} gaps "
-        f"(records not in the export); {report['masked_payloads']} masked payloads checked "
-        "by digest only."
-    )
+    print(summary(report))
     print("OK: every exported record is intact." if report["ok"] else "FAILED")
     return 0 if report["ok"] else 1
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 from review.models import AuditRecord, AuditVerification
 from review.models.audit import journey_chain
 
-from .chain import audit_append, person
+from .chain import audit_append, governance_append, person
 from .verify import audit_verify
 
 
@@ -20,6 +20,52 @@ def verification_request(*, user: Any) -> AuditVerification:
 
     verification = AuditVerification.objects.create(requested_by=user)
     run_verification.delay_on_commit(verification.pk)
+    return verification
+
+
+def verification_scheduled() -> AuditVerification:
+    """Beat's daily run, in the calling task (no second hop through the broker)."""
+    verification = AuditVerification.objects.create(scheduled=True)
+    verification_run(verification_id=verification.pk)
+    verification.refresh_from_db()
+    return verification
+
+
+def unacknowledged_failure() -> AuditVerification | None:
+    """The oldest failed verification nobody has acknowledged yet."""
+    return (
+        AuditVerification.objects.filter(
+            status__in=[AuditVerification.Status.BROKEN, AuditVerification.Status.ERROR],
+            acknowledged_at__isnull=True,
+        )
+        .order_by("created_at", "id")
+        .first()
+    )
+
+
+@transaction.atomic
+def verification_acknowledge(*, verification_id: int, user: Any, note: str) -> AuditVerification | None:
+    """Someone has seen a failed verification and says what they do about it; audited. None when
+    it was not a failed, unacknowledged run (a second click, a forged id)."""
+    updated = AuditVerification.objects.filter(
+        pk=verification_id,
+        status__in=[AuditVerification.Status.BROKEN, AuditVerification.Status.ERROR],
+        acknowledged_at__isnull=True,
+    ).update(acknowledged_at=timezone.now(), acknowledged_by=user)
+    if not updated:
+        return None
+    verification = AuditVerification.objects.get(pk=verification_id)
+    governance_append(
+        kind="verification_acknowledged",
+        summary=f"Acknowledged failed audit verification {verification.pk}: {note}",
+        actor=user,
+        payload={
+            "verification": verification.pk,
+            "status": verification.status,
+            "message": verification.message,
+            "note": note,
+        },
+    )
     return verification
 
 

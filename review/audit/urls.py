@@ -28,4 +28,5 @@ urlpatterns = [
     path("verify/", views.verify_page, name="verify"),
     path("verify/start/", views.verify_start, name="verify_start"),
     path("verify/<int:pk>/", views.verify_progress, name="verify_progress"),
+    path("verify/<int:pk>/acknowledge/", views.verify_acknowledge, name="verify_acknowledge"),
 ]

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
-from review.models import AuditCheckpoint, AuditRecord
+from review.models import AuditArchive, AuditCheckpoint, AuditRecord
 
 from .chain import audit_key, audit_key_id, checkpoint_payload, header_fields
 from .offline import GENESIS, checkpoint_hash, checkpoint_signature, payload_digest, record_hash
@@ -39,6 +40,7 @@ class VerifyResult:
     chains: int = 0
     checkpoints: int = 0
     breaks: list[Break] = field(default_factory=list)
+    sink_checked: bool = False
 
     @property
     def ok(self) -> bool:
@@ -90,6 +92,9 @@ def _check_checkpoints(result: VerifyResult, external: list[dict[str, Any]] | No
     for outside in external or []:
         label = f"checkpoint {outside.get('seq')}"
         mine = stored.get(outside.get("seq"))
+        # The outside copy's heads must be in the trail whatever happened to the database's copy.
+        for chain, (seq, digest) in (outside.get("heads") or {}).items():
+            expected[(chain, seq)] = digest
         if mine is None:
             result.breaks.append(Break(None, label, None, "in the outside copy but missing from the database"))
             continue
@@ -101,26 +106,68 @@ def _check_checkpoints(result: VerifyResult, external: list[dict[str, Any]] | No
             "signature"
         ):
             result.breaks.append(Break(None, label, None, "the outside copy's signature is not the server's"))
-        for chain, (seq, digest) in (outside.get("heads") or {}).items():
-            expected[(chain, seq)] = digest
     return expected
+
+
+def _check_sink_is_current(result: VerifyResult, outside: list[dict[str, Any]]) -> None:
+    """A checkpoint that should long have reached the outside sink but has not: the sink is
+    failing (or was cut), and the window an attacker could use is open."""
+    from django.conf import settings
+    from django.utils import timezone
+
+    newest_outside = max((c.get("seq") or 0 for c in outside), default=0)
+    grace = timedelta(seconds=max(5 * settings.CELERY_BEAT_SCHEDULE["audit-checkpoint"]["schedule"], 300))
+    stale = AuditCheckpoint.objects.filter(seq__gt=newest_outside, at__lt=timezone.now() - grace).order_by("seq")
+    first = stale.first()
+    if first is not None:
+        result.breaks.append(
+            Break(None, f"checkpoint {first.seq}", None, "never reached the outside sink (is the sink writable?)")
+        )
+
+
+def _check_archives(result: VerifyResult) -> dict[str, list[Any]]:
+    """Check the signed "archived up to" rows; return each chain's last archived [seq, hash]."""
+    from .archive import archive_payload, archived_heads
+
+    key, key_id = audit_key(), audit_key_id()
+    previous_hash = GENESIS
+    for archive in AuditArchive.objects.order_by("seq").iterator():
+        label = f"archive {archive.seq}"
+        if archive.prev_hash != previous_hash:
+            result.breaks.append(Break(None, label, None, "does not link to the archive before it"))
+        if checkpoint_hash(archive_payload(archive)) != archive.hash:
+            result.breaks.append(Break(None, label, None, "content does not match its hash"))
+        if archive.key_id != key_id or checkpoint_signature(key, archive.hash) != archive.signature:
+            result.breaks.append(Break(None, label, None, "signature is not the server's"))
+        previous_hash = archive.hash
+    return archived_heads()
 
 
 def audit_verify(
     *,
     progress: Progress | None = None,
     external_checkpoints: list[dict[str, Any]] | None = None,
+    use_sink: bool = True,
     every: int = 5000,
 ) -> VerifyResult:
-    """Verify everything; one pass over the records in (chain, seq) order."""
+    """Verify everything; one pass over the records in (chain, seq) order. Unless given another
+    copy, the checkpoints are compared with the outside sink's (``review.audit.sink``)."""
     result = VerifyResult()
+    if external_checkpoints is None and use_sink:
+        from .sink import sink_read
+
+        external_checkpoints = sink_read()
+        result.sink_checked = external_checkpoints is not None
+        _check_sink_is_current(result, external_checkpoints or [])
     expected_heads = _check_checkpoints(result, external_checkpoints)
+    archived = _check_archives(result)
     total = AuditRecord.objects.count()
     if progress:
         progress(0, total)
     chain = None
     previous: AuditRecord | None = None
     chain_broken = False
+    start: list[Any] = [0, GENESIS]
     seen_heads: set[tuple[str, int]] = set()
     records = AuditRecord.objects.order_by("chain", "seq").iterator(chunk_size=2000)
     for record in records:
@@ -128,13 +175,15 @@ def audit_verify(
         if record.chain != chain:
             chain, previous, chain_broken = record.chain, None, False
             result.chains += 1
+            # After archiving, the online chain starts where the signed archive row stops.
+            start = archived.get(chain) or [0, GENESIS]
         reason = ""
-        expected_seq = previous.seq + 1 if previous else 1
+        expected_seq = previous.seq + 1 if previous else start[0] + 1
         if record.seq != expected_seq:
             reason = f"sequence jumps from #{expected_seq - 1} to #{record.seq} (a record was removed)"
-        elif record.prev_hash != (previous.hash if previous else GENESIS):
+        elif record.prev_hash != (previous.hash if previous else start[1]):
             reason = "does not link to the record before it"
-        elif payload_digest(record.payload) != record.payload_sha256:
+        elif payload_digest(record.payload, salt=record.payload_salt) != record.payload_sha256:
             reason = "payload does not match its digest (edited)"
         elif record_hash(header_fields(record)) != record.hash:
             reason = "content does not match its hash (edited)"
@@ -151,6 +200,8 @@ def audit_verify(
         if progress and result.records % every == 0:
             progress(result.records, total)
     for head_chain, seq in sorted(set(expected_heads) - seen_heads):
+        if head_chain in archived and seq <= archived[head_chain][0]:
+            continue  # moved to an archive file, which proves it (offline.py)
         result.breaks.append(
             Break(
                 None,

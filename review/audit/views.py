@@ -8,27 +8,32 @@ recorded as such).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
 from datetime import timedelta
 from typing import Any
 
 from django import forms
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from journeys.access import get_journey_for_user
 from journeys.models import ProposedAction
 from review.models import AuditCheckpoint, AuditRecord, AuditVerification
+from review.models.audit import journey_chain
 
-from .access import may_audit, may_unmask, records_for, unmask_definition_ids
-from .chain import governance_append
-from .export import csv_lines, export_rows, jsonl_lines
+from .access import may_audit, may_see_audit_health, may_unmask, records_for, unmask_definition_ids
+from .chain import checkpoint_create, governance_append
+from .export import Export
 from .masking import is_sensitive, lookup_field, mask_data
-from .services import sensitive_unmask, verification_request
+from .services import sensitive_unmask, verification_acknowledge, verification_request
+from .sink import checkpoint_publish
+
+logger = logging.getLogger(__name__)
 
 PAGE_SIZE = 50
 VERIFICATION_STALE_AFTER = timedelta(minutes=30)
@@ -141,6 +146,7 @@ def search(request: HttpRequest) -> HttpResponse:
         "newest": page[0].pk if page else None,
         "query": query.urlencode(),
         "latest_verification": AuditVerification.objects.first(),
+        "may_export_unmasked": bool(unmask_definition_ids(request.user)),
     }
     template = "review/audit/search.html#results" if request.htmx else "review/audit/search.html"
     return render(request, template, context)
@@ -250,8 +256,25 @@ def _story(records: list[AuditRecord]) -> list[dict[str, Any]]:
 def journey_story(request: HttpRequest, pk: int) -> HttpResponse:
     journey = get_journey_for_user(request.user, pk, perm="audit")
     records = list(records_for(request.user).filter(journey_id=journey.pk).order_by("id"))
-    context = {"journey": journey, "story": _story(records), "record_count": len(records)}
+    context = {
+        "journey": journey,
+        "story": _story(records),
+        "record_count": len(records),
+        "may_export_unmasked": may_unmask(request.user, journey.definition_id),
+    }
     return render(request, "review/audit/journey.html", context)
+
+
+class UnmaskedExportForm(forms.Form):
+    reason = forms.CharField(
+        min_length=5,
+        max_length=300,
+        strip=True,
+        error_messages={
+            "required": "State why the export must show sensitive values.",
+            "min_length": "State why the export must show sensitive values (5 characters or more).",
+        },
+    )
 
 
 def _stream(
@@ -260,27 +283,60 @@ def _stream(
     fmt: str,
     name: str,
     description: dict[str, Any],
-) -> StreamingHttpResponse:
-    allowed = unmask_definition_ids(request.user)
+    *,
+    whole_chain: str | None = None,
+    definition_id: int | None = None,
+) -> HttpResponse:
+    """Masked by default. A POST with a stated reason exports unmasked, but only the records on
+    definitions where the person may unmask; refused outright when they may unmask nowhere."""
+    allowed: set[int] = set()
+    reason = ""
+    if request.method == "POST":
+        form = UnmaskedExportForm(request.POST)
+        if not form.is_valid():
+            return HttpResponse(form.errors.as_text(), status=400, content_type="text/plain")
+        allowed = unmask_definition_ids(request.user)
+        if definition_id is not None:
+            allowed &= {definition_id}
+        if not allowed:
+            return HttpResponse("You may not export sensitive values unmasked.", status=403, content_type="text/plain")
+        reason = form.cleaned_data["reason"]
+    # Sign (and send outside) a checkpoint first, so every exported record is covered by one.
+    checkpoint_create()
+    try:
+        checkpoint_publish()
+    except OSError:
+        logger.exception("The checkpoint sink could not be written; beat will retry.")
+    export = Export(
+        records,
+        may_unmask=lambda r: r.definition_id in allowed,
+        whole_chain=whole_chain,
+        what={**description, "unmasked": bool(allowed), "by": request.user.get_username()},
+    )
+    unmasked_note = f" unmasked ({reason})" if allowed else ""
     governance_append(
         kind=AuditRecord.Kind.AUDIT_EXPORT,
-        summary=f"Exported the audit trail as {fmt.upper()}: {name}",
+        summary=f"Exported the audit trail as {fmt.upper()}{unmasked_note}: {name}",
         actor=request.user,
-        payload={"format": fmt, "what": description},
+        definition_id=definition_id,
+        payload={
+            "format": fmt,
+            "what": description,
+            "unmasked": bool(allowed),
+            "unmasked_definitions": sorted(allowed),
+            "reason": reason,
+            "chains": {chain: claim["checkpoint"]["seq"] for chain, claim in export.claims.items()},
+        },
     )
-    rows = export_rows(
-        records.order_by("chain", "seq").iterator(chunk_size=2000),
-        may_unmask=lambda r: r.definition_id in allowed,
-    )
-    lines: Iterator[str] = csv_lines(rows) if fmt == "csv" else jsonl_lines(rows)
     content_type = "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson; charset=utf-8"
-    response = StreamingHttpResponse(lines, content_type=content_type)
+    response = StreamingHttpResponse(export.lines(fmt), content_type=content_type)
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
-    response["Content-Disposition"] = f'attachment; filename="audit-{name}-{stamp}.{fmt}"'
+    suffix = "-unmasked" if allowed else ""
+    response["Content-Disposition"] = f'attachment; filename="audit-{name}{suffix}-{stamp}.{fmt}"'
     return response
 
 
-@require_GET
+@require_http_methods(["GET", "POST"])
 @login_required
 def export_search(request: HttpRequest, fmt: str) -> HttpResponse:
     if not may_audit(request.user):
@@ -292,12 +348,20 @@ def export_search(request: HttpRequest, fmt: str) -> HttpResponse:
     return _stream(request, records, fmt, "search", {"filters": {k: str(v) for k, v in filters.items()}})
 
 
-@require_GET
+@require_http_methods(["GET", "POST"])
 @login_required
 def export_journey(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
     journey = get_journey_for_user(request.user, pk, perm="audit")
     records = records_for(request.user).filter(journey_id=journey.pk)
-    return _stream(request, records, fmt, f"J-{journey.pk}", {"journey": journey.pk})
+    return _stream(
+        request,
+        records,
+        fmt,
+        f"J-{journey.pk}",
+        {"journey": journey.pk},
+        whole_chain=journey_chain(journey.pk),
+        definition_id=journey.definition_id,
+    )
 
 
 def _verify_context() -> dict[str, Any]:
@@ -342,6 +406,31 @@ def verify_start(request: HttpRequest) -> HttpResponse:
     if request.htmx:
         return render(request, "review/audit/verify.html#progress", {"verification": verification})
     return render(request, "review/audit/verify.html", _verify_context())
+
+
+class AcknowledgeForm(forms.Form):
+    note = forms.CharField(
+        min_length=5,
+        max_length=300,
+        strip=True,
+        error_messages={"min_length": "Say what you are doing about it (5 characters or more)."},
+    )
+
+
+@require_POST
+@login_required
+def verify_acknowledge(request: HttpRequest, pk: int) -> HttpResponse:
+    if not may_see_audit_health(request.user):
+        raise Http404("No such verification.")
+    form = AcknowledgeForm(request.POST)
+    if not form.is_valid():
+        return HttpResponse(form.errors.as_text(), status=400, content_type="text/plain")
+    if verification_acknowledge(verification_id=pk, user=request.user, note=form.cleaned_data["note"]) is None:
+        return HttpResponse(
+            "That verification is not a failed run waiting for acknowledgement.", status=409, content_type="text/plain"
+        )
+    messages.success(request, "Acknowledged; the acknowledgement is in the audit trail.")
+    return redirect("audit:verify")
 
 
 class UnmaskForm(forms.Form):

@@ -16,8 +16,10 @@ STARTING_LABELS = [
 
 def add_starting_labels(apps, schema_editor):
     Label = apps.get_model("review", "Label")
+    # On the migrating connection: with MIGRATION_DATABASE_URL that is the owner role's.
+    labels = Label.objects.using(schema_editor.connection.alias)
     for key, name, description in STARTING_LABELS:
-        Label.objects.get_or_create(key=key, defaults={"name": name, "description": description})
+        labels.get_or_create(key=key, defaults={"name": name, "description": description})
 
 
 class Migration(migrations.Migration):

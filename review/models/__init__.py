@@ -1,5 +1,5 @@
 from .approvals import Approval, ApprovalRequest, ReviewSample
-from .audit import AuditCheckpoint, AuditRecord, AuditVerification, SensitiveDataGrant
+from .audit import AuditArchive, AuditCheckpoint, AuditRecord, AuditVerification, SensitiveDataGrant
 from .cases import Annotation, CaseGroup, ExceptionCase, Label
 from .governance import GovernanceChange
 from .scopes import CumulativeLimit, LimitCounter, LimitUsage, PermissionScope, ScopeChange
@@ -8,6 +8,7 @@ __all__ = [
     "Annotation",
     "Approval",
     "ApprovalRequest",
+    "AuditArchive",
     "AuditCheckpoint",
     "AuditRecord",
     "AuditVerification",

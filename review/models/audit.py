@@ -110,6 +110,9 @@ class AuditRecord(AppendOnly):
     summary = models.TextField(blank=True)
     payload = models.JSONField(default=dict)
     payload_sha256 = models.CharField(max_length=64)
+    # Salts the commitments to sensitive payload values (``offline.payload_digest``). Not part of
+    # the hash itself: a wrong salt gives a wrong digest. Withheld from masked exports.
+    payload_salt = models.CharField(max_length=32, blank=True)
 
     class Meta:
         ordering = ["-id"]
@@ -160,6 +163,31 @@ class AuditCheckpoint(AppendOnly):
         return f"Checkpoint {self.seq} ({len(self.heads)} chains)"
 
 
+class AuditArchive(AppendOnly):
+    """A signed "archived up to" checkpoint: ``heads`` maps chain → [seq, hash] of the last record
+    moved to the archive file ``file_name`` (JSON Lines, verifiable with ``offline.py``). The
+    online chain continues at seq + 1, linking to that hash; the database lets a record be
+    deleted only when an archive row covers it (and only a role with DELETE, never the app's)."""
+
+    seq = models.PositiveBigIntegerField(unique=True)
+    at = models.DateTimeField(default=timezone.now)
+    cutoff = models.DateTimeField()
+    heads = models.JSONField(default=dict)
+    records = models.PositiveBigIntegerField(default=0)
+    file_name = models.CharField(max_length=200)
+    file_sha256 = models.CharField(max_length=64)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
+    signature = models.CharField(max_length=64)
+    key_id = models.CharField(max_length=16)
+
+    class Meta:
+        ordering = ["-seq"]
+
+    def __str__(self) -> str:
+        return f"Archive {self.seq} ({self.records} records before {self.cutoff:%Y-%m-%d})"
+
+
 class AuditVerification(models.Model):
     """A run of the verifier, with progress for the compliance page. Not part of the trail."""
 
@@ -184,6 +212,13 @@ class AuditVerification(models.Model):
     checkpoints_checked = models.PositiveBigIntegerField(default=0)
     first_broken_record_id = models.BigIntegerField(null=True, blank=True)
     message = models.TextField(blank=True)
+    # A run started by beat rather than a person.
+    scheduled = models.BooleanField(default=False)
+    # A failed run stays on every compliance and admin page until someone acknowledges it.
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

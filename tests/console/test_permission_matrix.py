@@ -183,6 +183,13 @@ TABLE: dict[str, Row] = {
     "audit:verify": Row(expect=AUDITORS),
     "audit:verify_start": Row(method="post", htmx=True, expect=AUDITORS),
     "audit:verify_progress": Row(kwargs=lambda o: {"pk": o.verification_pk}, expect=AUDITORS, htmx=True),
+    # Compliance and admins may acknowledge a failed run; this one has not failed (409).
+    "audit:verify_acknowledge": Row(
+        kwargs=lambda o: {"pk": o.verification_pk},
+        method="post",
+        data=lambda o: {"note": "Permission matrix check"},
+        expect=per_role(302, 404, 404, 404, 409, 409),
+    ),
     "team_list": Row(expect=ADMINS_GET),
     "team_create": Row(method="post", data=lambda o: {"name": "Matrix team"}, expect=ADMINS_POST),
     "team_detail": Row(kwargs=lambda o: {"pk": o.cards.pk}, expect=ADMINS_GET),

@@ -27,6 +27,7 @@ ROOT = Path(settings.BASE_DIR)
 PRODUCTION_ENV = {
     "DEBUG": "false",
     "SECRET_KEY": "k3y-for-the-deploy-check-" + "x7Qp" * 12,
+    "AUDIT_SIGNING_KEY": "audit-k3y-for-the-deploy-check-" + "r9Tz" * 8,
     "ALLOWED_HOSTS": "handoff.bank.example",
     "CSRF_TRUSTED_ORIGINS": "https://handoff.bank.example",
     "SECURE_COOKIES": "true",
@@ -38,7 +39,9 @@ PRODUCTION_ENV = {
 
 def _check_deploy(extra: dict[str, str]) -> subprocess.CompletedProcess:
     # The browser fixture sets DJANGO_ALLOW_ASYNC_UNSAFE for Playwright; production never would.
-    env = {k: v for k, v in os.environ.items() if k not in PRODUCTION_ENV and k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    # Production is not the demo: the suite's HANDOFF_DEMO must not leak in either.
+    dropped = {"DJANGO_ALLOW_ASYNC_UNSAFE", "HANDOFF_DEMO"}
+    env = {k: v for k, v in os.environ.items() if k not in PRODUCTION_ENV and k not in dropped}
     env.update(extra)
     return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],

@@ -16,6 +16,7 @@ from review.audit.chain import audit_append
 from review.audit.offline import read_export, verify_rows
 from review.models import AuditRecord, AuditVerification
 from review.models.audit import GOVERNANCE_CHAIN, journey_chain
+from tests.conftest import as_database_superuser
 
 
 @pytest.fixture
@@ -240,7 +241,7 @@ def test_a_real_worker_runs_a_verification_and_the_page_shows_the_broken_record(
 
     journey = journey_start(definition="fee_refund", customer_ref="CUST-00004")
     record = AuditRecord.objects.filter(journey_id=journey.pk).order_by("seq").first()
-    with connection.cursor() as cursor:
+    with as_database_superuser() as cursor:
         cursor.execute("ALTER TABLE review_auditrecord DISABLE TRIGGER review_auditrecord_append_only")
         cursor.execute("UPDATE review_auditrecord SET summary = 'forged' WHERE id = %s", [record.pk])
         cursor.execute("ALTER TABLE review_auditrecord ENABLE TRIGGER review_auditrecord_append_only")

@@ -16,7 +16,7 @@ from guardian.shortcuts import assign_perm
 from journeys.actions import sync_action_types
 from journeys.definitions import install_definitions
 from journeys.demo import seed_core_bank
-from journeys.models import Agent, ApprovalLimit, JourneyDefinition
+from journeys.models import Agent, ApprovalLimit, JourneyDefinition, OrganisationGrant
 from review.cases.services import labels_install_defaults
 from review.demo import ESCALATION_TEAM, install_demo_scopes
 from review.models import SensitiveDataGrant
@@ -43,6 +43,13 @@ SENSITIVE_GRANTS: dict[str, list[str] | str] = {
     "Cards team": ["card_dispute", "lost_card"],
     "Servicing team": ["fee_refund", "address_change"],
     "Compliance": "*",
+}
+
+# Rights held across the whole organisation, granted explicitly (never implied by holding a right
+# on every definition that exists today).
+ORGANISATION_GRANTS: dict[str, list[str]] = {
+    "Compliance": [OrganisationGrant.Right.AUDIT],
+    "Admins": [OrganisationGrant.Right.AUDIT, OrganisationGrant.Right.PAUSE],
 }
 
 USERS = [
@@ -91,6 +98,10 @@ class Command(BaseCommand):
             team = Group.objects.get(name=team_name)
             for definition in JourneyDefinition.objects.filter(key__in=all_keys if keys == "*" else keys):
                 SensitiveDataGrant.objects.get_or_create(team=team, definition=definition)
+        for team_name, rights in ORGANISATION_GRANTS.items():
+            team = Group.objects.get(name=team_name)
+            for right in rights:
+                OrganisationGrant.objects.get_or_create(team=team, right=right)
         User = get_user_model()
         for username, team_name, staff, superuser, full_name in USERS:
             first, last = full_name.split(" ", 1)

@@ -1,39 +1,43 @@
-"""``manage.py verify_audit``: check every audit chain and signed checkpoint.
+"""``manage.py verify_audit``: check every audit chain, signed checkpoint and archive row.
 
-Exits 0 when the trail is intact; otherwise exits 1 and names the first broken record.
-``--checkpoints FILE`` also compares the database with a copy of the checkpoints kept outside
-it (``manage.py export_audit_checkpoints``), which catches a full re-hash.
+Exits 0 when the trail is intact; otherwise exits 1 and names the first broken record. The
+checkpoints are compared with the outside sink (``AUDIT_CHECKPOINT_DIR``) by default, which
+catches a deleted tail together with the newest checkpoints, and a full re-hash; ``--checkpoints
+FILE`` compares with another copy instead.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from review.audit.offline import read_checkpoints
+from review.audit.sink import sink_path
 from review.audit.verify import audit_verify
 
 
 class Command(BaseCommand):
-    help = "Verify the audit trail's hash chains and signed checkpoints."
+    help = "Verify the audit trail's hash chains and signed checkpoints against the outside sink."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument(
             "--checkpoints",
             metavar="FILE",
-            help="JSON Lines copy of the checkpoints kept outside the database",
+            help="JSON Lines copy of the checkpoints kept outside the database (default: the sink)",
         )
+        parser.add_argument("--no-sink", action="store_true", help="check the database alone")
 
-    def handle(self, *args: Any, checkpoints: str | None = None, **options: Any) -> None:
+    def handle(self, *args: Any, checkpoints: str | None = None, no_sink: bool = False, **options: Any) -> None:
         external = None
         if checkpoints:
             try:
-                with open(checkpoints, encoding="utf-8") as handle:
-                    external = [json.loads(line) for line in handle if line.strip()]
+                external = read_checkpoints(checkpoints)
             except (OSError, ValueError) as exc:
                 raise CommandError(f"Cannot read the checkpoint copy {checkpoints}: {exc}") from exc
-        result = audit_verify(external_checkpoints=external)
+        result = audit_verify(external_checkpoints=external, use_sink=not no_sink)
+        if not checkpoints and not no_sink and not result.sink_checked:
+            self.stderr.write(f"No outside copy of the checkpoints at {sink_path()} yet (beat writes it).")
         for found in result.breaks:
             self.stderr.write(f"BROKEN {found}")
         if not result.ok:
