@@ -5,7 +5,9 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 SIM_RATE ?= 6
 DEMO_PASSWORD ?= demo
-export PORT SIM_RATE DEMO_PASSWORD
+# make run and make test install the demo bank (demo/); HANDOFF_DEMO=0 leaves it out.
+HANDOFF_DEMO ?= 1
+export PORT SIM_RATE DEMO_PASSWORD HANDOFF_DEMO
 
 # The suite runs against real services; point these elsewhere to use other servers.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/handoff

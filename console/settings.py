@@ -61,6 +61,13 @@ INSTALLED_APPS = [
     "api",
 ]
 
+# --- the demo bank --------------------------------------------------------------------------
+# The demo (DEMO above: the embedded default, or HANDOFF_DEMO=true as make run and make test set)
+# also installs the demo app: simulated core bank, scripted agent, customer simulator, seed_demo.
+HANDOFF_DEMO = DEMO
+if HANDOFF_DEMO:
+    INSTALLED_APPS.append("demo")
+
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # A view that loses the database answers 503 with a plain page (console/unavailable.py).
@@ -298,7 +305,8 @@ HANDOFF = {
     # transition that reached the outcome (count against limits, open approval requests, sample).
     "POLICY_EFFECTS": env.str("HANDOFF_POLICY_EFFECTS", default="review.policy.apply_decision"),
     # The core-systems adapter a real bank replaces.
-    "CORE_BANK": env.str("HANDOFF_CORE_BANK", default="journeys.corebank.simulated.SimulatedCoreBank"),
+    # Without the demo there is no default: production names its own adapter.
+    "CORE_BANK": env.str("HANDOFF_CORE_BANK", default="demo.corebank.SimulatedCoreBank" if HANDOFF_DEMO else ""),
     # A turn that has not finished within this many seconds is presumed dead (worker killed).
     "STEP_LEASE_SECONDS": env.int("HANDOFF_STEP_LEASE_SECONDS", default=60),
     # A turn started this many times without finishing is quarantined to a person.

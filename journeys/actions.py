@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.db import connections
+
 from .corebank import get_core_bank
 from .corebank.base import ResourceKind
 from .models import ActionType, ProposedAction
@@ -337,10 +339,10 @@ def _coerce(action_key: str, name: str, p: Param, value: Any) -> Any:
     return text
 
 
-def sync_action_types() -> None:
-    """Mirror the registry into ActionType rows (idempotent)."""
+def sync_action_types(*, model: type[ActionType] = ActionType, using: str = "default") -> None:
+    """Mirror the registry into ActionType rows (idempotent). Runs after every ``migrate``."""
     for spec in ACTION_SPECS.values():
-        ActionType.objects.update_or_create(
+        model.objects.using(using).update_or_create(
             key=spec.key,
             defaults={
                 "name": spec.name,
@@ -350,6 +352,17 @@ def sync_action_types() -> None:
                 "money_param": spec.money_param,
             },
         )
+
+
+def sync_action_types_after_migrate(sender: Any, *, using: str, apps: Any = None, **kwargs: Any) -> None:
+    """``post_migrate``: every install gets the registry's action types, with or without a seed."""
+    try:
+        model = apps.get_model("journeys", "ActionType") if apps is not None else ActionType
+    except LookupError:  # journeys migrated back to zero
+        return
+    if model._meta.db_table not in connections[using].introspection.table_names():
+        return
+    sync_action_types(model=model, using=using)
 
 
 def execute(proposal: ProposedAction) -> dict[str, Any]:

@@ -58,9 +58,9 @@ class ReviewConfig(AppConfig):
         # masker as it is loaded, so free text about them is masked on whatever page shows it.
         from django.db.models.signals import post_init
 
-        from journeys.models import CoreCard, CoreCustomer, Event, Journey, ProposedAction
+        from journeys.models import Event, Journey, ProposedAction
 
-        from .audit.masking import register_card, register_customer, register_journey
+        from .audit.masking import register_journey
         from .models import AuditRecord, ExceptionCase
 
         def journey_loaded(sender, instance, **kwargs) -> None:
@@ -69,17 +69,10 @@ class ReviewConfig(AppConfig):
         def journey_row_loaded(sender, instance, **kwargs) -> None:
             register_journey(instance.__dict__.get("journey_id"), instance.__dict__.get("customer_ref"))
 
-        def customer_loaded(sender, instance, **kwargs) -> None:
-            register_customer(instance.__dict__.get("ref"))
-
         post_init.connect(journey_loaded, sender=Journey, weak=False, dispatch_uid="review.mask.journey")
         for model in (Event, ProposedAction, AuditRecord, ExceptionCase):
             post_init.connect(
                 journey_row_loaded, sender=model, weak=False, dispatch_uid=f"review.mask.{model.__name__}"
             )
-        post_init.connect(customer_loaded, sender=CoreCustomer, weak=False, dispatch_uid="review.mask.customer")
-
-        def card_loaded(sender, instance, **kwargs) -> None:
-            register_card(instance.__dict__.get("token"), instance.__dict__.get("number"))
-
-        post_init.connect(card_loaded, sender=CoreCard, weak=False, dispatch_uid="review.mask.card")
+        # A core bank kept in this database (the demo's) registers its customer and card rows
+        # the same way: see demo/apps.py (register_customer, register_card).

@@ -179,8 +179,8 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: floa
 
 def drive_to_end(journey_id: int, timeout: float = 60.0) -> Journey:
     """Play a cooperative customer until the journey leaves the agent's hands."""
+    from demo.simulator import Simulator
     from journeys.services import JourneyError, journey_customer_message
-    from journeys.simulator import Simulator
 
     sim = Simulator(seed=1)
     deadline = time.monotonic() + timeout
@@ -191,7 +191,7 @@ def drive_to_end(journey_id: int, timeout: float = 60.0) -> Journey:
         if journey.waiting_on == Journey.WaitingOn.CUSTOMER:
             text, data, intent = sim.answer(journey, "cooperative")
             if journey.current_step == "verify_strong" and "code" in data:
-                from journeys.models import CoreVerificationCode
+                from demo.models import CoreVerificationCode
 
                 data["code"] = CoreVerificationCode.objects.filter(customer__ref=journey.customer_ref).first().code
             with contextlib.suppress(JourneyError):  # the journey moved on meanwhile

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cache
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from .base import CoreBank, CoreBankError, CoreBankRejected, CoreBankUnavailable
@@ -18,4 +19,7 @@ def _core_bank_class(path: str) -> type[CoreBank]:
 
 
 def get_core_bank() -> CoreBank:
-    return _core_bank_class(settings.HANDOFF["CORE_BANK"])()
+    path = settings.HANDOFF["CORE_BANK"]
+    if not path:
+        raise ImproperlyConfigured("Set HANDOFF_CORE_BANK to your core-bank adapter (see manage.py check --deploy).")
+    return _core_bank_class(path)()

@@ -32,52 +32,6 @@ class Migration(migrations.Migration):
             },
         ),
         migrations.CreateModel(
-            name='CoreAccount',
-            fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.CharField(max_length=20, unique=True)),
-                ('balance', models.DecimalField(decimal_places=2, default=0, max_digits=12)),
-            ],
-            options={
-                'ordering': ['number'],
-            },
-        ),
-        migrations.CreateModel(
-            name='CoreCustomer',
-            fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('ref', models.CharField(max_length=40, unique=True)),
-                ('name', models.CharField(max_length=120)),
-                ('date_of_birth', models.DateField()),
-                ('phone', models.CharField(max_length=30)),
-                ('email', models.EmailField(max_length=254)),
-                ('address', models.CharField(max_length=200)),
-                ('premium', models.BooleanField(default=False)),
-                ('hardship', models.BooleanField(default=False)),
-                ('customer_since', models.DateField()),
-                ('phone_changed_at', models.DateTimeField(blank=True, null=True)),
-                ('email_changed_at', models.DateTimeField(blank=True, null=True)),
-                ('address_changed_at', models.DateTimeField(blank=True, null=True)),
-            ],
-            options={
-                'ordering': ['ref'],
-            },
-        ),
-        migrations.CreateModel(
-            name='CoreEffect',
-            fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('idempotency_key', models.CharField(max_length=80, unique=True)),
-                ('action', models.CharField(max_length=60)),
-                ('params', models.JSONField(default=dict)),
-                ('result', models.JSONField(default=dict)),
-                ('at', models.DateTimeField(default=django.utils.timezone.now)),
-            ],
-            options={
-                'ordering': ['id'],
-            },
-        ),
-        migrations.CreateModel(
             name='Agent',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
@@ -91,67 +45,6 @@ class Migration(migrations.Migration):
             ],
             options={
                 'ordering': ['name'],
-            },
-        ),
-        migrations.CreateModel(
-            name='CoreCard',
-            fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('token', models.CharField(max_length=30, unique=True)),
-                ('number', models.CharField(max_length=19, unique=True)),
-                ('status', models.CharField(choices=[('active', 'Active'), ('blocked', 'Blocked'), ('ordered', 'Ordered')], default='active', max_length=10)),
-                ('blocked_reason', models.CharField(blank=True, max_length=60)),
-                ('issued_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='cards', to='journeys.coreaccount')),
-            ],
-            options={
-                'ordering': ['number'],
-            },
-        ),
-        migrations.AddField(
-            model_name='coreaccount',
-            name='customer',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='accounts', to='journeys.corecustomer'),
-        ),
-        migrations.CreateModel(
-            name='CoreTransaction',
-            fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('at', models.DateTimeField()),
-                ('kind', models.CharField(choices=[('purchase', 'Card purchase'), ('fee', 'Fee'), ('refund', 'Refund')], max_length=10)),
-                ('description', models.CharField(max_length=120)),
-                ('amount', models.DecimalField(decimal_places=2, max_digits=12)),
-                ('fee_kind', models.CharField(blank=True, max_length=30)),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='transactions', to='journeys.coreaccount')),
-                ('card', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='transactions', to='journeys.corecard')),
-            ],
-            options={
-                'ordering': ['-at'],
-            },
-        ),
-        migrations.CreateModel(
-            name='CoreCase',
-            fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(max_length=30)),
-                ('amount', models.DecimalField(blank=True, decimal_places=2, max_digits=12, null=True)),
-                ('status', models.CharField(default='open', max_length=20)),
-                ('opened_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('customer', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='cases', to='journeys.corecustomer')),
-                ('transaction', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to='journeys.coretransaction')),
-            ],
-        ),
-        migrations.CreateModel(
-            name='CoreVerificationCode',
-            fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.CharField(max_length=8)),
-                ('channel', models.CharField(max_length=10)),
-                ('sent_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('customer', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='codes', to='journeys.corecustomer')),
-            ],
-            options={
-                'ordering': ['-sent_at', '-id'],
             },
         ),
         migrations.CreateModel(
@@ -308,10 +201,6 @@ class Migration(migrations.Migration):
             options={
                 'ordering': ['id'],
             },
-        ),
-        migrations.AddIndex(
-            model_name='coretransaction',
-            index=models.Index(fields=['account', 'kind', 'at'], name='core_txn_account_kind'),
         ),
         migrations.AddIndex(
             model_name='journey',

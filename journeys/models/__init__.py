@@ -1,13 +1,4 @@
 from .control import AgentPause
-from .corebank import (
-    CoreAccount,
-    CoreCard,
-    CoreCase,
-    CoreCustomer,
-    CoreEffect,
-    CoreTransaction,
-    CoreVerificationCode,
-)
 from .domain import (
     ActionType,
     Agent,
@@ -26,13 +17,6 @@ __all__ = [
     "Agent",
     "AgentPause",
     "ApprovalLimit",
-    "CoreAccount",
-    "CoreCard",
-    "CoreCase",
-    "CoreCustomer",
-    "CoreEffect",
-    "CoreTransaction",
-    "CoreVerificationCode",
     "DefinitionGroupPermission",
     "DefinitionUserPermission",
     "DefinitionVersion",

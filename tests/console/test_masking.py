@@ -15,8 +15,9 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.urls import reverse
 
+from demo.models import CoreCard, CoreCustomer
 from journeys import events
-from journeys.models import CoreCard, CoreCustomer, Event, Journey
+from journeys.models import Event, Journey
 from review.audit.masking import Masker, luhn_valid, mask_value
 from review.audit.services import sensitive_unmask
 from review.models import AuditRecord
@@ -233,7 +234,7 @@ def test_break_glass_on_a_value_is_audited_with_the_reason(demo, supervisor):
 
 
 def test_a_card_has_one_masked_form_on_the_journey_page(client, demo, agent, supervisor):
-    from journeys.models import CoreCard
+    from demo.models import CoreCard
 
     from ..review.helpers import propose, start
 

@@ -11,8 +11,8 @@ from django.conf import settings
 from console.metrics.rollups import rollup_rebuild, rollup_refresh, rollup_state
 from console.metrics.tasks import refresh_metrics
 from console.models import DailyRollup, DecisionFact, JourneyFact, StepFact
+from demo.simulator import Simulator
 from journeys.models import ActionType, Agent, Event, Journey, JourneyDefinition, ProposedAction
-from journeys.simulator import Simulator
 
 from ..conftest import drive_to_end, wait_for
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from console.metrics.rollups import rollup_refresh
+from demo.simulator import Simulator
 from journeys.models import Agent, Journey
-from journeys.simulator import Simulator
 from review.models import Annotation, ExceptionCase
 
 from ..conftest import drive_to_end

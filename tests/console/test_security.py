@@ -34,6 +34,9 @@ PRODUCTION_ENV = {
     "SECURE_SSL_REDIRECT": "true",
     "SECURE_HSTS_SECONDS": "31536000",
     "BEHIND_TLS_PROXY": "true",
+    # Handoff's own deploy checks (console/checks.py): no demo, a real adapter, a signing key.
+    "HANDOFF_DEMO": "false",
+    "HANDOFF_CORE_BANK": "tests.own_core_bank.OwnCoreBank",
 }
 
 

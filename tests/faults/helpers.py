@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-from journeys.models import CoreEffect, Journey, ProposedAction
+from demo.models import CoreEffect
+from journeys.models import Journey, ProposedAction
 
 from .conftest import Processes
 

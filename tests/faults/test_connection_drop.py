@@ -14,7 +14,8 @@ from collections import Counter
 import psycopg
 import pytest
 
-from journeys.models import Agent, CoreEffect, Event, ProposedAction
+from demo.models import CoreEffect
+from journeys.models import Agent, Event, ProposedAction
 from review.audit.verify import audit_verify
 
 from .conftest import suite_database_url, wait_until

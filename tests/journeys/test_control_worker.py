@@ -9,6 +9,7 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.db import connection, transaction
 
+from demo.models import CoreEffect
 from journeys.control import (
     AlreadyControlled,
     agents_pause,
@@ -17,7 +18,7 @@ from journeys.control import (
     journey_take_over,
     person_send_message,
 )
-from journeys.models import Agent, CoreEffect, Event, Journey, JourneyDefinition, ProposedAction
+from journeys.models import Agent, Event, Journey, JourneyDefinition, ProposedAction
 from journeys.services import journey_hand_to_person, journey_start, lock_journey
 
 from ..conftest import drive_to_end, wait_for

@@ -135,7 +135,7 @@ def test_without_an_endpoint_the_journey_goes_to_a_person(demo, settings):
 
 
 def test_simulator_gives_a_share_of_journeys_to_the_llm_agent_only_with_an_endpoint(demo, settings):
-    from journeys.simulator import Simulator
+    from demo.simulator import Simulator
 
     llm = Agent.objects.get(name="LLM agent")
     settings.LLM_BASE_URL = ""

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from demo.models import CoreEffect
 from journeys import runtime
-from journeys.models import Agent, CoreEffect, Event, Journey, ProposedAction
+from journeys.models import Agent, Event, Journey, ProposedAction
 from journeys.services import journey_start
 
 
@@ -48,7 +49,7 @@ def test_stale_epoch_drops_the_turn_and_records_only_that(agent):
 
 def test_result_coming_back_after_a_takeover_is_dropped(agent, monkeypatch):
     journey = start()
-    from journeys.agents.scripted import ScriptedAgent
+    from demo.agent import ScriptedAgent
 
     original = ScriptedAgent.next_turn
 
@@ -126,7 +127,7 @@ def test_a_turn_that_never_finishes_is_quarantined(agent, settings):
 
 
 def test_agent_bug_falls_back_instead_of_stalling(agent, monkeypatch):
-    from journeys.agents.scripted import ScriptedAgent
+    from demo.agent import ScriptedAgent
 
     monkeypatch.setattr(ScriptedAgent, "next_turn", lambda self, s: 1 / 0)
     journey = start()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from journeys.models import CoreEffect, Event, Journey, ProposedAction
+from demo.models import CoreEffect
+from demo.simulator import Simulator
+from journeys.models import Event, Journey, ProposedAction
 from journeys.services import journey_start
-from journeys.simulator import Simulator
 
 from ..conftest import drive_to_end
 
@@ -31,7 +32,7 @@ def test_worker_runs_a_journey_of_each_definition_to_completion(celery_worker, a
     if definition == "address_change":
         journey.context["request"]["new_address"] = "12 Station Road, Springfield SP1 2CD"
     Journey.objects.filter(pk=journey.pk).update(context=journey.context)
-    from journeys.models import CoreCustomer
+    from demo.models import CoreCustomer
 
     CoreCustomer.objects.filter(ref=journey.customer_ref).update(hardship=False)
 

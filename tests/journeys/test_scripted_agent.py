@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from journeys.agents.base import Snapshot
 from journeys.agents.scripted import ScriptedAgent
 from journeys.corebank.simulated import SimulatedCoreBank
+
+from journeys.agents.base import Snapshot
 from journeys.models import CoreCard, CoreCustomer
 
 
@@ -37,9 +38,10 @@ def test_after_a_lost_card_a_dispute_searches_the_blocked_card_not_the_replaceme
 
 
 def test_the_simulated_customer_names_the_charge_of_the_amount_they_disputed(demo):
+    from journeys.simulator import Simulator
+
     from journeys.models import CoreTransaction, Journey
     from journeys.services import journey_start
-    from journeys.simulator import Simulator
 
     purchases = list(CoreTransaction.objects.filter(kind=CoreTransaction.Kind.PURCHASE).order_by("pk")[:3])
     meant = purchases[2]

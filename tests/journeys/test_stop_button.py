@@ -14,9 +14,10 @@ import time
 import pytest
 from django.db import transaction
 
+from demo.corebank import SimulatedCoreBank
+from demo.models import CoreEffect
 from journeys.control import ControlError, NotAllowed, agents_pause, agents_resume
-from journeys.corebank.simulated import SimulatedCoreBank
-from journeys.models import ActionType, Agent, AgentPause, CoreEffect, Event, Journey, JourneyDefinition, ProposedAction
+from journeys.models import ActionType, Agent, AgentPause, Event, Journey, JourneyDefinition, ProposedAction
 from journeys.services import journey_start
 from review.models import AuditRecord
 from review.services import proposal_approve

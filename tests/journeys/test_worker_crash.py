@@ -15,7 +15,8 @@ from django.conf import settings
 from django.db import connection
 
 from console.celery import app as celery_app
-from journeys.models import Agent, CoreEffect, Event, Journey
+from demo.models import CoreEffect
+from journeys.models import Agent, Event, Journey
 from journeys.services import journey_start
 
 from ..conftest import wait_for

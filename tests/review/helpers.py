@@ -9,8 +9,9 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Count
 
+from demo.models import CoreAccount, CoreTransaction
 from journeys.lifecycle import journey as lifecycle
-from journeys.models import CoreAccount, CoreTransaction, Journey, ProposedAction
+from journeys.models import Journey, ProposedAction
 from journeys.services import journey_start, lock_journey, proposal_create
 
 

@@ -7,19 +7,13 @@ from __future__ import annotations
 from django.db import transaction
 from django.urls import reverse
 
+from demo.models import CoreCase, CoreEffect, CoreTransaction
 from journeys.actions import ACTION_SPECS
 from journeys.bounds import RULE, check_bounded
 from journeys.control import journey_take_over
 from journeys.corebank import get_core_bank
 from journeys.corebank.base import ResourceKind
-from journeys.models import (
-    ActionType,
-    CoreCase,
-    CoreEffect,
-    CoreTransaction,
-    Event,
-    ProposedAction,
-)
+from journeys.models import ActionType, Event, ProposedAction
 from journeys.services import journey_hand_to_person, lock_journey, proposal_create
 from review.models import ExceptionCase, LimitCounter
 from review.policy import limits_consume

@@ -16,9 +16,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from console.navigation import items_for
+from demo.scopes import ESCALATION_TEAM, install_demo_scopes
 from journeys.access import user_may
 from journeys.models import ApprovalLimit, Event, Journey, JourneyDefinition, ProposedAction
-from review.demo import ESCALATION_TEAM, install_demo_scopes
 from review.models import ApprovalRequest, PermissionScope
 from review.services import DecisionError, proposal_approve, proposal_reject, proposals_expire
 

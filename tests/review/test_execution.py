@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from demo.models import CoreEffect
 from journeys import runtime
-from journeys.models import (
-    ActionType,
-    CoreEffect,
-    Event,
-    Journey,
-    JourneyDefinition,
-    ProposedAction,
-)
+from journeys.models import ActionType, Event, Journey, JourneyDefinition, ProposedAction
 from journeys.services import lock_journey, proposal_execute
 from journeys.tasks import run_step
 from review.models import PermissionScope

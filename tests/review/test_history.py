@@ -7,9 +7,9 @@ import html
 import pytest
 from django.urls import reverse
 
+from demo.corebank import SimulatedCoreBank
 from journeys import events
 from journeys.control import agents_pause
-from journeys.corebank.simulated import SimulatedCoreBank
 from journeys.models import Event, JourneyDefinition
 from review import services
 from review.audit.listeners import record_kind

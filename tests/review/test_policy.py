@@ -192,7 +192,7 @@ def test_pending_action_gets_the_rules_timeout(journey, agent):
 
 
 def test_demo_scopes_install_idempotently_and_keep_admin_edits(demo):
-    from review.demo import install_demo_scopes
+    from demo.scopes import install_demo_scopes
 
     PermissionScope.objects.filter(name="Refunds up to 35.00 are automatic").update(
         conditions=[{"param": "amount", "op": "<=", "value": "20.00"}]

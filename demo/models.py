@@ -1,8 +1,11 @@
 """The demo bank's simulated core systems.
 
 A real bank implements ``journeys.corebank.base.CoreBank`` against its own systems; these
-tables only back ``SimulatedCoreBank``. ``CoreEffect`` stands in for the idempotency a real
-core system offers: one row per idempotency key, so an effect happens once.
+tables only back the demo's ``SimulatedCoreBank`` and exist only where the demo app is installed.
+They keep the table names they had when they lived in the journeys app, so a database from
+before the move keeps its rows (``demo/migrations/0001_initial.py`` adopts them).
+``CoreEffect`` stands in for the idempotency a real core system offers: one row per idempotency
+key, so an effect happens once.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ class CoreCustomer(models.Model):
     address_changed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        db_table = "journeys_corecustomer"
         ordering = ["ref"]
 
     def __str__(self) -> str:
@@ -38,6 +42,7 @@ class CoreAccount(models.Model):
     balance = models.DecimalField(max_digits=12, decimal_places=2, default=0)
 
     class Meta:
+        db_table = "journeys_coreaccount"
         ordering = ["number"]
 
     def __str__(self) -> str:
@@ -59,6 +64,7 @@ class CoreCard(models.Model):
     issued_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        db_table = "journeys_corecard"
         ordering = ["number"]
 
     def __str__(self) -> str:
@@ -84,6 +90,7 @@ class CoreTransaction(models.Model):
     fee_kind = models.CharField(max_length=30, blank=True)
 
     class Meta:
+        db_table = "journeys_coretransaction"
         ordering = ["-at"]
         indexes = [models.Index(fields=["account", "kind", "at"], name="core_txn_account_kind")]
 
@@ -99,6 +106,9 @@ class CoreCase(models.Model):
     status = models.CharField(max_length=20, default="open")
     opened_at = models.DateTimeField(default=timezone.now)
 
+    class Meta:
+        db_table = "journeys_corecase"
+
     def __str__(self) -> str:
         return f"case {self.pk} {self.kind}"
 
@@ -110,6 +120,7 @@ class CoreVerificationCode(models.Model):
     sent_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        db_table = "journeys_coreverificationcode"
         ordering = ["-sent_at", "-id"]
 
     def __str__(self) -> str:
@@ -126,6 +137,7 @@ class CoreEffect(models.Model):
     at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        db_table = "journeys_coreeffect"
         ordering = ["id"]
 
     def __str__(self) -> str:

@@ -8,8 +8,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.db import InterfaceError, OperationalError, close_old_connections
 
+from demo.simulator import Simulator
 from journeys.models import JourneyDefinition
-from journeys.simulator import Simulator
 
 
 class Command(BaseCommand):

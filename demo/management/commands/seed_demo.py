@@ -13,12 +13,12 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from guardian.shortcuts import assign_perm
 
+from demo.bank import seed_core_bank
+from demo.definitions import install_definitions
+from demo.scopes import ESCALATION_TEAM, install_demo_scopes
 from journeys.actions import sync_action_types
-from journeys.definitions import install_definitions
-from journeys.demo import seed_core_bank
 from journeys.models import Agent, ApprovalLimit, JourneyDefinition, OrganisationGrant
 from review.cases.services import labels_install_defaults
-from review.demo import ESCALATION_TEAM, install_demo_scopes
 from review.models import SensitiveDataGrant
 
 TEAMS: dict[str, dict[str, Any]] = {

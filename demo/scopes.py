@@ -12,9 +12,8 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 
 from journeys.models import ActionType, JourneyDefinition, ProposedAction
-
-from .models import CumulativeLimit, PermissionScope, ScopeChange
-from .models.scopes import OnTimeout
+from review.models import CumulativeLimit, PermissionScope, ScopeChange
+from review.models.scopes import OnTimeout
 
 E = ProposedAction.Effect
 DEMO_TIMEOUT_MINUTES = 10

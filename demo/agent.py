@@ -21,9 +21,8 @@ import time
 from decimal import Decimal
 from typing import Any
 
+from journeys.agents.base import AgentError, AgentTransientError, Proposal, Snapshot, Turn
 from journeys.models.domain import ExceptionKind
-
-from .base import AgentError, AgentTransientError, Proposal, Snapshot, Turn
 
 CONFIDENCE_BAR = 0.7
 

@@ -16,8 +16,10 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from journeys.demo import STREETS
-from journeys.models import (
+from journeys.corebank.base import CoreBank, CoreBankRejected, CoreBankUnavailable, ResourceKind
+
+from .bank import STREETS
+from .models import (
     CoreAccount,
     CoreCard,
     CoreCase,
@@ -26,8 +28,6 @@ from journeys.models import (
     CoreTransaction,
     CoreVerificationCode,
 )
-
-from .base import CoreBank, CoreBankRejected, CoreBankUnavailable, ResourceKind
 
 # The streets the address validator knows (the demo bank's streets); anything else "does not exist".
 KNOWN_STREETS = STREETS

@@ -11,7 +11,7 @@ from typing import Any
 from django.contrib.auth.models import Group
 from django.db import transaction
 
-from .models import DefinitionVersion, JourneyDefinition
+from journeys.models import DefinitionVersion, JourneyDefinition
 
 
 def _step(key: str, title: str, actions: list[str], nxt: dict[str, str], does: str) -> dict[str, Any]:

@@ -18,8 +18,10 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from .models import Agent, CoreCustomer, CoreTransaction, CoreVerificationCode, Journey, JourneyDefinition
-from .services import JourneyError, journey_customer_message, journey_start
+from journeys.models import Agent, Journey, JourneyDefinition
+from journeys.services import JourneyError, journey_customer_message, journey_start
+
+from .models import CoreCustomer, CoreTransaction, CoreVerificationCode
 
 PERSONAS = [("cooperative", 65), ("slow", 15), ("abandons", 8), ("complains", 3), ("returns", 9)]
 # Share of journeys whose customer fails the identity check, and of disputes about a small charge
