@@ -4,7 +4,8 @@ Behaviours (rough shares): cooperative 65 %, slow to reply 15 %, abandons mid-jo
 complains 3 %, comes back within minutes about the same thing 9 %. The shares, the small share
 of failed identity checks and the mostly small disputed charges are tuned so that, with nobody
 logged in, the demo bank settles where real deployments report agents: roughly 60 to 80 % of
-journeys completed without a person (README, "The demo in steady state"). Each
+journeys completed without a person (README, "The demo in steady state"). What a customer says
+on each journey lives in that journey's module (``demo.journeys``). Each
 journey remembers its customer's persona in ``context["simulator"]``, so the simulator can be
 restarted at any time and pick up where it was.
 """
@@ -21,15 +22,12 @@ from django.utils import timezone
 from journeys.models import Agent, Journey, JourneyDefinition
 from journeys.services import JourneyError, journey_customer_message, journey_start
 
-from .models import CoreCustomer, CoreTransaction, CoreVerificationCode
+from .journeys import JOURNEYS
+from .models import CoreCustomer
 
 PERSONAS = [("cooperative", 65), ("slow", 15), ("abandons", 8), ("complains", 3), ("returns", 9)]
-# Share of journeys whose customer fails the identity check, and of disputes about a small charge
-# (most disputed card charges are small: subscriptions, duplicates), which the scopes let through.
+# Share of journeys whose customer fails the identity check.
 FAILED_IDENTITY_SHARE = 0.03
-SMALL_DISPUTE_SHARE = 0.6
-SMALL_CHARGE = 35
-VALID_STREETS = ["Station Road", "Church Lane", "Park Avenue", "Orchard Way", "Harbour View"]
 
 
 class Simulator:
@@ -56,7 +54,7 @@ class Simulator:
         )
         customer = customer or self._random_customer()
         persona = persona or self.persona()
-        message, request = getattr(self, f"_request_{definition.key}")(customer)
+        message, request = JOURNEYS[definition.key].customer_request(self, customer)
         if self.rng.random() < FAILED_IDENTITY_SHARE:
             request["identity_ok"] = False
         channel = self.rng.choice([c for c, _ in Journey.Channel.choices])
@@ -90,36 +88,6 @@ class Simulator:
     def _random_customer(self) -> CoreCustomer:
         count = CoreCustomer.objects.count()
         return CoreCustomer.objects.order_by("pk")[self.rng.randrange(count)]
-
-    def _request_card_dispute(self, c: CoreCustomer) -> tuple[str, dict[str, Any]]:
-        txns = list(CoreTransaction.objects.filter(account__customer=c, kind=CoreTransaction.Kind.PURCHASE)[:30])
-        small = [t for t in txns if abs(t.amount) <= SMALL_CHARGE]
-        t = self.rng.choice(small if small and self.rng.random() < SMALL_DISPUTE_SHARE else txns)
-        kind = self.rng.choice(["fraud", "merchant_dispute", "duplicate_charge", "subscription"])
-        return (
-            f"I don't recognise a charge from {t.description} of {abs(t.amount)}.",
-            {"merchant": t.description, "amount": str(abs(t.amount)), "kind": kind},
-        )
-
-    def _request_lost_card(self, c: CoreCustomer) -> tuple[str, dict[str, Any]]:
-        reason = self.rng.choice(["lost", "stolen"])
-        hours = self.rng.choice([2, 6, 30, 200])
-        lost_at = timezone.now() - timedelta(hours=hours)
-        return (
-            f"My card was {reason} about {hours} hours ago.",
-            {"reason": reason, "lost_at": lost_at.isoformat(), "expedited": self.rng.random() < 0.15},
-        )
-
-    def _request_fee_refund(self, c: CoreCustomer) -> tuple[str, dict[str, Any]]:
-        return "Why was I charged this fee? I'd like it refunded.", {}
-
-    def _request_address_change(self, c: CoreCustomer) -> tuple[str, dict[str, Any]]:
-        if self.rng.random() < 0.2:
-            address = f"{self.rng.randint(1, 99)} Nowhere Crescent, Springfield"
-        else:
-            street = self.rng.choice(VALID_STREETS)
-            address = f"{self.rng.randint(1, 99)} {street}, Springfield SP{self.rng.randint(1, 9)} 2CD"
-        return f"I moved to {address}.", {"new_address": address}
 
     # --- playing the customer --------------------------------------------------------------
     def reply_delay(self, persona: str) -> float:
@@ -167,25 +135,8 @@ class Simulator:
                 {"identity_ok": True},
                 "reply",
             )
-        if step == "find_transaction":
-            candidates = facts.get("candidates") or []
-            if candidates:
-                # The customer knows which charge they meant: the one of the amount they named.
-                amount = str(journey.context.get("request", {}).get("amount") or "")
-                meant = next(
-                    (
-                        pk
-                        for pk, value in CoreTransaction.objects.filter(pk__in=candidates).values_list("pk", "amount")
-                        if amount and f"{abs(value):.2f}" == amount
-                    ),
-                    candidates[0],
-                )
-                return f"It's the one with reference {meant}.", {"choice": meant}, "reply"
-        if step == "verify_strong":
-            latest = CoreVerificationCode.objects.filter(customer__ref=journey.customer_ref).first()
-            code = latest.code if latest and self.rng.random() > 0.15 else "000000"
-            return f"The code is {code}.", {"code": code}, "reply"
-        if step == "validate_address":
-            address = f"{self.rng.randint(1, 99)} {self.rng.choice(VALID_STREETS)}, Springfield SP1 2CD"
-            return f"Sorry, it's {address}.", {"address": address}, "reply"
+        journey_module = JOURNEYS.get(journey.definition.key)
+        reply = journey_module.customer_reply(self, journey, facts) if journey_module else None
+        if reply is not None:
+            return reply
         return "OK, thanks.", {}, "reply"

@@ -58,17 +58,38 @@ def test_the_import_check_sees_a_demo_import(tmp_path):
 
 
 def test_every_step_of_every_demo_definition_has_a_behaviour():
-    from demo.agent import ScriptedAgent
     from demo.definitions import DEMO_DEFINITIONS
+    from demo.journeys import JOURNEYS
 
-    assert {d["key"] for d in DEMO_DEFINITIONS} == {"card_dispute", "lost_card", "fee_refund", "address_change"}
-    missing = [
-        f"{d['key']}.{step['key']}"
-        for d in DEMO_DEFINITIONS
-        for step in d["spec"]["steps"]
-        if not callable(getattr(ScriptedAgent, f"{d['key']}__{step['key']}", None))
-    ]
-    assert missing == []
+    assert set(JOURNEYS) == {"card_dispute", "lost_card", "fee_refund", "address_change"}
+    assert [d["key"] for d in DEMO_DEFINITIONS] == list(JOURNEYS)
+    for key, journey in JOURNEYS.items():
+        steps = [step["key"] for step in journey.DEFINITION["spec"]["steps"]]
+        assert journey.DEFINITION["key"] == key
+        assert journey.DEFINITION["spec"]["start"] in steps
+        assert set(journey.STEPS) == set(steps), key  # a behaviour for every step, none left over
+        assert all(callable(behaviour) for behaviour in journey.STEPS.values())
+        assert callable(journey.customer_request) and callable(journey.customer_reply)
+        assert journey.GRANTS["team"] == journey.DEFINITION["team"]
+        assert journey.GRANTS["perms"]
+
+
+def test_the_scripted_agent_refuses_a_step_no_module_describes():
+    from demo.agent import ScriptedAgent
+    from journeys.agents import AgentError, Snapshot
+
+    snapshot = Snapshot(
+        journey_id=1,
+        definition="card_dispute",
+        step="no_such_step",
+        customer="CUST-1",
+        channel="chat",
+        turn=1,
+        context={},
+        agent_config={},
+    )
+    with pytest.raises(AgentError, match="no behaviour for card_dispute/no_such_step"):
+        ScriptedAgent().next_turn(snapshot)
 
 
 def _run(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:

@@ -15,35 +15,43 @@ from guardian.shortcuts import assign_perm
 
 from demo.bank import seed_core_bank
 from demo.definitions import install_definitions
+from demo.journeys import JOURNEYS
 from demo.scopes import ESCALATION_TEAM, install_demo_scopes
 from journeys.actions import sync_action_types
 from journeys.models import Agent, ApprovalLimit, JourneyDefinition, OrganisationGrant
 from review.cases.services import labels_install_defaults
 from review.models import SensitiveDataGrant
 
-TEAMS: dict[str, dict[str, Any]] = {
-    "Cards team": {
-        "definitions": ["card_dispute", "lost_card"],
-        "approval_limit": "1000.00",
-        "perms": ["view_journeys", "take_over", "approve_actions", "annotate"],
-    },
-    "Servicing team": {
-        "definitions": ["fee_refund", "address_change"],
-        "approval_limit": "500.00",
-        "perms": ["view_journeys", "take_over", "approve_actions", "annotate"],
-    },
-    "Compliance": {"definitions": "*", "perms": ["view_journeys", "audit"]},
-    "Admins": {"definitions": "*", "perms": ["view_journeys", "pause_agents", "audit"]},
-    # No standing grant at all: it decides only what is escalated to it, up to this limit.
-    ESCALATION_TEAM: {"definitions": "*", "approval_limit": "10000.00", "perms": []},
-}
 
-# Teams whose people may unmask sensitive customer fields (with a stated, audited reason).
-SENSITIVE_GRANTS: dict[str, list[str] | str] = {
-    "Cards team": ["card_dispute", "lost_card"],
-    "Servicing team": ["fee_refund", "address_change"],
-    "Compliance": "*",
-}
+def _teams() -> dict[str, dict[str, Any]]:
+    """Each journey's module names its owning team's grants; the organisation-wide teams follow."""
+    teams: dict[str, dict[str, Any]] = {}
+    for key, journey in JOURNEYS.items():
+        grants = journey.GRANTS
+        team = teams.setdefault(grants["team"], {"definitions": [], "perms": grants["perms"]})
+        team["definitions"].append(key)
+        team["approval_limit"] = grants["approval_limit"]
+    teams["Compliance"] = {"definitions": "*", "perms": ["view_journeys", "audit"]}
+    teams["Admins"] = {"definitions": "*", "perms": ["view_journeys", "pause_agents", "audit"]}
+    # No standing grant at all: it decides only what is escalated to it, up to this limit.
+    teams[ESCALATION_TEAM] = {"definitions": "*", "approval_limit": "10000.00", "perms": []}
+    return teams
+
+
+TEAMS = _teams()
+
+
+def _sensitive_grants() -> dict[str, list[str] | str]:
+    """Teams whose people may unmask sensitive customer fields (with a stated, audited reason)."""
+    grants: dict[str, list[str] | str] = {}
+    for key, journey in JOURNEYS.items():
+        if journey.GRANTS.get("sensitive_data"):
+            grants.setdefault(journey.GRANTS["team"], []).append(key)  # type: ignore[union-attr]
+    grants["Compliance"] = "*"
+    return grants
+
+
+SENSITIVE_GRANTS = _sensitive_grants()
 
 # Rights held across the whole organisation, granted explicitly (never implied by holding a right
 # on every definition that exists today).
