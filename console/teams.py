@@ -19,6 +19,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from journeys import rights
 from journeys.events import governance_changed
 from journeys.models import Agent, JourneyDefinition
 from review.audit.chain import explicitly_audited
@@ -26,14 +27,8 @@ from review.models import AuditRecord
 from review.services.governance import grant_request
 from review.services.grants import PERM_CODES, grant_apply, grant_state, grant_widens
 
-PERM_LABELS = {
-    "view_journeys": "View journeys",
-    "take_over": "Take over",
-    "approve_actions": "Approve",
-    "annotate": "Annotate",
-    "audit": "View audit",
-    "pause_agents": "Pause agents",
-}
+PERM_LABELS = rights.PERM_LABELS  # the teams page's columns, from the one registry of rights
+APPROVE_CODE = rights.BY_KEY[rights.APPROVE].codename
 MAX_LIMIT = Decimal("9999999999.99")
 
 
@@ -90,11 +85,11 @@ def _parse_grants(post: Any, *, with_team_extras: bool) -> tuple[dict[str, dict[
                 errors.append(f"{definition.name}: the approval limit must be between 0 and {MAX_LIMIT}.")
             elif amount is not None:
                 limit = str(amount.quantize(Decimal("0.01")))
-        if limit is not None and "approve_actions" not in perms:
+        if limit is not None and APPROVE_CODE not in perms:
             errors.append(f"{definition.name}: an approval limit needs the Approve grant.")
         wanted[definition.key] = {
             "perms": perms,
-            "limit": limit if "approve_actions" in perms else None,
+            "limit": limit if APPROVE_CODE in perms else None,
             "sensitive": with_team_extras and post.get(f"sensitive:{definition.pk}") == "on",
         }
     return wanted, errors

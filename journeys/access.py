@@ -15,16 +15,11 @@ from django.contrib.auth.models import AnonymousUser
 from django.http import Http404
 from guardian.shortcuts import get_objects_for_user
 
+from . import rights
 from .models import ApprovalLimit, Journey, JourneyDefinition
 
-PERMS = {
-    "view": "journeys.view_journeys",
-    "take_over": "journeys.take_over",
-    "approve": "journeys.approve_actions",
-    "annotate": "journeys.annotate",
-    "audit": "journeys.audit",
-    "pause": "journeys.pause_agents",
-}
+# The access helpers' keys, from the one registry of rights (journeys/rights.py).
+PERMS = rights.PERMS
 
 
 def definitions_for(user, perm: str = "view"):

@@ -12,6 +12,7 @@ from django.core.validators import MinValueValidator
 from django.db.models import Q
 from guardian.core import ObjectPermissionChecker
 
+from journeys import rights
 from journeys.access import definitions_for
 from journeys.actions import ACTION_SPECS
 from journeys.models import ActionType, Agent, ApprovalLimit, JourneyDefinition, ProposedAction
@@ -263,7 +264,7 @@ class ScopeForm(forms.ModelForm):
             data.get("on_timeout") == OnTimeout.ESCALATE
             and team
             and definition
-            and not ObjectPermissionChecker(team).has_perm("approve_actions", definition)
+            and not ObjectPermissionChecker(team).has_perm(rights.BY_KEY[rights.APPROVE].codename, definition)
             and not ApprovalLimit.objects.filter(team=team, definition=definition).exists()
         ):
             # An escalation delegates the one item, up to the team's approval limit there: a team

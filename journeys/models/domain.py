@@ -10,15 +10,10 @@ from django.contrib.auth.models import Group
 from django.db import models
 from django.utils import timezone
 
+from .. import rights
+
 # Object permissions people hold per journey definition (granted to teams with guardian).
-DEFINITION_PERMISSIONS = [
-    ("view_journeys", "View journeys of this definition"),
-    ("take_over", "Take over journeys of this definition"),
-    ("approve_actions", "Approve actions on journeys of this definition"),
-    ("annotate", "Annotate journeys of this definition"),
-    ("audit", "View the audit trail of this definition"),
-    ("pause_agents", "Pause and resume agents on this definition"),
-]
+DEFINITION_PERMISSIONS = rights.DEFINITION_PERMISSIONS
 
 
 class JourneyDefinition(models.Model):

@@ -12,6 +12,7 @@ from django.db.models import Q, QuerySet
 from django.http import Http404
 from guardian.shortcuts import get_users_with_perms
 
+from journeys import rights
 from journeys.access import definitions_for, journeys_for, user_may
 from journeys.models import Event, JourneyDefinition
 
@@ -74,6 +75,9 @@ def may_edit_labels(user) -> bool:
 def eligible_assignees(definition: JourneyDefinition) -> QuerySet:
     """Active people who may work cases of ``definition`` (hold ``annotate`` on it)."""
     holders = get_users_with_perms(
-        definition, only_with_perms_in=["annotate"], with_group_users=True, with_superusers=False
+        definition,
+        only_with_perms_in=[rights.BY_KEY[rights.ANNOTATE].codename],
+        with_group_users=True,
+        with_superusers=False,
     )
     return get_user_model().objects.filter(Q(pk__in=[u.pk for u in holders]), is_active=True).order_by("username")

@@ -12,15 +12,15 @@ from typing import Any
 
 from guardian.shortcuts import assign_perm, remove_perm
 
+from journeys import rights
 from journeys.models import ApprovalLimit, DefinitionGroupPermission, DefinitionUserPermission, JourneyDefinition
-from journeys.models.domain import DEFINITION_PERMISSIONS
 
 from ..models import SensitiveDataGrant
 
-PERM_CODES = [code for code, _ in DEFINITION_PERMISSIONS]
-# Rights whose addition widens what people may do with customers' money and data, or stop: a
-# second admin must approve adding them (``grant_widens``).
-GOVERNED_PERMS = {"approve_actions", "pause_agents"}
+# The grant matrix's permissions, and those whose addition a second admin must approve
+# (``grant_widens``), come from the one registry of rights.
+PERM_CODES = rights.PERM_CODES
+GOVERNED_PERMS = rights.GOVERNED_PERMS
 
 
 def grant_state(*, team: Any = None, user: Any = None) -> dict[str, dict[str, Any]]:
