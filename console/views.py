@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -18,7 +20,9 @@ from django_htmx.middleware import HtmxDetails
 from journeys.access import definitions_for, get_journey_for_user, journeys_for, user_may
 from journeys.actions import ACTION_SPECS
 from journeys.models import AgentPause, Journey, ProposedAction
+from journeys.selectors import journey_proposals, timeline_events
 from review.audit.access import may_unmask
+from review.selectors import journey_review
 
 from .models import OperatorSettings
 from .navigation import landing_url_name, menu_page
@@ -86,12 +90,14 @@ def journey_list(request: ConsoleRequest) -> HttpResponse:
     return render(request, template, context)
 
 
-def _timeline_context(journey: Journey) -> dict:
-    events = list(journey.events.timeline()[:200])
+def _timeline_context(journey: Journey, user: Any, *, with_cases: bool = False) -> dict:
+    events, count = timeline_events(journey)
     return {
         "journey": journey,
         "events": events,
-        "event_count": journey.events.count() if len(events) == 200 else len(events),
+        "event_count": count,
+        # Annotations by event (and, for the whole page, the exception cases): the tags only arrange them.
+        "journey_review": journey_review(user, journey, with_cases=with_cases),
         "last_event_id": events[0].pk if events else 0,
         "state_key": _state_key(journey),
     }
@@ -137,13 +143,9 @@ def journey_page_context(request: ConsoleRequest, journey: Journey, **forms_: fo
     # The buttons come from the lifecycle: the same rules the services enforce on submit.
     allowed = transitions_for(user, journey)
     in_control = "act" in allowed
-    proposals = list(
-        journey.proposals.select_related("action_type", "proposed_by_agent", "proposed_by_user", "decided_by").order_by(
-            "-created_at", "-pk"
-        )
-    )
+    proposals = journey_proposals(user, journey)
     return {
-        **_timeline_context(journey),
+        **_timeline_context(journey, user, with_cases=True),
         "steps": steps,
         "facts": journey.context.get("facts", {}),
         "request_data": journey.context.get("request", {}),
@@ -193,7 +195,7 @@ def journey_timeline(request: ConsoleRequest, pk: int) -> HttpResponse:
     after = request.GET.get("after", "")
     if request.htmx and after.isdigit() and not journey.events.filter(pk__gt=int(after)).exists():
         return HttpResponse(status=204)
-    context = {**_timeline_context(journey), "oob": bool(request.htmx)}
+    context = {**_timeline_context(journey, request.user), "oob": bool(request.htmx)}
     return render(request, "console/journey_detail.html#timeline", context)
 
 

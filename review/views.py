@@ -29,6 +29,7 @@ from console.navigation import menu_page
 from journeys.access import definitions_for
 from journeys.actions import ACTION_SPECS
 from journeys.models import ProposedAction
+from journeys.selectors import with_transitions
 
 from . import services
 from .access import (
@@ -121,6 +122,7 @@ def _queue_rows(user, qs) -> list[dict[str, Any]]:
                 limits[definition.pk] = decision_limit_for(user, proposal)
             limit = limits[definition.pk]
         amount = proposal.amount
+        with_transitions(user, [proposal])
         rows.append(
             {
                 "proposal": proposal,

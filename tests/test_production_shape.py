@@ -279,3 +279,35 @@ def test_check_deploy_refuses_the_demo_even_on_a_production_database(tmp_path):
         }
     )
     assert "handoff.E005" in out and "handoff.E006" not in out, out[-3000:]
+
+
+def test_template_tags_never_query_the_database():
+    """Template tags arrange what views put in the context (selectors query); none of them
+    imports a models module, a queryset helper or touches a manager."""
+    found = []
+    for path in sorted(ROOT.glob("*/templatetags/*.py")):
+        tree = ast.parse(path.read_text())
+        for name in _imports_of(path):
+            if name.endswith(".models") or ".models." in name or name.endswith((".access", ".lifecycle")):
+                found.append(f"{path.relative_to(ROOT)} imports {name}")
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level and node.module and "models" in node.module:
+                found.append(f"{path.relative_to(ROOT)} imports .{node.module}")
+            if isinstance(node, ast.Attribute) and node.attr in ("objects", "select_related", "prefetch_related", "exists"):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno} uses .{node.attr}")
+    assert found == []
+
+
+def test_the_journey_page_tags_render_from_the_context_without_a_query(db, django_assert_num_queries):
+    from django.template import Context, Template
+
+    from review.selectors import JourneyReview
+
+    journey = type("J", (), {"pk": 1})()
+    event = type("E", (), {"pk": 7, "journey": journey})()
+    page = Template("{% load review_tags %}{% event_annotations event %}")
+    with django_assert_num_queries(0):
+        quiet = page.render(Context({"event": event, "journey_review": JourneyReview(may_annotate=False)}))
+        offered = page.render(Context({"event": event, "journey_review": JourneyReview(may_annotate=True)}))
+    assert quiet.strip() == ""
+    assert "/events/7/" in offered or "Annotate" in offered

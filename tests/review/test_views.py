@@ -6,6 +6,7 @@ import pytest
 from django.urls import reverse
 
 from journeys.models import Event, ProposedAction
+from journeys.selectors import with_transitions
 from review.models import CumulativeLimit, PermissionScope, ReviewSample, ScopeChange
 
 from .helpers import propose, refund, start
@@ -165,10 +166,13 @@ def test_decide_partial_renders_for_a_pending_proposal_only(rf, supervisor, pend
 
     request = rf.get("/journeys/1/")
     request.user = supervisor
-    html = render_to_string("review/_decide.html", {"proposal": pending}, request=request)
+    html = render_to_string(
+        "review/_decide.html", {"proposal": with_transitions(supervisor, [pending])[0]}, request=request
+    )
     assert "Approve" in html and "Reject" in html and "Edit &amp; approve" in html
     pending.status = S.APPROVED
-    assert render_to_string("review/_decide.html", {"proposal": pending}, request=request).strip() == ""
+    decided = with_transitions(supervisor, [pending])[0]
+    assert render_to_string("review/_decide.html", {"proposal": decided}, request=request).strip() == ""
 
 
 # --- scopes ---------------------------------------------------------------------------------
