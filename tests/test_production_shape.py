@@ -293,7 +293,12 @@ def test_template_tags_never_query_the_database():
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.level and node.module and "models" in node.module:
                 found.append(f"{path.relative_to(ROOT)} imports .{node.module}")
-            if isinstance(node, ast.Attribute) and node.attr in ("objects", "select_related", "prefetch_related", "exists"):
+            if isinstance(node, ast.Attribute) and node.attr in (
+                "objects",
+                "select_related",
+                "prefetch_related",
+                "exists",
+            ):
                 found.append(f"{path.relative_to(ROOT)}:{node.lineno} uses .{node.attr}")
     assert found == []
 
