@@ -265,9 +265,9 @@ def test_the_django_admin_goes_through_the_same_layer(client, demo, admin_user):
     secrets = customer_secrets("CUST-00007")
     client.force_login(admin_user)
     for url in (
-        reverse("admin:journeys_corecustomer_change", args=[customer.pk]),
-        reverse("admin:journeys_corecard_changelist"),
-        reverse("admin:journeys_corecard_change", args=[CoreCard.objects.get(account__customer=customer).pk]),
+        reverse("admin:demo_corecustomer_change", args=[customer.pk]),
+        reverse("admin:demo_corecard_changelist"),
+        reverse("admin:demo_corecard_change", args=[CoreCard.objects.get(account__customer=customer).pk]),
     ):
         response = client.get(url)
         assert response.status_code == 200, url
