@@ -234,6 +234,7 @@ def _team_context(team: Group, *, errors: list[str] | None = None, member_form: 
         "members": team.user_set.order_by("username"),
         "rows": _matrix(grant_state(team=team)),
         "perm_labels": [PERM_LABELS[c] for c in PERM_CODES],
+        "unmask_label": rights.BY_KEY[rights.UNMASK].label,
         "errors": errors or [],
         "member_form": member_form or MemberForm(),
     }
@@ -336,6 +337,7 @@ def _agent_context(agent: Agent, errors: list[str] | None = None) -> dict[str, A
         "agent": agent,
         "rows": _matrix(grant_state(user=agent.user)),
         "perm_labels": [PERM_LABELS[c] for c in PERM_CODES],
+        "unmask_label": rights.BY_KEY[rights.UNMASK].label,
         "errors": errors or [],
     }
 

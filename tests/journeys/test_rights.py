@@ -62,6 +62,7 @@ def test_the_teams_page_shows_one_column_per_object_right(client, admin_user):
     assert page.status_code == 200
     assert page.context["perm_labels"] == [r.label for r in rights.OBJECT_RIGHTS]
     body = page.content.decode()
+    assert f"<th>{rights.BY_KEY['unmask'].label}</th>" in body  # the seventh right: a grant, not a permission
     for right in rights.OBJECT_RIGHTS:
         assert f':{right.codename}"' in body
 
