@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from journeys.agents.scripted import ScriptedAgent
-from journeys.corebank.simulated import SimulatedCoreBank
-
+from demo.agent import ScriptedAgent
+from demo.corebank import SimulatedCoreBank
+from demo.models import CoreCard, CoreCustomer
 from journeys.agents.base import Snapshot
-from journeys.models import CoreCard, CoreCustomer
 
 
 def _verified_card(customer: str) -> str:
@@ -38,9 +37,9 @@ def test_after_a_lost_card_a_dispute_searches_the_blocked_card_not_the_replaceme
 
 
 def test_the_simulated_customer_names_the_charge_of_the_amount_they_disputed(demo):
-    from journeys.simulator import Simulator
-
-    from journeys.models import CoreTransaction, Journey
+    from demo.models import CoreTransaction
+    from demo.simulator import Simulator
+    from journeys.models import Journey
     from journeys.services import journey_start
 
     purchases = list(CoreTransaction.objects.filter(kind=CoreTransaction.Kind.PURCHASE).order_by("pk")[:3])
