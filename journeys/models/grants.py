@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.db import models
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
+from .. import rights
 from .domain import JourneyDefinition
 
 
@@ -30,8 +31,9 @@ class OrganisationGrant(models.Model):
     """
 
     class Right(models.TextChoices):
-        AUDIT = "audit", "Audit organisation-wide records"
-        PAUSE = "pause_agents", "Pause every agent at once"
+        # The same codenames as the per-definition rights (journeys/rights.py).
+        AUDIT = rights.BY_KEY[rights.AUDIT].codename, "Audit organisation-wide records"
+        PAUSE = rights.BY_KEY[rights.PAUSE].codename, "Pause every agent at once"
 
     team = models.ForeignKey("auth.Group", on_delete=models.CASCADE, related_name="organisation_grants")
     right = models.CharField(max_length=20, choices=Right.choices)
