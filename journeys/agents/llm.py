@@ -25,6 +25,7 @@ import httpx
 from django.conf import settings
 
 from ..actions import ACTION_SPECS, ActionParamsError, Param, validate_params
+from ..models.domain import ExceptionKind
 from .base import AgentTransientError, Proposal, Snapshot, Turn
 
 CONTROL_TOOLS = {"finish_step", "wait_for_customer", "hand_to_person"}
@@ -118,7 +119,9 @@ class LlmAgent:
         config = snapshot.agent_config or {}
         base_url = str(config.get("base_url") or settings.LLM_BASE_URL or "").rstrip("/")
         if not base_url:
-            return _handoff("llm_not_configured", "has no endpoint: set LLM_BASE_URL or the agent's base_url.")
+            return _handoff(
+                ExceptionKind.LLM_NOT_CONFIGURED, "has no endpoint: set LLM_BASE_URL or the agent's base_url."
+            )
         version = Journey.objects.select_related("version").get(pk=snapshot.journey_id).version
         step = version.step(snapshot.step) or {"key": snapshot.step, "actions": [], "next": {}}
         allowed = [a for a in step.get("actions", []) if a in ACTION_SPECS]
@@ -138,22 +141,24 @@ class LlmAgent:
         try:
             response = httpx.post(f"{base_url}/chat/completions", json=body, headers=headers, timeout=timeout)
         except httpx.TimeoutException:
-            return _handoff("llm_timeout", f"did not answer within {timeout:g} s.")
+            return _handoff(ExceptionKind.LLM_TIMEOUT, f"did not answer within {timeout:g} s.")
         except httpx.HTTPError as exc:
             raise AgentTransientError(f"chat-completions endpoint unreachable: {type(exc).__name__}") from exc
         if response.status_code == 429 or response.status_code >= 500:
             raise AgentTransientError(f"chat-completions endpoint answered HTTP {response.status_code}")
         if response.status_code != 200:
-            return _handoff("llm_bad_answer", f"endpoint refused the request (HTTP {response.status_code}).")
+            return _handoff(
+                ExceptionKind.LLM_BAD_ANSWER, f"endpoint refused the request (HTTP {response.status_code})."
+            )
         try:
             message = response.json()["choices"][0]["message"]
             calls = message.get("tool_calls") or []
             if not isinstance(calls, list):
                 raise TypeError("tool_calls is not a list")
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-            return _handoff("llm_bad_answer", "gave an answer that is not a chat completion.")
+            return _handoff(ExceptionKind.LLM_BAD_ANSWER, "gave an answer that is not a chat completion.")
         if not calls:
-            return _handoff("llm_no_tool_call", "answered without calling a tool.")
+            return _handoff(ExceptionKind.LLM_NO_TOOL_CALL, "answered without calling a tool.")
         return self._turn(calls, step, allowed)
 
     def _messages(self, snapshot: Snapshot, version: Any, step: dict[str, Any], allowed: list[str]) -> list[dict]:
@@ -187,17 +192,19 @@ class LlmAgent:
                 if not isinstance(args, dict):
                     raise TypeError("arguments are not an object")
             except (KeyError, TypeError, ValueError, AttributeError):
-                return _handoff("llm_invalid_tool_call", "made a tool call that could not be read.")
+                return _handoff(ExceptionKind.LLM_INVALID_TOOL_CALL, "made a tool call that could not be read.")
             if name in CONTROL_TOOLS:
                 control = (name, args)
                 continue
             if name not in allowed:
-                return _handoff("llm_unknown_tool", f"called {str(name)[:60]!r}, which is not a tool of this step.")
+                return _handoff(
+                    ExceptionKind.LLM_UNKNOWN_TOOL, f"called {str(name)[:60]!r}, which is not a tool of this step."
+                )
             explanation = str(args.pop("explanation", "") or f"The model chose {ACTION_SPECS[name].name.lower()}.")
             try:
                 params = validate_params(name, args)
             except ActionParamsError as exc:
-                return _handoff("llm_invalid_arguments", f"called {name} with bad arguments: {exc}")
+                return _handoff(ExceptionKind.LLM_INVALID_ARGUMENTS, f"called {name} with bad arguments: {exc}")
             proposals.append(Proposal(action=name, params=params, explanation=explanation[:2000]))
         if control is None:
             return Turn(proposals=proposals, then="continue")
@@ -215,7 +222,7 @@ class LlmAgent:
         target = step.get("next", {}).get(outcome) if isinstance(outcome, str) else None
         if target is None:
             return _handoff(
-                "llm_invalid_arguments", f"finished the step with an unknown outcome {str(outcome)[:60]!r}."
+                ExceptionKind.LLM_INVALID_ARGUMENTS, f"finished the step with an unknown outcome {str(outcome)[:60]!r}."
             )
         note = str(args.get("note") or f"Step finished: {outcome}.")[:500]
         if target == "complete":

@@ -350,6 +350,14 @@ class ExceptionKind(models.TextChoices):
     UPDATE_REFUSED = "update_refused", "Update refused"
     CORE_SYSTEM_ERROR = "core_system_error", "Core system error"
     MESSAGE_NOT_SENT = "message_not_sent", "Message not sent"
+    # the llm agent's answers that could not be used (journeys/agents/llm.py)
+    LLM_NOT_CONFIGURED = "llm_not_configured", "LLM agent not configured"
+    LLM_TIMEOUT = "llm_timeout", "LLM endpoint timed out"
+    LLM_BAD_ANSWER = "llm_bad_answer", "LLM answer unusable"
+    LLM_NO_TOOL_CALL = "llm_no_tool_call", "LLM called no tool"
+    LLM_UNKNOWN_TOOL = "llm_unknown_tool", "LLM called an unknown tool"
+    LLM_INVALID_TOOL_CALL = "llm_invalid_tool_call", "LLM tool call malformed"
+    LLM_INVALID_ARGUMENTS = "llm_invalid_arguments", "LLM tool arguments invalid"
     # approvals and people
     APPROVAL_EXPIRED = "approval_expired", "Approval expired"
     ABANDONED = "abandoned", "Abandoned"

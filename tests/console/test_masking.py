@@ -123,7 +123,8 @@ def test_no_page_or_partial_shows_a_known_sensitive_value(client, walked, role):
         found = leaks(body, forbidden)
         if found:
             failures.append(f"{name} ({row.method.upper()} {url}{' htmx' if partial else ''}): {', '.join(found)}")
-    assert walked_pages >= 12, "the walk must reach real pages"
+    # lead's menu holds only the approval queue and what it links to; the others reach many more.
+    assert walked_pages >= (8 if role == "lead" else 12), "the walk must reach real pages"
     assert not failures, f"as {role}:\n" + "\n".join(failures)
 
 
@@ -260,15 +261,21 @@ def test_digits_inside_a_hash_are_never_taken_for_a_card(demo):
     assert masker.mask_text(f"hash {digest}") == f"hash {digest}"
 
 
-def test_the_django_admin_goes_through_the_same_layer(client, demo, admin_user):
-    customer = CoreCustomer.objects.get(ref="CUST-00007")
+def test_the_django_admin_has_no_page_for_customer_data(client, demo, admin_user):
+    # The admin is a side door: it registers no core-bank, journey or event model at all (its
+    # pages could not apply team grants), and what it does show passes the same masking layer.
+    from django.urls import NoReverseMatch
+
+    for name in (
+        "admin:demo_corecustomer_changelist",
+        "admin:demo_corecard_changelist",
+        "admin:journeys_journey_changelist",
+    ):
+        with pytest.raises(NoReverseMatch):
+            reverse(name)
     secrets = customer_secrets("CUST-00007")
     client.force_login(admin_user)
-    for url in (
-        reverse("admin:demo_corecustomer_change", args=[customer.pk]),
-        reverse("admin:demo_corecard_changelist"),
-        reverse("admin:demo_corecard_change", args=[CoreCard.objects.get(account__customer=customer).pk]),
-    ):
+    for url in (reverse("admin:index"), reverse("admin:journeys_agent_changelist")):
         response = client.get(url)
         assert response.status_code == 200, url
         assert not leaks(response.content.decode(), secrets), url
