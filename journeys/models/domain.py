@@ -191,6 +191,9 @@ class Journey(models.Model):
     lease_token = models.CharField(max_length=64, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
     next_run_at = models.DateTimeField(null=True, blank=True)
+    # Set when the sweeper re-sends a turn: until then the re-sent message is presumed queued,
+    # not lost, so a queue backlog longer than the sweep grace is not flooded with duplicates.
+    dispatch_deadline = models.DateTimeField(null=True, blank=True)
     sla_deadline = models.DateTimeField()
     context = models.JSONField(default=dict, blank=True)
     needs_person_reason = models.CharField(max_length=200, blank=True)
@@ -212,6 +215,7 @@ class Journey(models.Model):
         "lease_token",
         "lease_until",
         "next_run_at",
+        "dispatch_deadline",
     )
 
     class Meta:
