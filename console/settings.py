@@ -138,6 +138,10 @@ if env.str("MIGRATION_DATABASE_URL", default=""):
     DATABASES["owner"].setdefault("CONN_MAX_AGE", 0)
     # Only migrations (and archiving) use the owner connection; the test suite never clones it.
     DATABASES["owner"]["TEST"] = {"MIRROR": "default"}
+# The Celery worker keeps its database connection across tasks for this many seconds (checked
+# before each task, so a connection the server dropped is replaced, not used); 0 opens one per
+# task. The web process keeps CONN_MAX_AGE.
+WORKER_CONN_MAX_AGE = env.int("WORKER_CONN_MAX_AGE", default=600)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- auth -----------------------------------------------------------------------------------
