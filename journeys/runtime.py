@@ -296,7 +296,7 @@ def _apply(journey_id: int, epoch: int, turn_seq: int, token: str, turn: Turn) -
     ctx = journey.context
     ctx.setdefault("facts", {}).update(turn.facts)
     ctx.pop("reply", None)
-    journey.save(update_fields=["context", "updated_at"])
+    journey.save(update_fields=["context"])
     if turn.note:
         events.record(
             journey,

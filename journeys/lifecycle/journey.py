@@ -102,7 +102,9 @@ def _move(journey: Journey, name: str, **changes: Any) -> None:
     values.update(changes)
     if "next_run_at" in changes and "dispatch_deadline" not in changes:
         values["dispatch_deadline"] = None  # a new due time: the sweeper's back-off starts over
-    values["updated_at"] = timezone.now()
+    shown = tuple(values.get(field, journey.__dict__.get(field)) for field in Journey.SHOWN_FIELDS)
+    if shown != getattr(journey, "_shown_seen", None):
+        values["updated_at"] = timezone.now()  # the board's change marker: only what it shows
     updated = Journey.objects.filter(pk=journey.pk, status__in=transition.sources).update(**values)
     if updated != 1:
         raise IllegalTransition(f"J-{journey.pk} changed meanwhile; cannot {transition.label}.")
