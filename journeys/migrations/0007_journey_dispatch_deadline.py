@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('journeys', '0005_proposal_maker'),
+        ('journeys', '0006_organisation_grant'),
     ]
 
     operations = [
