@@ -22,6 +22,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, p50, p95, report, scaled, setup_django
@@ -50,7 +51,7 @@ def poller(port: int, session: str, stop_at: float, samples: list, lock: threadi
         next_at += PERIOD
         t0 = time.perf_counter()
         try:
-            conn.request("GET", f"/board/?cursor={cursor}", headers=headers)
+            conn.request("GET", f"/board/?cursor={quote(cursor)}", headers=headers)
             resp = conn.getresponse()
             body = resp.read().decode()
             status = resp.status

@@ -138,6 +138,10 @@ if env.str("MIGRATION_DATABASE_URL", default=""):
     DATABASES["owner"].setdefault("CONN_MAX_AGE", 0)
     # Only migrations (and archiving) use the owner connection; the test suite never clones it.
     DATABASES["owner"]["TEST"] = {"MIRROR": "default"}
+# The Celery worker keeps its database connection across tasks for this many seconds (checked
+# before each task, so a connection the server dropped is replaced, not used); 0 opens one per
+# task. The web process keeps CONN_MAX_AGE.
+WORKER_CONN_MAX_AGE = env.int("WORKER_CONN_MAX_AGE", default=600)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- auth -----------------------------------------------------------------------------------
@@ -318,6 +322,8 @@ HANDOFF = {
     "MAX_TURNS": env.int("HANDOFF_MAX_TURNS", default=60),
     # The sweeper re-enqueues a due turn only after it has waited this long in the queue.
     "SWEEP_GRACE_SECONDS": env.float("HANDOFF_SWEEP_GRACE_SECONDS", default=10.0),
+    # A turn the sweeper re-sent is re-sent again after as long as it already waited, at most this.
+    "SWEEP_BACKOFF_MAX_SECONDS": env.float("HANDOFF_SWEEP_BACKOFF_MAX_SECONDS", default=300.0),
     # How long the agent waits for a customer reply before the journey is abandoned.
     "CUSTOMER_TIMEOUT_SECONDS": env.int("HANDOFF_CUSTOMER_TIMEOUT_SECONDS", default=24 * 3600),
     # Share (0 to 1) of auto-approved, non-read actions sampled for review after the fact.

@@ -26,6 +26,7 @@ from review.selectors import journey_review
 
 from .models import OperatorSettings
 from .navigation import landing_url_name, menu_page
+from .polling import live_poll
 from .timezones import COOKIE as TZ_COOKIE
 from .timezones import SESSION_KEY as TZ_SESSION_KEY
 from .timezones import known_zones, valid_zone
@@ -192,11 +193,20 @@ def journey_timeline(request: ConsoleRequest, pk: int) -> HttpResponse:
     journey = get_journey_for_user(request.user, pk)
     if request.htmx and request.GET.get("state") and request.GET["state"] != _state_key(journey):
         return HttpResponseClientRefresh()
-    after = request.GET.get("after", "")
-    if request.htmx and after.isdigit() and not journey.events.filter(pk__gt=int(after)).exists():
-        return HttpResponse(status=204)
-    context = {**_timeline_context(journey, request.user), "oob": bool(request.htmx)}
-    return render(request, "console/journey_detail.html#timeline", context)
+    # The marker is the newest event the page shows.
+    newest = journey.events.order_by("-pk").values_list("pk", flat=True).first()
+    return live_poll(
+        request,
+        marker=str(newest or 0),
+        sent=request.GET.get("after"),
+        page="console/journey_detail.html",
+        fragment="console/journey_detail.html#timeline",
+        context=lambda: (
+            {**_timeline_context(journey, request.user), "oob": True}
+            if request.htmx
+            else journey_page_context(request, journey)
+        ),
+    )
 
 
 @require_GET

@@ -24,6 +24,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from . import events, pause_gate
@@ -295,7 +296,7 @@ def _apply(journey_id: int, epoch: int, turn_seq: int, token: str, turn: Turn) -
     ctx = journey.context
     ctx.setdefault("facts", {}).update(turn.facts)
     ctx.pop("reply", None)
-    journey.save(update_fields=["context", "updated_at"])
+    journey.save(update_fields=["context"])
     if turn.note:
         events.record(
             journey,
@@ -448,12 +449,15 @@ def sweep(now=None) -> dict[str, int]:
     """Re-enqueue journeys whose turn is due but not running; abandon silent customers.
 
     Runs from Celery beat. Re-enqueueing is safe because a task whose turn already ran is a
-    no-op; bumping ``next_run_at`` keeps the next sweep from piling up duplicates.
+    no-op; a re-sent turn's ``dispatch_deadline`` (see ``lifecycle.requeue``) keeps the next
+    sweeps from piling up duplicates while its message waits in a long queue.
     """
     now = now or timezone.now()
     grace = timedelta(seconds=float(settings.HANDOFF.get("SWEEP_GRACE_SECONDS", 10)))
+    backoff_max = timedelta(seconds=float(settings.HANDOFF.get("SWEEP_BACKOFF_MAX_SECONDS", 300)))
     requeued = abandoned = 0
-    due = Journey.objects.due(now - grace)
+    not_dispatched = Q(dispatch_deadline__isnull=True) | Q(dispatch_deadline__lte=now)
+    due = Journey.objects.due(now - grace).filter(not_dispatched)
     # Paused journeys are not requeued (their turn would only be refused); resume enqueues them.
     stopped = AgentPause.objects.stopped_journeys_q()
     due = due.none() if stopped is None else due.exclude(stopped)
@@ -461,9 +465,9 @@ def sweep(now=None) -> dict[str, int]:
     for journey_id in due_ids:
         with transaction.atomic():
             journey = lock_journey(journey_id)
-            if journey is None or not Journey.objects.due(now - grace).filter(pk=journey_id).exists():
+            if journey is None or not Journey.objects.due(now - grace).filter(not_dispatched, pk=journey_id).exists():
                 continue
-            lifecycle.requeue(journey, now=now)
+            lifecycle.requeue(journey, now=now, grace=grace, backoff_max=backoff_max)
             requeued += 1
     for journey_id in Journey.objects.customer_overdue(now).values_list("pk", flat=True)[:500]:
         with transaction.atomic():

@@ -117,7 +117,7 @@ def journey_customer_message(
     )
     journey.context["reply"] = {"text": text, "data": data or {}, "intent": intent, "at": timezone.now().isoformat()}
     if not (journey.waiting_on == Journey.WaitingOn.CUSTOMER and journey_lifecycle.wake(journey)):
-        journey.save(update_fields=["context", "updated_at"])
+        journey.save(update_fields=["context"])
     return journey
 
 
@@ -227,7 +227,7 @@ def proposal_settled(proposal: ProposedAction, *, outcome: str, reason: str = ""
     journey.context.setdefault("guidance", []).append(
         f"{proposal.action_type.name} was {outcome}" + (f": {reason}" if reason else ".")
     )
-    journey.save(update_fields=["context", "updated_at"])
+    journey.save(update_fields=["context"])
     journey_wake_after_decision(journey)
 
 
@@ -241,7 +241,7 @@ def _remember_outcome(journey: Journey, proposal: ProposedAction, outcome: dict[
     if proposal.step != journey.current_step:
         return  # a late outcome of an earlier step is in the events, not in this step's results
     journey.context.setdefault("results", {})[proposal.action_type.key] = {"proposal": proposal.pk, **outcome}
-    journey.save(update_fields=["context", "updated_at"])
+    journey.save(update_fields=["context"])
 
 
 def _result_summary(proposal: ProposedAction, result: dict[str, Any]) -> str:

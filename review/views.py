@@ -26,6 +26,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.middleware import HtmxDetails
 
 from console.navigation import menu_page
+from console.polling import live_poll
 from journeys.access import definitions_for
 from journeys.actions import ACTION_SPECS
 from journeys.models import ProposedAction
@@ -154,22 +155,30 @@ def queue(request: ReviewRequest) -> HttpResponse:
     elif form.is_bound:
         pending = pending.none()
     cursor = _fingerprint(pending)
-    if request.htmx and request.GET.get("since") == cursor:
-        return HttpResponse(status=204)  # nothing changed: htmx keeps the page as it is
     query = request.GET.copy()
     query.pop("since", None)
-    context = {
-        "form": form,
-        "rows": _queue_rows(request.user, pending),
-        "cursor": cursor,
-        "query": query.urlencode(),
-        # Where a decision returns to: this page with its filters, without the polling cursor.
-        "page_path": f"{reverse('review_queue')}?{query.urlencode()}" if query else reverse("review_queue"),
-        "may_approve_somewhere": definitions_for(request.user, "approve").exists()
-        or may_receive_escalations(request.user),
-    }
-    template = "review/queue.html#queue-rows" if request.htmx else "review/queue.html"
-    return render(request, template, context)
+
+    def context() -> dict[str, Any]:
+        return {
+            "form": form,
+            "rows": _queue_rows(request.user, pending),
+            "cursor": cursor,
+            "query": query.urlencode(),
+            # Where a decision returns to: this page with its filters, without the polling cursor.
+            "page_path": f"{reverse('review_queue')}?{query.urlencode()}" if query else reverse("review_queue"),
+            "may_approve_somewhere": definitions_for(request.user, "approve").exists()
+            or may_receive_escalations(request.user),
+        }
+
+    # The rows carry the user's own limits and buttons (with the CSRF token): one render each.
+    return live_poll(
+        request,
+        marker=cursor,
+        sent=request.GET.get("since"),
+        page="review/queue.html",
+        fragment="review/queue.html#queue-rows",
+        context=context,
+    )
 
 
 @require_POST

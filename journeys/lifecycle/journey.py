@@ -100,7 +100,11 @@ def _move(journey: Journey, name: str, **changes: Any) -> None:
         raise IllegalTransition(f"J-{journey.pk} is {journey.get_status_display().lower()}; cannot {transition.label}.")
     values: dict[str, Any] = {field: getattr(journey, field) for field in CARRIED}
     values.update(changes)
-    values["updated_at"] = timezone.now()
+    if "next_run_at" in changes and "dispatch_deadline" not in changes:
+        values["dispatch_deadline"] = None  # a new due time: the sweeper's back-off starts over
+    shown = tuple(values.get(field, journey.__dict__.get(field)) for field in Journey.SHOWN_FIELDS)
+    if shown != getattr(journey, "_shown_seen", None):
+        values["updated_at"] = timezone.now()  # the board's change marker: only what it shows
     updated = Journey.objects.filter(pk=journey.pk, status__in=transition.sources).update(**values)
     if updated != 1:
         raise IllegalTransition(f"J-{journey.pk} changed meanwhile; cannot {transition.label}.")
@@ -206,9 +210,16 @@ def wake(journey: Journey) -> bool:
     return True
 
 
-def requeue(journey: Journey, *, now: datetime) -> None:
-    """The sweeper found the turn due but not running: enqueue it again."""
-    _move(journey, "requeue", next_run_at=now)
+def requeue(journey: Journey, *, now: datetime, grace: timedelta, backoff_max: timedelta) -> None:
+    """The sweeper found the turn due but not running: enqueue it again.
+
+    The due time stays; the re-sent message gets a dispatch deadline as long as the turn has
+    already waited (at least the grace, at most ``backoff_max``). Until it passes the message is
+    presumed queued behind a backlog, so a turn that keeps waiting is re-sent after 1, 2, 4, 8 …
+    graces instead of on every sweep; a message that was really lost is re-sent after the first.
+    """
+    waited = now - journey.next_run_at if journey.next_run_at else grace
+    _move(journey, "requeue", dispatch_deadline=now + max(grace, min(waited, backoff_max)))
     enqueue_turn(journey)
 
 

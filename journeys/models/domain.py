@@ -191,6 +191,9 @@ class Journey(models.Model):
     lease_token = models.CharField(max_length=64, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
     next_run_at = models.DateTimeField(null=True, blank=True)
+    # Set when the sweeper re-sends a turn: until then the re-sent message is presumed queued,
+    # not lost, so a queue backlog longer than the sweep grace is not flooded with duplicates.
+    dispatch_deadline = models.DateTimeField(null=True, blank=True)
     sla_deadline = models.DateTimeField()
     context = models.JSONField(default=dict, blank=True)
     needs_person_reason = models.CharField(max_length=200, blank=True)
@@ -212,6 +215,22 @@ class Journey(models.Model):
         "lease_token",
         "lease_until",
         "next_run_at",
+        "dispatch_deadline",
+    )
+
+    # What the live board shows of a journey. ``updated_at`` (the board's change marker) moves
+    # when one of these changes, not on bookkeeping (leases, the sweeper, context, turn counters).
+    SHOWN_FIELDS = (
+        "status",
+        "waiting_on",
+        "current_step",
+        "sla_deadline",
+        "state_changed_at",
+        "controller_user_id",
+        "agent_id",
+        "version_id",
+        "needs_person_reason",
+        "finished_at",
     )
 
     class Meta:
@@ -278,9 +297,13 @@ class Journey(models.Model):
     def _lifecycle_state(self) -> tuple[Any, ...]:
         return tuple(self.__dict__.get(field) for field in self.LIFECYCLE_FIELDS)
 
+    def shown_state(self) -> tuple[Any, ...]:
+        return tuple(self.__dict__.get(field) for field in self.SHOWN_FIELDS)
+
     def mark_lifecycle_clean(self) -> None:
         """The instance's status-like fields match the row (after a load or a transition)."""
         self._lifecycle_seen = self._lifecycle_state()
+        self._shown_seen = self.shown_state()
 
     def refresh_from_db(self, *args: Any, **kwargs: Any) -> None:
         super().refresh_from_db(*args, **kwargs)

@@ -153,6 +153,45 @@ def test_sweeper_requeues_a_due_journey_that_nobody_runs(agent, django_capture_o
     assert callbacks == []
 
 
+def test_sweeper_tells_a_queued_turn_from_a_lost_one(agent, settings, django_capture_on_commit_callbacks):
+    """A turn waiting behind a queue backlog longer than the grace is re-sent after 1, 2, 4 …
+    graces, not on every sweep; once the turn runs, its next turn is swept with the bare grace."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    settings.HANDOFF = {**settings.HANDOFF, "SWEEP_GRACE_SECONDS": 1.0, "SWEEP_BACKOFF_MAX_SECONDS": 16.0}
+    journey = start()
+    t0 = timezone.now()
+    Journey.objects.filter(pk=journey.pk).update(next_run_at=t0)
+    sent_at = []
+    # Two minutes of backlog, one sweep every half second (four times the beat's pace in the
+    # fault tests): the old sweeper re-sent it on every sweep after the first grace (~238 copies).
+    for i in range(240):
+        now = t0 + timedelta(seconds=0.5 * i)
+        with django_capture_on_commit_callbacks() as callbacks:
+            requeued = runtime.sweep(now=now)["requeued"]
+        assert requeued == len(callbacks)
+        if requeued:
+            sent_at.append((now - t0).total_seconds())
+    # Re-sent once the grace passed, then after 2, 4, 8, 16 s of waiting, then every 16 s (the cap).
+    assert sent_at[:5] == [1.0, 2.0, 4.0, 8.0, 16.0]
+    assert sent_at[5:] == [32.0 + 16.0 * k for k in range(len(sent_at) - 5)]
+    assert len(sent_at) == 11
+    journey.refresh_from_db()
+    assert journey.next_run_at == t0  # the due time is kept: the back-off grows from it
+    assert journey.dispatch_deadline is not None
+
+    # The queued message finally runs: the turn's end schedules the next turn and clears the
+    # deadline, so a lost next message is re-sent after the bare grace again.
+    assert turn(journey) in {"continued", "advanced", "executed"}
+    journey.refresh_from_db()
+    assert journey.dispatch_deadline is None
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert runtime.sweep(now=journey.next_run_at + timedelta(seconds=1.5))["requeued"] == 1
+    assert len(callbacks) == 1
+
+
 def test_sweeper_abandons_a_customer_who_never_replied(agent):
     from datetime import timedelta
 
