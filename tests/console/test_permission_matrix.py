@@ -218,6 +218,21 @@ TABLE: dict[str, Row] = {
     # The live board and the control of journeys (console/board.py, console/control.py).
     "board": Row(expect=VIEWERS),
     "journey_take_over": Row(kwargs=journey_pk, method="post", expect=CARD_CHANGE),
+    # The desks' work queue (console/desk.py): for people who may take over some journey.
+    "desk": Row(expect=per_role(302, 404, 200, 200, 404, 200)),
+    "desk_claim_next": Row(method="post", expect=per_role(302, 404, 302, 302, 404, 302)),
+    "desk_claim_selected": Row(
+        method="post",
+        data=lambda o: {"journeys": [o.case.journey_id]},
+        expect=per_role(302, 404, 302, 302, 404, 302),  # the foreign team is told it is not theirs
+    ),
+    "journey_assign": Row(
+        kwargs=lambda o: {"pk": o.case.journey_id},
+        method="post",
+        data=lambda o: {"assignee": "supervisor"},
+        expect=per_role(302, 404, 302, 404, 404, 302),
+    ),
+    "journey_release": Row(kwargs=controlled_pk, method="post", expect=per_role(302, 404, 302, 404, 404, 302)),
     "journey_hand_back": Row(
         kwargs=controlled_pk,
         method="post",
@@ -355,6 +370,10 @@ OTHER_METHODS: list[tuple[str, Row]] = [
     # The confirmation page needs the take-over right: compliance sees the journey, not this page.
     ("journey_take_over", Row(kwargs=journey_pk, expect=per_role(302, 404, 200, 404, 403, 200))),
     ("journey_hand_back", Row(kwargs=controlled_pk, expect=POST_ONLY)),
+    ("desk_claim_next", Row(expect=POST_ONLY)),
+    ("desk_claim_selected", Row(expect=POST_ONLY)),
+    ("journey_assign", Row(kwargs=lambda o: {"pk": o.case.journey_id}, expect=POST_ONLY)),
+    ("journey_release", Row(kwargs=controlled_pk, expect=POST_ONLY)),
     ("proposal_withdraw", Row(kwargs=lambda o: {"pk": o.withdrawable.pk}, expect=POST_ONLY)),
     ("agents_stop_button", Row(expect=ADMINS_GET)),
     ("operator_settings", Row(method="post", data=lambda o: {"time_zone": "Europe/Berlin"}, expect=LOGGED_IN_POST)),
