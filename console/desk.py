@@ -168,11 +168,11 @@ def release(request: ConsoleRequest, pk: int) -> HttpResponse:
         messages.error(request, "The note is too long (500 characters at most).")
         return _back(request)
     try:
-        journey_release(journey_id=journey.pk, user=request.user, note=form.cleaned_data["note"])
+        released = journey_release(journey_id=journey.pk, user=request.user, note=form.cleaned_data["note"])
     except NotAllowed as exc:
         return render(request, "console/control_refused.html", {"message": str(exc), "journey": journey}, status=403)
     except ControlError as exc:
         messages.warning(request, str(exc))
     else:
-        messages.success(request, f"J-{journey.pk} is back on {journey.controller_label}.")
+        messages.success(request, f"J-{journey.pk} is back on {released.controller_label}.")
     return _back(request)

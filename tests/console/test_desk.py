@@ -251,3 +251,11 @@ def test_forged_claims_are_refused_without_a_500(client, supervisor, supervisor2
     assert "Choose a member of your team" in bad.content.decode()
     journey.refresh_from_db()
     assert journey.controller_user is None
+
+
+def test_releasing_from_the_page_names_the_desk(client, supervisor):
+    journey = _on_desk()
+    journey_claim(journey_id=journey.pk, user=supervisor)
+    client.force_login(supervisor)
+    page = client.post(reverse("journey_release", args=[journey.pk]), follow=True).content.decode()
+    assert f"J-{journey.pk} is back on Cards disputes desk." in page
