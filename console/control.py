@@ -64,6 +64,16 @@ class HandBackForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 2, "placeholder": "What the agent should know"}),
     )
     force = forms.BooleanField(required=False, widget=forms.HiddenInput)
+    then = forms.ChoiceField(
+        choices=[
+            ("continue", "The agent continues now"),
+            ("wait_for_customer", "The agent waits for the customer's reply first"),
+        ],
+        initial="continue",
+        required=False,
+        widget=forms.RadioSelect,
+        label="Then",
+    )
 
 
 class MessageForm(forms.Form):
@@ -198,13 +208,18 @@ def hand_back(request: ConsoleRequest, pk: int) -> HttpResponse:
             user=request.user,
             note=form.cleaned_data["note"],
             force=form.cleaned_data["force"],
+            then=form.cleaned_data["then"] or "continue",
         )
     except NotAllowed as exc:
         return _refused(request, str(exc), journey)
     except ControlError as exc:
         messages.error(request, str(exc))
     else:
-        messages.success(request, f"J-{journey.pk} is back with the agent.")
+        waits = form.cleaned_data["then"] == "wait_for_customer"
+        messages.success(
+            request,
+            f"J-{journey.pk} is back with the agent" + (", which waits for the customer's reply." if waits else "."),
+        )
     return _back(request, journey.pk)
 
 

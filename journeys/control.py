@@ -116,11 +116,15 @@ def journey_take_over(*, journey_id: int, user: Any, note: str = "") -> Journey:
 
 
 @transaction.atomic
-def journey_hand_back(*, journey_id: int, user: Any, note: str = "", force: bool = False) -> Journey:
+def journey_hand_back(
+    *, journey_id: int, user: Any, note: str = "", force: bool = False, then: str = "continue"
+) -> Journey:
     """Return control to the agent, which resumes from the journey's current state.
 
-    ``note`` reaches the agent's context as guidance. With ``force`` a person allowed to force
-    it (see the module docstring) hands back someone else's journey; the event says so.
+    ``note`` reaches the agent's context as guidance. ``then="wait_for_customer"`` makes the agent
+    wait for the customer's reply before it goes on (see the lifecycle's ``hand_back``). With
+    ``force`` a person allowed to force it (see the module docstring) hands back someone else's
+    journey; the event says so.
     """
     journey = _locked_live(journey_id)
     holder = journey.controller_user
@@ -132,7 +136,9 @@ def journey_hand_back(*, journey_id: int, user: Any, note: str = "", force: bool
             raise NotAllowed(f"{holder.get_username()} is in control of J-{journey.pk}; only they can hand it back.")
         if not may_force_hand_back(user, journey.definition):
             raise NotAllowed(f"You may not force a hand-back of {journey.definition.name} journeys.")
-    journey_lifecycle.hand_back(journey, user=user, note=note, forced=forced)
+    if then not in journey_lifecycle.HAND_BACK_THEN:
+        raise ControlError("Choose whether the agent continues now or waits for the customer's reply.")
+    journey_lifecycle.hand_back(journey, user=user, note=note, forced=forced, then=then)
     return journey
 
 

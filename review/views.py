@@ -89,6 +89,7 @@ def _pending_for(user):
             "proposed_by_agent",
             "proposed_by_user",
             "approval_request__escalate_to",
+            "claimed_by",
         )
         .annotate(
             approvals_given=Count("approvals", filter=Q(approvals__dropped_at__isnull=True)),
@@ -102,7 +103,12 @@ def _pending_for(user):
 def _fingerprint(qs) -> str:
     """A cheap cursor for polling: changes when an item arrives, leaves or gets an approval."""
     agg = qs.order_by().aggregate(
-        n=Count("pk", distinct=True), last=Max("pk"), approvals=Max("approvals__pk"), expiry=Max("expires_at")
+        n=Count("pk", distinct=True),
+        last=Max("pk"),
+        approvals=Max("approvals__pk"),
+        expiry=Max("expires_at"),
+        claims=Count("pk", distinct=True, filter=Q(claimed_by__isnull=False)),
+        claimed=Max("claimed_until"),
     )
     return hashlib.sha1(repr(sorted(agg.items())).encode()).hexdigest()[:16]
 
@@ -123,9 +129,12 @@ def _queue_rows(user, qs) -> list[dict[str, Any]]:
             limit = limits[definition.pk]
         amount = proposal.amount
         with_transitions(user, [proposal])
+        holder = proposal.claim_holder()
         rows.append(
             {
                 "proposal": proposal,
+                "claimed_by_me": holder is not None and holder.pk == user.pk,
+                "claimed_by_other": holder if holder is not None and holder.pk != user.pk else None,
                 "own": proposer_user_id(proposal) == user.pk,
                 "step_title": proposal.journey.version.step_title(proposal.step),
                 "limit": limit,
@@ -181,6 +190,31 @@ def approve(request: ReviewRequest, pk: int) -> HttpResponse:
             proposal_id=proposal.pk, user=request.user, reason=request.POST.get("reason", "")
         )
         messages.success(request, result.message)
+    except services.DecisionError as exc:
+        messages.error(request, str(exc))
+    return _back(request)
+
+
+@require_POST
+@login_required
+def claim(request: ReviewRequest, pk: int) -> HttpResponse:
+    """Claim an item for review: others see who is reading it and cannot decide it meanwhile."""
+    proposal = get_decidable_proposal(request.user, pk)
+    try:
+        services.proposal_claim(proposal_id=proposal.pk, user=request.user)
+        messages.success(request, f"You are reviewing {proposal.action_type.name} on J-{proposal.journey_id}.")
+    except services.DecisionError as exc:
+        messages.error(request, str(exc))
+    return _back(request)
+
+
+@require_POST
+@login_required
+def release_claim(request: ReviewRequest, pk: int) -> HttpResponse:
+    proposal = get_decidable_proposal(request.user, pk)
+    try:
+        services.proposal_release_claim(proposal_id=proposal.pk, user=request.user)
+        messages.success(request, f"{proposal.action_type.name} on J-{proposal.journey_id} is back in the queue.")
     except services.DecisionError as exc:
         messages.error(request, str(exc))
     return _back(request)

@@ -32,7 +32,7 @@ agrees with the status.
 | take_over          | running, waiting_approval, human | human, controlled, epoch + 1       |
 | claim              | human (on the desk)           | human, controlled by the claimer or assignee |
 | release            | human (controlled)            | human, back on the desk               |
-| hand_back          | human (controlled)            | running or waiting_approval, epoch + 1|
+| hand_back          | human (controlled)            | running (now, or · customer), or waiting_approval, epoch + 1 |
 | complete / abandon / fail | running, waiting_approval, human | completed / abandoned / failed |
 """
 
@@ -357,9 +357,18 @@ def release(journey: Journey, *, user: Any, note: str = "") -> None:
     )
 
 
-def hand_back(journey: Journey, *, user: Any, note: str = "", forced: bool = False) -> None:
+HAND_BACK_THEN = ("continue", "wait_for_customer")
+
+
+def hand_back(journey: Journey, *, user: Any, note: str = "", forced: bool = False, then: str = "continue") -> None:
     """Return control to the agent at a new epoch; it resumes from the current state. A journey
-    with a pending proposal goes back to waiting for the decision, which then wakes it."""
+    with a pending proposal goes back to waiting for the decision, which then wakes it.
+
+    ``then="wait_for_customer"``: the person asked the customer something, so the agent waits
+    for the reply (as after its own question: the customer's message wakes it, the customer
+    timeout ends the wait) instead of going on at once."""
+    if then not in HAND_BACK_THEN:
+        raise IllegalTransition(f"Hand back J-{journey.pk} how? {then!r} is not a choice.")
     holder = journey.controller_user
     if holder is None:
         raise IllegalTransition(f"Nobody is in control of J-{journey.pk}; there is nothing to hand back.")
@@ -369,6 +378,15 @@ def hand_back(journey: Journey, *, user: Any, note: str = "", forced: bool = Fal
     journey.turn_starts = 0
     now = timezone.now()
     waiting = journey.proposals.pending().exists()
+    for_reply = then == "wait_for_customer" and not waiting
+    if waiting:
+        status, waiting_on, next_run_at = Status.WAITING_APPROVAL, WaitingOn.APPROVAL, None
+    elif for_reply:
+        from ..services import customer_timeout  # services import this module
+
+        status, waiting_on, next_run_at = Status.RUNNING, WaitingOn.CUSTOMER, now + customer_timeout()
+    else:
+        status, waiting_on, next_run_at = Status.RUNNING, WaitingOn.NOTHING, now
     _move(
         journey,
         "hand_back",
@@ -378,24 +396,32 @@ def hand_back(journey: Journey, *, user: Any, note: str = "", forced: bool = Fal
         lease_token="",
         lease_until=None,
         state_changed_at=now,
-        status=Status.WAITING_APPROVAL if waiting else Status.RUNNING,
-        waiting_on=WaitingOn.APPROVAL if waiting else WaitingOn.NOTHING,
-        next_run_at=None if waiting else now,
+        status=status,
+        waiting_on=waiting_on,
+        next_run_at=next_run_at,
     )
     summary = (
         f"{user.get_username()} forced a hand-back from {holder.get_username()} to the agent."
         if forced
         else f"{user.get_username()} handed back to the agent."
     )
+    if for_reply:
+        summary = summary[:-1] + ", which waits for the customer's reply first."
     events.record(
         journey,
         Event.Kind.HAND_BACK,
         summary + (f" Note: {note}" if note else ""),
         actor_kind=Event.Actor.PERSON,
         actor_user=user,
-        data={"note": note, "forced": forced, "from": holder.get_username(), "epoch": journey.epoch},
+        data={
+            "note": note,
+            "forced": forced,
+            "from": holder.get_username(),
+            "epoch": journey.epoch,
+            "then": "wait_for_customer" if for_reply else "continue",
+        },
     )
-    if not waiting:
+    if not waiting and not for_reply:
         enqueue_turn(journey)
 
 

@@ -318,3 +318,21 @@ def test_a_timeline_poll_reloads_the_page_when_the_agents_are_paused(as_user, su
     poll = re.search(r'hx-get="(/journeys/\d+/timeline/[^"]+)"', page).group(1).replace("&amp;", "&")
     agents_pause(user=admin_user, definition=None, reason="incident")
     assert client.get(poll, **HTMX)["HX-Refresh"] == "true"
+
+
+def test_the_hand_back_form_offers_waiting_for_the_customer(client, supervisor):
+    from journeys.control import journey_take_over as take
+    from journeys.models import Journey
+    from journeys.services import journey_start
+
+    journey = journey_start(definition="lost_card", customer_ref="CUST-00001", request={"reason": "lost"})
+    take(journey_id=journey.pk, user=supervisor)
+    client.force_login(supervisor)
+    page = client.get(f"/journeys/{journey.pk}/").content.decode()
+    assert "The agent waits for the customer&#x27;s reply first" in page
+    bad = client.post(f"/journeys/{journey.pk}/hand-back/", {"then": "sleep"})
+    assert bad.status_code == 400
+    done = client.post(f"/journeys/{journey.pk}/hand-back/", {"then": "wait_for_customer"}, follow=True)
+    assert "which waits for the customer&#x27;s reply." in done.content.decode()
+    journey.refresh_from_db()
+    assert journey.waiting_on == Journey.WaitingOn.CUSTOMER

@@ -268,6 +268,8 @@ TABLE: dict[str, Row] = {
     "review_queue": Row(expect=APPROVERS_MENU),
     "review_approve": Row(kwargs=address_update_pk, method="post", expect=SERVICING_DECIDERS),
     "review_reject": Row(kwargs=address_update_pk, method="post", data=lambda o: REASON, expect=SERVICING_DECIDERS),
+    "review_claim": Row(kwargs=address_update_pk, method="post", expect=SERVICING_DECIDERS),
+    "review_release_claim": Row(kwargs=address_update_pk, method="post", expect=SERVICING_DECIDERS),
     "review_edit": Row(
         kwargs=address_update_pk,
         method="post",
@@ -378,6 +380,8 @@ OTHER_METHODS: list[tuple[str, Row]] = [
     ("agents_stop_button", Row(expect=ADMINS_GET)),
     ("operator_settings", Row(method="post", data=lambda o: {"time_zone": "Europe/Berlin"}, expect=LOGGED_IN_POST)),
     ("review_approve", Row(kwargs=address_update_pk, expect=POST_ONLY)),
+    ("review_claim", Row(kwargs=address_update_pk, expect=POST_ONLY)),
+    ("review_release_claim", Row(kwargs=address_update_pk, expect=POST_ONLY)),
     ("review_edit", Row(kwargs=address_update_pk, expect=SERVICING_DECIDERS_GET)),
     ("review_scope_create", Row(expect=SCOPE_EDITORS_GET)),
     ("review_scope_edit", Row(kwargs=lambda o: {"pk": o.scope.pk}, expect=SCOPE_EDITORS_GET)),

@@ -314,3 +314,45 @@ def test_the_person_in_control_executes_approved_proposals_without_waiting_for_t
     assert done.status in (ProposedAction.Status.EXECUTED, ProposedAction.Status.FAILED)
     with pytest.raises(ControlError, match="No approved proposal"):
         person_execute_approved(journey_id=journey.pk, user=supervisor)
+
+
+def test_hand_back_can_wait_for_the_customers_reply_before_the_agent_goes_on(
+    supervisor, django_capture_on_commit_callbacks
+):
+    from journeys.services import journey_customer_message
+
+    journey = _journey()
+    journey_take_over(journey_id=journey.pk, user=supervisor)
+    with django_capture_on_commit_callbacks() as enqueued:
+        back = journey_hand_back(
+            journey_id=journey.pk, user=supervisor, note="Asked which charge.", then="wait_for_customer"
+        )
+    assert enqueued == []  # no agent turn until the customer answers
+    assert back.status == Journey.Status.RUNNING and back.waiting_on == Journey.WaitingOn.CUSTOMER
+    assert back.next_run_at is not None and back.next_run_at > back.state_changed_at  # the customer timeout
+    event = back.events.filter(kind=Event.Kind.HAND_BACK).get()
+    assert event.data["then"] == "wait_for_customer"
+    assert (
+        event.summary
+        == "supervisor handed back to the agent, which waits for the customer's reply first. Note: Asked which charge."
+    )
+    with django_capture_on_commit_callbacks() as enqueued:
+        woken = journey_customer_message(journey_id=journey.pk, text="The 42.00 one at the bakery.")
+    assert len(enqueued) == 1  # the reply wakes the agent
+    assert woken.waiting_on == Journey.WaitingOn.NOTHING
+
+
+def test_waiting_for_a_decision_comes_before_waiting_for_the_customer(supervisor):
+    journey = _journey()
+    _pending_proposal(journey)
+    journey_take_over(journey_id=journey.pk, user=supervisor)
+    back = journey_hand_back(journey_id=journey.pk, user=supervisor, then="wait_for_customer")
+    assert back.status == Journey.Status.WAITING_APPROVAL
+
+
+def test_a_forged_hand_back_choice_is_refused(supervisor):
+    journey = _journey()
+    journey_take_over(journey_id=journey.pk, user=supervisor)
+    with pytest.raises(ControlError, match="continues now or waits"):
+        journey_hand_back(journey_id=journey.pk, user=supervisor, then="sleep")
+    assert Journey.objects.get(pk=journey.pk).controller_user == supervisor
