@@ -127,7 +127,8 @@ def journey_page_context(request: ConsoleRequest, journey: Journey, **forms_: fo
     from journeys.control import action_type_pauses, active_pause_for
     from journeys.lifecycle import transitions_for
 
-    from .control import HandBackForm, MessageForm, ProposeForm, TakeOverForm, new_form_key
+    from .control import HandBackForm, MessageForm, TakeOverForm, new_form_key
+    from .propose_form import ProposeForm
 
     steps = []
     seen_current = False
@@ -169,7 +170,9 @@ def journey_page_context(request: ConsoleRequest, journey: Journey, **forms_: fo
         "take_over_form": forms_.get("take_over_form") or TakeOverForm(),
         "hand_back_form": forms_.get("hand_back_form") or HandBackForm(),
         "message_form": forms_.get("message_form") or MessageForm(initial={"key": new_form_key()}),
-        "propose_form": forms_.get("propose_form") or ProposeForm(initial={"key": new_form_key()}),
+        # Built only for the person in control: it asks the core bank for the customer's resources.
+        "propose_form": forms_.get("propose_form")
+        or (ProposeForm(initial={"key": new_form_key()}, journey=journey) if in_control else None),
         "action_specs": ACTION_SPECS if in_control else {},
     }
 

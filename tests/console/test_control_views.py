@@ -109,14 +109,18 @@ def test_a_proposal_with_bad_params_is_a_form_error(as_user, supervisor, journey
         url,
         {
             "action": "issue_refund",
-            "params": "account=A1\namount=lots\nreason=x",
+            "issue_refund-account": "A1",
+            "issue_refund-amount": "lots",
             "explanation": "goodwill",
         },
     )
     assert response.status_code == 400
-    assert "issue_refund.amount must be an amount" in response.content.decode()
-    response = client.post(url, {"action": "block_card", "params": "just words", "explanation": "x"})
-    assert response.status_code == 400 and "is not name=value" in response.content.decode()
+    page = response.content.decode()
+    # Every error at once, in words, and the page is the journey's.
+    assert "Amount must be an amount such as 12.50" in page and "Reason is required." in page
+    assert f"J-{journey.pk}" in page
+    response = client.post(url, {"action": "no_such_action", "explanation": "x"})
+    assert response.status_code == 400
     assert not ProposedAction.objects.filter(journey=journey).exists()
 
 
@@ -126,7 +130,7 @@ def test_the_person_in_control_proposes_an_action_through_the_policy(as_user, su
         reverse("journey_propose", args=[journey.pk]),
         {
             "action": "lookup_account",
-            "params": "customer=CUST-00001",
+            "lookup_account-customer": "CUST-00001",
             "explanation": "check the flags",
         },
     )

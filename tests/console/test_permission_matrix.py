@@ -247,7 +247,8 @@ TABLE: dict[str, Row] = {
         method="post",
         data=lambda o: {
             "action": "send_message",
-            "params": f"customer={o.controlled.customer_ref}\ntext=Hello",
+            "send_message-customer": o.controlled.customer_ref,
+            "send_message-text": "Hello",
             "explanation": "Matrix",
         },
         expect=IN_CONTROL,
