@@ -439,6 +439,17 @@ def agents_pause(
         reason=pause.reason,
         data={"pause": pause.pk, **_scope_data(definition, agent, action_type)},
     )
+    if action_type is None:  # an action-type pause stops proposals, not the journeys' turns
+        from .models import Event
+
+        _record_on_live_journeys(
+            Event.Kind.PAUSED,
+            user=user,
+            definition=definition,
+            agent=agent,
+            summary=f"{user.get_username()} paused {scope}: {pause.reason}",
+            data={"pause": pause.pk, "reason": pause.reason},
+        )
     return pause
 
 
@@ -487,6 +498,17 @@ def agents_resume(
             "paused_for_seconds": round((now - pause.paused_at).total_seconds()),
         },
     )
+    if action_type is None:
+        from .models import Event
+
+        _record_on_live_journeys(
+            Event.Kind.RESUMED,
+            user=user,
+            definition=definition,
+            agent=agent,
+            summary=f"{user.get_username()} resumed {scope}" + (f": {reason.strip()}" if reason.strip() else "."),
+            data={"pause": pause.pk, "reason": reason.strip()},
+        )
     _enqueue_resumed(definition, agent)
     pause.refresh_from_db()
     return pause
@@ -508,6 +530,50 @@ def _enqueue_resumed(definition: JourneyDefinition | None, agent: Agent | None =
     for pk, epoch, turn_seq in rows:
         # A stale (epoch, turn) is a no-op in the runtime, so no lock is needed to enqueue.
         enqueue_turn(Journey(pk=pk, epoch=epoch, turn_seq=turn_seq))
+    return len(rows)
+
+
+def mark_agents_paused(journeys: list[Journey]) -> list[Journey]:
+    """Set ``agents_paused`` on each journey (its definition's, its agent's or the global pause
+    stops its agent), with one query for all of them; pages show such a running journey as
+    paused, not running."""
+    stopped = AgentPause.objects.stopped_journeys_q()
+    if stopped is None:
+        paused_ids = {j.pk for j in journeys}
+    else:
+        paused_ids = set(Journey.objects.filter(stopped, pk__in=[j.pk for j in journeys]).values_list("pk", flat=True))
+    for journey in journeys:
+        journey.agents_paused = journey.pk in paused_ids and journey.is_live
+    return journeys
+
+
+def _record_on_live_journeys(kind: str, *, user: Any, definition, agent, summary: str, data: dict[str, Any]) -> int:
+    """One timeline event per live journey a pause or resume touched, written in one bulk
+    insert (a pause can cover thousands of journeys). These events are the journeys' view of a
+    governance record: the audit trail keeps the pause itself (``governance_changed``)."""
+    from .models import Event
+
+    live = Journey.objects.live()
+    if definition is not None:
+        live = live.filter(definition=definition)
+    if agent is not None:
+        live = live.filter(agent=agent)
+    now = timezone.now()
+    rows = [
+        Event(
+            journey_id=pk,
+            kind=kind,
+            at=now,
+            actor_kind=Event.Actor.PERSON,
+            actor_user=user,
+            step=step,
+            epoch=epoch,
+            summary=summary,
+            data=data,
+        )
+        for pk, step, epoch in live.values_list("pk", "current_step", "epoch").iterator(chunk_size=2000)
+    ]
+    Event.objects.bulk_create(rows, batch_size=1000)
     return len(rows)
 
 

@@ -57,6 +57,7 @@ from .forms import (
     edit_form_class,
 )
 from .models import CumulativeLimit, PermissionScope, ScopeChange
+from .models.scopes import OnTimeout
 from .policy import judge, proposer_user_id, winning_scope
 from .services.governance import pending_changes, rule_submit, rule_toggle_submit
 
@@ -361,6 +362,10 @@ def scope_list(request: ReviewRequest) -> HttpResponse:
     return render(request, "review/scopes.html", context)
 
 
+APPROVAL_FIELDS = ("approval_timeout_minutes", "on_timeout", "escalate_to")
+APPROVAL_EFFECTS = (ProposedAction.Effect.REQUIRE_APPROVAL, ProposedAction.Effect.REQUIRE_TWO_APPROVALS)
+
+
 def preview_rows(candidate: PermissionScope, original: PermissionScope | None) -> dict[str, Any]:
     """How the last N real proposals would be decided with ``candidate`` in place of ``original``
     (scope rules only: cumulative limits depend on the moment and are not replayed)."""
@@ -416,6 +421,7 @@ def _scope_form_page(request: ReviewRequest, scope: PermissionScope | None) -> H
         if form.is_valid():
             if "preview" in request.POST:
                 preview = preview_rows(form.save(commit=False), original)
+                preview["changed_only"] = request.POST.get("changed_only") == "on"
             else:
                 _submit(request, form, "Scope")
                 return HttpResponseRedirect(reverse("review_scopes"))
@@ -425,7 +431,16 @@ def _scope_form_page(request: ReviewRequest, scope: PermissionScope | None) -> H
     return render(
         request,
         "review/scope_form.html",
-        {"form": form, "scope": original, "preview": preview, "history": history},
+        {
+            "form": form,
+            "scope": original,
+            "preview": preview,
+            "history": history,
+            # Timeout, on-timeout and escalation apply only to rules that wait for approvers.
+            "approval_fields": APPROVAL_FIELDS,
+            "approval_applies": (form["effect"].value() or "") in APPROVAL_EFFECTS,
+            "escalation_applies": form["on_timeout"].value() == OnTimeout.ESCALATE,
+        },
         status=status,
     )
 

@@ -340,3 +340,19 @@ def test_the_hand_back_form_offers_waiting_for_the_customer(client, supervisor):
     assert "which waits for the customer&#x27;s reply." in done.content.decode()
     journey.refresh_from_db()
     assert journey.waiting_on == Journey.WaitingOn.CUSTOMER
+
+
+def test_a_running_journey_of_paused_agents_shows_as_paused_everywhere(client, supervisor, admin_user):
+    from journeys.control import agents_pause
+    from journeys.models import JourneyDefinition
+    from journeys.services import journey_start
+
+    journey = journey_start(definition="lost_card", customer_ref="CUST-00001", request={"reason": "lost"})
+    agents_pause(user=admin_user, definition=JourneyDefinition.objects.get(key="lost_card"), reason="Incident")
+    client.force_login(supervisor)
+    for url in (reverse("board"), reverse("journey_list"), reverse("journey_detail", args=[journey.pk])):
+        page = client.get(url).content.decode()
+        assert '<span class="badge status-paused"' in page, url
+        assert '<span class="badge status-running' not in page, url
+    timeline = client.get(reverse("journey_detail", args=[journey.pk])).content.decode()
+    assert "admin paused agents on Lost or stolen card: Incident" in timeline

@@ -15,9 +15,7 @@ from ..review.helpers import account_of
 pytestmark = [pytest.mark.browser]
 
 
-def test_the_propose_form_has_typed_fields_choices_and_every_error_at_once(
-    transactional_db, supervisor, login_page
-):
+def test_the_propose_form_has_typed_fields_choices_and_every_error_at_once(transactional_db, supervisor, login_page):
     journey = journey_start(definition="card_dispute", customer_ref="CUST-00002", request={})
     journey_take_over(journey_id=journey.pk, user=supervisor)
     own_account = account_of("CUST-00002")

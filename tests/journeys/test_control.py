@@ -356,3 +356,31 @@ def test_a_forged_hand_back_choice_is_refused(supervisor):
     with pytest.raises(ControlError, match="continues now or waits"):
         journey_hand_back(journey_id=journey.pk, user=supervisor, then="sleep")
     assert Journey.objects.get(pk=journey.pk).controller_user == supervisor
+
+
+def test_pause_and_resume_appear_once_on_each_live_journey_they_touched(admin_user, django_assert_max_num_queries):
+    from journeys.control import agents_pause, agents_resume, mark_agents_paused
+    from journeys.models import ActionType
+
+    lost = [_journey("lost_card") for _ in range(3)]
+    other = _journey("fee_refund")
+    finished = _journey("lost_card")
+    with transaction.atomic():
+        from journeys.services import journey_finish
+
+        journey_finish(lock_journey(finished.pk), Journey.Status.COMPLETED, "Done.")
+    definition = JourneyDefinition.objects.get(key="lost_card")
+    # One bulk insert for the journeys' events, however many there are.
+    with django_assert_max_num_queries(30):
+        agents_pause(user=admin_user, definition=definition, reason="Core bank incident")
+    paused = Event.objects.filter(kind=Event.Kind.PAUSED)
+    assert sorted(paused.values_list("journey_id", flat=True)) == sorted(j.pk for j in lost)
+    assert paused.first().summary == "admin paused agents on Lost or stolen card: Core bank incident"
+    assert [j.agents_paused for j in mark_agents_paused([*lost, other])] == [True, True, True, False]
+    agents_resume(user=admin_user, definition=definition, reason="Fixed")
+    resumed = Event.objects.filter(kind=Event.Kind.RESUMED)
+    assert sorted(resumed.values_list("journey_id", flat=True)) == sorted(j.pk for j in lost)
+    assert not mark_agents_paused(lost)[0].agents_paused
+    # An action-type pause stops proposals, not turns: no journey's timeline is touched.
+    agents_pause(user=admin_user, action_type=ActionType.objects.get(key="issue_refund"), reason="Refund review")
+    assert Event.objects.filter(kind=Event.Kind.PAUSED).count() == 3
