@@ -550,7 +550,20 @@ def mark_agents_paused(journeys: list[Journey]) -> list[Journey]:
 def _record_on_live_journeys(kind: str, *, user: Any, definition, agent, summary: str, data: dict[str, Any]) -> int:
     """One timeline event per live journey a pause or resume touched, written in one bulk
     insert (a pause can cover thousands of journeys). These events are the journeys' view of a
-    governance record: the audit trail keeps the pause itself (``governance_changed``)."""
+    governance record: the audit trail keeps the pause itself (``governance_changed``).
+
+    Written after the pause commits: inserting events takes a key-share lock on each journey
+    row, which must not wait on an agent turn that holds its journey and waits for the pause
+    gate this transaction holds (a deadlock)."""
+    transaction.on_commit(
+        lambda: _write_live_journey_events(
+            kind, user=user, definition=definition, agent=agent, summary=summary, data=data
+        )
+    )
+    return 0
+
+
+def _write_live_journey_events(kind: str, *, user: Any, definition, agent, summary: str, data: dict[str, Any]) -> int:
     from .models import Event
 
     live = Journey.objects.live()

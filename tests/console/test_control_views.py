@@ -342,13 +342,16 @@ def test_the_hand_back_form_offers_waiting_for_the_customer(client, supervisor):
     assert journey.waiting_on == Journey.WaitingOn.CUSTOMER
 
 
-def test_a_running_journey_of_paused_agents_shows_as_paused_everywhere(client, supervisor, admin_user):
+def test_a_running_journey_of_paused_agents_shows_as_paused_everywhere(
+    client, supervisor, admin_user, django_capture_on_commit_callbacks
+):
     from journeys.control import agents_pause
     from journeys.models import JourneyDefinition
     from journeys.services import journey_start
 
     journey = journey_start(definition="lost_card", customer_ref="CUST-00001", request={"reason": "lost"})
-    agents_pause(user=admin_user, definition=JourneyDefinition.objects.get(key="lost_card"), reason="Incident")
+    with django_capture_on_commit_callbacks(execute=True):
+        agents_pause(user=admin_user, definition=JourneyDefinition.objects.get(key="lost_card"), reason="Incident")
     client.force_login(supervisor)
     for url in (reverse("board"), reverse("journey_list"), reverse("journey_detail", args=[journey.pk])):
         page = client.get(url).content.decode()

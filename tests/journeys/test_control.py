@@ -279,7 +279,8 @@ def test_the_sweeper_does_not_requeue_paused_journeys(admin_user, django_capture
     assert runtime.sweep()["requeued"] == 0
     with django_capture_on_commit_callbacks() as callbacks:
         agents_resume(user=admin_user, definition=journey.definition)
-    assert len(callbacks) == 1  # the resume enqueued the journey's due turn
+    # The resume enqueued the journey's due turn (and, after commit, writes the timeline events).
+    assert len(callbacks) == 2
 
 
 def test_a_turn_in_flight_when_the_agents_are_paused_drops_its_result(admin_user, monkeypatch):
@@ -358,7 +359,9 @@ def test_a_forged_hand_back_choice_is_refused(supervisor):
     assert Journey.objects.get(pk=journey.pk).controller_user == supervisor
 
 
-def test_pause_and_resume_appear_once_on_each_live_journey_they_touched(admin_user, django_assert_max_num_queries):
+def test_pause_and_resume_appear_once_on_each_live_journey_they_touched(
+    admin_user, django_assert_max_num_queries, django_capture_on_commit_callbacks
+):
     from journeys.control import agents_pause, agents_resume, mark_agents_paused
     from journeys.models import ActionType
 
@@ -371,16 +374,18 @@ def test_pause_and_resume_appear_once_on_each_live_journey_they_touched(admin_us
         journey_finish(lock_journey(finished.pk), Journey.Status.COMPLETED, "Done.")
     definition = JourneyDefinition.objects.get(key="lost_card")
     # One bulk insert for the journeys' events, however many there are.
-    with django_assert_max_num_queries(30):
+    with django_assert_max_num_queries(30), django_capture_on_commit_callbacks(execute=True):
         agents_pause(user=admin_user, definition=definition, reason="Core bank incident")
     paused = Event.objects.filter(kind=Event.Kind.PAUSED)
     assert sorted(paused.values_list("journey_id", flat=True)) == sorted(j.pk for j in lost)
     assert paused.first().summary == "admin paused agents on Lost or stolen card: Core bank incident"
     assert [j.agents_paused for j in mark_agents_paused([*lost, other])] == [True, True, True, False]
-    agents_resume(user=admin_user, definition=definition, reason="Fixed")
+    with django_capture_on_commit_callbacks(execute=True):
+        agents_resume(user=admin_user, definition=definition, reason="Fixed")
     resumed = Event.objects.filter(kind=Event.Kind.RESUMED)
     assert sorted(resumed.values_list("journey_id", flat=True)) == sorted(j.pk for j in lost)
     assert not mark_agents_paused(lost)[0].agents_paused
     # An action-type pause stops proposals, not turns: no journey's timeline is touched.
-    agents_pause(user=admin_user, action_type=ActionType.objects.get(key="issue_refund"), reason="Refund review")
+    with django_capture_on_commit_callbacks(execute=True):
+        agents_pause(user=admin_user, action_type=ActionType.objects.get(key="issue_refund"), reason="Refund review")
     assert Event.objects.filter(kind=Event.Kind.PAUSED).count() == 3
