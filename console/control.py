@@ -20,7 +20,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from journeys.access import definitions_for, get_journey_for_user, journeys_for, user_may
-from journeys.actions import ACTION_SPECS, ActionParamsError, validate_params
+from journeys.actions import ActionParamsError
 from journeys.control import (
     AlreadyControlled,
     ControlError,
@@ -38,6 +38,7 @@ from journeys.control import (
 )
 from journeys.models import ActionType, Agent, AgentPause, Journey, JourneyDefinition, ProposedAction
 
+from .propose_form import ProposeForm
 from .views import ConsoleRequest, journey_page_context
 
 KEY_FIELD = dict(widget=forms.HiddenInput, max_length=32, required=False)
@@ -64,42 +65,21 @@ class HandBackForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 2, "placeholder": "What the agent should know"}),
     )
     force = forms.BooleanField(required=False, widget=forms.HiddenInput)
+    then = forms.ChoiceField(
+        choices=[
+            ("continue", "The agent continues now"),
+            ("wait_for_customer", "The agent waits for the customer's reply first"),
+        ],
+        initial="continue",
+        required=False,
+        widget=forms.RadioSelect,
+        label="Then",
+    )
 
 
 class MessageForm(forms.Form):
     text = forms.CharField(max_length=2000, label="Message to the customer", widget=forms.Textarea(attrs={"rows": 3}))
     key = forms.RegexField(regex=r"^[0-9a-f]{0,32}$", **KEY_FIELD)
-
-
-class ProposeForm(forms.Form):
-    action = forms.ChoiceField(choices=[(k, spec.name) for k, spec in ACTION_SPECS.items()], label="Action")
-    params = forms.CharField(
-        required=False,
-        label="Parameters (one name=value a line)",
-        widget=forms.Textarea(attrs={"rows": 4, "placeholder": "account=ACC-10001\namount=25.00"}),
-    )
-    explanation = forms.CharField(max_length=1000, label="Why")
-    key = forms.RegexField(regex=r"^[0-9a-f]{0,32}$", **KEY_FIELD)
-
-    def clean_params(self) -> dict[str, str]:
-        params: dict[str, str] = {}
-        for number, line in enumerate(self.cleaned_data["params"].splitlines(), start=1):
-            if not line.strip():
-                continue
-            name, sep, value = line.partition("=")
-            if not sep or not name.strip():
-                raise forms.ValidationError(f"Line {number} is not name=value: {line.strip()!r}.")
-            params[name.strip()] = value.strip()
-        return params
-
-    def clean(self) -> dict:
-        data = super().clean()
-        if "action" in data and "params" in data:
-            try:
-                data["params"] = validate_params(data["action"], data["params"])
-            except ActionParamsError as exc:
-                self.add_error("params", str(exc))
-        return data
 
 
 class WithdrawForm(forms.Form):
@@ -198,13 +178,18 @@ def hand_back(request: ConsoleRequest, pk: int) -> HttpResponse:
             user=request.user,
             note=form.cleaned_data["note"],
             force=form.cleaned_data["force"],
+            then=form.cleaned_data["then"] or "continue",
         )
     except NotAllowed as exc:
         return _refused(request, str(exc), journey)
     except ControlError as exc:
         messages.error(request, str(exc))
     else:
-        messages.success(request, f"J-{journey.pk} is back with the agent.")
+        waits = form.cleaned_data["then"] == "wait_for_customer"
+        messages.success(
+            request,
+            f"J-{journey.pk} is back with the agent" + (", which waits for the customer's reply." if waits else "."),
+        )
     return _back(request, journey.pk)
 
 
@@ -242,7 +227,7 @@ def propose(request: ConsoleRequest, pk: int) -> HttpResponse:
     journey = get_journey_for_user(request.user, pk)
     if refused := _precondition(request, journey, need="control"):
         return refused
-    form = ProposeForm(request.POST)
+    form = ProposeForm(request.POST, journey=journey)
     if not form.is_valid():
         return _invalid(request, journey, propose_form=form)
     data = form.cleaned_data
@@ -260,7 +245,7 @@ def propose(request: ConsoleRequest, pk: int) -> HttpResponse:
     except ControlError as exc:
         messages.error(request, str(exc))
     except ActionParamsError as exc:
-        form.add_error("params", str(exc))
+        form.add_error(None, str(exc))
         return _invalid(request, journey, propose_form=form)
     else:
         _tell_outcome(request, proposal)

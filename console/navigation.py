@@ -23,6 +23,7 @@ class NavItem:
 
 NAV: list[NavItem] = [
     NavItem("Live board", "board", lambda u, held: VIEW in held, section="board"),
+    NavItem("Desk", "desk", lambda u, held: TAKE_OVER in held, section="desk"),
     NavItem("Journeys", "journey_list", lambda u, held: VIEW in held, section="journey"),
     NavItem(
         "Approvals",

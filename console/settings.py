@@ -330,6 +330,8 @@ HANDOFF = {
     "REVIEW_SAMPLE_SHARE": env.float("HANDOFF_REVIEW_SAMPLE_SHARE", default=0.1),
     # Approval timeout of a pending action no scope gave a timeout to (e.g. a cumulative limit).
     "DEFAULT_APPROVAL_TIMEOUT_MINUTES": env.int("HANDOFF_DEFAULT_APPROVAL_TIMEOUT_MINUTES", default=60),
+    # How long a reviewer's claim on a pending approval holds before others may take it.
+    "REVIEW_CLAIM_MINUTES": env.int("HANDOFF_REVIEW_CLAIM_MINUTES", default=10),
     # How long a governance change waits for a second admin before it expires.
     "GOVERNANCE_CHANGE_HOURS": env.float("HANDOFF_GOVERNANCE_CHANGE_HOURS", default=72.0),
     # How many recent real proposals the scope editor's preview replays.

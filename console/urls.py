@@ -6,7 +6,7 @@ from django.urls import include, path
 
 from api.v1 import api
 
-from . import api_admin, board, control, governance, teams, views
+from . import api_admin, board, control, desk, governance, teams, views
 
 # An error raised outside a view (a session lookup with the database down) lands here.
 handler500 = "console.unavailable.server_error"
@@ -21,6 +21,11 @@ urlpatterns = [
     path("journeys/<int:pk>/", views.journey_detail, name="journey_detail"),
     path("journeys/<int:pk>/timeline/", views.journey_timeline, name="journey_timeline"),
     path("board/", board.board, name="board"),
+    path("desk/", desk.desk, name="desk"),
+    path("desk/claim-next/", desk.claim_next, name="desk_claim_next"),
+    path("desk/claim/", desk.claim_selected, name="desk_claim_selected"),
+    path("journeys/<int:pk>/assign/", desk.assign, name="journey_assign"),
+    path("journeys/<int:pk>/release/", desk.release, name="journey_release"),
     path("journeys/<int:pk>/take-over/", control.take_over, name="journey_take_over"),
     path("journeys/<int:pk>/hand-back/", control.hand_back, name="journey_hand_back"),
     path("journeys/<int:pk>/message/", control.send_message, name="journey_send_message"),

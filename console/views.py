@@ -19,6 +19,7 @@ from django_htmx.middleware import HtmxDetails
 
 from journeys.access import definitions_for, get_journey_for_user, journeys_for, user_may
 from journeys.actions import ACTION_SPECS
+from journeys.control import mark_agents_paused
 from journeys.models import AgentPause, Journey, ProposedAction
 from journeys.selectors import journey_proposals, timeline_events
 from review.audit.access import may_unmask
@@ -86,6 +87,7 @@ def journey_list(request: ConsoleRequest) -> HttpResponse:
     page = Paginator(journeys.order_by("-created_at", "-pk"), 25).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
+    page.object_list = mark_agents_paused(list(page.object_list))
     context = {"form": form, "page": page, "query": query.urlencode()}
     template = "console/journey_list.html#journey-rows" if request.htmx else "console/journey_list.html"
     return render(request, template, context)
@@ -128,7 +130,8 @@ def journey_page_context(request: ConsoleRequest, journey: Journey, **forms_: fo
     from journeys.control import action_type_pauses, active_pause_for
     from journeys.lifecycle import transitions_for
 
-    from .control import HandBackForm, MessageForm, ProposeForm, TakeOverForm, new_form_key
+    from .control import HandBackForm, MessageForm, TakeOverForm, new_form_key
+    from .propose_form import ProposeForm
 
     steps = []
     seen_current = False
@@ -144,6 +147,7 @@ def journey_page_context(request: ConsoleRequest, journey: Journey, **forms_: fo
     # The buttons come from the lifecycle: the same rules the services enforce on submit.
     allowed = transitions_for(user, journey)
     in_control = "act" in allowed
+    journey.agents_paused = journey.is_live and active_pause_for(journey) is not None
     proposals = journey_proposals(user, journey)
     return {
         **_timeline_context(journey, user, with_cases=True),
@@ -170,7 +174,9 @@ def journey_page_context(request: ConsoleRequest, journey: Journey, **forms_: fo
         "take_over_form": forms_.get("take_over_form") or TakeOverForm(),
         "hand_back_form": forms_.get("hand_back_form") or HandBackForm(),
         "message_form": forms_.get("message_form") or MessageForm(initial={"key": new_form_key()}),
-        "propose_form": forms_.get("propose_form") or ProposeForm(initial={"key": new_form_key()}),
+        # Built only for the person in control: it asks the core bank for the customer's resources.
+        "propose_form": forms_.get("propose_form")
+        or (ProposeForm(initial={"key": new_form_key()}, journey=journey) if in_control else None),
         "action_specs": ACTION_SPECS if in_control else {},
     }
 

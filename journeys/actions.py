@@ -293,6 +293,12 @@ def _number_text(value: Any) -> str:
     return ""
 
 
+def coerce_param(action_key: str, name: str, value: Any) -> Any:
+    """One parameter, checked and normalised as ``validate_params`` does (for forms that report
+    every parameter's error at once)."""
+    return _coerce(action_key, name, ACTION_SPECS[action_key].params[name], value)
+
+
 def _coerce(action_key: str, name: str, p: Param, value: Any) -> Any:
     where = f"{action_key}.{name}"
     if p.type == "decimal":

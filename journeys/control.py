@@ -116,11 +116,15 @@ def journey_take_over(*, journey_id: int, user: Any, note: str = "") -> Journey:
 
 
 @transaction.atomic
-def journey_hand_back(*, journey_id: int, user: Any, note: str = "", force: bool = False) -> Journey:
+def journey_hand_back(
+    *, journey_id: int, user: Any, note: str = "", force: bool = False, then: str = "continue"
+) -> Journey:
     """Return control to the agent, which resumes from the journey's current state.
 
-    ``note`` reaches the agent's context as guidance. With ``force`` a person allowed to force
-    it (see the module docstring) hands back someone else's journey; the event says so.
+    ``note`` reaches the agent's context as guidance. ``then="wait_for_customer"`` makes the agent
+    wait for the customer's reply before it goes on (see the lifecycle's ``hand_back``). With
+    ``force`` a person allowed to force it (see the module docstring) hands back someone else's
+    journey; the event says so.
     """
     journey = _locked_live(journey_id)
     holder = journey.controller_user
@@ -132,7 +136,9 @@ def journey_hand_back(*, journey_id: int, user: Any, note: str = "", force: bool
             raise NotAllowed(f"{holder.get_username()} is in control of J-{journey.pk}; only they can hand it back.")
         if not may_force_hand_back(user, journey.definition):
             raise NotAllowed(f"You may not force a hand-back of {journey.definition.name} journeys.")
-    journey_lifecycle.hand_back(journey, user=user, note=note, forced=forced)
+    if then not in journey_lifecycle.HAND_BACK_THEN:
+        raise ControlError("Choose whether the agent continues now or waits for the customer's reply.")
+    journey_lifecycle.hand_back(journey, user=user, note=note, forced=forced, then=then)
     return journey
 
 
@@ -142,6 +148,126 @@ def journey_force_hand_back(*, journey_id: int, user: Any, note: str = "") -> Jo
     The ``hand_back`` event records that it was forced and from whom.
     """
     return journey_hand_back(journey_id=journey_id, user=user, note=note, force=True)
+
+
+# --- the desk's work queue --------------------------------------------------------------------
+#
+# A journey the agent routed to its definition's fallback queue (its *desk*) is with a person
+# but nobody controls it. Desk members claim items from it — the next one, or a selection —
+# assign them to a team member, and release them back. Each goes through the journey lifecycle
+# (``claim`` / ``release``) under the journey's row lock, so two people claiming at once have
+# one winner; each is recorded as a takeover or a hand-over to the desk, and so audited.
+
+
+def desk_order(queryset):
+    """Most urgent first: least time left to the SLA, then longest on the desk."""
+    return queryset.order_by("sla_deadline", "state_changed_at", "pk")
+
+
+def desk_journeys(user: Any):
+    """Journeys on the desks ``user`` works: with a person, on a definition they may take over."""
+    from .access import journeys_for
+
+    return journeys_for(user, "take_over").filter(status=Journey.Status.HUMAN)
+
+
+def _claimable(journey_id: int, user: Any, assignee: Any) -> Journey:
+    journey = _locked_live(journey_id)
+    if not user_may(user, "take_over", journey.definition):
+        raise NotAllowed(f"You may not take over {journey.definition.name} journeys.")
+    if journey.status != Journey.Status.HUMAN:
+        raise ControlError(f"J-{journey.pk} is not on a desk: {journey.controller_label} has it.")
+    if journey.controller_user_id:
+        holder = journey.controller_user.get_username()
+        if journey.controller_user_id == assignee.pk:
+            raise AlreadyControlled(f"{holder} already has J-{journey.pk}.", holder=holder)
+        raise AlreadyControlled(
+            f"{holder} claimed J-{journey.pk} first (at {journey.state_changed_at:%H:%M:%S}).", holder=holder
+        )
+    return journey
+
+
+@transaction.atomic
+def journey_claim(*, journey_id: int, user: Any) -> Journey:
+    """Claim one desk item. Concurrent claims serialise on the row lock: the first wins, every
+    later one gets ``AlreadyControlled`` naming the winner."""
+    journey = _claimable(journey_id, user, user)
+    journey_lifecycle.claim(journey, user=user)
+    return journey
+
+
+@transaction.atomic
+def journey_claim_next(*, user: Any, definition: JourneyDefinition | None = None) -> Journey | None:
+    """Claim the most urgent unclaimed item on the user's desks (or on one definition's desk).
+
+    ``SKIP LOCKED`` lets concurrent callers pass over the row another is claiming, so two people
+    pressing "Claim next" at once get two different journeys, never the same one and never an
+    error. Returns None when the desk is empty.
+    """
+    candidates = desk_journeys(user).filter(controller_user__isnull=True)
+    if definition is not None:
+        candidates = candidates.filter(definition=definition)
+    picked = (
+        desk_order(candidates).select_for_update(of=("self",), skip_locked=True).values_list("pk", flat=True).first()
+    )
+    if picked is None:
+        return None
+    journey = _claimable(picked, user, user)  # already locked by us: re-reads the locked row
+    journey_lifecycle.claim(journey, user=user)
+    return journey
+
+
+def journey_claim_selected(*, journey_ids: list[int], user: Any) -> tuple[list[Journey], list[str]]:
+    """Claim each selected item in its own transaction; returns (claimed, why the others were not)."""
+    claimed: list[Journey] = []
+    refused: list[str] = []
+    for journey_id in journey_ids:
+        try:
+            claimed.append(journey_claim(journey_id=journey_id, user=user))
+        except ControlError as exc:
+            refused.append(str(exc))
+    return claimed, refused
+
+
+def assignable_members(user: Any, definition: JourneyDefinition):
+    """Team members ``user`` may hand a desk item to: active people sharing one of ``user``'s
+    teams who may take over ``definition`` themselves (service users of agents excluded)."""
+    from django.contrib.auth import get_user_model
+
+    from .access import definitions_for
+
+    members = (
+        get_user_model()
+        .objects.filter(is_active=True, groups__in=user.groups.all(), agent__isnull=True)
+        .distinct()
+        .order_by("username")
+    )
+    return [m for m in members if definitions_for(m, "take_over").filter(pk=definition.pk).exists()]
+
+
+@transaction.atomic
+def journey_assign(*, journey_id: int, user: Any, assignee: Any) -> Journey:
+    """Give a desk item to a team member (see ``assignable_members``); the assigner is the actor
+    on record. An item already claimed is refused like a second claim."""
+    journey = _claimable(journey_id, user, assignee)
+    if assignee.pk != user.pk and assignee.pk not in {m.pk for m in assignable_members(user, journey.definition)}:
+        raise NotAllowed(f"{assignee.get_username()} is not on your team for {journey.definition.name} journeys.")
+    journey_lifecycle.claim(journey, user=assignee, by=user)
+    return journey
+
+
+@transaction.atomic
+def journey_release(*, journey_id: int, user: Any, note: str = "") -> Journey:
+    """Put a journey back on its desk: by the person who has it, or by someone allowed to force
+    a hand-back (see the module docstring)."""
+    journey = _locked_live(journey_id)
+    holder = journey.controller_user
+    if holder is None:
+        raise ControlError(f"Nobody has J-{journey.pk}; there is nothing to release.")
+    if holder.pk != user.pk and not may_force_hand_back(user, journey.definition):
+        raise NotAllowed(f"{holder.get_username()} has J-{journey.pk}; only they can release it.")
+    journey_lifecycle.release(journey, user=user, note=note)
+    return journey
 
 
 # --- acting while in control -----------------------------------------------------------------
@@ -313,6 +439,17 @@ def agents_pause(
         reason=pause.reason,
         data={"pause": pause.pk, **_scope_data(definition, agent, action_type)},
     )
+    if action_type is None:  # an action-type pause stops proposals, not the journeys' turns
+        from .models import Event
+
+        _record_on_live_journeys(
+            Event.Kind.PAUSED,
+            user=user,
+            definition=definition,
+            agent=agent,
+            summary=f"{user.get_username()} paused {scope}: {pause.reason}",
+            data={"pause": pause.pk, "reason": pause.reason},
+        )
     return pause
 
 
@@ -361,6 +498,17 @@ def agents_resume(
             "paused_for_seconds": round((now - pause.paused_at).total_seconds()),
         },
     )
+    if action_type is None:
+        from .models import Event
+
+        _record_on_live_journeys(
+            Event.Kind.RESUMED,
+            user=user,
+            definition=definition,
+            agent=agent,
+            summary=f"{user.get_username()} resumed {scope}" + (f": {reason.strip()}" if reason.strip() else "."),
+            data={"pause": pause.pk, "reason": reason.strip()},
+        )
     _enqueue_resumed(definition, agent)
     pause.refresh_from_db()
     return pause
@@ -382,6 +530,63 @@ def _enqueue_resumed(definition: JourneyDefinition | None, agent: Agent | None =
     for pk, epoch, turn_seq in rows:
         # A stale (epoch, turn) is a no-op in the runtime, so no lock is needed to enqueue.
         enqueue_turn(Journey(pk=pk, epoch=epoch, turn_seq=turn_seq))
+    return len(rows)
+
+
+def mark_agents_paused(journeys: list[Journey]) -> list[Journey]:
+    """Set ``agents_paused`` on each journey (its definition's, its agent's or the global pause
+    stops its agent), with one query for all of them; pages show such a running journey as
+    paused, not running."""
+    stopped = AgentPause.objects.stopped_journeys_q()
+    if stopped is None:
+        paused_ids = {j.pk for j in journeys}
+    else:
+        paused_ids = set(Journey.objects.filter(stopped, pk__in=[j.pk for j in journeys]).values_list("pk", flat=True))
+    for journey in journeys:
+        journey.agents_paused = journey.pk in paused_ids and journey.is_live
+    return journeys
+
+
+def _record_on_live_journeys(kind: str, *, user: Any, definition, agent, summary: str, data: dict[str, Any]) -> int:
+    """One timeline event per live journey a pause or resume touched, written in one bulk
+    insert (a pause can cover thousands of journeys). These events are the journeys' view of a
+    governance record: the audit trail keeps the pause itself (``governance_changed``).
+
+    Written after the pause commits: inserting events takes a key-share lock on each journey
+    row, which must not wait on an agent turn that holds its journey and waits for the pause
+    gate this transaction holds (a deadlock)."""
+    transaction.on_commit(
+        lambda: _write_live_journey_events(
+            kind, user=user, definition=definition, agent=agent, summary=summary, data=data
+        )
+    )
+    return 0
+
+
+def _write_live_journey_events(kind: str, *, user: Any, definition, agent, summary: str, data: dict[str, Any]) -> int:
+    from .models import Event
+
+    live = Journey.objects.live()
+    if definition is not None:
+        live = live.filter(definition=definition)
+    if agent is not None:
+        live = live.filter(agent=agent)
+    now = timezone.now()
+    rows = [
+        Event(
+            journey_id=pk,
+            kind=kind,
+            at=now,
+            actor_kind=Event.Actor.PERSON,
+            actor_user=user,
+            step=step,
+            epoch=epoch,
+            summary=summary,
+            data=data,
+        )
+        for pk, step, epoch in live.values_list("pk", "current_step", "epoch").iterator(chunk_size=2000)
+    ]
+    Event.objects.bulk_create(rows, batch_size=1000)
     return len(rows)
 
 

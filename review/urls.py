@@ -7,6 +7,8 @@ from . import views
 urlpatterns = [
     path("", views.queue, name="review_queue"),
     path("actions/<int:pk>/approve/", views.approve, name="review_approve"),
+    path("actions/<int:pk>/claim/", views.claim, name="review_claim"),
+    path("actions/<int:pk>/release/", views.release_claim, name="review_release_claim"),
     path("actions/<int:pk>/reject/", views.reject, name="review_reject"),
     path("actions/<int:pk>/edit/", views.edit_approve, name="review_edit"),
     path("batch/", views.batch, name="review_batch"),

@@ -58,6 +58,7 @@ from .forms import (
     edit_form_class,
 )
 from .models import CumulativeLimit, PermissionScope, ScopeChange
+from .models.scopes import OnTimeout
 from .policy import judge, proposer_user_id, winning_scope
 from .services.governance import pending_changes, rule_submit, rule_toggle_submit
 
@@ -90,6 +91,7 @@ def _pending_for(user):
             "proposed_by_agent",
             "proposed_by_user",
             "approval_request__escalate_to",
+            "claimed_by",
         )
         .annotate(
             approvals_given=Count("approvals", filter=Q(approvals__dropped_at__isnull=True)),
@@ -103,7 +105,12 @@ def _pending_for(user):
 def _fingerprint(qs) -> str:
     """A cheap cursor for polling: changes when an item arrives, leaves or gets an approval."""
     agg = qs.order_by().aggregate(
-        n=Count("pk", distinct=True), last=Max("pk"), approvals=Max("approvals__pk"), expiry=Max("expires_at")
+        n=Count("pk", distinct=True),
+        last=Max("pk"),
+        approvals=Max("approvals__pk"),
+        expiry=Max("expires_at"),
+        claims=Count("pk", distinct=True, filter=Q(claimed_by__isnull=False)),
+        claimed=Max("claimed_until"),
     )
     return hashlib.sha1(repr(sorted(agg.items())).encode()).hexdigest()[:16]
 
@@ -124,9 +131,12 @@ def _queue_rows(user, qs) -> list[dict[str, Any]]:
             limit = limits[definition.pk]
         amount = proposal.amount
         with_transitions(user, [proposal])
+        holder = proposal.claim_holder()
         rows.append(
             {
                 "proposal": proposal,
+                "claimed_by_me": holder is not None and holder.pk == user.pk,
+                "claimed_by_other": holder if holder is not None and holder.pk != user.pk else None,
                 "own": proposer_user_id(proposal) == user.pk,
                 "step_title": proposal.journey.version.step_title(proposal.step),
                 "limit": limit,
@@ -190,6 +200,31 @@ def approve(request: ReviewRequest, pk: int) -> HttpResponse:
             proposal_id=proposal.pk, user=request.user, reason=request.POST.get("reason", "")
         )
         messages.success(request, result.message)
+    except services.DecisionError as exc:
+        messages.error(request, str(exc))
+    return _back(request)
+
+
+@require_POST
+@login_required
+def claim(request: ReviewRequest, pk: int) -> HttpResponse:
+    """Claim an item for review: others see who is reading it and cannot decide it meanwhile."""
+    proposal = get_decidable_proposal(request.user, pk)
+    try:
+        services.proposal_claim(proposal_id=proposal.pk, user=request.user)
+        messages.success(request, f"You are reviewing {proposal.action_type.name} on J-{proposal.journey_id}.")
+    except services.DecisionError as exc:
+        messages.error(request, str(exc))
+    return _back(request)
+
+
+@require_POST
+@login_required
+def release_claim(request: ReviewRequest, pk: int) -> HttpResponse:
+    proposal = get_decidable_proposal(request.user, pk)
+    try:
+        services.proposal_release_claim(proposal_id=proposal.pk, user=request.user)
+        messages.success(request, f"{proposal.action_type.name} on J-{proposal.journey_id} is back in the queue.")
     except services.DecisionError as exc:
         messages.error(request, str(exc))
     return _back(request)
@@ -336,6 +371,10 @@ def scope_list(request: ReviewRequest) -> HttpResponse:
     return render(request, "review/scopes.html", context)
 
 
+APPROVAL_FIELDS = ("approval_timeout_minutes", "on_timeout", "escalate_to")
+APPROVAL_EFFECTS = (ProposedAction.Effect.REQUIRE_APPROVAL, ProposedAction.Effect.REQUIRE_TWO_APPROVALS)
+
+
 def preview_rows(candidate: PermissionScope, original: PermissionScope | None) -> dict[str, Any]:
     """How the last N real proposals would be decided with ``candidate`` in place of ``original``
     (scope rules only: cumulative limits depend on the moment and are not replayed)."""
@@ -391,6 +430,7 @@ def _scope_form_page(request: ReviewRequest, scope: PermissionScope | None) -> H
         if form.is_valid():
             if "preview" in request.POST:
                 preview = preview_rows(form.save(commit=False), original)
+                preview["changed_only"] = request.POST.get("changed_only") == "on"
             else:
                 _submit(request, form, "Scope")
                 return HttpResponseRedirect(reverse("review_scopes"))
@@ -400,7 +440,16 @@ def _scope_form_page(request: ReviewRequest, scope: PermissionScope | None) -> H
     return render(
         request,
         "review/scope_form.html",
-        {"form": form, "scope": original, "preview": preview, "history": history},
+        {
+            "form": form,
+            "scope": original,
+            "preview": preview,
+            "history": history,
+            # Timeout, on-timeout and escalation apply only to rules that wait for approvers.
+            "approval_fields": APPROVAL_FIELDS,
+            "approval_applies": (form["effect"].value() or "") in APPROVAL_EFFECTS,
+            "escalation_applies": form["on_timeout"].value() == OnTimeout.ESCALATE,
+        },
         status=status,
     )
 

@@ -51,6 +51,26 @@ class CoreBank(ABC):
         """Whether ``customer`` owns the resource ``reference`` of ``kind``."""
         return self.resource_owners([(kind, reference)]).get((kind, reference)) == customer
 
+    def customer_resources(self, *, customer: str, days: int = 60) -> dict[str, list[tuple[str, str]]]:
+        """The customer's own accounts, cards and recent card transactions, as (reference,
+        label) pairs per ``ResourceKind``, for a person choosing among them. Labels never show a
+        full card number. Built from the read calls below, so every bank answers it; a bank
+        with a cheaper listing may override it."""
+        account = self.lookup_account(customer=customer)
+        accounts = [(account["account"], account["account"])] if account.get("account") else []
+        cards, transactions = [], []
+        for card in account.get("cards", []):
+            cards.append((card["card"], f"card •••• {card['last4']} ({card['status']})"))
+            for t in self.lookup_transactions(card=card["card"], days=days).get("transactions", []):
+                label = f"{t['at'][:10]} · {t['description']} · {t['amount']} (card •••• {card['last4']})"
+                transactions.append((str(t["id"]), label))
+        return {
+            ResourceKind.CUSTOMER: [(customer, f"{customer} (this journey's customer)")],
+            ResourceKind.ACCOUNT: accounts,
+            ResourceKind.CARD: cards,
+            ResourceKind.TRANSACTION: transactions,
+        }
+
     # --- what the console must mask -----------------------------------------------------------
     def sensitive_values(self, customers: list[str]) -> dict[str, dict[str, Any]]:
         """Per customer reference: ``{"cards": [{"token", "number"}], "address", "date_of_birth",

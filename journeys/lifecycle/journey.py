@@ -30,7 +30,9 @@ agrees with the status.
 | requeue            | running                       | running (sweeper re-enqueues)         |
 | to_person          | running, waiting_approval, human | human (fallback queue)             |
 | take_over          | running, waiting_approval, human | human, controlled, epoch + 1       |
-| hand_back          | human (controlled)            | running or waiting_approval, epoch + 1|
+| claim              | human (on the desk)           | human, controlled by the claimer or assignee |
+| release            | human (controlled)            | human, back on the desk               |
+| hand_back          | human (controlled)            | running (now, or · customer), or waiting_approval, epoch + 1 |
 | complete / abandon / fail | running, waiting_approval, human | completed / abandoned / failed |
 """
 
@@ -78,6 +80,8 @@ TRANSITIONS: dict[str, Transition] = {
         Transition("requeue", "re-enqueue the agent's turn", (Status.RUNNING,), Status.RUNNING),
         Transition("to_person", "hand it to a person", LIVE, Status.HUMAN),
         Transition("take_over", "take it over", LIVE, Status.HUMAN),
+        Transition("claim", "claim it from the desk", (Status.HUMAN,), Status.HUMAN),
+        Transition("release", "release it to the desk", (Status.HUMAN,), Status.HUMAN),
         Transition("hand_back", "hand it back", (Status.HUMAN,), Status.RUNNING),
         Transition("complete", "complete it", LIVE, Status.COMPLETED),
         Transition("abandon", "abandon it", LIVE, Status.ABANDONED),
@@ -291,9 +295,91 @@ def take_over(journey: Journey, *, user: Any, note: str = "") -> None:
     )
 
 
-def hand_back(journey: Journey, *, user: Any, note: str = "", forced: bool = False) -> None:
+def claim(journey: Journey, *, user: Any, by: Any = None) -> None:
+    """Give a journey waiting on its desk (with a person, nobody in control) to ``user``: claimed
+    by ``user`` themselves, or assigned to them by ``by``. The agent is already fenced (it routed
+    the journey to the desk); the epoch still moves, as on any takeover, so nothing scheduled
+    before lands. Recorded (and so audited) as a takeover. Permission checks are the caller's."""
+    if journey.controller_user_id is not None:
+        raise IllegalTransition(f"{journey.controller_user.get_username()} already has J-{journey.pk}.")
+    by = by or user
+    desk = journey.controller_label
+    _move(
+        journey,
+        "claim",
+        epoch=journey.epoch + 1,
+        controller_user=user,
+        waiting_on=WaitingOn.NOTHING,
+        next_run_at=None,
+        lease_token="",
+        lease_until=None,
+        state_changed_at=timezone.now(),
+    )
+    assigned = by.pk != user.pk
+    summary = (
+        f"{by.get_username()} assigned J-{journey.pk} from {desk} to {user.get_username()}."
+        if assigned
+        else f"{user.get_username()} claimed J-{journey.pk} from {desk}."
+    )
+    events.record(
+        journey,
+        Event.Kind.TAKEOVER,
+        summary,
+        actor_kind=Event.Actor.PERSON,
+        actor_user=by,
+        data={
+            "previous": {"status": Status.HUMAN, "waiting_on": "", "in_control": desk},
+            "epoch": journey.epoch,
+            "desk": desk,
+            "claimed_by": user.get_username(),
+            "assigned_by": by.get_username() if assigned else "",
+            "pending_proposals": list(journey.proposals.pending().values_list("pk", flat=True)),
+        },
+    )
+
+
+def release(journey: Journey, *, user: Any, note: str = "") -> None:
+    """Put a journey a person controls back on its desk (with a person, nobody in control), for
+    anyone on the desk to claim. Recorded as a hand-over to the desk; no exception is raised."""
+    holder = journey.controller_user
+    if holder is None:
+        raise IllegalTransition(f"Nobody has J-{journey.pk}; there is nothing to release.")
+    _move(
+        journey,
+        "release",
+        controller_user=None,
+        waiting_on=WaitingOn.NOTHING,
+        state_changed_at=timezone.now(),
+    )
+    desk = journey.controller_label
+    who = user.get_username()
+    summary = (
+        f"{who} released J-{journey.pk} to {desk}."
+        if holder.pk == user.pk
+        else f"{who} released J-{journey.pk} from {holder.get_username()} to {desk}."
+    )
+    events.record(
+        journey,
+        Event.Kind.HANDED_TO_PERSON,
+        summary + (f" Note: {note}" if note else ""),
+        actor_kind=Event.Actor.PERSON,
+        actor_user=user,
+        data={"reason": note or "released to the desk", "released": True, "from": holder.get_username(), "desk": desk},
+    )
+
+
+HAND_BACK_THEN = ("continue", "wait_for_customer")
+
+
+def hand_back(journey: Journey, *, user: Any, note: str = "", forced: bool = False, then: str = "continue") -> None:
     """Return control to the agent at a new epoch; it resumes from the current state. A journey
-    with a pending proposal goes back to waiting for the decision, which then wakes it."""
+    with a pending proposal goes back to waiting for the decision, which then wakes it.
+
+    ``then="wait_for_customer"``: the person asked the customer something, so the agent waits
+    for the reply (as after its own question: the customer's message wakes it, the customer
+    timeout ends the wait) instead of going on at once."""
+    if then not in HAND_BACK_THEN:
+        raise IllegalTransition(f"Hand back J-{journey.pk} how? {then!r} is not a choice.")
     holder = journey.controller_user
     if holder is None:
         raise IllegalTransition(f"Nobody is in control of J-{journey.pk}; there is nothing to hand back.")
@@ -303,6 +389,15 @@ def hand_back(journey: Journey, *, user: Any, note: str = "", forced: bool = Fal
     journey.turn_starts = 0
     now = timezone.now()
     waiting = journey.proposals.pending().exists()
+    for_reply = then == "wait_for_customer" and not waiting
+    if waiting:
+        status, waiting_on, next_run_at = Status.WAITING_APPROVAL, WaitingOn.APPROVAL, None
+    elif for_reply:
+        from ..services import customer_timeout  # services import this module
+
+        status, waiting_on, next_run_at = Status.RUNNING, WaitingOn.CUSTOMER, now + customer_timeout()
+    else:
+        status, waiting_on, next_run_at = Status.RUNNING, WaitingOn.NOTHING, now
     _move(
         journey,
         "hand_back",
@@ -312,24 +407,32 @@ def hand_back(journey: Journey, *, user: Any, note: str = "", forced: bool = Fal
         lease_token="",
         lease_until=None,
         state_changed_at=now,
-        status=Status.WAITING_APPROVAL if waiting else Status.RUNNING,
-        waiting_on=WaitingOn.APPROVAL if waiting else WaitingOn.NOTHING,
-        next_run_at=None if waiting else now,
+        status=status,
+        waiting_on=waiting_on,
+        next_run_at=next_run_at,
     )
     summary = (
         f"{user.get_username()} forced a hand-back from {holder.get_username()} to the agent."
         if forced
         else f"{user.get_username()} handed back to the agent."
     )
+    if for_reply:
+        summary = summary[:-1] + ", which waits for the customer's reply first."
     events.record(
         journey,
         Event.Kind.HAND_BACK,
         summary + (f" Note: {note}" if note else ""),
         actor_kind=Event.Actor.PERSON,
         actor_user=user,
-        data={"note": note, "forced": forced, "from": holder.get_username(), "epoch": journey.epoch},
+        data={
+            "note": note,
+            "forced": forced,
+            "from": holder.get_username(),
+            "epoch": journey.epoch,
+            "then": "wait_for_customer" if for_reply else "continue",
+        },
     )
-    if not waiting:
+    if not waiting and not for_reply:
         enqueue_turn(journey)
 
 

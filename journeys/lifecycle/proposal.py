@@ -15,8 +15,13 @@ effect already happened). The event that records the change is written in the sa
 | withdraw   | pending                    | withdrawn                           |
 | escalate   | pending                    | pending, a new approval window      |
 | expire     | pending                    | expired                             |
+| claim      | pending (unclaimed, lapsed or own claim) | pending, claimed by the reviewer |
+| release_claim | pending (the holder's claim) | pending, unclaimed                |
 | execute    | approved, auto_approved    | executed                            |
 | fail       | approved, auto_approved    | failed                              |
+
+Every transition but ``claim`` clears a reviewer's claim: a decision (or an edit, an escalation,
+one of two approvals) ends the reading it was claimed for.
 
 The policy seam (``journeys.policy``) is a pure judgement (``decide``) plus explicit side
 effects (``apply``): ``propose`` and ``approve`` apply them — counting against cumulative limits,
@@ -32,6 +37,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.db import models
 from django.utils import timezone
 
 from .. import events, policy
@@ -64,6 +70,8 @@ TRANSITIONS: dict[str, Transition] = {
         Transition("withdraw", "withdraw it", (Status.PENDING,), Status.WITHDRAWN),
         Transition("escalate", "escalate it", (Status.PENDING,), Status.PENDING),
         Transition("expire", "let it expire", (Status.PENDING,), Status.EXPIRED),
+        Transition("claim", "claim it for review", (Status.PENDING,), Status.PENDING),
+        Transition("release_claim", "release your claim", (Status.PENDING,), Status.PENDING),
         Transition("execute", "execute it", (Status.APPROVED, Status.AUTO_APPROVED), Status.EXECUTED),
         Transition("fail", "record its failure", (Status.APPROVED, Status.AUTO_APPROVED), Status.FAILED),
     ]
@@ -80,7 +88,7 @@ def _label(proposal: ProposedAction) -> str:
 def _move(proposal: ProposedAction, name: str, **changes: Any) -> bool:
     """Conditional UPDATE from the transition's sources; returns whether this caller won."""
     transition = TRANSITIONS[name]
-    values = {**changes, "status": transition.target}
+    values = {"claimed_by": None, "claimed_until": None, **changes, "status": transition.target}
     updated = ProposedAction.objects.filter(pk=proposal.pk, status__in=transition.sources).update(**values)
     if updated:
         for field, value in values.items():
@@ -310,6 +318,36 @@ def expire(proposal: ProposedAction, *, now: datetime, reason: str, summary: str
         return False
     events.record(proposal.journey, Event.Kind.ACTION_EXPIRED, summary, proposal=proposal, data={"outcome": "fallback"})
     return True
+
+
+# --- claiming for review ---------------------------------------------------------------------
+
+
+def claim(proposal: ProposedAction, *, by: Any, until: datetime, now: datetime) -> Any:
+    """Claim a pending proposal for ``by`` until ``until``; claiming one's own claim again
+    extends it. Returns None when it won, else the person whose live claim stands (the UPDATE
+    is conditional, so of two people claiming at once exactly one wins)."""
+    free = models.Q(claimed_by__isnull=True) | models.Q(claimed_until__lte=now) | models.Q(claimed_by=by)
+    updated = ProposedAction.objects.filter(free, pk=proposal.pk, status=Status.PENDING).update(
+        claimed_by=by, claimed_until=until
+    )
+    if updated:
+        proposal.claimed_by, proposal.claimed_until = by, until
+        return None
+    current = ProposedAction.objects.select_related("claimed_by").filter(pk=proposal.pk).first()
+    if current is None or current.status != Status.PENDING:
+        shown = current.get_status_display().lower() if current else "gone"
+        raise IllegalTransition(f"{_label(proposal)} is {shown}; cannot {TRANSITIONS['claim'].label}.")
+    return current.claimed_by
+
+
+def release_claim(proposal: ProposedAction, *, by: Any) -> bool:
+    """Drop ``by``'s claim; False when they held none (it lapsed, or someone decided)."""
+    return bool(
+        ProposedAction.objects.filter(pk=proposal.pk, status=Status.PENDING, claimed_by=by).update(
+            claimed_by=None, claimed_until=None
+        )
+    )
 
 
 # --- executing --------------------------------------------------------------------------------

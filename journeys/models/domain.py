@@ -558,6 +558,12 @@ class ProposedAction(models.Model):
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     executed_at = models.DateTimeField(null=True, blank=True)
+    # A reviewer reading a pending proposal claims it, so two people do not read the same item;
+    # the claim lapses at ``claimed_until`` and is cleared by any decision.
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    claimed_until = models.DateTimeField(null=True, blank=True)
 
     objects = ProposedActionQuerySet.as_manager()
 
@@ -574,6 +580,12 @@ class ProposedAction(models.Model):
                 condition=~models.Q(status__in=["pending", "proposed"]) | models.Q(decided_by__isnull=True),
                 name="proposal_pending_undecided",
             ),
+            # Only a pending proposal is claimed for review, and a claim has an end.
+            models.CheckConstraint(
+                condition=models.Q(claimed_by__isnull=True, claimed_until__isnull=True)
+                | models.Q(status="pending", claimed_by__isnull=False, claimed_until__isnull=False),
+                name="proposal_claimed_only_when_pending",
+            ),
         ]
         indexes = [
             models.Index(fields=["status", "created_at"], name="proposal_status_created"),
@@ -582,6 +594,12 @@ class ProposedAction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action_type.key}({self.params_summary})"
+
+    def claim_holder(self, now=None):
+        """Who is reading this proposal now (their claim has not lapsed), or None."""
+        if self.claimed_by_id is None or self.claimed_until is None:
+            return None
+        return self.claimed_by if self.claimed_until > (now or timezone.now()) else None
 
     @property
     def proposer_label(self) -> str:

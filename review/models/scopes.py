@@ -147,6 +147,19 @@ def condition_text(condition: dict[str, Any]) -> str:
     return f"{condition.get('param')} {OPERATORS.get(condition.get('op'), condition.get('op'))} {value}"
 
 
+def conditions_sentence(conditions: list[dict[str, Any]] | None) -> str:
+    """A rule's conditions as a person reads them: "when amount ≤ 100 and reason = goodwill"."""
+    if not conditions:
+        return "always (no conditions)"
+    return "when " + " and ".join(condition_text(c) for c in conditions)
+
+
+def _shown(field: str, value: Any) -> Any:
+    if field == "conditions" and (value is None or isinstance(value, list)):
+        return conditions_sentence(value)
+    return value
+
+
 class CumulativeLimit(models.Model):
     """A budget over a sliding window: "no more than 300.00 refunded per customer per 30 days
     without approval", "at most 20 card blocks per agent per hour".
@@ -298,7 +311,10 @@ class ScopeChange(models.Model):
         return f"{self.get_change_display()} {self.name}"
 
     def changed_fields(self) -> list[tuple[str, Any, Any]]:
+        """(field, before, after) of what changed; conditions read as a sentence."""
         before, after = self.before or {}, self.after or {}
         return [
-            (k, before.get(k), after.get(k)) for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)
+            (k, _shown(k, before.get(k)), _shown(k, after.get(k)))
+            for k in sorted(set(before) | set(after))
+            if before.get(k) != after.get(k)
         ]

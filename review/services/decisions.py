@@ -97,6 +97,50 @@ def _locked_pending(proposal_id: int) -> tuple[Journey, ProposedAction]:
     return journey, proposal
 
 
+def _check_claim(proposal: ProposedAction, user) -> None:
+    """Someone else's live claim means they are reading it: the decision is theirs until they
+    decide, release it, or the claim lapses."""
+    holder = proposal.claim_holder()
+    if holder is not None and holder.pk != user.pk:
+        until = timezone.localtime(proposal.claimed_until)
+        raise DecisionError(
+            f"{holder.get_username()} is reviewing {_label(proposal)} (claimed until {until:%H:%M}). "
+            "Nothing was changed."
+        )
+
+
+def claim_minutes() -> int:
+    from django.conf import settings
+
+    return int(settings.HANDOFF["REVIEW_CLAIM_MINUTES"])
+
+
+@transaction.atomic
+def proposal_claim(*, proposal_id: int, user) -> ProposedAction:
+    """Claim a pending proposal for review so nobody else reads it meanwhile. Only someone who
+    may decide it can claim it; the claim lapses after ``REVIEW_CLAIM_MINUTES`` and any decision
+    clears it. Two people claiming at once: one wins, the other is told who."""
+    _journey, proposal = _locked_pending(proposal_id)
+    _check_may_decide(user, proposal)
+    now = timezone.now()
+    holder = lifecycle.claim(proposal, by=user, until=now + timedelta(minutes=claim_minutes()), now=now)
+    if holder is not None:
+        raise DecisionError(
+            f"{holder.get_username()} is already reviewing {_label(proposal)}; "
+            "it is theirs until they decide or release it."
+        )
+    return proposal
+
+
+@transaction.atomic
+def proposal_release_claim(*, proposal_id: int, user) -> ProposedAction:
+    """Give a claimed proposal back to the queue (the holder only)."""
+    _journey, proposal = _locked_pending(proposal_id)
+    if not lifecycle.release_claim(proposal, by=user):
+        raise DecisionError(f"You are not reviewing {_label(proposal)}; there is no claim of yours to release.")
+    return proposal
+
+
 def _amount(proposal: ProposedAction, params: dict[str, Any]) -> Decimal | None:
     money = proposal.action_type.money_param
     if not money or params.get(money) in (None, ""):
@@ -292,6 +336,7 @@ def _add_approval(
 def proposal_approve(*, proposal_id: int, user, reason: str = "") -> DecisionResult:
     """Approve a pending proposal (or add the first of two approvals). Raises ``DecisionError``."""
     journey, proposal = _locked_pending(proposal_id)
+    _check_claim(proposal, user)
     verdict = _check_may_approve(user, proposal, proposal.params)
     return _add_approval(journey, proposal, user, verdict, reason=reason.strip())
 
@@ -303,6 +348,7 @@ def proposal_reject(*, proposal_id: int, user, reason: str) -> DecisionResult:
     if not reason:
         raise DecisionError("A rejection needs a reason: the agent reads it to decide what to do next.")
     _journey, proposal = _locked_pending(proposal_id)
+    _check_claim(proposal, user)
     _check_may_decide(user, proposal)
     escalation = _escalation(proposal, user)
     summary = f"{user.get_username()} rejected {proposal.action_type.name}: {reason}"
@@ -339,6 +385,7 @@ def proposal_edit_approve(*, proposal_id: int, user, params: dict[str, Any], rea
     if not reason:
         raise DecisionError("An edit needs a reason: say why the parameters changed.")
     journey, proposal = _locked_pending(proposal_id)
+    _check_claim(proposal, user)
     try:
         clean = validate_params(proposal.action_type.key, params)
     except ActionParamsError as exc:

@@ -109,14 +109,18 @@ def test_a_proposal_with_bad_params_is_a_form_error(as_user, supervisor, journey
         url,
         {
             "action": "issue_refund",
-            "params": "account=A1\namount=lots\nreason=x",
+            "issue_refund-account": "A1",
+            "issue_refund-amount": "lots",
             "explanation": "goodwill",
         },
     )
     assert response.status_code == 400
-    assert "issue_refund.amount must be an amount" in response.content.decode()
-    response = client.post(url, {"action": "block_card", "params": "just words", "explanation": "x"})
-    assert response.status_code == 400 and "is not name=value" in response.content.decode()
+    page = response.content.decode()
+    # Every error at once, in words, and the page is the journey's.
+    assert "Amount must be an amount such as 12.50" in page and "Reason is required." in page
+    assert f"J-{journey.pk}" in page
+    response = client.post(url, {"action": "no_such_action", "explanation": "x"})
+    assert response.status_code == 400
     assert not ProposedAction.objects.filter(journey=journey).exists()
 
 
@@ -126,7 +130,7 @@ def test_the_person_in_control_proposes_an_action_through_the_policy(as_user, su
         reverse("journey_propose", args=[journey.pk]),
         {
             "action": "lookup_account",
-            "params": "customer=CUST-00001",
+            "lookup_account-customer": "CUST-00001",
             "explanation": "check the flags",
         },
     )
@@ -318,3 +322,40 @@ def test_a_timeline_poll_reloads_the_page_when_the_agents_are_paused(as_user, su
     poll = re.search(r'hx-get="(/journeys/\d+/timeline/[^"]+)"', page).group(1).replace("&amp;", "&")
     agents_pause(user=admin_user, definition=None, reason="incident")
     assert client.get(poll, **HTMX)["HX-Refresh"] == "true"
+
+
+def test_the_hand_back_form_offers_waiting_for_the_customer(client, supervisor):
+    from journeys.control import journey_take_over as take
+    from journeys.models import Journey
+    from journeys.services import journey_start
+
+    journey = journey_start(definition="lost_card", customer_ref="CUST-00001", request={"reason": "lost"})
+    take(journey_id=journey.pk, user=supervisor)
+    client.force_login(supervisor)
+    page = client.get(f"/journeys/{journey.pk}/").content.decode()
+    assert "The agent waits for the customer&#x27;s reply first" in page
+    bad = client.post(f"/journeys/{journey.pk}/hand-back/", {"then": "sleep"})
+    assert bad.status_code == 400
+    done = client.post(f"/journeys/{journey.pk}/hand-back/", {"then": "wait_for_customer"}, follow=True)
+    assert "which waits for the customer&#x27;s reply." in done.content.decode()
+    journey.refresh_from_db()
+    assert journey.waiting_on == Journey.WaitingOn.CUSTOMER
+
+
+def test_a_running_journey_of_paused_agents_shows_as_paused_everywhere(
+    client, supervisor, admin_user, django_capture_on_commit_callbacks
+):
+    from journeys.control import agents_pause
+    from journeys.models import JourneyDefinition
+    from journeys.services import journey_start
+
+    journey = journey_start(definition="lost_card", customer_ref="CUST-00001", request={"reason": "lost"})
+    with django_capture_on_commit_callbacks(execute=True):
+        agents_pause(user=admin_user, definition=JourneyDefinition.objects.get(key="lost_card"), reason="Incident")
+    client.force_login(supervisor)
+    for url in (reverse("board"), reverse("journey_list"), reverse("journey_detail", args=[journey.pk])):
+        page = client.get(url).content.decode()
+        assert '<span class="badge status-paused"' in page, url
+        assert '<span class="badge status-running' not in page, url
+    timeline = client.get(reverse("journey_detail", args=[journey.pk])).content.decode()
+    assert "admin paused agents on Lost or stolen card: Incident" in timeline

@@ -218,6 +218,21 @@ TABLE: dict[str, Row] = {
     # The live board and the control of journeys (console/board.py, console/control.py).
     "board": Row(expect=VIEWERS),
     "journey_take_over": Row(kwargs=journey_pk, method="post", expect=CARD_CHANGE),
+    # The desks' work queue (console/desk.py): for people who may take over some journey.
+    "desk": Row(expect=per_role(302, 404, 200, 200, 404, 200)),
+    "desk_claim_next": Row(method="post", expect=per_role(302, 404, 302, 302, 404, 302)),
+    "desk_claim_selected": Row(
+        method="post",
+        data=lambda o: {"journeys": [o.case.journey_id]},
+        expect=per_role(302, 404, 302, 302, 404, 302),  # the foreign team is told it is not theirs
+    ),
+    "journey_assign": Row(
+        kwargs=lambda o: {"pk": o.case.journey_id},
+        method="post",
+        data=lambda o: {"assignee": "supervisor"},
+        expect=per_role(302, 404, 302, 404, 404, 302),
+    ),
+    "journey_release": Row(kwargs=controlled_pk, method="post", expect=per_role(302, 404, 302, 404, 404, 302)),
     "journey_hand_back": Row(
         kwargs=controlled_pk,
         method="post",
@@ -232,7 +247,8 @@ TABLE: dict[str, Row] = {
         method="post",
         data=lambda o: {
             "action": "send_message",
-            "params": f"customer={o.controlled.customer_ref}\ntext=Hello",
+            "send_message-customer": o.controlled.customer_ref,
+            "send_message-text": "Hello",
             "explanation": "Matrix",
         },
         expect=IN_CONTROL,
@@ -253,6 +269,8 @@ TABLE: dict[str, Row] = {
     "review_queue": Row(expect=APPROVERS_MENU),
     "review_approve": Row(kwargs=address_update_pk, method="post", expect=SERVICING_DECIDERS),
     "review_reject": Row(kwargs=address_update_pk, method="post", data=lambda o: REASON, expect=SERVICING_DECIDERS),
+    "review_claim": Row(kwargs=address_update_pk, method="post", expect=SERVICING_DECIDERS),
+    "review_release_claim": Row(kwargs=address_update_pk, method="post", expect=SERVICING_DECIDERS),
     "review_edit": Row(
         kwargs=address_update_pk,
         method="post",
@@ -355,10 +373,16 @@ OTHER_METHODS: list[tuple[str, Row]] = [
     # The confirmation page needs the take-over right: compliance sees the journey, not this page.
     ("journey_take_over", Row(kwargs=journey_pk, expect=per_role(302, 404, 200, 404, 403, 200))),
     ("journey_hand_back", Row(kwargs=controlled_pk, expect=POST_ONLY)),
+    ("desk_claim_next", Row(expect=POST_ONLY)),
+    ("desk_claim_selected", Row(expect=POST_ONLY)),
+    ("journey_assign", Row(kwargs=lambda o: {"pk": o.case.journey_id}, expect=POST_ONLY)),
+    ("journey_release", Row(kwargs=controlled_pk, expect=POST_ONLY)),
     ("proposal_withdraw", Row(kwargs=lambda o: {"pk": o.withdrawable.pk}, expect=POST_ONLY)),
     ("agents_stop_button", Row(expect=ADMINS_GET)),
     ("operator_settings", Row(method="post", data=lambda o: {"time_zone": "Europe/Berlin"}, expect=LOGGED_IN_POST)),
     ("review_approve", Row(kwargs=address_update_pk, expect=POST_ONLY)),
+    ("review_claim", Row(kwargs=address_update_pk, expect=POST_ONLY)),
+    ("review_release_claim", Row(kwargs=address_update_pk, expect=POST_ONLY)),
     ("review_edit", Row(kwargs=address_update_pk, expect=SERVICING_DECIDERS_GET)),
     ("review_scope_create", Row(expect=SCOPE_EDITORS_GET)),
     ("review_scope_edit", Row(kwargs=lambda o: {"pk": o.scope.pk}, expect=SCOPE_EDITORS_GET)),

@@ -279,7 +279,8 @@ def test_the_sweeper_does_not_requeue_paused_journeys(admin_user, django_capture
     assert runtime.sweep()["requeued"] == 0
     with django_capture_on_commit_callbacks() as callbacks:
         agents_resume(user=admin_user, definition=journey.definition)
-    assert len(callbacks) == 1  # the resume enqueued the journey's due turn
+    # The resume enqueued the journey's due turn (and, after commit, writes the timeline events).
+    assert len(callbacks) == 2
 
 
 def test_a_turn_in_flight_when_the_agents_are_paused_drops_its_result(admin_user, monkeypatch):
@@ -314,3 +315,77 @@ def test_the_person_in_control_executes_approved_proposals_without_waiting_for_t
     assert done.status in (ProposedAction.Status.EXECUTED, ProposedAction.Status.FAILED)
     with pytest.raises(ControlError, match="No approved proposal"):
         person_execute_approved(journey_id=journey.pk, user=supervisor)
+
+
+def test_hand_back_can_wait_for_the_customers_reply_before_the_agent_goes_on(
+    supervisor, django_capture_on_commit_callbacks
+):
+    from journeys.services import journey_customer_message
+
+    journey = _journey()
+    journey_take_over(journey_id=journey.pk, user=supervisor)
+    with django_capture_on_commit_callbacks() as enqueued:
+        back = journey_hand_back(
+            journey_id=journey.pk, user=supervisor, note="Asked which charge.", then="wait_for_customer"
+        )
+    assert enqueued == []  # no agent turn until the customer answers
+    assert back.status == Journey.Status.RUNNING and back.waiting_on == Journey.WaitingOn.CUSTOMER
+    assert back.next_run_at is not None and back.next_run_at > back.state_changed_at  # the customer timeout
+    event = back.events.filter(kind=Event.Kind.HAND_BACK).get()
+    assert event.data["then"] == "wait_for_customer"
+    assert (
+        event.summary
+        == "supervisor handed back to the agent, which waits for the customer's reply first. Note: Asked which charge."
+    )
+    with django_capture_on_commit_callbacks() as enqueued:
+        woken = journey_customer_message(journey_id=journey.pk, text="The 42.00 one at the bakery.")
+    assert len(enqueued) == 1  # the reply wakes the agent
+    assert woken.waiting_on == Journey.WaitingOn.NOTHING
+
+
+def test_waiting_for_a_decision_comes_before_waiting_for_the_customer(supervisor):
+    journey = _journey()
+    _pending_proposal(journey)
+    journey_take_over(journey_id=journey.pk, user=supervisor)
+    back = journey_hand_back(journey_id=journey.pk, user=supervisor, then="wait_for_customer")
+    assert back.status == Journey.Status.WAITING_APPROVAL
+
+
+def test_a_forged_hand_back_choice_is_refused(supervisor):
+    journey = _journey()
+    journey_take_over(journey_id=journey.pk, user=supervisor)
+    with pytest.raises(ControlError, match="continues now or waits"):
+        journey_hand_back(journey_id=journey.pk, user=supervisor, then="sleep")
+    assert Journey.objects.get(pk=journey.pk).controller_user == supervisor
+
+
+def test_pause_and_resume_appear_once_on_each_live_journey_they_touched(
+    admin_user, django_assert_max_num_queries, django_capture_on_commit_callbacks
+):
+    from journeys.control import agents_pause, agents_resume, mark_agents_paused
+    from journeys.models import ActionType
+
+    lost = [_journey("lost_card") for _ in range(3)]
+    other = _journey("fee_refund")
+    finished = _journey("lost_card")
+    with transaction.atomic():
+        from journeys.services import journey_finish
+
+        journey_finish(lock_journey(finished.pk), Journey.Status.COMPLETED, "Done.")
+    definition = JourneyDefinition.objects.get(key="lost_card")
+    # One bulk insert for the journeys' events, however many there are.
+    with django_assert_max_num_queries(30), django_capture_on_commit_callbacks(execute=True):
+        agents_pause(user=admin_user, definition=definition, reason="Core bank incident")
+    paused = Event.objects.filter(kind=Event.Kind.PAUSED)
+    assert sorted(paused.values_list("journey_id", flat=True)) == sorted(j.pk for j in lost)
+    assert paused.first().summary == "admin paused agents on Lost or stolen card: Core bank incident"
+    assert [j.agents_paused for j in mark_agents_paused([*lost, other])] == [True, True, True, False]
+    with django_capture_on_commit_callbacks(execute=True):
+        agents_resume(user=admin_user, definition=definition, reason="Fixed")
+    resumed = Event.objects.filter(kind=Event.Kind.RESUMED)
+    assert sorted(resumed.values_list("journey_id", flat=True)) == sorted(j.pk for j in lost)
+    assert not mark_agents_paused(lost)[0].agents_paused
+    # An action-type pause stops proposals, not turns: no journey's timeline is touched.
+    with django_capture_on_commit_callbacks(execute=True):
+        agents_pause(user=admin_user, action_type=ActionType.objects.get(key="issue_refund"), reason="Refund review")
+    assert Event.objects.filter(kind=Event.Kind.PAUSED).count() == 3

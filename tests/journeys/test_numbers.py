@@ -132,12 +132,14 @@ def test_the_propose_form_answers_hostile_amounts_with_a_form_error(client, supe
         reverse("journey_propose", args=[controlled.pk]),
         {
             "action": "issue_refund",
-            "params": f"account=ACC-000001\namount={value}\nreason=goodwill",
+            "issue_refund-account": "ACC-000001",
+            "issue_refund-amount": value,
+            "issue_refund-reason": "goodwill",
             "explanation": "goodwill",
         },
     )
     assert response.status_code == 400, response.status_code
-    assert "issue_refund.amount" in response.content.decode()
+    assert "Amount " in response.content.decode()  # the field's error, in words
     assert not ProposedAction.objects.filter(journey=controlled).exists()
 
 

@@ -100,7 +100,9 @@ def test_a_person_in_control_cannot_refund_one_customers_journey_to_another_cust
         reverse("journey_propose", args=[journey.pk]),
         {
             "action": "issue_refund",
-            "params": "account=ACC-000001\namount=20.00\nreason=goodwill",
+            "issue_refund-account": "ACC-000001",  # forged: not one of the offered choices
+            "issue_refund-amount": "20.00",
+            "issue_refund-reason": "goodwill",
             "explanation": "goodwill",
         },
         follow=True,
@@ -126,7 +128,13 @@ def test_a_refund_to_the_customers_own_account_still_goes_through(client, superv
     client.force_login(supervisor)
     client.post(
         reverse("journey_propose", args=[journey.pk]),
-        {"action": "issue_refund", "params": "account=ACC-000002\namount=20.00\nreason=goodwill", "explanation": "x"},
+        {
+            "action": "issue_refund",
+            "issue_refund-account": "ACC-000002",
+            "issue_refund-amount": "20.00",
+            "issue_refund-reason": "goodwill",
+            "explanation": "x",
+        },
     )
     assert ProposedAction.objects.get(journey=journey).status == S.EXECUTED
     assert not _cases(journey)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -497,3 +499,65 @@ def test_a_scope_may_escalate_to_a_team_that_approves_on_its_definition(client, 
     assert _login(client, admin_user).post(reverse("review_scope_create"), data).status_code == 302
     governance_approve(change_id=GovernanceChange.objects.get(status="pending").pk, user=admin2)
     assert PermissionScope.objects.get(name="Fee refunds escalate to servicing").escalate_to.name == "Servicing team"
+
+
+def test_the_scope_form_hides_approval_fields_for_rules_that_do_not_wait_for_approvers(client, admin_user):
+    allow = PermissionScope.objects.get(name="Refunds up to 35.00 are automatic")
+    page = _login(client, admin_user).get(reverse("review_scope_edit", args=[allow.pk])).content.decode()
+    for name in ("approval_timeout_minutes", "on_timeout", "escalate_to"):
+        assert re.search(rf'<div class="field" data-applies="approval"[^>]* hidden>\s*<label for="id_{name}"', page), (
+            name
+        )
+    tier = PermissionScope.objects.get(name="Refunds over 35.00 up to 500.00 need one approver")
+    page = client.get(reverse("review_scope_edit", args=[tier.pk])).content.decode()
+    assert re.search(r'data-applies="approval"(?! hidden)[^>]*>\s*<label for="id_approval_timeout_minutes"', page)
+
+
+def test_the_preview_can_list_only_the_proposals_whose_decision_changes(client, admin_user, agent):
+    journey = start("fee_refund", customer="CUST-00001")
+    for amount in ("20.00", "40.00", "45.00"):
+        refund(journey, amount, agent=agent)
+    scope = PermissionScope.objects.get(name="Refunds over 35.00 up to 500.00 need one approver")
+    data = _scope_post(
+        name=scope.name,
+        action_type=scope.action_type_id,
+        effect="require_approval",
+        conditions_text="amount > 50.00\namount <= 500.00",
+        reason="Narrow the tier",
+        preview="1",
+        changed_only="on",
+    )
+    html = _login(client, admin_user).post(reverse("review_scope_edit", args=[scope.pk]), data).content.decode()
+    section = html[html.index('id="preview"') : html.index("</section>", html.index('id="preview"'))]
+    assert "2 of 3 would be decided differently" in section
+    assert section.count('<tr class="changed">') == 2 and "20.00" not in section
+
+
+def test_scope_history_shows_conditions_as_a_sentence(client, admin_user, admin2):
+    from review.models import GovernanceChange
+    from review.services.governance import governance_approve
+
+    scope = PermissionScope.objects.get(name="Refunds up to 35.00 are automatic")
+    data = _scope_post(
+        name=scope.name,
+        action_type=scope.action_type_id,
+        effect="allow",
+        conditions_text="amount <= 50.00",
+        reason="Raise the automatic tier",
+    )
+    _login(client, admin_user).post(reverse("review_scope_edit", args=[scope.pk]), data)
+    governance_approve(change_id=GovernanceChange.objects.get(target_id=scope.pk).pk, user=admin2)
+    page = client.get(reverse("review_scope_edit", args=[scope.pk])).content.decode()
+    history = page[page.index("History of this scope") :]
+    assert "when amount ≤ 35.00" in history and "when amount ≤ 50.00" in history
+    assert "{&#x27;param&#x27;" not in history
+
+
+def test_the_escalation_team_shows_only_when_the_timeout_escalates(client, admin_user):
+    scope = PermissionScope.objects.get(name="Refunds over 35.00 up to 500.00 need one approver")
+    data = _scope_post(name=scope.name, action_type=scope.action_type_id, on_timeout="escalate", preview="1")
+    page = _login(client, admin_user).post(reverse("review_scope_edit", args=[scope.pk]), data).content.decode()
+    assert re.search(r'data-applies-escalation>\s*<label for="id_escalate_to"', page)
+    data["on_timeout"] = "fallback"
+    page = client.post(reverse("review_scope_edit", args=[scope.pk]), data).content.decode()
+    assert re.search(r'data-applies-escalation hidden>\s*<label for="id_escalate_to"', page)

@@ -1,0 +1,178 @@
+"""The desks' work queue: journeys their agents handed to a person, to claim, assign and release.
+
+A journey is on a desk when it is with a person and nobody controls it (the definition's
+fallback queue names the desk). Each action calls one service in ``journeys.control``, which
+takes the journey's row lock and moves it through the journey lifecycle; "Claim next" skips rows
+another person is claiming at that moment, so two people pressing it get two journeys.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from journeys.access import definitions_for, get_journey_for_user
+from journeys.control import (
+    ControlError,
+    NotAllowed,
+    assignable_members,
+    desk_journeys,
+    desk_order,
+    journey_assign,
+    journey_claim_next,
+    journey_claim_selected,
+    journey_release,
+    may_force_hand_back,
+)
+
+from .views import ConsoleRequest
+
+DESK_SIZE = 200  # the page shows the most urgent items; "Claim next" always sees them all
+
+
+class ClaimNextForm(forms.Form):
+    definition = forms.ModelChoiceField(
+        queryset=None, required=False, empty_label="Any of my desks", to_field_name="key", label="Desk"
+    )
+
+    def __init__(self, *args, user, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["definition"].queryset = definitions_for(user, "take_over")
+
+
+class ClaimSelectedForm(forms.Form):
+    journeys = forms.TypedMultipleChoiceField(coerce=int, choices=[], label="Journeys")
+
+    def __init__(self, *args, user, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        ids = desk_journeys(user).values_list("pk", flat=True)
+        self.fields["journeys"].choices = [(pk, f"J-{pk}") for pk in ids]
+        self.fields["journeys"].error_messages["required"] = "Select at least one journey to claim."
+        self.fields["journeys"].error_messages["invalid_choice"] = "J-%(value)s is not on your desks any more."
+
+
+class AssignForm(forms.Form):
+    assignee = forms.ModelChoiceField(queryset=None, label="Assign to", to_field_name="username")
+
+    def __init__(self, *args, user, definition, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        members = [m.pk for m in assignable_members(user, definition)]
+        self.fields["assignee"].queryset = get_user_model().objects.filter(pk__in=members).order_by("username")
+
+
+class ReleaseForm(forms.Form):
+    note = forms.CharField(required=False, max_length=500, label="Note for the desk")
+
+
+def _back(request: ConsoleRequest) -> HttpResponse:
+    url = reverse("desk")
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+def _require_desk(request: ConsoleRequest) -> None:
+    """The desk is for people who may take over some journey; to anyone else it does not exist."""
+    if not definitions_for(request.user, "take_over").exists():
+        raise Http404("No desk.")
+
+
+@require_GET
+@login_required
+def desk(request: ConsoleRequest) -> HttpResponse:
+    _require_desk(request)
+    user = request.user
+    items = list(desk_order(desk_journeys(user)).select_related("definition", "version", "controller_user")[:DESK_SIZE])
+    members_by_definition: dict[int, list] = {}
+    for journey in items:
+        if journey.definition_id not in members_by_definition:
+            members_by_definition[journey.definition_id] = assignable_members(user, journey.definition)
+        journey.assignees = members_by_definition[journey.definition_id]
+        journey.may_release = journey.controller_user_id == user.pk or (
+            journey.controller_user_id is not None and may_force_hand_back(user, journey.definition)
+        )
+    context = {
+        "unclaimed": [j for j in items if j.controller_user_id is None],
+        "claimed": [j for j in items if j.controller_user_id is not None],
+        "claim_next_form": ClaimNextForm(user=user),
+        "poll_seconds": 5,
+    }
+    template = "console/desk.html#desk-items" if request.htmx else "console/desk.html"
+    return render(request, template, context)
+
+
+@require_POST
+@login_required
+def claim_next(request: ConsoleRequest) -> HttpResponse:
+    _require_desk(request)
+    form = ClaimNextForm(request.POST, user=request.user)
+    if not form.is_valid():
+        messages.error(request, "That desk is not one of yours.")
+        return _back(request)
+    journey = journey_claim_next(user=request.user, definition=form.cleaned_data["definition"])
+    if journey is None:
+        messages.info(request, "Nothing is waiting on your desks.")
+        return _back(request)
+    messages.success(request, f"You have J-{journey.pk}: {journey.needs_person_reason or 'it waits on a person.'}")
+    url = reverse("journey_detail", args=[journey.pk])
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+@require_POST
+@login_required
+def claim_selected(request: ConsoleRequest) -> HttpResponse:
+    _require_desk(request)
+    form = ClaimSelectedForm(request.POST, user=request.user)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, error)
+        return _back(request)
+    claimed, refused = journey_claim_selected(journey_ids=form.cleaned_data["journeys"], user=request.user)
+    if claimed:
+        messages.success(request, "You claimed " + ", ".join(f"J-{j.pk}" for j in claimed) + ".")
+    for reason in refused:
+        messages.warning(request, reason)
+    return _back(request)
+
+
+@require_POST
+@login_required
+def assign(request: ConsoleRequest, pk: int) -> HttpResponse:
+    journey = get_journey_for_user(request.user, pk, "take_over")
+    form = AssignForm(request.POST, user=request.user, definition=journey.definition)
+    if not form.is_valid():
+        messages.error(request, "Choose a member of your team who works this desk.")
+        return _back(request)
+    assignee = form.cleaned_data["assignee"]
+    try:
+        journey_assign(journey_id=journey.pk, user=request.user, assignee=assignee)
+    except ControlError as exc:
+        messages.warning(request, str(exc))
+    else:
+        messages.success(request, f"J-{journey.pk} is assigned to {assignee.get_username()}.")
+    return _back(request)
+
+
+@require_POST
+@login_required
+def release(request: ConsoleRequest, pk: int) -> HttpResponse:
+    journey = get_journey_for_user(request.user, pk, "take_over")
+    form = ReleaseForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "The note is too long (500 characters at most).")
+        return _back(request)
+    try:
+        released = journey_release(journey_id=journey.pk, user=request.user, note=form.cleaned_data["note"])
+    except NotAllowed as exc:
+        return render(request, "console/control_refused.html", {"message": str(exc), "journey": journey}, status=403)
+    except ControlError as exc:
+        messages.warning(request, str(exc))
+    else:
+        messages.success(request, f"J-{journey.pk} is back on {released.controller_label}.")
+    return _back(request)
