@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('journeys', '0006_organisation_grant'),
+        ('journeys', '0007_journey_dispatch_deadline'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
