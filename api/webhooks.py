@@ -203,13 +203,13 @@ def delivery_attempt(*, delivery_id: int, replay_by: Any = None) -> WebhookAttem
             delivery.status = WebhookDelivery.Status.DELIVERED
             delivery.delivered_at = now
             delivery.next_attempt_at = None
-        elif replay_by is not None and delivery.status != WebhookDelivery.Status.PENDING:
-            pass  # a failed replay leaves a delivered or given-up delivery as it was
-        elif delivery.attempts >= settings.WEBHOOK_MAX_ATTEMPTS:
-            delivery.status = WebhookDelivery.Status.GAVE_UP
-            delivery.next_attempt_at = None
-        else:
-            delivery.next_attempt_at = now + backoff(delivery.attempts)
+        elif replay_by is None or delivery.status == WebhookDelivery.Status.PENDING:
+            # (A failed replay leaves a delivered or given-up delivery as it was.)
+            if delivery.attempts >= settings.WEBHOOK_MAX_ATTEMPTS:
+                delivery.status = WebhookDelivery.Status.GAVE_UP
+                delivery.next_attempt_at = None
+            else:
+                delivery.next_attempt_at = now + backoff(delivery.attempts)
         delivery.save(update_fields=["attempts", "status", "delivered_at", "next_attempt_at"])
         return attempt
 

@@ -1,4 +1,4 @@
-"""The demo bank's starting policy (JOURNEYS.md, "Default permission scopes").
+"""The demo bank's starting policy (the README's demo section and docs/policy.md).
 
 ``install_demo_scopes`` is idempotent and never overwrites a rule an admin has since edited:
 rules are created by name when missing and otherwise left alone.
