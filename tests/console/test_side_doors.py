@@ -53,7 +53,8 @@ def test_the_admin_still_configures_definitions_and_agents(client, nosy_staff):
 def test_no_registered_admin_page_lists_journeys_or_customers():
     from django.contrib import admin
 
-    from journeys.models import CoreAccount, CoreCard, CoreCustomer, Event, Journey, ProposedAction
+    from demo.models import CoreAccount, CoreCard, CoreCustomer
+    from journeys.models import Event, Journey, ProposedAction
 
     registered = set(admin.site._registry)
     assert not registered & {Journey, Event, ProposedAction, CoreCustomer, CoreAccount, CoreCard}
@@ -148,6 +149,13 @@ def test_check_deploy_flags_the_demo_keys_and_passes_with_real_ones():
     demo = _manage("check", "--deploy", HANDOFF_DEMO="true", **production)
     assert demo.returncode != 0
     assert "handoff.E001" in demo.stderr and "handoff.E002" in demo.stderr
-    real = _manage("check", "--deploy", SECRET_KEY="k" * 20 + "Zq8-x_" * 10, AUDIT_SIGNING_KEY="a" * 48, **production)
+    real = _manage(
+        "check",
+        "--deploy",
+        SECRET_KEY="k" * 20 + "Zq8-x_" * 10,
+        AUDIT_SIGNING_KEY="a" * 48,
+        HANDOFF_CORE_BANK="tests.own_core_bank.OwnCoreBank",  # a bank's own adapter, not the demo's
+        **production,
+    )
     assert "handoff.E00" not in real.stderr + real.stdout
     assert real.returncode == 0, real.stderr
