@@ -9,15 +9,25 @@ checkpoints kept outside the database, a checkpoint rewritten in the database is
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from django.db import connection
+
 from review.models import AuditArchive, AuditCheckpoint, AuditRecord
 
-from .chain import audit_key, audit_key_id, checkpoint_payload, header_fields
-from .offline import GENESIS, checkpoint_hash, checkpoint_signature, payload_digest, record_hash
+from .chain import audit_key, audit_key_id, checkpoint_payload, timestamp
+from .offline import (
+    GENESIS,
+    SORTED_HASHED_FIELDS,
+    checkpoint_hash,
+    checkpoint_signature,
+    payload_digest,
+    record_hash_sorted,
+)
 
 Progress = Callable[[int, int], None]
 
@@ -143,6 +153,50 @@ def _check_archives(result: VerifyResult) -> dict[str, list[Any]]:
     return archived_heads()
 
 
+# Records are read as tuples in pages along the (chain, seq) index: no model instances, no
+# long-running transaction or server-side cursor materialised up front, and progress stays visible.
+PAGE = 20_000
+# id, hash, payload (JSON text), salt, then the hashed fields in canonical (sorted) order with
+# ``at`` as the export writes it, so the tail of a row is exactly what the record hash covers.
+_HEAD = ["id", "hash", "payload", "payload_salt"]
+_FIELDS = [*_HEAD, *SORTED_HASHED_FIELDS]
+CHAIN, SEQ, PREV_HASH, PAYLOAD_SHA256 = (_FIELDS.index(n) for n in ("chain", "seq", "prev_hash", "payload_sha256"))
+HASHED_FROM = len(_HEAD)
+_PG_AT = "to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')"
+
+
+def _pages_postgresql() -> Iterator[list[tuple[Any, ...]]]:
+    """Pages of raw rows; PostgreSQL formats the timestamp (in its own process) and hands the
+    payload over as JSON text (Django's jsonb loader), parsed by ``json.loads`` when needed."""
+    columns = ", ".join(_PG_AT if name == "at" else name for name in _FIELDS)
+    table = AuditRecord._meta.db_table
+    first = f"SELECT {columns} FROM {table} ORDER BY chain, seq LIMIT %s"
+    after = f"SELECT {columns} FROM {table} WHERE (chain, seq) > (%s, %s) ORDER BY chain, seq LIMIT %s"
+    with connection.cursor() as cursor:
+        cursor.execute(first, [PAGE])
+        while True:
+            rows = cursor.fetchall()
+            if rows:
+                yield rows
+            if len(rows) < PAGE:
+                return
+            last = rows[-1]
+            cursor.execute(after, [last[CHAIN], last[SEQ], PAGE])
+
+
+def _pages_orm() -> Iterator[list[tuple[Any, ...]]]:
+    """The same rows through the ORM, for the embedded SQLite demo."""
+    at = _FIELDS.index("at")
+    page: list[tuple[Any, ...]] = []
+    for row in AuditRecord.objects.order_by("chain", "seq").values_list(*_FIELDS).iterator(chunk_size=2000):
+        page.append((row[0], row[1], json.dumps(row[2]), *row[3:at], timestamp(row[at]), *row[at + 1 :]))
+        if len(page) == PAGE:
+            yield page
+            page = []
+    if page:
+        yield page
+
+
 def audit_verify(
     *,
     progress: Progress | None = None,
@@ -164,41 +218,47 @@ def audit_verify(
     total = AuditRecord.objects.count()
     if progress:
         progress(0, total)
-    chain = None
-    previous: AuditRecord | None = None
-    chain_broken = False
-    start: list[Any] = [0, GENESIS]
+    pages = _pages_postgresql() if connection.vendor == "postgresql" else _pages_orm()
+    breaks = result.breaks
+    # Per chain: the (seq, hash) the next record must follow, and whether a break was reported.
+    chain: str | None = None
+    prev_seq, prev_hash, chain_broken = 0, GENESIS, False
     seen_heads: set[tuple[str, int]] = set()
-    records = AuditRecord.objects.order_by("chain", "seq").iterator(chunk_size=2000)
-    for record in records:
-        result.records += 1
-        if record.chain != chain:
-            chain, previous, chain_broken = record.chain, None, False
-            result.chains += 1
-            # After archiving, the online chain starts where the signed archive row stops.
-            start = archived.get(chain) or [0, GENESIS]
-        reason = ""
-        expected_seq = previous.seq + 1 if previous else start[0] + 1
-        if record.seq != expected_seq:
-            reason = f"sequence jumps from #{expected_seq - 1} to #{record.seq} (a record was removed)"
-        elif record.prev_hash != (previous.hash if previous else start[1]):
-            reason = "does not link to the record before it"
-        elif payload_digest(record.payload, salt=record.payload_salt) != record.payload_sha256:
-            reason = "payload does not match its digest (edited)"
-        elif record_hash(header_fields(record)) != record.hash:
-            reason = "content does not match its hash (edited)"
-        key = (record.chain, record.seq)
-        if key in expected_heads:
-            seen_heads.add(key)
-            if expected_heads[key] != record.hash and not reason:
-                reason = "differs from the signed checkpoint (chain re-hashed)"
-        if reason and not chain_broken:
-            # Only the first break of a chain is reported: everything after it is suspect anyway.
-            result.breaks.append(Break(record.pk, record.chain, record.seq, reason))
-            chain_broken = True
-        previous = record
-        if progress and result.records % every == 0:
-            progress(result.records, total)
+    records = chains = 0
+    next_progress = every
+    loads = json.loads
+    for page in pages:
+        for row in page:
+            record_chain, seq, digest = row[CHAIN], row[SEQ], row[1]
+            if record_chain != chain:
+                chain, chain_broken = record_chain, False
+                chains += 1
+                # After archiving, the online chain starts where the signed archive row stops.
+                prev_seq, prev_hash = archived.get(chain) or (0, GENESIS)
+            reason = ""
+            if seq != prev_seq + 1:
+                reason = f"sequence jumps from #{prev_seq} to #{seq} (a record was removed)"
+            elif row[PREV_HASH] != prev_hash:
+                reason = "does not link to the record before it"
+            elif payload_digest(loads(row[2]), salt=row[3]) != row[PAYLOAD_SHA256]:
+                reason = "payload does not match its digest (edited)"
+            elif record_hash_sorted(row[HASHED_FROM:]) != digest:
+                reason = "content does not match its hash (edited)"
+            head = expected_heads.get((chain, seq)) if expected_heads else None
+            if head is not None:
+                seen_heads.add((chain, seq))
+                if head != digest and not reason:
+                    reason = "differs from the signed checkpoint (chain re-hashed)"
+            if reason and not chain_broken:
+                # Only the first break of a chain is reported: everything after it is suspect anyway.
+                breaks.append(Break(row[0], chain, seq, reason))
+                chain_broken = True
+            prev_seq, prev_hash = seq, digest
+        records += len(page)
+        if progress and records >= next_progress:
+            progress(records, total)
+            next_progress = (records // every + 1) * every
+    result.records, result.chains = records, chains
     for head_chain, seq in sorted(set(expected_heads) - seen_heads):
         if head_chain in archived and seq <= archived[head_chain][0]:
             continue  # moved to an archive file, which proves it (offline.py)
