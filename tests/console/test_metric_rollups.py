@@ -217,3 +217,97 @@ def test_a_decision_without_an_actor_names_its_approver_in_the_data(demo, superv
     rollup_refresh()
     fact = DecisionFact.objects.get(pk=proposal.pk)
     assert (fact.outcome, fact.approver, fact.latency_seconds) == ("rejected", supervisor2, 9)
+
+
+def _python_rebuild() -> dict[str, list]:
+    """The roll-ups recomputed journey by journey in Python (``refresh_journeys``)."""
+    from console.metrics.rollups import refresh_days, refresh_journeys
+
+    for model in (JourneyFact, StepFact, DecisionFact, DailyRollup):
+        model.objects.all().delete()
+    refresh_days(refresh_journeys(Journey.objects.values_list("pk", flat=True)))
+    return snapshot()
+
+
+@pytest.mark.django_db
+def test_the_set_based_rebuild_equals_the_journey_by_journey_facts_on_awkward_records(demo, supervisor2):
+    start = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    refund = ActionType.objects.get(key="issue_refund")
+    # Same customer, same start time: the tie is broken by id; a third one eight days later.
+    twins = [_journey("C5", start, Journey.Status.COMPLETED) for _ in range(2)]
+    late = _journey("C5", start + timedelta(days=8), Journey.Status.ABANDONED)
+    failed = _journey("C6", start + timedelta(hours=1), Journey.Status.FAILED)
+    running = _journey("C6", start + timedelta(days=6, hours=23), Journey.Status.RUNNING)
+    first = twins[0]
+    # A step started twice before it finished, finished twice, and one never finished.
+    for minute, kind in enumerate(
+        [Event.Kind.STEP_STARTED, Event.Kind.STEP_STARTED, Event.Kind.STEP_FINISHED, Event.Kind.STEP_FINISHED]
+    ):
+        _event(first, kind, start + timedelta(minutes=minute, microseconds=123_457), step="verify_identity")
+    _event(first, Event.Kind.STEP_STARTED, start + timedelta(minutes=9), step="refund")
+    _event(first, Event.Kind.ANNOTATION, start + timedelta(minutes=10), actor_kind=Event.Actor.PERSON)
+    _event(twins[1], Event.Kind.MESSAGE_IN, start, actor_kind=Event.Actor.PERSON)
+    _event(twins[1], Event.Kind.ACTION_EXPIRED, start, data={"outcome": "escalated"})
+    _event(late, Event.Kind.ABANDONED, start + timedelta(days=8), step="find_fee", data={"step": ""})
+    _event(late, Event.Kind.ABANDONED, start + timedelta(days=8, minutes=1), step="x", data={"step": "refund"})
+    _event(failed, Event.Kind.ACTION_FAILED, start, data={"transient": True})
+    _event(failed, Event.Kind.EXCEPTION, start)
+    _event(failed, Event.Kind.EXCEPTION, start)
+    _event(running, Event.Kind.ACTION_FAILED, start, data={"transient": 0})
+
+    def proposal(journey: Journey, key: str, amount: object) -> ProposedAction:
+        return ProposedAction.objects.create(
+            journey=journey,
+            action_type=refund,
+            step="refund",
+            params={"account": "A", "amount": amount, "reason": "r"},
+            idempotency_key=key,
+            status=ProposedAction.Status.APPROVED,
+            decision_rule="one approval",
+            created_at=start,
+        )
+
+    partial_then_whole = proposal(first, "p1", "70.005")
+    _event(
+        first,
+        Event.Kind.ACTION_APPROVED,
+        start + timedelta(minutes=1),
+        proposal=partial_then_whole,
+        actor_kind=Event.Actor.PERSON,
+        actor_user=supervisor2,
+        data={"partial": True, "edited": True},
+    )
+    _event(
+        first,
+        Event.Kind.ACTION_APPROVED,
+        start + timedelta(minutes=2),
+        proposal=partial_then_whole,
+        data={"partial": False, "approver": "supervisor2"},
+    )
+    rejected_late = proposal(first, "p2", 12)
+    _event(
+        first,
+        Event.Kind.ACTION_APPROVED,
+        start + timedelta(minutes=3),
+        proposal=rejected_late,
+        actor_kind=Event.Actor.PERSON,
+        actor_user=supervisor2,
+    )
+    _event(
+        first,
+        Event.Kind.ACTION_REJECTED,
+        start + timedelta(minutes=4),
+        proposal=rejected_late,
+        data={"approver": "nobody-of-that-name"},
+    )
+    expired = proposal(twins[1], "p3", "not a number")
+    _event(twins[1], Event.Kind.ACTION_EXPIRED, start + timedelta(days=1), proposal=expired)
+    denied = proposal(failed, "p4", None)
+    _event(failed, Event.Kind.ACTION_DECIDED, start, proposal=denied, data={"effect": "deny"})
+    undecided = proposal(failed, "p5", "5")
+    _event(failed, Event.Kind.ACTION_DECIDED, start, proposal=undecided, data={"effect": "allow"})
+
+    rollup_rebuild()
+    set_based = snapshot()
+    assert len(set_based["decisions"]) == 4 and len(set_based["steps"]) == 3
+    assert _python_rebuild() == set_based
