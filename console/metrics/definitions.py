@@ -16,7 +16,8 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db import connection
+from django.db.models import Aggregate, Avg, Count, FloatField, Q, QuerySet, Sum
 
 from journeys.models import JourneyDefinition
 
@@ -43,6 +44,18 @@ def percentile(values: list[float], p: float) -> float | None:
     ordered = sorted(values)
     rank = max(1, math.ceil(p / 100 * len(ordered)))
     return ordered[rank - 1]
+
+
+class NearestRank(Aggregate):
+    """``percentile`` in SQL (PostgreSQL): ``percentile_disc`` returns the first value whose
+    position in the ordering reaches the fraction, the same nearest-rank value."""
+
+    function = "percentile_disc"
+    template = "%(function)s(%(fraction)r) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
+
+    def __init__(self, expression: str, p: float, **extra: Any) -> None:
+        super().__init__(expression, fraction=p / 100, **extra)
 
 
 def rate(part: int, whole: int) -> float | None:
@@ -244,13 +257,34 @@ def by_step(definitions: list[JourneyDefinition], window: Window) -> list[dict[s
     ids = [d.pk for d in definitions]
     facts = journey_facts(ids, window)
     runs = StepFact.objects.filter(definition_id__in=ids, day__gte=window.since, day__lte=window.until)
-    reached = dict(runs.values("step").annotate(n=Count("journey_id", distinct=True)).values_list("step", "n"))
     abandoned = dict(
         facts.filter(abandoned=True).values("abandoned_step").annotate(n=Count("pk")).values_list("abandoned_step", "n")
     )
-    seconds: dict[str, list[float]] = defaultdict(list)
-    for step, value in runs.filter(seconds__isnull=False).values_list("step", "seconds"):
-        seconds[step].append(value)
+    # Per step: journeys that reached it, finished runs, mean and nearest-rank p50/p90 seconds.
+    # PostgreSQL computes them in one grouped pass; elsewhere the finished runs' times are read.
+    stats: dict[str, tuple[int, int, float | None, float | None, float | None]] = {}
+    if connection.vendor == "postgresql":
+        for step, reached, n_runs, mean, p50, p90 in (
+            runs.values("step")
+            .annotate(
+                reached=Count("journey_id", distinct=True),
+                runs=Count("seconds"),
+                mean=Avg("seconds"),
+                p50=NearestRank("seconds", 50),
+                p90=NearestRank("seconds", 90),
+            )
+            .values_list("step", "reached", "runs", "mean", "p50", "p90")
+        ):
+            stats[step] = (reached, n_runs, mean, p50, p90)
+    else:
+        reached_by_step = runs.values("step").annotate(n=Count("journey_id", distinct=True))
+        seconds: dict[str, list[float]] = defaultdict(list)
+        for step, value in runs.filter(seconds__isnull=False).values_list("step", "seconds"):
+            seconds[step].append(value)
+        for step, reached in reached_by_step.values_list("step", "n"):
+            times = seconds.get(step, [])
+            mean = sum(times) / len(times) if times else None
+            stats[step] = (reached, len(times), mean, percentile(times, 50), percentile(times, 90))
     decisions = decision_facts(ids, window)
     overrides = dict(
         decisions.filter(
@@ -272,8 +306,7 @@ def by_step(definitions: list[JourneyDefinition], window: Window) -> list[dict[s
     )
     rows = []
     for key, title in step_order(definitions):
-        times = seconds.get(key, [])
-        n_reached = reached.get(key, 0)
+        n_reached, n_runs, mean, p50, p90 = stats.get(key, (0, 0, None, None, None))
         n_abandoned = abandoned.get(key, 0)
         rows.append(
             {
@@ -282,10 +315,10 @@ def by_step(definitions: list[JourneyDefinition], window: Window) -> list[dict[s
                 "reached": n_reached,
                 "abandoned": n_abandoned,
                 "abandonment_share": rate(n_abandoned, n_reached),
-                "runs": len(times),
-                "mean_seconds": sum(times) / len(times) if times else None,
-                "p50_seconds": percentile(times, 50),
-                "p90_seconds": percentile(times, 90),
+                "runs": n_runs,
+                "mean_seconds": mean,
+                "p50_seconds": p50,
+                "p90_seconds": p90,
                 "overrides": overrides.get(key, 0),
                 "exceptions": exceptions.get(key, 0),
             }
