@@ -1,9 +1,10 @@
 """Benchmark: 50 supervisors' boards polling for 60 s while the simulator opens 30 journeys a minute.
 
 Starts, against ``<name>_bench_pollers`` (fresh, the demo bank): gunicorn (2 processes of 4
-threads), a Celery worker with beat (concurrency 2) and the customer simulator at 30 journeys a
-minute. 50 pollers — supervisors of both teams, each with its own session — poll
-``/board/?cursor=…`` as the page does (htmx header, every 1.5 s, the marker of the last answer),
+threads, sharing a Redis cache as a deployment would: ``CACHE_URL``), a Celery worker with beat
+(concurrency 2) and the customer simulator at 30 journeys a minute. 50 pollers — supervisors of
+both teams, each with its own session — poll ``/board/?cursor=…`` as the page does (htmx header,
+every 1.5 s, the marker of the last answer),
 over keep-alive connections. Printed: answers per second against the rate asked (50 / 1.5 s),
 p50/p95 latency, and the share of polls answered 204.
 
@@ -85,6 +86,8 @@ def main() -> None:
     port = free_port()
     env = {**os.environ, "DATABASE_URL": url, "CELERY_QUEUE": queue, "C_FORCE_ROOT": "1", "LOG_LEVEL": "WARNING"}
     env["HANDOFF_VAR_DIR"] = str(Path(os.environ.get("TMPDIR", "/tmp")) / f"handoff-bench-{port}")
+    # As deployed with several web processes: one shared cache, so a change renders once in all.
+    env.setdefault("CACHE_URL", os.environ["CELERY_BROKER_URL"].split("?")[0])
     procs = [
         subprocess.Popen(
             [
