@@ -37,6 +37,7 @@ from journeys.control import (
     proposal_withdraw,
 )
 from journeys.models import ActionType, Agent, AgentPause, Journey, JourneyDefinition, ProposedAction
+from journeys.rights import Right
 
 from .propose_form import ProposeForm
 from .views import ConsoleRequest, journey_page_context
@@ -114,7 +115,7 @@ def _precondition(request: ConsoleRequest, journey: Journey, *, need: str) -> Ht
     under the row lock.
     """
     user = request.user
-    if need == "take_over" and not user_may(user, "take_over", journey.definition):
+    if need == "take_over" and not user_may(user, Right.TAKE_OVER, journey.definition):
         return _refused(request, "Your teams may not take over journeys of this kind.", journey)
     if need in ("control", "control_or_force") and journey.controller_user_id != user.pk:
         if need == "control_or_force" and may_force_hand_back(user, journey.definition):
@@ -312,7 +313,7 @@ def withdraw(request: ConsoleRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @login_required
 def stop_button(request: ConsoleRequest) -> HttpResponse:
-    pausable = list(definitions_for(request.user, "pause").order_by("name"))
+    pausable = list(definitions_for(request.user, Right.PAUSE).order_by("name"))
     if not pausable:
         raise Http404("You may not pause agents.")
     may_pause_all = may_pause(request.user, None)

@@ -31,6 +31,7 @@ from journeys.control import (
     journey_release,
     may_force_hand_back,
 )
+from journeys.rights import Right
 
 from .views import ConsoleRequest
 
@@ -44,7 +45,7 @@ class ClaimNextForm(forms.Form):
 
     def __init__(self, *args, user, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["definition"].queryset = definitions_for(user, "take_over")
+        self.fields["definition"].queryset = definitions_for(user, Right.TAKE_OVER)
 
 
 class ClaimSelectedForm(forms.Form):
@@ -78,7 +79,7 @@ def _back(request: ConsoleRequest) -> HttpResponse:
 
 def _require_desk(request: ConsoleRequest) -> None:
     """The desk is for people who may take over some journey; to anyone else it does not exist."""
-    if not definitions_for(request.user, "take_over").exists():
+    if not definitions_for(request.user, Right.TAKE_OVER).exists():
         raise Http404("No desk.")
 
 
@@ -144,7 +145,7 @@ def claim_selected(request: ConsoleRequest) -> HttpResponse:
 @require_POST
 @login_required
 def assign(request: ConsoleRequest, pk: int) -> HttpResponse:
-    journey = get_journey_for_user(request.user, pk, "take_over")
+    journey = get_journey_for_user(request.user, pk, Right.TAKE_OVER)
     form = AssignForm(request.POST, user=request.user, definition=journey.definition)
     if not form.is_valid():
         messages.error(request, "Choose a member of your team who works this desk.")
@@ -162,7 +163,7 @@ def assign(request: ConsoleRequest, pk: int) -> HttpResponse:
 @require_POST
 @login_required
 def release(request: ConsoleRequest, pk: int) -> HttpResponse:
-    journey = get_journey_for_user(request.user, pk, "take_over")
+    journey = get_journey_for_user(request.user, pk, Right.TAKE_OVER)
     form = ReleaseForm(request.POST)
     if not form.is_valid():
         messages.error(request, "The note is too long (500 characters at most).")

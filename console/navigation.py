@@ -9,7 +9,7 @@ from functools import wraps
 from django.http import Http404
 
 from journeys.access import perms_held
-from journeys.rights import APPROVE, AUDIT, PAUSE, TAKE_OVER, VIEW
+from journeys.rights import Right
 
 
 @dataclass(frozen=True)
@@ -22,23 +22,28 @@ class NavItem:
 
 
 NAV: list[NavItem] = [
-    NavItem("Live board", "board", lambda u, held: VIEW in held, section="board"),
-    NavItem("Desk", "desk", lambda u, held: TAKE_OVER in held, section="desk"),
-    NavItem("Journeys", "journey_list", lambda u, held: VIEW in held, section="journey"),
+    NavItem("Live board", "board", lambda u, held: Right.VIEW in held, section="board"),
+    NavItem("Desk", "desk", lambda u, held: Right.TAKE_OVER in held, section="desk"),
+    NavItem("Journeys", "journey_list", lambda u, held: Right.VIEW in held, section="journey"),
     NavItem(
         "Approvals",
         "review_queue",
-        lambda u, held: APPROVE in held or _receives_escalations(u),
+        lambda u, held: Right.APPROVE in held or _receives_escalations(u),
         section="review_queue",
     ),
-    NavItem("Exceptions", "cases:workbench", lambda u, held: VIEW in held, section="cases"),
-    NavItem("Metrics", "metrics:overview", lambda u, held: VIEW in held, section="metrics"),
-    NavItem("Audit", "audit:search", lambda u, held: AUDIT in held, section="audit:"),
-    NavItem("Review samples", "review_samples", lambda u, held: bool({APPROVE, AUDIT} & held), section="review_sample"),
+    NavItem("Exceptions", "cases:workbench", lambda u, held: Right.VIEW in held, section="cases"),
+    NavItem("Metrics", "metrics:overview", lambda u, held: Right.VIEW in held, section="metrics"),
+    NavItem("Audit", "audit:search", lambda u, held: Right.AUDIT in held, section="audit:"),
+    NavItem(
+        "Review samples",
+        "review_samples",
+        lambda u, held: bool({Right.APPROVE, Right.AUDIT} & held),
+        section="review_sample",
+    ),
     NavItem(
         "Scopes",
         "review_scopes",
-        lambda u, held: u.is_staff or u.is_superuser or AUDIT in held,
+        lambda u, held: u.is_staff or u.is_superuser or Right.AUDIT in held,
         section="review_scope",
     ),
     NavItem("Teams", "team_list", lambda u, held: _may_manage_teams(u), section="team"),
@@ -48,7 +53,7 @@ NAV: list[NavItem] = [
         lambda u, held: u.is_staff or u.is_superuser or _may_manage_teams(u),
         section="governance",
     ),
-    NavItem("Stop button", "agents_stop_button", lambda u, held: PAUSE in held, section="agents_"),
+    NavItem("Stop button", "agents_stop_button", lambda u, held: Right.PAUSE in held, section="agents_"),
     NavItem("API tokens", "api_tokens", lambda u, held: u.is_superuser, section="api_token"),
     NavItem("Webhooks", "webhooks", lambda u, held: u.is_superuser, section="webhook"),
     NavItem("Django admin", "admin:index", lambda u, held: u.is_staff, section="admin"),
@@ -106,11 +111,11 @@ def landing_url_name(user) -> str:
     audit land on the audit trail; admins who act on no journey land on the scopes.
     """
     held = perms_held(user)
-    if {APPROVE, TAKE_OVER} & held and not user.is_superuser:
+    if {Right.APPROVE, Right.TAKE_OVER} & held and not user.is_superuser:
         return "board"
     if user.is_superuser or user.is_staff:
         return "review_scopes"
-    if AUDIT in held:
+    if Right.AUDIT in held:
         return "audit:search"
     items = items_for(user)
     return items[0].url_name if items else "no_access"

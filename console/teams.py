@@ -22,13 +22,14 @@ from django.views.decorators.http import require_GET, require_POST
 from journeys import rights
 from journeys.events import governance_changed
 from journeys.models import Agent, JourneyDefinition
+from journeys.rights import Right
 from review.audit.chain import explicitly_audited
 from review.models import AuditRecord
 from review.services.governance import grant_request
 from review.services.grants import PERM_CODES, grant_apply, grant_state, grant_widens
 
 PERM_LABELS = rights.PERM_LABELS  # the teams page's columns, from the one registry of rights
-APPROVE_CODE = rights.BY_KEY[rights.APPROVE].codename
+APPROVE_CODE = Right.APPROVE.codename
 MAX_LIMIT = Decimal("9999999999.99")
 
 
@@ -234,7 +235,7 @@ def _team_context(team: Group, *, errors: list[str] | None = None, member_form: 
         "members": team.user_set.order_by("username"),
         "rows": _matrix(grant_state(team=team)),
         "perm_labels": [PERM_LABELS[c] for c in PERM_CODES],
-        "unmask_label": rights.BY_KEY[rights.UNMASK].label,
+        "unmask_label": Right.UNMASK.label,
         "errors": errors or [],
         "member_form": member_form or MemberForm(),
     }
@@ -337,7 +338,7 @@ def _agent_context(agent: Agent, errors: list[str] | None = None) -> dict[str, A
         "agent": agent,
         "rows": _matrix(grant_state(user=agent.user)),
         "perm_labels": [PERM_LABELS[c] for c in PERM_CODES],
-        "unmask_label": rights.BY_KEY[rights.UNMASK].label,
+        "unmask_label": Right.UNMASK.label,
         "errors": errors or [],
     }
 

@@ -21,6 +21,7 @@ from journeys.access import definitions_for, get_journey_for_user, journeys_for,
 from journeys.actions import ACTION_SPECS
 from journeys.control import mark_agents_paused
 from journeys.models import AgentPause, Journey, ProposedAction
+from journeys.rights import Right
 from journeys.selectors import journey_proposals, timeline_events
 from review.audit.access import may_unmask
 from review.selectors import journey_review
@@ -157,7 +158,7 @@ def journey_page_context(request: ConsoleRequest, journey: Journey, **forms_: fo
         "guidance": journey.context.get("guidance", []),
         # Sensitive facts are shown masked; this decides whether the break-glass form appears.
         "may_unmask": may_unmask(request.user, journey.definition_id),
-        "may_audit_journey": user_may(request.user, "audit", journey.definition),
+        "may_audit_journey": user_may(request.user, Right.AUDIT, journey.definition),
         "proposals": proposals,
         "pending_proposals": [p for p in proposals if p.status == ProposedAction.Status.PENDING],
         "approved_proposals": [

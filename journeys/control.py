@@ -42,6 +42,7 @@ from .models import (
     holds_organisation_right,
 )
 from .models.control import pause_gate_key
+from .rights import Right
 from .services import (
     IllegalTransition,
     JourneyError,
@@ -88,7 +89,7 @@ def _require_control(journey: Journey, user: Any) -> None:
             if holder
             else f"Take over J-{journey.pk} first: only the person in control can act on it."
         )
-    if not user_may(user, "take_over", journey.definition):
+    if not user_may(user, Right.TAKE_OVER, journey.definition):
         raise NotAllowed(f"You may no longer act on {journey.definition.name} journeys.")
 
 
@@ -101,7 +102,7 @@ def journey_take_over(*, journey_id: int, user: Any, note: str = "") -> Journey:
     person to decide (through the approval queue) or withdraw.
     """
     journey = _locked_live(journey_id)
-    if not user_may(user, "take_over", journey.definition):
+    if not user_may(user, Right.TAKE_OVER, journey.definition):
         raise NotAllowed(f"You may not take over {journey.definition.name} journeys.")
     if journey.controller_user_id:
         holder = journey.controller_user.get_username()
@@ -168,12 +169,12 @@ def desk_journeys(user: Any):
     """Journeys on the desks ``user`` works: with a person, on a definition they may take over."""
     from .access import journeys_for
 
-    return journeys_for(user, "take_over").filter(status=Journey.Status.HUMAN)
+    return journeys_for(user, Right.TAKE_OVER).filter(status=Journey.Status.HUMAN)
 
 
 def _claimable(journey_id: int, user: Any, assignee: Any) -> Journey:
     journey = _locked_live(journey_id)
-    if not user_may(user, "take_over", journey.definition):
+    if not user_may(user, Right.TAKE_OVER, journey.definition):
         raise NotAllowed(f"You may not take over {journey.definition.name} journeys.")
     if journey.status != Journey.Status.HUMAN:
         raise ControlError(f"J-{journey.pk} is not on a desk: {journey.controller_label} has it.")
@@ -242,7 +243,7 @@ def assignable_members(user: Any, definition: JourneyDefinition):
         .distinct()
         .order_by("username")
     )
-    return [m for m in members if definitions_for(m, "take_over").filter(pk=definition.pk).exists()]
+    return [m for m in members if definitions_for(m, Right.TAKE_OVER).filter(pk=definition.pk).exists()]
 
 
 @transaction.atomic
@@ -362,7 +363,7 @@ def may_pause(user: Any, definition: JourneyDefinition | None) -> bool:
     if user.is_superuser:
         return True
     if definition is not None:
-        return user_may(user, "pause", definition)
+        return user_may(user, Right.PAUSE, definition)
     # The global stop button needs an explicit organisation-wide grant: holding the right on
     # every definition that exists today would widen whenever a definition is deleted.
     return holds_organisation_right(user, OrganisationGrant.Right.PAUSE)

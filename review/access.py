@@ -19,13 +19,14 @@ from django.http import Http404
 
 from journeys.access import approval_limit_for, definitions_for
 from journeys.models import ApprovalLimit, ProposedAction
+from journeys.rights import Right
 
 from .models import ApprovalRequest, PermissionScope, ReviewSample
 from .models.scopes import OnTimeout
 
 
-def proposals_for(user, perm: str = "approve"):
-    return ProposedAction.objects.filter(journey__definition__in=definitions_for(user, perm).values("pk"))
+def proposals_for(user, right: Right = Right.APPROVE):
+    return ProposedAction.objects.filter(journey__definition__in=definitions_for(user, right).values("pk"))
 
 
 def escalated_to_user(user):
@@ -40,7 +41,7 @@ def escalated_to_user(user):
 def decidable_proposals_for(user):
     """What a user may decide: proposals on definitions they approve on, plus the pending
     proposals escalated to one of their teams."""
-    standing = Q(journey__definition__in=definitions_for(user, "approve").values("pk"))
+    standing = Q(journey__definition__in=definitions_for(user, Right.APPROVE).values("pk"))
     return ProposedAction.objects.filter(standing | Q(pk__in=escalated_to_user(user).values("pk")))
 
 
@@ -86,8 +87,8 @@ def get_decidable_proposal(user, pk: int) -> ProposedAction:
     return _fetch(decidable_proposals_for(user), pk)
 
 
-def get_proposal_for_user(user, pk: int, perm: str = "approve") -> ProposedAction:
-    return _fetch(proposals_for(user, perm), pk)
+def get_proposal_for_user(user, pk: int, right: Right = Right.APPROVE) -> ProposedAction:
+    return _fetch(proposals_for(user, right), pk)
 
 
 def _fetch(qs, pk: int) -> ProposedAction:
@@ -108,13 +109,13 @@ def _fetch(qs, pk: int) -> ProposedAction:
     return proposal
 
 
-def samples_for(user, perm: str = "approve"):
-    return ReviewSample.objects.filter(proposal__journey__definition__in=definitions_for(user, perm).values("pk"))
+def samples_for(user, right: Right = Right.APPROVE):
+    return ReviewSample.objects.filter(proposal__journey__definition__in=definitions_for(user, right).values("pk"))
 
 
 def samples_visible_to(user):
     """Samples a user may read: on definitions they approve on (and may mark) or audit."""
-    definitions = (definitions_for(user, "approve") | definitions_for(user, "audit")).values("pk")
+    definitions = (definitions_for(user, Right.APPROVE) | definitions_for(user, Right.AUDIT)).values("pk")
     return ReviewSample.objects.filter(proposal__journey__definition__in=definitions)
 
 
@@ -125,4 +126,4 @@ def may_edit_scopes(user) -> bool:
 
 def may_view_scopes(user) -> bool:
     """Admins, and auditors (read-only: compliance reviews the rules)."""
-    return may_edit_scopes(user) or definitions_for(user, "audit").exists()
+    return may_edit_scopes(user) or definitions_for(user, Right.AUDIT).exists()

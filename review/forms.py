@@ -12,10 +12,10 @@ from django.core.validators import MinValueValidator
 from django.db.models import Q
 from guardian.core import ObjectPermissionChecker
 
-from journeys import rights
 from journeys.access import definitions_for
 from journeys.actions import ACTION_SPECS
 from journeys.models import ActionType, Agent, ApprovalLimit, JourneyDefinition, ProposedAction
+from journeys.rights import Right
 
 from .access import escalated_to_user
 from .models import CumulativeLimit, PermissionScope, ReviewSample
@@ -38,7 +38,7 @@ class QueueFilter(forms.Form):
         # The definitions the user approves on, and those of items escalated to their teams.
         escalated = escalated_to_user(user).values("journey__definition_id")
         self.fields["definition"].queryset = JourneyDefinition.objects.filter(
-            Q(pk__in=definitions_for(user, "approve").values("pk")) | Q(pk__in=escalated)
+            Q(pk__in=definitions_for(user, Right.APPROVE).values("pk")) | Q(pk__in=escalated)
         )
 
     def apply(self, qs):
@@ -264,7 +264,7 @@ class ScopeForm(forms.ModelForm):
             data.get("on_timeout") == OnTimeout.ESCALATE
             and team
             and definition
-            and not ObjectPermissionChecker(team).has_perm(rights.BY_KEY[rights.APPROVE].codename, definition)
+            and not ObjectPermissionChecker(team).has_perm(Right.APPROVE.codename, definition)
             and not ApprovalLimit.objects.filter(team=team, definition=definition).exists()
         ):
             # An escalation delegates the one item, up to the team's approval limit there: a team

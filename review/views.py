@@ -30,6 +30,7 @@ from console.polling import live_poll
 from journeys.access import definitions_for
 from journeys.actions import ACTION_SPECS
 from journeys.models import ProposedAction
+from journeys.rights import Right
 from journeys.selectors import with_transitions
 
 from . import services
@@ -117,8 +118,8 @@ def _fingerprint(qs) -> str:
 
 def _queue_rows(user, qs) -> list[dict[str, Any]]:
     limits: dict[int, Decimal | None] = {}
-    approvable = set(definitions_for(user, "approve").values_list("pk", flat=True))
-    viewable = set(definitions_for(user, "view").values_list("pk", flat=True))
+    approvable = set(definitions_for(user, Right.APPROVE).values_list("pk", flat=True))
+    viewable = set(definitions_for(user, Right.VIEW).values_list("pk", flat=True))
     rows = []
     for proposal in qs[:200]:
         definition = proposal.journey.definition
@@ -176,7 +177,7 @@ def queue(request: ReviewRequest) -> HttpResponse:
             "query": query.urlencode(),
             # Where a decision returns to: this page with its filters, without the polling cursor.
             "page_path": f"{reverse('review_queue')}?{query.urlencode()}" if query else reverse("review_queue"),
-            "may_approve_somewhere": definitions_for(request.user, "approve").exists()
+            "may_approve_somewhere": definitions_for(request.user, Right.APPROVE).exists()
             or may_receive_escalations(request.user),
         }
 
@@ -292,7 +293,7 @@ def edit_approve(request: ReviewRequest, pk: int) -> HttpResponse:
         "brief": decision_brief(proposal),
         "may_unmask": may_unmask(request.user, proposal.journey.definition_id),
         "sensitive_fields": [name for name in form.fields if is_sensitive(name) and proposal.params.get(name)],
-        "may_open": definitions_for(request.user, "view").filter(pk=proposal.journey.definition_id).exists(),
+        "may_open": definitions_for(request.user, Right.VIEW).filter(pk=proposal.journey.definition_id).exists(),
     }
     status = 400 if request.method == "POST" and not revealed else 200
     return render(request, "review/edit.html", context, status=status)
@@ -568,7 +569,7 @@ def sample_list(request: ReviewRequest) -> HttpResponse:
     )
     if show == "open":
         samples = samples.filter(verdict="")
-    markable = set(samples_for(request.user, "approve").values_list("pk", flat=True))
+    markable = set(samples_for(request.user, Right.APPROVE).values_list("pk", flat=True))
     context = {
         "samples": samples[:200],
         "markable": markable,
@@ -581,7 +582,7 @@ def sample_list(request: ReviewRequest) -> HttpResponse:
 @require_POST
 @login_required
 def sample_mark(request: ReviewRequest, pk: int) -> HttpResponse:
-    sample = samples_for(request.user, "approve").filter(pk=pk).first()
+    sample = samples_for(request.user, Right.APPROVE).filter(pk=pk).first()
     if sample is None:
         raise Http404("No such sample.")
     form = SampleMarkForm(request.POST)

@@ -49,6 +49,7 @@ from django.utils import timezone
 from .. import events
 from ..errors import IllegalTransition
 from ..models import Event, Journey, ProposedAction
+from ..rights import Right
 
 Status = Journey.Status
 WaitingOn = Journey.WaitingOn
@@ -489,7 +490,7 @@ def transitions_for(user: Any, journey: Journey) -> set[str]:
     if not user.is_authenticated or not user.is_active or journey.status not in LIVE:
         return set()
     allowed: set[str] = set()
-    may_take_over = user_may(user, "take_over", journey.definition)
+    may_take_over = user_may(user, Right.TAKE_OVER, journey.definition)
     if journey.controller_user_id is None:
         if may_take_over and journey.status in TRANSITIONS["take_over"].sources:
             allowed.add("take_over")
@@ -507,7 +508,7 @@ def may_force_hand_back(user: Any, definition: Any) -> bool:
 
     if user.is_superuser and user.is_active:
         return True
-    return user_may(user, "take_over", definition) and user_may(user, "pause", definition)
+    return user_may(user, Right.TAKE_OVER, definition) and user_may(user, Right.PAUSE, definition)
 
 
 def sources(name: str) -> Iterable[str]:

@@ -45,6 +45,7 @@ from ..actions import validate_params
 from ..bounds import bounds_decision
 from ..errors import IllegalTransition
 from ..models import ActionType, Agent, Event, Journey, ProposedAction
+from ..rights import Right
 
 Status = ProposedAction.Status
 
@@ -413,7 +414,7 @@ def transitions_for(user: Any, proposal: ProposedAction) -> set[str]:
     if _decision_limit is not None:
         may_decide = _decision_limit(user, proposal) is not None
     else:
-        may_decide = user_may(user, "approve", proposal.journey.definition)
+        may_decide = user_may(user, Right.APPROVE, proposal.journey.definition)
     if may_decide:
         allowed.add("reject")
         # Four-eyes: neither the proposer nor the maker of an edited version approves it.

@@ -32,8 +32,8 @@ class OrganisationGrant(models.Model):
 
     class Right(models.TextChoices):
         # The same codenames as the per-definition rights (journeys/rights.py).
-        AUDIT = rights.BY_KEY[rights.AUDIT].codename, "Audit organisation-wide records"
-        PAUSE = rights.BY_KEY[rights.PAUSE].codename, "Pause every agent at once"
+        AUDIT = rights.Right.AUDIT.codename, "Audit organisation-wide records"
+        PAUSE = rights.Right.PAUSE.codename, "Pause every agent at once"
 
     team = models.ForeignKey("auth.Group", on_delete=models.CASCADE, related_name="organisation_grants")
     right = models.CharField(max_length=20, choices=Right.choices)

@@ -14,11 +14,12 @@ from django.db.models import Q
 
 from journeys.access import definitions_for
 from journeys.models import OrganisationGrant, holds_organisation_right
+from journeys.rights import Right
 from review.models import AuditRecord, SensitiveDataGrant
 
 
 def audit_definition_ids(user: Any) -> list[int]:
-    return list(definitions_for(user, "audit").values_list("pk", flat=True))
+    return list(definitions_for(user, Right.AUDIT).values_list("pk", flat=True))
 
 
 def may_audit_everything(user: Any) -> bool:
@@ -30,7 +31,7 @@ def may_audit_everything(user: Any) -> bool:
 
 
 def may_audit(user: Any) -> bool:
-    return definitions_for(user, "audit").exists()
+    return definitions_for(user, Right.AUDIT).exists()
 
 
 def may_see_audit_health(user: Any) -> bool:
@@ -54,7 +55,7 @@ def unmask_definition_ids(user: Any) -> set[int]:
     """Definitions where ``user`` may break glass: a team grant, on a definition they may view."""
     if user is None or isinstance(user, AnonymousUser) or not user.is_active:
         return set()
-    visible = set(definitions_for(user, "view").values_list("pk", flat=True))
+    visible = set(definitions_for(user, Right.VIEW).values_list("pk", flat=True))
     if user.is_superuser:
         return visible
     granted = SensitiveDataGrant.objects.filter(team__in=user.groups.all()).values_list("definition_id", flat=True)

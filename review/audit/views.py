@@ -23,6 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from journeys.access import get_journey_for_user
 from journeys.models import ProposedAction
+from journeys.rights import Right
 from review.models import AuditCheckpoint, AuditRecord, AuditVerification
 from review.models.audit import journey_chain
 
@@ -254,7 +255,7 @@ def _story(records: list[AuditRecord]) -> list[dict[str, Any]]:
 @require_GET
 @login_required
 def journey_story(request: HttpRequest, pk: int) -> HttpResponse:
-    journey = get_journey_for_user(request.user, pk, perm="audit")
+    journey = get_journey_for_user(request.user, pk, Right.AUDIT)
     records = list(records_for(request.user).filter(journey_id=journey.pk).order_by("id"))
     context = {
         "journey": journey,
@@ -351,7 +352,7 @@ def export_search(request: HttpRequest, fmt: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @login_required
 def export_journey(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
-    journey = get_journey_for_user(request.user, pk, perm="audit")
+    journey = get_journey_for_user(request.user, pk, Right.AUDIT)
     records = records_for(request.user).filter(journey_id=journey.pk)
     return _stream(
         request,

@@ -12,19 +12,19 @@ from django.db.models import Q, QuerySet
 from django.http import Http404
 from guardian.shortcuts import get_users_with_perms
 
-from journeys import rights
 from journeys.access import definitions_for, journeys_for, user_may
 from journeys.models import Event, JourneyDefinition
+from journeys.rights import Right
 
 from ..models import CaseGroup, ExceptionCase
 
 
-def cases_for(user, perm: str = "view") -> QuerySet[ExceptionCase]:
-    return ExceptionCase.objects.filter(journey__definition__in=definitions_for(user, perm).values("pk"))
+def cases_for(user, right: Right = Right.VIEW) -> QuerySet[ExceptionCase]:
+    return ExceptionCase.objects.filter(journey__definition__in=definitions_for(user, right).values("pk"))
 
 
-def groups_for(user, perm: str = "view") -> QuerySet[CaseGroup]:
-    return CaseGroup.objects.filter(definition__in=definitions_for(user, perm).values("pk"))
+def groups_for(user, right: Right = Right.VIEW) -> QuerySet[CaseGroup]:
+    return CaseGroup.objects.filter(definition__in=definitions_for(user, right).values("pk"))
 
 
 def get_case_for_user(user, pk: int) -> ExceptionCase:
@@ -65,7 +65,7 @@ def get_event_for_user(user, pk: int) -> Event:
 
 
 def may_annotate(user, definition: JourneyDefinition) -> bool:
-    return user_may(user, "annotate", definition)
+    return user_may(user, Right.ANNOTATE, definition)
 
 
 def may_edit_labels(user) -> bool:
@@ -76,7 +76,7 @@ def eligible_assignees(definition: JourneyDefinition) -> QuerySet:
     """Active people who may work cases of ``definition`` (hold ``annotate`` on it)."""
     holders = get_users_with_perms(
         definition,
-        only_with_perms_in=[rights.BY_KEY[rights.ANNOTATE].codename],
+        only_with_perms_in=[Right.ANNOTATE.codename],
         with_group_users=True,
         with_superusers=False,
     )

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from console.navigation import menu_page
 from journeys.access import definitions_for, get_journey_for_user
+from journeys.rights import Right
 
 from ..models import Annotation, ExceptionCase, Label
 from . import services
@@ -107,7 +108,7 @@ def group_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     group = get_group_for_user(request.user, pk)
     if not may_annotate(request.user, group.definition):
         return _forbidden(request)
-    unresolved = list(cases_for(request.user, "annotate").filter(group=group).unresolved().order_by("pk"))
+    unresolved = list(cases_for(request.user, Right.ANNOTATE).filter(group=group).unresolved().order_by("pk"))
     form, done = _apply(request, action, unresolved, assignees=eligible_assignees(group.definition), group=True)
     if done is not None:
         messages.success(request, done)

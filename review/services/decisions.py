@@ -25,6 +25,7 @@ from journeys.bounds import bounds_refuse_edit
 from journeys.errors import IllegalTransition
 from journeys.lifecycle import proposal as lifecycle
 from journeys.models import Event, ExceptionKind, Journey, ProposedAction
+from journeys.rights import Right
 from journeys.services import (
     journey_hand_to_person,
     journey_wake_after_decision,
@@ -163,7 +164,7 @@ def _escalation(proposal: ProposedAction, user) -> dict[str, Any]:
     if request is None:
         return {}
     team = request.escalate_to.name if request.escalate_to_id else ""
-    delegated = not user_may(user, "approve", proposal.journey.definition)
+    delegated = not user_may(user, Right.APPROVE, proposal.journey.definition)
     return {"under_escalation": True, "escalated_to": team, "delegated": delegated}
 
 
@@ -211,7 +212,7 @@ def _check_may_approve(user, proposal: ProposedAction, params: dict[str, Any]) -
         team = escalation_team_for(user, proposal)
         whose = (
             f"{team.name}'s approval limit"
-            if team and not user_may(user, "approve", definition)
+            if team and not user_may(user, Right.APPROVE, definition)
             else "your approval limit"
         )
         raise DecisionError(
@@ -526,7 +527,7 @@ def _expire_one(proposal_id: int, now: datetime) -> str | None:
 @transaction.atomic
 def sample_mark(*, sample: ReviewSample, user, verdict: str, note: str = "") -> ReviewSample:
     """Mark a sampled auto-approved action fine or wrong, once. Callers fetch ``sample`` through
-    ``review.access.samples_for(user, "approve")``."""
+    ``review.access.samples_for(user, Right.APPROVE)``."""
     note = (note or "").strip()
     if verdict not in (ReviewSample.Verdict.FINE, ReviewSample.Verdict.WRONG):
         raise DecisionError("Mark the action as fine or wrong.")

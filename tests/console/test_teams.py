@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from journeys.access import approval_limit_for, definitions_for, user_may
 from journeys.models import ApprovalLimit, JourneyDefinition
+from journeys.rights import Right
 from review.models import AuditRecord, GovernanceChange, SensitiveDataGrant
 from review.models.audit import GOVERNANCE_CHAIN
 
@@ -62,7 +63,7 @@ def test_granting_a_team_approval_with_a_limit_is_applied_and_audited_with_befor
 ):
     team = Group.objects.get(name="Servicing team")
     lost_card = JourneyDefinition.objects.get(key="lost_card")
-    assert not user_may(supervisor2, "view", lost_card)
+    assert not user_may(supervisor2, Right.VIEW, lost_card)
     client.force_login(admin_user)
     response = client.post(
         reverse("team_grants", args=[team.pk]),
@@ -78,12 +79,12 @@ def test_granting_a_team_approval_with_a_limit_is_applied_and_audited_with_befor
     assert response.status_code == 302
     # Approve rights with a limit widen what the team may do: nothing applies until a second
     # admin approves the request.
-    assert not user_may(supervisor2, "view", lost_card)
+    assert not user_may(supervisor2, Right.VIEW, lost_card)
     change = GovernanceChange.objects.get(kind="grant", status="pending")
     assert change.maker == admin_user and change.target_id == lost_card.pk
     client.force_login(admin2)
     assert client.post(reverse("governance_approve", args=[change.pk])).status_code == 302
-    assert user_may(supervisor2, "view", lost_card)
+    assert user_may(supervisor2, Right.VIEW, lost_card)
     assert approval_limit_for(supervisor2, lost_card) == Decimal("250.00")
     record = AuditRecord.objects.get(chain=GOVERNANCE_CHAIN, kind="grant_change")
     assert record.actor_label == "admin2" and record.payload["data"]["maker"] == "admin"
@@ -160,7 +161,7 @@ def test_agent_grants_are_managed_on_their_own_page_and_audited(client, admin_us
     assert client.get(reverse("agent_grants_page", args=[agent.pk])).status_code == 200
     response = client.post(reverse("agent_grants", args=[agent.pk]), {f"perm:{fee.pk}:view_journeys": "on"})
     assert response.status_code == 302
-    assert user_may(agent.user, "view", fee)
+    assert user_may(agent.user, Right.VIEW, fee)
     record = AuditRecord.objects.get(kind="grant_change")
     assert "agent Scripted agent" in record.summary
 

@@ -14,6 +14,7 @@ from console.navigation import items_for
 from journeys import rights
 from journeys.access import PERMS, definitions_for, perms_held
 from journeys.models import JourneyDefinition
+from journeys.rights import Right
 from review.services.grants import GOVERNED_PERMS, PERM_CODES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,7 +25,7 @@ def test_the_registry_names_the_seven_rights_once():
     assert [r.key for r in rights.RIGHTS] == ["view", "take_over", "approve", "annotate", "audit", "pause", "unmask"]
     assert len({r.key for r in rights.RIGHTS}) == len(rights.RIGHTS)
     assert len({r.label for r in rights.RIGHTS}) == len(rights.RIGHTS)
-    assert not rights.BY_KEY["unmask"].is_object_permission  # a sensitive-data grant, not a permission
+    assert not Right.UNMASK.is_object_permission  # a sensitive-data grant, not a permission
 
 
 def test_model_permissions_access_keys_and_grant_matrix_come_from_the_registry(db):
@@ -36,7 +37,7 @@ def test_model_permissions_access_keys_and_grant_matrix_come_from_the_registry(d
         .values_list("codename", flat=True)
     )
     assert stored == CODENAMES
-    assert {r.key: f"journeys.{r.codename}" for r in rights.OBJECT_RIGHTS} == PERMS
+    assert {r: f"journeys.{r.codename}" for r in rights.OBJECT_RIGHTS} == PERMS
     assert [r.codename for r in rights.OBJECT_RIGHTS] == PERM_CODES
     assert {"approve_actions", "pause_agents"} == GOVERNED_PERMS
 
@@ -62,7 +63,7 @@ def test_the_teams_page_shows_one_column_per_object_right(client, admin_user):
     assert page.status_code == 200
     assert page.context["perm_labels"] == [r.label for r in rights.OBJECT_RIGHTS]
     body = page.content.decode()
-    assert f"<th>{rights.BY_KEY['unmask'].label}</th>" in body  # the seventh right: a grant, not a permission
+    assert f"<th>{Right.UNMASK.label}</th>" in body  # the seventh right: a grant, not a permission
     for right in rights.OBJECT_RIGHTS:
         assert f':{right.codename}"' in body
 
@@ -72,10 +73,64 @@ def test_each_right_alone_opens_what_it_names_and_nothing_else(demo, django_user
     person = django_user_model.objects.create_user("one-right", password="x")
     definition = JourneyDefinition.objects.get(key="fee_refund")
     assign_perm(right.perm, person, definition)
-    assert perms_held(person) == {right.key}
+    assert perms_held(person) == {right}
     for other in rights.OBJECT_RIGHTS:
-        assert list(definitions_for(person, other.key)) == ([definition] if other is right else [])
+        assert list(definitions_for(person, other)) == ([definition] if other is right else [])
     labels = {item.label for item in items_for(person)}
-    assert ("Live board" in labels) == (right.key == rights.VIEW)
-    assert ("Audit" in labels) == (right.key == rights.AUDIT)
-    assert ("Stop button" in labels) == (right.key == rights.PAUSE)
+    assert ("Live board" in labels) == (right is Right.VIEW)
+    assert ("Audit" in labels) == (right is Right.AUDIT)
+    assert ("Stop button" in labels) == (right is Right.PAUSE)
+
+
+# Every helper that takes a right: called with a string, it is refused (and the scan below finds it).
+ACCESS_HELPERS = {
+    "definitions_for",
+    "journeys_for",
+    "user_may",
+    "get_journey_for_user",
+    "cases_for",
+    "groups_for",
+    "proposals_for",
+    "get_proposal_for_user",
+    "samples_for",
+    "permission_of",
+}
+
+
+def _string_rights(path: Path, root: Path = ROOT) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, ast.Call):
+            continue
+        name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+        if name not in ACCESS_HELPERS:
+            continue
+        args = [*node.args, *(k.value for k in node.keywords)]
+        if any(isinstance(arg, ast.Constant) and isinstance(arg.value, str) for arg in args):
+            found.append(f"{path.relative_to(root)}:{node.lineno} {name}(…)")
+    return found
+
+
+def test_no_access_call_passes_a_right_as_a_string():
+    paths = [
+        path
+        for top in ("journeys", "review", "console", "api", "demo", "bench", "examples", "tests")
+        for path in sorted((ROOT / top).rglob("*.py"))
+        if "migrations" not in path.parts
+    ]
+    assert [hit for path in paths for hit in _string_rights(path)] == []
+
+
+def test_the_scan_sees_a_string_right(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text('user_may(u, "take_over", d)\naccess.definitions_for(u, right="view")\nuser_may(u, R.VIEW, d)\n')
+    assert [hit.split(" ", 1)[1] for hit in _string_rights(sample, tmp_path)] == ["user_may(…)", "definitions_for(…)"]
+
+
+def test_a_string_right_is_refused_at_run_time(db, supervisor):
+    as_text = Right.VIEW.key  # a string that slipped past the scan above
+    with pytest.raises(TypeError, match="Right member"):
+        definitions_for(supervisor, as_text)
+    with pytest.raises(ValueError, match="may_unmask"):
+        definitions_for(supervisor, Right.UNMASK)
+    assert Right("take_over") is Right.TAKE_OVER  # a key from outside (a form, a payload) maps to its member

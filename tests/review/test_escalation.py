@@ -17,8 +17,10 @@ from django.utils import timezone
 
 from console.navigation import items_for
 from demo.scopes import ESCALATION_TEAM, install_demo_scopes
+from journeys import rights
 from journeys.access import user_may
 from journeys.models import ApprovalLimit, Event, Journey, JourneyDefinition, ProposedAction
+from journeys.rights import Right
 from review.models import ApprovalRequest, PermissionScope
 from review.services import DecisionError, proposal_approve, proposal_reject, proposals_expire
 
@@ -71,8 +73,8 @@ def _desk_limit(definition_key: str, amount: str | None) -> None:
 
 def test_the_demo_desk_holds_no_standing_grant_but_a_limit_everywhere(lead):
     for definition in JourneyDefinition.objects.all():
-        for perm in ("view", "approve", "take_over", "annotate", "audit", "pause"):
-            assert not user_may(lead, perm, definition)
+        for right in rights.OBJECT_RIGHTS:
+            assert not user_may(lead, right, definition)
         assert ApprovalLimit.objects.get(team__name=ESCALATION_TEAM, definition=definition).limit == Decimal("10000.00")
     assert PermissionScope.objects.get(name=TWO_APPROVERS).escalate_to.name == ESCALATION_TEAM
 
@@ -278,7 +280,7 @@ def test_seeding_the_demo_again_keeps_one_desk_one_lead_and_no_grants(lead):
     assert list(desk.user_set.values_list("username", flat=True)) == ["lead"]
     assert not DefinitionGroupPermission.objects.filter(group=desk).exists()
     assert ApprovalLimit.objects.filter(team=desk).count() == JourneyDefinition.objects.count()
-    assert all(not user_may(lead, "approve", d) for d in JourneyDefinition.objects.all())
+    assert all(not user_may(lead, Right.APPROVE, d) for d in JourneyDefinition.objects.all())
     assert get_user_model().objects.get(username="lead").check_password(settings.DEMO_PASSWORD)
 
 

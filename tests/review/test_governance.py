@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from journeys.access import approval_limit_for, user_may
 from journeys.models import ActionType, JourneyDefinition
+from journeys.rights import Right
 from review.forms import LimitForm, ScopeForm
 from review.models import (
     AuditRecord,
@@ -281,7 +282,7 @@ def test_a_grant_that_raises_an_approval_limit_waits_while_a_narrowing_one_appli
     response = client.post(reverse("team_grants", args=[team.pk]), data, follow=True)
     assert "waits for a second admin" in response.content.decode()
     assert approval_limit_for(supervisor, card) == Decimal("1000.00")
-    assert not user_may(supervisor, "annotate", lost)  # applied at once
+    assert not user_may(supervisor, Right.ANNOTATE, lost)  # applied at once
     change = GovernanceChange.objects.get(kind="grant")
     assert (change.before["limit"], change.after["limit"]) == ("1000.00", "5000.00")
 
