@@ -80,3 +80,8 @@ def perms_held(user) -> frozenset[Right]:
     by_user = DefinitionUserPermission.objects.filter(user=user).values_list("permission__codename")
     codenames = {row[0] for row in by_group.union(by_user)}
     return frozenset(right for right in PERMS if right.codename in codenames)
+
+
+def may_see_any(user, right: Right = Right.VIEW) -> bool:
+    """Whether ``user`` holds ``right`` on at least one definition."""
+    return definitions_for(user, right).exists()

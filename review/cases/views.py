@@ -4,31 +4,30 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
-from django.db.models import Count, Max, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from console.navigation import menu_page
-from journeys.access import definitions_for, get_journey_for_user
-from journeys.rights import Right
+from console.polling import live_poll
+from console.selectors import read_choices
+from journeys.access import get_journey_for_user, may_see_any
 
-from ..models import Annotation, ExceptionCase, Label
+from .. import selectors
+from ..models import ExceptionCase
 from . import services
 from .access import (
-    cases_for,
     eligible_assignees,
     get_case_for_user,
     get_event_for_user,
     get_group_for_user,
-    groups_for,
     may_annotate,
     may_edit_labels,
 )
 from .forms import AnnotateForm, AssignForm, FlagForm, LabelForm, ResolveForm, WorkbenchFilter
 
+WORKBENCH_POLL_SECONDS = 5
 READ_ONLY = "You may see these cases but not change them: that needs the annotate permission on this journey."
 
 
@@ -40,58 +39,61 @@ def _forbidden(request: HttpRequest) -> HttpResponse:
 @login_required
 @menu_page("cases:workbench")
 def workbench(request: HttpRequest) -> HttpResponse:
+    """The groups, largest first, kept current by the live poll: 204 while the marker (cases
+    opened and resolved on the chosen definitions, and the minute) stays the same."""
     form = WorkbenchFilter(request.GET or None, user=request.user)
-    groups = groups_for(request.user).select_related("definition")
-    show_all = False
-    if form.is_valid():
-        if form.cleaned_data.get("definition"):
-            groups = groups.filter(definition=form.cleaned_data["definition"])
-        show_all = form.cleaned_data.get("show") == "all"
-    elif form.is_bound:
-        groups = groups.none()
-    unresolved = ~Q(cases__status=ExceptionCase.Status.RESOLVED)
-    groups = groups.annotate(
-        open_count=Count("cases", filter=unresolved),
-        total=Count("cases"),
-        last_seen=Max("cases__opened_at"),
-        last_open=Max("cases__opened_at", filter=unresolved),
+    valid = form.is_valid() or not form.is_bound
+    data = form.cleaned_data if form.is_bound and valid else {}
+    definition = data.get("definition")
+    marker = selectors.workbench_marker(request.user, definition)
+    query = request.GET.copy()
+    query.pop("cursor", None)
+
+    def context() -> dict:
+        return {
+            "form": read_choices(form),
+            "page": selectors.workbench_page(
+                request.user,
+                definition=definition,
+                show_all=data.get("show") == "all",
+                valid=valid,
+                page=request.GET.get("page"),
+            ),
+            "show_all": data.get("show") == "all",
+            "open_total": selectors.open_case_count(request.user),
+            "cursor": marker,
+            "query": query.urlencode(),
+            "poll_seconds": WORKBENCH_POLL_SECONDS,
+        }
+
+    return live_poll(
+        request,
+        marker=marker,
+        sent=request.GET.get("cursor"),
+        page="review/cases/workbench.html",
+        fragment="review/cases/workbench.html#workbench",
+        context=context,
     )
-    groups = groups.filter(total__gt=0) if show_all else groups.filter(open_count__gt=0)
-    # Ranked by how many cases wait, then by how recently the group was seen.
-    order = ["-total", "-last_seen"] if show_all else ["-open_count", "-last_open"]
-    page = Paginator(groups.order_by(*order, "pk"), 30).get_page(request.GET.get("page"))
-    context = {
-        "form": form,
-        "page": page,
-        "show_all": show_all,
-        "open_total": cases_for(request.user).unresolved().count(),
+
+
+def _forms(forms: dict, assignees) -> dict:
+    """The annotate, assign and resolve forms (bound ones keep their errors), options read."""
+    return {
+        "annotate_form": read_choices(forms.get("annotate_form") or AnnotateForm()),
+        "assign_form": read_choices(forms.get("assign_form") or AssignForm(assignees=assignees)),
+        "resolve_form": forms.get("resolve_form") or ResolveForm(),
     }
-    return render(request, "review/cases/workbench.html", context)
 
 
 def _group_context(request: HttpRequest, group, **forms) -> dict:
-    cases = (
-        cases_for(request.user)
-        .filter(group=group)
-        .select_related("journey", "assignee", "resolved_by")
-        .order_by("status", "-opened_at", "-pk")
-    )
-    editable = may_annotate(request.user, group.definition)
-    assignees = eligible_assignees(group.definition)
-    open_count = cases.exclude(status=ExceptionCase.Status.RESOLVED).count()
+    selectors.with_step_titles([group])
+    page = selectors.group_page(request.user, group)
     return {
         "group": group,
-        "cases": cases[:200],
-        "case_count": cases.count(),
-        "open_count": open_count,
-        "has_open": open_count > 0,  # assign and resolve act on unresolved cases only
-        "editable": editable,
-        "annotate_form": forms.get("annotate_form") or AnnotateForm(),
-        "assign_form": forms.get("assign_form") or AssignForm(assignees=assignees),
-        "resolve_form": forms.get("resolve_form") or ResolveForm(),
-        "annotations": Annotation.objects.filter(case__group=group, case__in=cases)
-        .select_related("author", "case")
-        .prefetch_related("labels")[:50],
+        **page,
+        "has_open": page["open_count"] > 0,  # assign and resolve act on unresolved cases only
+        "editable": may_annotate(request.user, group.definition),
+        **_forms(forms, eligible_assignees(group.definition)),
     }
 
 
@@ -108,7 +110,7 @@ def group_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     group = get_group_for_user(request.user, pk)
     if not may_annotate(request.user, group.definition):
         return _forbidden(request)
-    unresolved = list(cases_for(request.user, Right.ANNOTATE).filter(group=group).unresolved().order_by("pk"))
+    unresolved = selectors.group_unresolved(request.user, group)
     form, done = _apply(request, action, unresolved, assignees=eligible_assignees(group.definition), group=True)
     if done is not None:
         messages.success(request, done)
@@ -150,18 +152,14 @@ def _apply(request: HttpRequest, action: str, cases: list[ExceptionCase], *, ass
 
 
 def _case_context(request: HttpRequest, case: ExceptionCase, **forms) -> dict:
-    assignees = eligible_assignees(case.journey.definition)
+    selectors.with_step_titles([case.group])
     return {
         "case": case,
         "journey": case.journey,
-        # Newest first, as on the journey's timeline.
-        "events": case.events.select_related("actor_user", "actor_agent").order_by("-id"),
-        "annotations": case.annotations.select_related("author").prefetch_related("labels"),
+        **selectors.case_page(case),
         "editable": may_annotate(request.user, case.journey.definition),
         "has_open": not case.is_resolved,
-        "annotate_form": forms.get("annotate_form") or AnnotateForm(),
-        "assign_form": forms.get("assign_form") or AssignForm(assignees=assignees),
-        "resolve_form": forms.get("resolve_form") or ResolveForm(),
+        **_forms(forms, eligible_assignees(case.journey.definition)),
     }
 
 
@@ -217,8 +215,8 @@ def event_annotate(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "event": event,
         "journey": event.journey,
-        "form": form,
-        "annotations": event.annotations.select_related("author").prefetch_related("labels"),
+        "form": read_choices(form),
+        "annotations": selectors.event_annotations(event),
     }
     return render(request, "review/cases/event_annotate.html", context, status=400 if form.is_bound else 200)
 
@@ -243,7 +241,7 @@ def journey_flag(request: HttpRequest, pk: int) -> HttpResponse:
         else:
             messages.success(request, f"J-{journey.pk} flagged: case {case.pk} opened.")
             return redirect("cases:case", pk=case.pk)
-    return render(request, "review/cases/flag.html", {"journey": journey, "form": form}, status=400)
+    return render(request, "review/cases/flag.html", {"journey": journey, "form": read_choices(form)}, status=400)
 
 
 # --- the label taxonomy ---------------------------------------------------------------------
@@ -253,7 +251,7 @@ def journey_flag(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def label_list(request: HttpRequest) -> HttpResponse:
     editable = may_edit_labels(request.user)
-    if not editable and not definitions_for(request.user).exists():
+    if not editable and not may_see_any(request.user):
         raise Http404("No such page.")
     form = LabelForm(request.POST or None)
     if request.method == "POST":
@@ -276,7 +274,7 @@ def label_list(request: HttpRequest) -> HttpResponse:
             else:
                 messages.success(request, f"Label “{label.name}” added.")
                 return redirect("cases:labels")
-    labels = Label.objects.annotate(uses=Count("annotations")).order_by("-is_active", "name")
+    labels = selectors.labels_in_use()
     edit_forms = [
         (
             label,
@@ -294,7 +292,7 @@ def label_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "review/cases/labels.html",
-        {"form": form, "edit_forms": edit_forms, "editable": editable},
+        {"form": read_choices(form), "edit_forms": edit_forms, "editable": editable},
         status=400 if form.is_bound else 200,
     )
 
@@ -309,7 +307,7 @@ def label_edit(request: HttpRequest, pk: int) -> HttpResponse:
             {"message": "Only admins edit the label taxonomy."},
             status=403,
         )
-    label = Label.objects.filter(pk=pk).first()
+    label = selectors.label_or_none(pk)
     if label is None:
         raise Http404("No such label.")
     try:

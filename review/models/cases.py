@@ -7,6 +7,8 @@ class or a policy rule) — share a ``CaseGroup`` so people work on "42 times th
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -56,11 +58,17 @@ class CaseGroup(models.Model):
     def __str__(self) -> str:
         return " / ".join(self.signature_parts())
 
+    def with_version(self, version: Any) -> CaseGroup:
+        """Attach the definition's current version (a selector reads them all in one query), so
+        ``step_title`` reads no database while a template renders."""
+        self._current_version = version
+        return self
+
     @property
     def step_title(self) -> str:
         if not self.step:
             return "any step"
-        version = self.definition.current_version()
+        version = self._current_version if hasattr(self, "_current_version") else self.definition.current_version()
         return version.step_title(self.step) if version else self.step.replace("_", " ")
 
     @property

@@ -160,3 +160,62 @@ def test_the_marker_is_never_masked_as_a_card_number(client, supervisor):
         cursor = _cursor(page)
         assert "•" not in cursor and not re.search(r"\d{13,}", cursor)
         assert client.get(reverse("board"), {"cursor": cursor}, **HTMX).status_code == 204
+
+
+def _workbench_cursor(response) -> str:
+    return re.search(r'id="workbench"[^>]*data-cursor="([^"]+)"', response.content.decode()).group(1)
+
+
+def test_the_exception_workbench_polls_through_the_same_helper(client, supervisor):
+    from review.cases.services import journey_flag
+
+    journey = _start()[0]
+    journey_flag(journey=journey, actor=supervisor, note="a second look")
+    client.force_login(supervisor)
+    url = reverse("cases:workbench")
+    page = client.get(url)
+    assert page.status_code == 200 and "<html" in page.content.decode() and _varies(page)
+    cursor = _workbench_cursor(page)
+    assert "•" not in cursor and not re.search(r"\d{13,}", cursor)  # never masked as a card number
+    unchanged = client.get(url, {"cursor": cursor}, **HTMX)
+    assert unchanged.status_code == 204 and _varies(unchanged)
+    stale = client.get(url, {"cursor": "stale"}, **HTMX)
+    assert stale.status_code == 200 and _varies(stale)
+    body = stale.content.decode()
+    assert body.lstrip().startswith('<div id="workbench"') and "<html" not in body
+    assert "1 unresolved case " in body
+    # Without htmx the cursor is ignored: a bookmark or reload gets the whole page.
+    full = client.get(url, {"cursor": cursor})
+    assert full.status_code == 200 and "<html" in full.content.decode() and _varies(full)
+    # The filters ride along in the poll's URL; a bad filter is a page saying so, never a 500.
+    filtered = client.get(url, {"definition": "card_dispute", "show": "all"})
+    assert "definition=card_dispute" in filtered.content.decode()
+    assert client.get(url, {"definition": "no-such", "cursor": "x"}, **HTMX).status_code == 200
+
+
+def test_the_workbench_marker_moves_only_with_what_the_workbench_shows(client, supervisor, supervisor2):
+    from review.cases.services import group_annotate, group_assign, group_resolve, journey_flag
+
+    first, second = _start(2)
+    case = journey_flag(journey=first, actor=supervisor, note="a second look")
+    client.force_login(supervisor)
+    url = reverse("cases:workbench")
+    cursor = _workbench_cursor(client.get(url))
+    # Assigning and annotating change nothing the workbench lists.
+    group_assign(cases=[case], assignee=supervisor, actor=supervisor)
+    group_annotate(cases=[case], actor=supervisor, note="seen it", labels=[])
+    assert client.get(url, {"cursor": cursor}, **HTMX).status_code == 204
+    # Another team's cases are not on this workbench: its marker stays.
+    other = journey_start(definition="fee_refund", customer_ref="CUST-00011", request={})
+    journey_flag(journey=other, actor=supervisor2, note="theirs")
+    assert client.get(url, {"cursor": cursor}, **HTMX).status_code == 204
+    # A new case moves it…
+    journey_flag(journey=second, actor=supervisor, note="another look")
+    moved = client.get(url, {"cursor": cursor}, **HTMX)
+    assert moved.status_code == 200 and "2 unresolved cases" in moved.content.decode()
+    cursor = _workbench_cursor(moved)
+    # …and so does resolving one.
+    group_resolve(cases=[case], resolution="fixed", note="", actor=supervisor)
+    resolved = client.get(url, {"cursor": cursor}, **HTMX)
+    assert resolved.status_code == 200 and "1 unresolved case " in resolved.content.decode()
+    assert client.get(url, {"cursor": _workbench_cursor(resolved)}, **HTMX).status_code == 204
