@@ -1,6 +1,7 @@
 """The team permissions page: admins manage teams (groups), members and per-definition grants,
-and the grants of agents (service users). Every change goes to the audit trail with before and
-after, through ``journeys.events.governance_changed`` inside the changing transaction."""
+and the grants of agents (service users). Reads come from ``console/selectors.py``; every change
+goes through ``review.services.grants``, to the audit trail with before and after, through
+``journeys.events.governance_changed`` inside the changing transaction."""
 
 from __future__ import annotations
 
@@ -11,22 +12,19 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
-from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import Group
-from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from journeys import rights
-from journeys.events import governance_changed
-from journeys.models import Agent, JourneyDefinition
+from journeys.models import Agent
 from journeys.rights import Right
-from review.audit.chain import explicitly_audited
-from review.models import AuditRecord
-from review.services.governance import grant_request
-from review.services.grants import PERM_CODES, grant_apply, grant_state, grant_widens
+from review.services import grants
+from review.services.grants import PERM_CODES, grant_state, grants_save, team_membership_change
+
+from . import selectors
 
 PERM_LABELS = rights.PERM_LABELS  # the teams page's columns, from the one registry of rights
 APPROVE_CODE = Right.APPROVE.codename
@@ -56,7 +54,7 @@ def team_admin_required(view: Callable[..., HttpResponse]) -> Callable[..., Http
 
 def _matrix(state: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
-    for definition in JourneyDefinition.objects.all():
+    for definition in selectors.all_definitions():
         entry = state[definition.key]
         rows.append(
             {
@@ -72,7 +70,7 @@ def _matrix(state: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 def _parse_grants(post: Any, *, with_team_extras: bool) -> tuple[dict[str, dict[str, Any]], list[str]]:
     wanted: dict[str, dict[str, Any]] = {}
     errors: list[str] = []
-    for definition in JourneyDefinition.objects.all():
+    for definition in selectors.all_definitions():
         perms = [c for c in PERM_CODES if post.get(f"perm:{definition.pk}:{c}") == "on"]
         limit_text = (post.get(f"limit:{definition.pk}") or "").strip() if with_team_extras else ""
         limit = None
@@ -104,37 +102,7 @@ def _save_grants(request: HttpRequest, holder: Any, label: str, *, is_team: bool
     wanted, errors = _parse_grants(request.POST, with_team_extras=is_team)
     if errors:
         return errors, []
-    requested = []
-    with transaction.atomic(), explicitly_audited():
-        before_all = grant_state(team=holder) if is_team else grant_state(user=holder)
-        for definition in JourneyDefinition.objects.all():
-            before, after = before_all[definition.key], wanted[definition.key]
-            if before == after:
-                continue
-            if grant_widens(before, after):
-                requested.append(
-                    grant_request(
-                        holder=holder,
-                        is_team=is_team,
-                        label=label,
-                        definition=definition,
-                        before=before,
-                        after=after,
-                        maker=request.user,
-                    )
-                )
-                continue
-            grant_apply(holder, definition, before, after, is_team=is_team)
-            governance_changed.send(
-                sender=None,
-                kind=AuditRecord.Kind.GRANT_CHANGE,
-                actor=request.user,
-                subject=f"Grants of {label} on {definition.name}",
-                before=before,
-                after=after,
-                reason="",
-                data={"definition_id": definition.pk, "holder": label, "team": is_team},
-            )
+    requested = grants_save(holder=holder, label=label, wanted=wanted, is_team=is_team, actor=request.user)
     return [], requested
 
 
@@ -158,7 +126,7 @@ class TeamForm(forms.Form):
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()
-        if Group.objects.filter(name__iexact=name).exists():
+        if selectors.team_name_taken(name):
             raise forms.ValidationError("A team with this name already exists.")
         return name
 
@@ -168,7 +136,7 @@ class MemberForm(forms.Form):
 
     def clean_username(self) -> Any:
         username = self.cleaned_data["username"].strip()
-        user = get_user_model().objects.filter(username=username, is_active=True).first()
+        user = selectors.active_user(username)
         if user is None:
             raise forms.ValidationError(f"No active user “{username}”.")
         if hasattr(user, "agent"):
@@ -177,19 +145,9 @@ class MemberForm(forms.Form):
 
 
 def _teams_context(form: TeamForm | None = None) -> dict[str, Any]:
-    teams = []
-    for team in Group.objects.order_by("name").prefetch_related("user_set"):
-        state = grant_state(team=team)
-        teams.append(
-            {
-                "team": team,
-                "members": list(team.user_set.order_by("username")),
-                "definitions": [k for k, v in state.items() if v["perms"]],
-            }
-        )
     return {
-        "teams": teams,
-        "agents": Agent.objects.select_related("user"),
+        "teams": selectors.teams_overview(),
+        "agents": selectors.agents_with_users(),
         "form": form or TeamForm(),
     }
 
@@ -206,24 +164,13 @@ def team_create(request: HttpRequest) -> HttpResponse:
     form = TeamForm(request.POST)
     if not form.is_valid():
         return render(request, "console/teams.html", _teams_context(form), status=400)
-    with transaction.atomic(), explicitly_audited():
-        team = Group.objects.create(name=form.cleaned_data["name"])
-        governance_changed.send(
-            sender=None,
-            kind=AuditRecord.Kind.TEAM_CHANGE,
-            actor=request.user,
-            subject=f"Team {team.name} created",
-            before=None,
-            after={"team": team.name, "members": []},
-            reason="",
-            data={},
-        )
+    team = grants.team_create(name=form.cleaned_data["name"], actor=request.user)
     messages.success(request, f"Team {team.name} created; give it grants below.")
     return redirect("team_detail", pk=team.pk)
 
 
 def _team_or_404(pk: int) -> Group:
-    team = Group.objects.filter(pk=pk).first()
+    team = selectors.team_or_none(pk)
     if team is None:
         raise Http404("No such team.")
     return team
@@ -232,7 +179,8 @@ def _team_or_404(pk: int) -> Group:
 def _team_context(team: Group, *, errors: list[str] | None = None, member_form: MemberForm | None = None) -> dict:
     return {
         "team": team,
-        "members": team.user_set.order_by("username"),
+        "members": selectors.team_member_list(team),
+        "organisation_grants": selectors.organisation_grants(team),
         "rows": _matrix(grant_state(team=team)),
         "perm_labels": [PERM_LABELS[c] for c in PERM_CODES],
         "unmask_label": Right.UNMASK.label,
@@ -258,27 +206,6 @@ def team_grants(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("team_detail", pk=team.pk)
 
 
-def _membership(team: Group) -> list[str]:
-    return sorted(team.user_set.values_list("username", flat=True))
-
-
-def _change_membership(team: Group, user, *, actor, add: bool) -> None:
-    """Add or remove one member, audited once with the membership before and after."""
-    with transaction.atomic(), explicitly_audited():
-        before = _membership(team)
-        (team.user_set.add if add else team.user_set.remove)(user)
-        governance_changed.send(
-            sender=None,
-            kind=AuditRecord.Kind.TEAM_CHANGE,
-            actor=actor,
-            subject=f"{user.get_username()} {'added to' if add else 'removed from'} {team.name}",
-            before={"members": before},
-            after={"members": _membership(team)},
-            reason="",
-            data={"team": team.name},
-        )
-
-
 @require_POST
 @team_admin_required
 def team_member_add(request: HttpRequest, pk: int) -> HttpResponse:
@@ -287,7 +214,7 @@ def team_member_add(request: HttpRequest, pk: int) -> HttpResponse:
     if not form.is_valid():
         return render(request, "console/teams_detail.html", _team_context(team, member_form=form), status=400)
     user = form.cleaned_data["username"]
-    _change_membership(team, user, actor=request.user, add=True)
+    team_membership_change(team=team, user=user, actor=request.user, add=True)
     messages.success(request, f"{user.get_username()} is now in {team.name}.")
     return redirect("team_detail", pk=team.pk)
 
@@ -296,10 +223,10 @@ def team_member_add(request: HttpRequest, pk: int) -> HttpResponse:
 @team_admin_required
 def team_member_remove(request: HttpRequest, pk: int, user_id: int) -> HttpResponse:
     team = _team_or_404(pk)
-    user = team.user_set.filter(pk=user_id).first()
+    user = selectors.team_member(team, user_id)
     if user is None:
         raise Http404("Not a member of this team.")
-    _change_membership(team, user, actor=request.user, add=False)
+    team_membership_change(team=team, user=user, actor=request.user, add=False)
     messages.success(request, f"{user.get_username()} left {team.name}.")
     return redirect("team_detail", pk=team.pk)
 
@@ -308,26 +235,13 @@ def team_member_remove(request: HttpRequest, pk: int, user_id: int) -> HttpRespo
 @team_admin_required
 def team_delete(request: HttpRequest, pk: int) -> HttpResponse:
     team = _team_or_404(pk)
-    with transaction.atomic(), explicitly_audited():
-        before = {"team": team.name, "members": _membership(team), "grants": grant_state(team=team)}
-        name = team.name
-        team.delete()  # grants, limits and unmask rights go with it (foreign keys cascade)
-        governance_changed.send(
-            sender=None,
-            kind=AuditRecord.Kind.TEAM_CHANGE,
-            actor=request.user,
-            subject=f"Team {name} deleted",
-            before=before,
-            after=None,
-            reason="",
-            data={"team": name},
-        )
+    name = grants.team_delete(team=team, actor=request.user)
     messages.success(request, f"Team {name} deleted.")
     return redirect("team_list")
 
 
 def _agent_or_404(pk: int) -> Agent:
-    agent = Agent.objects.select_related("user").filter(pk=pk).first()
+    agent = selectors.agent_or_none(pk)
     if agent is None:
         raise Http404("No such agent.")
     return agent

@@ -68,3 +68,17 @@ def remember_chosen_zone(sender, request: HttpRequest, user, **kwargs) -> None:
         request.session[SESSION_KEY] = chosen
     else:
         request.session.pop(SESSION_KEY, None)
+
+
+def chosen_zone(user) -> str:
+    """The zone the person chose on their settings page ("" for their browser's)."""
+    from .models import OperatorSettings
+
+    return OperatorSettings.objects.filter(user=user).values_list("time_zone", flat=True).first() or ""
+
+
+def choose_zone(user, zone: str) -> None:
+    """Save the person's chosen zone ("" for their browser's)."""
+    from .models import OperatorSettings
+
+    OperatorSettings.objects.update_or_create(user=user, defaults={"time_zone": zone})

@@ -8,30 +8,34 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
-from django.core.paginator import Paginator
 from django.db import connection
-from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 from django_htmx.http import HttpResponseClientRefresh
 from django_htmx.middleware import HtmxDetails
 
-from journeys.access import definitions_for, get_journey_for_user, journeys_for, user_may
+from journeys.access import definitions_for, get_journey_for_user, user_may
 from journeys.actions import ACTION_SPECS
-from journeys.control import mark_agents_paused
-from journeys.models import AgentPause, Journey, ProposedAction
+from journeys.models import Journey, ProposedAction
 from journeys.rights import Right
-from journeys.selectors import journey_proposals, timeline_events
+from journeys.selectors import (
+    journey_family,
+    journey_list_page,
+    journey_proposals,
+    journey_state_key,
+    newest_event_id,
+    timeline_events,
+)
 from review.audit.access import may_unmask
 from review.selectors import journey_review
 
-from .models import OperatorSettings
 from .navigation import landing_url_name, menu_page
 from .polling import live_poll
+from .selectors import read_choices
 from .timezones import COOKIE as TZ_COOKIE
 from .timezones import SESSION_KEY as TZ_SESSION_KEY
-from .timezones import known_zones, valid_zone
+from .timezones import choose_zone, chosen_zone, known_zones, valid_zone
 
 
 class ConsoleRequest(HttpRequest):
@@ -62,34 +66,25 @@ class JourneyFilter(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["definition"].queryset = definitions_for(user)
 
-    def apply(self, qs):
-        data = self.cleaned_data
-        if data.get("definition"):
-            qs = qs.filter(definition=data["definition"])
-        if data.get("status") == "live":
-            qs = qs.live()
-        elif data.get("status"):
-            qs = qs.filter(status=data["status"])
-        if data.get("customer"):
-            qs = qs.filter(customer_ref__icontains=data["customer"].strip())
-        return qs
-
 
 @require_GET
 @login_required
 @menu_page("journey_list")
 def journey_list(request: ConsoleRequest) -> HttpResponse:
     form = JourneyFilter(request.GET or None, user=request.user)
-    journeys = journeys_for(request.user).select_related("definition", "version", "agent", "controller_user")
-    if form.is_valid():
-        journeys = form.apply(journeys)
-    elif form.is_bound:
-        journeys = journeys.none()
-    page = Paginator(journeys.order_by("-created_at", "-pk"), 25).get_page(request.GET.get("page"))
+    valid = form.is_valid() or not form.is_bound
+    data = form.cleaned_data if form.is_bound and valid else {}
+    page = journey_list_page(
+        request.user,
+        valid=valid,
+        definition=data.get("definition"),
+        status=data.get("status") or "",
+        customer=data.get("customer") or "",
+        page=request.GET.get("page"),
+    )
     query = request.GET.copy()
     query.pop("page", None)
-    page.object_list = mark_agents_paused(list(page.object_list))
-    context = {"form": form, "page": page, "query": query.urlencode()}
+    context = {"form": read_choices(form), "page": page, "query": query.urlencode()}
     template = "console/journey_list.html#journey-rows" if request.htmx else "console/journey_list.html"
     return render(request, template, context)
 
@@ -103,27 +98,8 @@ def _timeline_context(journey: Journey, user: Any, *, with_cases: bool = False) 
         # Annotations by event (and, for the whole page, the exception cases): the tags only arrange them.
         "journey_review": journey_review(user, journey, with_cases=with_cases),
         "last_event_id": events[0].pk if events else 0,
-        "state_key": _state_key(journey),
+        "state_key": journey_state_key(journey),
     }
-
-
-def _state_key(journey: Journey) -> str:
-    """Changes when what the journey page offers changes: takeover, hand-back, status, a pause."""
-    pauses = (
-        list(
-            AgentPause.objects.active()
-            .filter(
-                Q(action_type__isnull=False)
-                | Q(pk__in=AgentPause.objects.covering(journey.definition_id, journey.agent_id))
-            )
-            .order_by("pk")
-            .values_list("pk", flat=True)
-        )
-        if journey.is_live
-        else []
-    )
-    paused = ".".join(str(pk) for pk in pauses) or "0"
-    return f"{journey.epoch}-{journey.status}-{journey.controller_user_id or 0}-{paused}"
 
 
 def journey_page_context(request: ConsoleRequest, journey: Journey, **forms_: forms.Form) -> dict:
@@ -164,8 +140,7 @@ def journey_page_context(request: ConsoleRequest, journey: Journey, **forms_: fo
         "approved_proposals": [
             p for p in proposals if p.status in (ProposedAction.Status.APPROVED, ProposedAction.Status.AUTO_APPROVED)
         ],
-        "children": journeys_for(user).filter(parent=journey),
-        "parent": journeys_for(user).filter(pk=journey.parent_id).first() if journey.parent_id else None,
+        **journey_family(user, journey),
         "in_control": in_control,
         "journey_transitions": allowed,
         "may_take_over": "take_over" in allowed,
@@ -198,13 +173,12 @@ def journey_timeline(request: ConsoleRequest, pk: int) -> HttpResponse:
     reloads, so its buttons match; otherwise only the timeline and the header facts are swapped.
     """
     journey = get_journey_for_user(request.user, pk)
-    if request.htmx and request.GET.get("state") and request.GET["state"] != _state_key(journey):
+    if request.htmx and request.GET.get("state") and request.GET["state"] != journey_state_key(journey):
         return HttpResponseClientRefresh()
     # The marker is the newest event the page shows.
-    newest = journey.events.order_by("-pk").values_list("pk", flat=True).first()
     return live_poll(
         request,
-        marker=str(newest or 0),
+        marker=str(newest_event_id(journey)),
         sent=request.GET.get("after"),
         page="console/journey_detail.html",
         fragment="console/journey_detail.html#timeline",
@@ -239,12 +213,12 @@ class OperatorSettingsForm(forms.Form):
 def operator_settings(request: ConsoleRequest) -> HttpResponse:
     """The person's own settings: for now, the time zone every page shows times in."""
     browser_zone = valid_zone(request.COOKIES.get(TZ_COOKIE)) or "not known yet"
-    saved = OperatorSettings.objects.filter(user=request.user).first()
+    saved = chosen_zone(request.user)
     if request.method == "POST":
         form = OperatorSettingsForm(request.POST, browser_zone=browser_zone)
         if form.is_valid():
             zone = form.cleaned_data["time_zone"]
-            OperatorSettings.objects.update_or_create(user=request.user, defaults={"time_zone": zone})
+            choose_zone(request.user, zone)
             if zone:
                 request.session[TZ_SESSION_KEY] = zone
                 messages.success(request, f"Times are now shown in {zone}.")
@@ -253,5 +227,5 @@ def operator_settings(request: ConsoleRequest) -> HttpResponse:
                 messages.success(request, "Times are now shown in your browser's zone.")
             return redirect("operator_settings")
     else:
-        form = OperatorSettingsForm(initial={"time_zone": saved.time_zone if saved else ""}, browser_zone=browser_zone)
+        form = OperatorSettingsForm(initial={"time_zone": saved}, browser_zone=browser_zone)
     return render(request, "console/settings.html", {"form": form, "browser_zone": browser_zone})

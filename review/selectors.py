@@ -13,10 +13,12 @@ from django.core.paginator import Paginator
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 
+from console.selectors import read_choices
 from journeys.models import DefinitionVersion
 from journeys.rights import Right
 
 from .cases.access import cases_for, eligible_assignees, groups_for, may_annotate
+from .cases.forms import FlagForm
 from .models import Annotation, CaseGroup, ExceptionCase, Label
 
 
@@ -28,6 +30,7 @@ class JourneyReview:
     may_annotate: bool = False
     by_event: dict[int, list[Annotation]] = field(default_factory=dict)
     cases: list[ExceptionCase] = field(default_factory=list)
+    flag_form: Any = None  # "Flag for a second look", its labels read (the journey page only)
 
 
 def journey_review(user: Any, journey: Any, *, with_cases: bool = True) -> JourneyReview:
@@ -38,8 +41,16 @@ def journey_review(user: Any, journey: Any, *, with_cases: bool = True) -> Journ
         .prefetch_related("labels")
     ):
         by_event.setdefault(annotation.event_id, []).append(annotation)
-    cases = list(journey.exception_cases.select_related("group").order_by("-opened_at")[:20]) if with_cases else []
-    return JourneyReview(may_annotate=may_annotate(user, journey.definition), by_event=by_event, cases=cases)
+    allowed = may_annotate(user, journey.definition)
+    if not with_cases:
+        return JourneyReview(may_annotate=allowed, by_event=by_event)
+    cases = list(journey.exception_cases.order_by("-opened_at")[:20])
+    return JourneyReview(
+        may_annotate=allowed,
+        by_event=by_event,
+        cases=cases,
+        flag_form=read_choices(FlagForm()) if allowed else None,
+    )
 
 
 # --- the exception workbench ------------------------------------------------------------------

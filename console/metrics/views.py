@@ -1,5 +1,6 @@
 """The metrics pages: outcome figures per journey definition over a window, as charts, a
-comparison of two windows, and a CSV export. Everything reads the roll-ups (``console.models``)."""
+comparison of two windows, and a CSV export. Everything reads the roll-ups (``console.models``)
+through ``definitions.py``, the metrics' read side."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from console.forms_text import errors_in_words
-from journeys.access import definitions_for
+from console.selectors import definitions_by_name, read_choices
+from journeys.access import may_see_any
 
 from .charts import chart_data
 from .definitions import MetricSet, compute
@@ -22,14 +24,14 @@ from .rollups import rollup_state
 
 def _selection(request: HttpRequest) -> tuple[MetricsFilter, list | None, Any, Any]:
     """The filter form and, when it is valid, the definitions and the two windows."""
-    if not definitions_for(request.user).exists():
+    if not may_see_any(request.user):
         raise Http404("No journeys to measure.")
     form = MetricsFilter(request.GET, user=request.user)
     if not form.is_valid():
-        return form, None, None, None
+        return read_choices(form), None, None, None
     data = form.cleaned_data
     chosen = data.get("definition")
-    definitions = [chosen] if chosen else list(definitions_for(request.user).order_by("name"))
+    definitions = [chosen] if chosen else definitions_by_name(request.user)
     window, compare = data["window"], data["compare"]
     if not request.GET:
         # Show the default windows in the inputs, so a person sees (and can shift) what they read.
@@ -42,7 +44,7 @@ def _selection(request: HttpRequest) -> tuple[MetricsFilter, list | None, Any, A
                 "compare_until": compare.until,
             },
         )
-    return form, definitions, window, compare
+    return read_choices(form), definitions, window, compare
 
 
 def _compare_rows(current: MetricSet, previous: MetricSet) -> list[dict[str, Any]]:

@@ -9,7 +9,6 @@ recorded as such).
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from typing import Any
 
 from django import forms
@@ -24,10 +23,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from journeys.access import get_journey_for_user
 from journeys.models import ProposedAction
 from journeys.rights import Right
-from review.models import AuditCheckpoint, AuditRecord, AuditVerification
+from review.models import AuditRecord
 from review.models.audit import journey_chain
 
-from .access import may_audit, may_see_audit_health, may_unmask, records_for, unmask_definition_ids
+from . import selectors
+from .access import may_audit, may_see_audit_health, may_unmask, unmask_definition_ids
 from .chain import checkpoint_create, governance_append
 from .export import Export
 from .masking import is_sensitive, lookup_field, mask_data
@@ -36,8 +36,6 @@ from .sink import checkpoint_publish
 
 logger = logging.getLogger(__name__)
 
-PAGE_SIZE = 50
-VERIFICATION_STALE_AFTER = timedelta(minutes=30)
 
 # Exactly the kinds the trail holds: the enumeration its writers use.
 KIND_CHOICES = [("", "Any kind"), *sorted(AuditRecord.Kind.choices, key=lambda c: str(c[1]))]
@@ -72,28 +70,6 @@ class AuditSearch(forms.Form):
             raise forms.ValidationError("“From” must be before “Until”.")
         return data
 
-    def apply(self, records: QuerySet[AuditRecord]) -> QuerySet[AuditRecord]:
-        # Exact matches only: each is an (field, id) index range, so a page stays quick on
-        # millions of records.
-        data = self.cleaned_data
-        if data.get("journey"):
-            records = records.filter(journey_id=data["journey"])
-        if data.get("customer"):
-            records = records.filter(customer_ref=data["customer"].strip())
-        if data.get("actor"):
-            records = records.filter(actor_label=data["actor"].strip())
-        if data.get("kind"):
-            records = records.filter(kind=data["kind"])
-        if data.get("action"):
-            records = records.filter(action_type=data["action"].strip())
-        if data.get("decision"):
-            records = records.filter(decision=data["decision"])
-        if data.get("since"):
-            records = records.filter(at__gte=data["since"])
-        if data.get("until"):
-            records = records.filter(at__lt=data["until"])
-        return records
-
 
 def _cursor(value: str | None) -> int | None:
     try:
@@ -105,10 +81,8 @@ def _cursor(value: str | None) -> int | None:
 
 def _searched(request: HttpRequest) -> tuple[AuditSearch, QuerySet[AuditRecord]]:
     form = AuditSearch(request.GET or None)
-    records = records_for(request.user)
-    if form.is_bound:
-        records = form.apply(records) if form.is_valid() else records.none()
-    return form, records
+    filters = (form.cleaned_data if form.is_valid() else None) if form.is_bound else {}
+    return form, selectors.searched_records(request.user, filters)
 
 
 def _display(records: list[AuditRecord]) -> list[dict[str, Any]]:
@@ -121,32 +95,23 @@ def search(request: HttpRequest) -> HttpResponse:
     if not may_audit(request.user):
         raise Http404("No audit grants.")
     form, records = _searched(request)
-    before, after = _cursor(request.GET.get("before")), _cursor(request.GET.get("after"))
     # Keyset pagination: newest first by id, never a COUNT over the trail.
-    if after:
-        page = list(records.filter(id__gt=after).order_by("id")[: PAGE_SIZE + 1])
-        has_newer = len(page) > PAGE_SIZE
-        page = list(reversed(page[:PAGE_SIZE]))
-        has_older = records.filter(id__lt=page[-1].pk).exists() if page else False
-    else:
-        if before:
-            records = records.filter(id__lt=before)
-        page = list(records.order_by("-id")[: PAGE_SIZE + 1])
-        has_older = len(page) > PAGE_SIZE
-        page = page[:PAGE_SIZE]
-        has_newer = bool(before) and bool(page)
+    found = selectors.record_page(
+        records, before=_cursor(request.GET.get("before")), after=_cursor(request.GET.get("after"))
+    )
+    page = found.records
     query = request.GET.copy()
     for name in ("before", "after"):
         query.pop(name, None)
     context = {
         "form": form,
         "rows": _display(page),
-        "has_older": has_older,
-        "has_newer": has_newer,
+        "has_older": found.has_older,
+        "has_newer": found.has_newer,
         "oldest": page[-1].pk if page else None,
         "newest": page[0].pk if page else None,
         "query": query.urlencode(),
-        "latest_verification": AuditVerification.objects.first(),
+        "latest_verification": selectors.latest_verification(),
         "may_export_unmasked": bool(unmask_definition_ids(request.user)),
     }
     template = "review/audit/search.html#results" if request.htmx else "review/audit/search.html"
@@ -156,7 +121,7 @@ def search(request: HttpRequest) -> HttpResponse:
 @require_GET
 @login_required
 def record_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    record = records_for(request.user).filter(pk=pk).first()
+    record = selectors.record_or_none(request.user, pk)
     if record is None:
         raise Http404("No such audit record.")
     return render(
@@ -256,7 +221,7 @@ def _story(records: list[AuditRecord]) -> list[dict[str, Any]]:
 @login_required
 def journey_story(request: HttpRequest, pk: int) -> HttpResponse:
     journey = get_journey_for_user(request.user, pk, Right.AUDIT)
-    records = list(records_for(request.user).filter(journey_id=journey.pk).order_by("id"))
+    records = list(selectors.journey_records(request.user, journey.pk))
     context = {
         "journey": journey,
         "story": _story(records),
@@ -353,7 +318,7 @@ def export_search(request: HttpRequest, fmt: str) -> HttpResponse:
 @login_required
 def export_journey(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
     journey = get_journey_for_user(request.user, pk, Right.AUDIT)
-    records = records_for(request.user).filter(journey_id=journey.pk)
+    records = selectors.journey_records(request.user, journey.pk)
     return _stream(
         request,
         records,
@@ -365,20 +330,12 @@ def export_journey(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
     )
 
 
-def _verify_context() -> dict[str, Any]:
-    return {
-        "verification": AuditVerification.objects.select_related("requested_by").first(),
-        "recent": AuditVerification.objects.select_related("requested_by")[:10],
-        "last_checkpoint": AuditCheckpoint.objects.first(),
-    }
-
-
 @require_GET
 @login_required
 def verify_page(request: HttpRequest) -> HttpResponse:
     if not may_audit(request.user):
         raise Http404("No audit grants.")
-    return render(request, "review/audit/verify.html", _verify_context())
+    return render(request, "review/audit/verify.html", selectors.verification_overview())
 
 
 @require_GET
@@ -386,7 +343,7 @@ def verify_page(request: HttpRequest) -> HttpResponse:
 def verify_progress(request: HttpRequest, pk: int) -> HttpResponse:
     if not may_audit(request.user):
         raise Http404("No audit grants.")
-    verification = AuditVerification.objects.filter(pk=pk).select_related("requested_by").first()
+    verification = selectors.verification_or_none(pk)
     if verification is None:
         raise Http404("No such verification.")
     return render(request, "review/audit/verify.html#progress", {"verification": verification})
@@ -397,16 +354,11 @@ def verify_progress(request: HttpRequest, pk: int) -> HttpResponse:
 def verify_start(request: HttpRequest) -> HttpResponse:
     if not may_audit(request.user):
         raise Http404("No audit grants.")
-    # One run at a time; a run that has not finished within the stale window (its worker died
-    # and the message was lost) no longer blocks a new one.
-    running = AuditVerification.objects.filter(
-        status__in=[AuditVerification.Status.QUEUED, AuditVerification.Status.RUNNING],
-        created_at__gte=timezone.now() - VERIFICATION_STALE_AFTER,
-    ).first()
-    verification = running or verification_request(user=request.user)
+    # One run at a time (a stale run no longer blocks a new one).
+    verification = selectors.running_verification() or verification_request(user=request.user)
     if request.htmx:
         return render(request, "review/audit/verify.html#progress", {"verification": verification})
-    return render(request, "review/audit/verify.html", _verify_context())
+    return render(request, "review/audit/verify.html", selectors.verification_overview())
 
 
 class AcknowledgeForm(forms.Form):

@@ -55,7 +55,7 @@ def get_group_for_user(user, pk: int) -> CaseGroup:
 
 def get_event_for_user(user, pk: int) -> Event:
     event = (
-        Event.objects.select_related("journey__definition")
+        Event.objects.select_related("journey__definition", "actor_user", "actor_agent")
         .filter(pk=pk, journey__in=journeys_for(user).values("pk"))
         .first()
     )

@@ -10,6 +10,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from django.contrib.auth.models import Group
+from django.db import transaction
 from guardian.shortcuts import assign_perm, remove_perm
 
 from journeys import rights
@@ -86,3 +88,111 @@ def grant_widens(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     if new > old:
         reasons.append(f"raises the approval limit from {old:.2f} to {new:.2f}")
     return reasons
+
+
+# --- teams, membership and saving a grant matrix (the team permissions page) ------------------
+
+
+def grants_save(*, holder: Any, label: str, wanted: dict[str, dict[str, Any]], is_team: bool, actor: Any) -> list[Any]:
+    """Apply a grant matrix (per definition key, as ``grant_state`` gives it). Per definition, a
+    change that adds approve, unmask or pause rights or raises an approval limit waits for a
+    second admin (the governance changes requested are returned); any other change applies at
+    once, audited."""
+    from journeys.events import governance_changed
+
+    from ..audit.chain import explicitly_audited
+    from ..models import AuditRecord
+    from .governance import grant_request
+
+    requested = []
+    with transaction.atomic(), explicitly_audited():
+        before_all = grant_state(team=holder) if is_team else grant_state(user=holder)
+        for definition in JourneyDefinition.objects.all():
+            before, after = before_all[definition.key], wanted[definition.key]
+            if before == after:
+                continue
+            if grant_widens(before, after):
+                requested.append(
+                    grant_request(
+                        holder=holder,
+                        is_team=is_team,
+                        label=label,
+                        definition=definition,
+                        before=before,
+                        after=after,
+                        maker=actor,
+                    )
+                )
+                continue
+            grant_apply(holder, definition, before, after, is_team=is_team)
+            governance_changed.send(
+                sender=None,
+                kind=AuditRecord.Kind.GRANT_CHANGE,
+                actor=actor,
+                subject=f"Grants of {label} on {definition.name}",
+                before=before,
+                after=after,
+                reason="",
+                data={"definition_id": definition.pk, "holder": label, "team": is_team},
+            )
+    return requested
+
+
+def _team_changed(*, actor: Any, subject: str, before: Any, after: Any, data: dict[str, Any]) -> None:
+    from journeys.events import governance_changed
+
+    from ..models import AuditRecord
+
+    governance_changed.send(
+        sender=None,
+        kind=AuditRecord.Kind.TEAM_CHANGE,
+        actor=actor,
+        subject=subject,
+        before=before,
+        after=after,
+        reason="",
+        data=data,
+    )
+
+
+def team_members(team: Group) -> list[str]:
+    return sorted(team.user_set.values_list("username", flat=True))
+
+
+def team_create(*, name: str, actor: Any) -> Group:
+    from ..audit.chain import explicitly_audited
+
+    with transaction.atomic(), explicitly_audited():
+        team = Group.objects.create(name=name)
+        _team_changed(
+            actor=actor, subject=f"Team {team.name} created", before=None, after={"team": name, "members": []}, data={}
+        )
+    return team
+
+
+def team_membership_change(*, team: Group, user: Any, actor: Any, add: bool) -> None:
+    """Add or remove one member, audited once with the membership before and after."""
+    from ..audit.chain import explicitly_audited
+
+    with transaction.atomic(), explicitly_audited():
+        before = team_members(team)
+        (team.user_set.add if add else team.user_set.remove)(user)
+        _team_changed(
+            actor=actor,
+            subject=f"{user.get_username()} {'added to' if add else 'removed from'} {team.name}",
+            before={"members": before},
+            after={"members": team_members(team)},
+            data={"team": team.name},
+        )
+
+
+def team_delete(*, team: Group, actor: Any) -> str:
+    """Delete a team: its grants, limits and unmask rights go with it (foreign keys cascade)."""
+    from ..audit.chain import explicitly_audited
+
+    with transaction.atomic(), explicitly_audited():
+        before = {"team": team.name, "members": team_members(team), "grants": grant_state(team=team)}
+        name = team.name
+        team.delete()
+        _team_changed(actor=actor, subject=f"Team {name} deleted", before=before, after=None, data={"team": name})
+    return name

@@ -10,7 +10,6 @@ from typing import Any
 
 from django import template
 
-from review.cases.forms import FlagForm
 from review.selectors import JourneyReview
 
 register = template.Library()
@@ -37,6 +36,6 @@ def journey_review_panel(context: template.Context, journey) -> dict[str, Any]:
         "journey": journey,
         "cases": review.cases,
         "may_annotate": review.may_annotate,
-        "form": FlagForm(),
+        "form": review.flag_form,
         "csrf_token": context.get("csrf_token"),
     }

@@ -1,0 +1,195 @@
+"""Pages read through selectors: no query runs while a template renders.
+
+Views (through ``journeys/selectors.py``, ``review/selectors.py``, ``review/audit/selectors.py``
+and ``console/selectors.py``) hand templates evaluated data; template tags only arrange it. Each
+page below is rendered with a hook on the template engine: any SQL issued between the start and
+the end of the outermost template's render is a failure, named with the template and the SQL.
+Context processors (the menu) run before rendering starts and are not counted.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import threading
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from django.template import base as template_base
+from django.urls import reverse
+
+from journeys.services import journey_start
+
+ROOT = Path(__file__).resolve().parent.parent
+
+_state = threading.local()
+
+
+@contextlib.contextmanager
+def queries_while_rendering():
+    """Yield a list that collects (template, sql) for every query issued inside a render."""
+    found: list[tuple[str, str]] = []
+    original = template_base.Template._render
+
+    def render(self, context):
+        depth = getattr(_state, "depth", 0)
+        _state.depth = depth + 1
+        if depth == 0:
+            _state.template = self.name
+        try:
+            return original(self, context)
+        finally:
+            _state.depth = depth
+
+    def watch(execute, sql, params, many, context):
+        if getattr(_state, "depth", 0):
+            found.append((_state.template, sql))
+        return execute(sql, params, many, context)
+
+    template_base.Template._render = render
+    try:
+        with connection.execute_wrapper(watch):
+            yield found
+    finally:
+        template_base.Template._render = original
+
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+# (who, url name, what the URL names, also its htmx poll)
+PAGES = [
+    ("supervisor", "board", None, True),
+    ("supervisor", "journey_list", None, True),
+    ("supervisor", "desk", None, True),
+    ("supervisor", "journey_detail", "journey", False),
+    ("supervisor", "journey_timeline", "journey", True),
+    ("supervisor", "cases:workbench", None, True),
+    ("supervisor", "cases:group", "group", False),
+    ("supervisor", "cases:case", "case", False),
+    ("supervisor", "cases:event_annotate", "event", False),
+    ("supervisor", "cases:labels", None, False),
+    ("supervisor", "metrics:overview", None, False),
+    ("supervisor", "operator_settings", None, False),
+    ("compliance", "audit:search", None, True),
+    ("compliance", "audit:record", "record", False),
+    ("compliance", "audit:journey", "journey", False),
+    ("compliance", "audit:verify", None, False),
+    ("admin_user", "team_list", None, False),
+    ("admin_user", "team_detail", "team", False),
+    ("admin_user", "agent_grants_page", "agent", False),
+]
+
+
+@pytest.fixture
+def world(supervisor):
+    from django.contrib.auth.models import Group
+
+    from journeys.models import Agent
+    from review.cases.services import journey_flag
+    from review.models import AuditRecord
+
+    journeys = [
+        journey_start(definition="card_dispute", customer_ref=f"CUST-{i + 1:05d}", request={"reason": "x"})
+        for i in range(3)
+    ]
+    case = journey_flag(journey=journeys[0], actor=supervisor, note="a second look")
+    return {
+        "journey": journeys[0].pk,
+        "group": case.group_id,
+        "case": case.pk,
+        "event": case.trigger_event_id,
+        "record": AuditRecord.objects.filter(journey_id=journeys[0].pk).order_by("-pk").first().pk,
+        "team": Group.objects.get(name="Cards team").pk,
+        "agent": Agent.objects.order_by("pk").first().pk,
+    }
+
+
+@pytest.mark.parametrize(("who", "name", "arg", "poll"), PAGES, ids=[p[1] for p in PAGES])
+def test_no_query_runs_while_a_page_renders(request, client, world, who, name, arg, poll):
+    client.force_login(request.getfixturevalue(who))
+    url = reverse(name, args=[world[arg]] if arg else [])
+    with queries_while_rendering() as found:
+        page = client.get(url)
+    assert page.status_code == 200
+    assert found == []
+    if poll:
+        with queries_while_rendering() as found:
+            fragment = client.get(url, {"cursor": "stale", "since": "stale", "after": "0"}, **HTMX)
+        assert fragment.status_code == 200 and "<html" not in fragment.content.decode()
+        assert found == []
+
+
+def test_the_hook_sees_a_query_issued_while_rendering(db, client, supervisor):
+    from django.template import Context, Template
+
+    from journeys.models import JourneyDefinition
+
+    with queries_while_rendering() as found:
+        Template("{% for d in definitions %}{{ d.key }}{% endfor %}").render(
+            Context({"definitions": JourneyDefinition.objects.all()})
+        )
+    assert len(found) == 1 and "journeys_journeydefinition" in found[0][1]
+
+
+# The view modules whose reads live in selectors: they call selector and access functions, never
+# a manager or a queryset method themselves.
+SELECTOR_VIEWS = [
+    "console/views.py",
+    "console/board.py",
+    "console/desk.py",
+    "console/teams.py",
+    "console/metrics/views.py",
+    "review/cases/views.py",
+    "review/audit/views.py",
+]
+QUERYSET_CALLS = {
+    "filter",
+    "exclude",
+    "annotate",
+    "aggregate",
+    "select_related",
+    "prefetch_related",
+    "values_list",
+    "order_by",
+    "only",
+    "defer",
+    "exists",
+    "first",
+    "last",
+    "count",
+    "none",
+    "distinct",
+    "union",
+    "select_for_update",
+    "in_bulk",
+    "iterator",
+    "get_or_create",
+    "update_or_create",
+    "bulk_create",
+    "bulk_update",
+}
+
+
+def _direct_queries(path: Path, root: Path = ROOT) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Attribute) and node.attr == "objects":
+            found.append(f"{path.relative_to(root)}:{node.lineno} .objects")
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in QUERYSET_CALLS:
+            found.append(f"{path.relative_to(root)}:{node.lineno} .{node.func.attr}()")
+    return found
+
+
+def test_views_read_through_selectors():
+    assert [hit for name in SELECTOR_VIEWS for hit in _direct_queries(ROOT / name)] == []
+
+
+def test_the_scan_sees_a_query_in_a_view(tmp_path):
+    sample = tmp_path / "views.py"
+    sample.write_text("def page(request):\n    rows = Journey.objects.all()\n    return rows.filter(x=1).exists()\n")
+    assert sorted(hit.split(" ", 1)[1] for hit in _direct_queries(sample, tmp_path)) == [
+        ".exists()",
+        ".filter()",
+        ".objects",
+    ]
