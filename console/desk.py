@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import messages
-from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
@@ -18,24 +17,22 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from journeys.access import definitions_for, get_journey_for_user
+from journeys.access import definitions_for, get_journey_for_user, may_see_any
 from journeys.control import (
     ControlError,
     NotAllowed,
-    assignable_members,
-    desk_journeys,
-    desk_order,
     journey_assign,
     journey_claim_next,
     journey_claim_selected,
     journey_release,
-    may_force_hand_back,
 )
 from journeys.rights import Right
 
+from . import selectors
+from .polling import live_poll
 from .views import ConsoleRequest
 
-DESK_SIZE = 200  # the page shows the most urgent items; "Claim next" always sees them all
+DESK_POLL_SECONDS = 5
 
 
 class ClaimNextForm(forms.Form):
@@ -53,7 +50,7 @@ class ClaimSelectedForm(forms.Form):
 
     def __init__(self, *args, user, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        ids = desk_journeys(user).values_list("pk", flat=True)
+        ids = selectors.desk_journey_ids(user)
         self.fields["journeys"].choices = [(pk, f"J-{pk}") for pk in ids]
         self.fields["journeys"].error_messages["required"] = "Select at least one journey to claim."
         self.fields["journeys"].error_messages["invalid_choice"] = "J-%(value)s is not on your desks any more."
@@ -64,8 +61,7 @@ class AssignForm(forms.Form):
 
     def __init__(self, *args, user, definition, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        members = [m.pk for m in assignable_members(user, definition)]
-        self.fields["assignee"].queryset = get_user_model().objects.filter(pk__in=members).order_by("username")
+        self.fields["assignee"].queryset = selectors.assignable_people(user, definition)
 
 
 class ReleaseForm(forms.Form):
@@ -79,7 +75,7 @@ def _back(request: ConsoleRequest) -> HttpResponse:
 
 def _require_desk(request: ConsoleRequest) -> None:
     """The desk is for people who may take over some journey; to anyone else it does not exist."""
-    if not definitions_for(request.user, Right.TAKE_OVER).exists():
+    if not may_see_any(request.user, Right.TAKE_OVER):
         raise Http404("No desk.")
 
 
@@ -88,23 +84,27 @@ def _require_desk(request: ConsoleRequest) -> None:
 def desk(request: ConsoleRequest) -> HttpResponse:
     _require_desk(request)
     user = request.user
-    items = list(desk_order(desk_journeys(user)).select_related("definition", "version", "controller_user")[:DESK_SIZE])
-    members_by_definition: dict[int, list] = {}
-    for journey in items:
-        if journey.definition_id not in members_by_definition:
-            members_by_definition[journey.definition_id] = assignable_members(user, journey.definition)
-        journey.assignees = members_by_definition[journey.definition_id]
-        journey.may_release = journey.controller_user_id == user.pk or (
-            journey.controller_user_id is not None and may_force_hand_back(user, journey.definition)
-        )
-    context = {
-        "unclaimed": [j for j in items if j.controller_user_id is None],
-        "claimed": [j for j in items if j.controller_user_id is not None],
-        "claim_next_form": ClaimNextForm(user=user),
-        "poll_seconds": 5,
-    }
-    template = "console/desk.html#desk-items" if request.htmx else "console/desk.html"
-    return render(request, template, context)
+    marker = selectors.desk_marker(user)
+
+    def context() -> dict:
+        items = selectors.desk_items(user)
+        return {
+            "unclaimed": [j for j in items if j.controller_user_id is None],
+            "claimed": [j for j in items if j.controller_user_id is not None],
+            "claim_next_form": selectors.read_choices(ClaimNextForm(user=user)),
+            "cursor": marker,
+            "poll_seconds": DESK_POLL_SECONDS,
+        }
+
+    # The rows carry the user's own assign and release forms (with the CSRF token): one render each.
+    return live_poll(
+        request,
+        marker=marker,
+        sent=request.GET.get("cursor"),
+        page="console/desk.html",
+        fragment="console/desk.html#desk-items",
+        context=context,
+    )
 
 
 @require_POST

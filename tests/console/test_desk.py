@@ -259,3 +259,23 @@ def test_releasing_from_the_page_names_the_desk(client, supervisor):
     client.force_login(supervisor)
     page = client.post(reverse("journey_release", args=[journey.pk]), follow=True).content.decode()
     assert f"J-{journey.pk} is back on Cards disputes desk." in page
+
+
+def test_the_desk_polls_through_the_live_poll_helper(client, supervisor):
+    import re
+
+    journey = _on_desk("CUST-00001")
+    client.force_login(supervisor)
+    htmx = {"HTTP_HX_REQUEST": "true"}
+    page = client.get(reverse("desk"))
+    assert "HX-Request" in page.get("Vary", "")
+    cursor = re.search(r'id="desk-items"[^>]*data-cursor="([^"]+)"', page.content.decode()).group(1)
+    assert "•" not in cursor and not re.search(r"\d{13,}", cursor)
+    unchanged = client.get(reverse("desk"), {"cursor": cursor}, **htmx)
+    assert unchanged.status_code == 204 and "HX-Request" in unchanged.get("Vary", "")
+    # A claim changes what the desk shows: the poll gets the fragment.
+    journey_claim(journey_id=journey.pk, user=_colleague())
+    moved = client.get(reverse("desk"), {"cursor": cursor}, **htmx)
+    body = moved.content.decode()
+    assert moved.status_code == 200 and body.lstrip().startswith('<div id="desk-items"') and "<html" not in body
+    assert '<span class="badge person">colleague</span>' in body
