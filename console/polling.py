@@ -1,4 +1,4 @@
-"""One answer for every live poll (board, approval queue, timeline, exceptions).
+"""One answer for every live poll (board, approval queue, timeline, exceptions, desk).
 
 A polling page sends back the change marker it shows. The answer is
 
