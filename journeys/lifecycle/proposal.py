@@ -17,6 +17,10 @@ effect already happened). The event that records the change is written in the sa
 | expire     | pending                    | expired                             |
 | claim      | pending (unclaimed, lapsed or own claim) | pending, claimed by the reviewer |
 | release_claim | pending (the holder's claim) | pending, unclaimed                |
+
+A claim and a release are events on the journey's timeline ("Claimed for review", "Review claim
+released", by the person), so they reach the audit trail like any decision; a claim that lapsed
+is named by the next claim that replaces it.
 | execute    | approved, auto_approved    | executed                            |
 | fail       | approved, auto_approved    | failed                              |
 
@@ -329,11 +333,22 @@ def claim(proposal: ProposedAction, *, by: Any, until: datetime, now: datetime) 
     extends it. Returns None when it won, else the person whose live claim stands (the UPDATE
     is conditional, so of two people claiming at once exactly one wins)."""
     free = models.Q(claimed_by__isnull=True) | models.Q(claimed_until__lte=now) | models.Q(claimed_by=by)
+    # The claim as the caller read it under the journey lock: whose lapsed claim this replaces.
+    lapsed = proposal.claimed_by if proposal.claimed_by_id not in (None, by.pk) else None
+    renewed = proposal.claimed_by_id == by.pk and proposal.claimed_until is not None and proposal.claimed_until > now
     updated = ProposedAction.objects.filter(free, pk=proposal.pk, status=Status.PENDING).update(
         claimed_by=by, claimed_until=until
     )
     if updated:
         proposal.claimed_by, proposal.claimed_until = by, until
+        minutes = max(1, round((until - now).total_seconds() / 60))
+        verb = "renewed the claim on" if renewed else "claimed"
+        summary = f"{by.get_username()} {verb} {proposal.action_type.name} for review ({minutes} min)"
+        data: dict[str, Any] = {"claimed_until": until.isoformat(), "renewed": renewed}
+        if lapsed is not None:
+            summary += f"; {lapsed.get_username()}'s claim had lapsed"
+            data["lapsed_claim_of"] = lapsed.get_username()
+        _person_event(proposal, Event.Kind.ACTION_CLAIMED, by, summary + ".", data)
         return None
     current = ProposedAction.objects.select_related("claimed_by").filter(pk=proposal.pk).first()
     if current is None or current.status != Status.PENDING:
@@ -344,11 +359,20 @@ def claim(proposal: ProposedAction, *, by: Any, until: datetime, now: datetime) 
 
 def release_claim(proposal: ProposedAction, *, by: Any) -> bool:
     """Drop ``by``'s claim; False when they held none (it lapsed, or someone decided)."""
-    return bool(
-        ProposedAction.objects.filter(pk=proposal.pk, status=Status.PENDING, claimed_by=by).update(
-            claimed_by=None, claimed_until=None
-        )
+    released = ProposedAction.objects.filter(pk=proposal.pk, status=Status.PENDING, claimed_by=by).update(
+        claimed_by=None, claimed_until=None
     )
+    if not released:
+        return False
+    proposal.claimed_by, proposal.claimed_until = None, None
+    _person_event(
+        proposal,
+        Event.Kind.CLAIM_RELEASED,
+        by,
+        f"{by.get_username()} released {proposal.action_type.name} back to the approval queue.",
+        {},
+    )
+    return True
 
 
 # --- executing --------------------------------------------------------------------------------

@@ -422,6 +422,8 @@ class Event(models.Model):
         ACTION_APPROVED = "action_approved", "Action approved"
         ACTION_REJECTED = "action_rejected", "Action rejected"
         ACTION_EXPIRED = "action_expired", "Approval expired"
+        ACTION_CLAIMED = "action_claimed", "Claimed for review"
+        CLAIM_RELEASED = "claim_released", "Review claim released"
         ACTION_EXECUTED = "action_executed", "Action executed"
         ACTION_FAILED = "action_failed", "Action failed"
         AGENT_NOTE = "agent_note", "Agent note"

@@ -13,7 +13,8 @@ from django.db import IntegrityError, connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from journeys.models import ProposedAction
+from journeys.models import Event, ProposedAction
+from review.models import AuditRecord
 from review.services import (
     DecisionError,
     proposal_approve,
@@ -81,6 +82,45 @@ def test_a_lapsed_claim_no_longer_holds_the_item(dispute, agent, supervisor, car
     assert _reload(pending).claim_holder() is None
     proposal_claim(proposal_id=pending.pk, user=supervisor)
     assert _reload(pending).claim_holder() == supervisor
+
+
+def test_claims_and_releases_are_on_the_timeline_and_in_the_audit_trail(dispute, agent, supervisor, carla):
+    pending = refund(dispute, "120.00", agent=agent)
+    proposal_claim(proposal_id=pending.pk, user=carla)
+    proposal_claim(proposal_id=pending.pk, user=carla)  # claiming again renews it
+    proposal_release_claim(proposal_id=pending.pk, user=carla)
+    proposal_claim(proposal_id=pending.pk, user=carla)
+    ProposedAction.objects.filter(pk=pending.pk).update(claimed_until=timezone.now() - timedelta(seconds=1))
+    proposal_claim(proposal_id=pending.pk, user=supervisor)  # over carla's lapsed claim
+    K = Event.Kind
+    trail = list(Event.objects.filter(proposal=pending, kind__in=[K.ACTION_CLAIMED, K.CLAIM_RELEASED]).order_by("pk"))
+    assert [(e.kind, e.actor_user.username) for e in trail] == [
+        (K.ACTION_CLAIMED, "carla"),
+        (K.ACTION_CLAIMED, "carla"),
+        (K.CLAIM_RELEASED, "carla"),
+        (K.ACTION_CLAIMED, "carla"),
+        (K.ACTION_CLAIMED, "supervisor"),
+    ]
+    assert all(e.actor_kind == Event.Actor.PERSON and e.journey_id == dispute.pk for e in trail)
+    assert trail[0].summary == "carla claimed Issue refund for review (10 min)."
+    assert trail[1].data["renewed"] is True and "renewed the claim" in trail[1].summary
+    assert trail[2].summary == "carla released Issue refund back to the approval queue."
+    assert trail[4].data["lapsed_claim_of"] == "carla" and "carla's claim had lapsed" in trail[4].summary
+    records = AuditRecord.objects.filter(event_id__in=[e.pk for e in trail]).order_by("seq")
+    assert [(r.kind, r.actor_label, r.proposal_id) for r in records] == [
+        (e.kind, e.actor_user.username, pending.pk) for e in trail
+    ]
+
+
+def test_a_refused_claim_or_release_writes_nothing(dispute, agent, supervisor, carla):
+    pending = refund(dispute, "120.00", agent=agent)
+    proposal_claim(proposal_id=pending.pk, user=carla)
+    with pytest.raises(DecisionError):
+        proposal_claim(proposal_id=pending.pk, user=supervisor)
+    with pytest.raises(DecisionError):
+        proposal_release_claim(proposal_id=pending.pk, user=supervisor)
+    kinds = [Event.Kind.ACTION_CLAIMED, Event.Kind.CLAIM_RELEASED]
+    assert Event.objects.filter(proposal=pending, kind__in=kinds).count() == 1
 
 
 def test_people_who_may_not_decide_cannot_claim(dispute, agent, compliance, supervisor2):
