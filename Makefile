@@ -34,7 +34,7 @@ run: setup
 	@echo
 	@echo "  Handoff is starting at http://127.0.0.1:$(PORT)/"
 	@echo "  Log in as supervisor, cards2, supervisor2, servicing2, compliance, admin, admin2 or lead — password: $(DEMO_PASSWORD)"
-	@echo "  The automated demo-desk approves routine actions after 90 s (DEMO_DESK=off make run turns it off)."
+	@echo "  The automated demo-desk approves routine actions and settles routine desk items after 90 s (DEMO_DESK=off make run turns it off)."
 	@echo "  Ctrl-C stops the web server, worker, beat, simulator and desk."
 	@echo
 	@# Ctrl-C reaches every process; honcho stops them and says so. The trap keeps this shell

@@ -10,14 +10,17 @@ from typing import Any
 from django.core.management.base import BaseCommand
 from django.db import OperationalError
 
-from review.desk import DESK_USERNAME, desk_round, desk_user
+from review.desk import DESK_USERNAME, desk_items_round, desk_round, desk_user
 
 
 class Command(BaseCommand):
-    help = "The demo's automated desk worker: approves routine pending actions after they waited (Ctrl-C stops)."
+    help = (
+        "The demo's automated desk worker: approves routine pending actions and settles routine desk items "
+        "after they waited (Ctrl-C stops)."
+    )
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--after", type=float, default=90.0, help="seconds an action waits before the desk looks")
+        parser.add_argument("--after", type=float, default=90.0, help="seconds an item waits before the desk looks")
         parser.add_argument("--interval", type=float, default=10.0, help="seconds between rounds")
         parser.add_argument("--duration", type=float, default=0, help="seconds to run; 0 runs until stopped")
 
@@ -33,14 +36,17 @@ class Command(BaseCommand):
                 return
             user = desk_user()
             self.stdout.write(
-                f"Demo desk worker '{DESK_USERNAME}' (automated) approves routine actions after {after:g} s; "
-                "DEMO_DESK=off turns it off."
+                f"Demo desk worker '{DESK_USERNAME}' (automated) approves routine actions and settles routine "
+                f"desk items after {after:g} s; DEMO_DESK=off turns it off."
             )
             while stop_at is None or time.monotonic() < stop_at:
                 try:
                     done = desk_round(user, older_than=timedelta(seconds=after))
                     if done.approved:
                         self.stdout.write(f"desk approved {done.approved}, left {done.left_for_a_person} for a person")
+                    settled = desk_items_round(user, older_than=timedelta(seconds=after))
+                    if settled.handed_back:
+                        self.stdout.write(f"desk claimed and handed back {settled.handed_back} desk item(s)")
                 except OperationalError as exc:  # a busy embedded database: try again next round
                     self.stderr.write(f"database busy, retrying: {exc}")
                 time.sleep(interval)
