@@ -1,10 +1,12 @@
 """The customer simulator: opens journeys and plays the customers.
 
 Behaviours (rough shares): cooperative 65 %, slow to reply 15 %, abandons mid-journey 8 %,
-complains 3 %, comes back within minutes about the same thing 9 %. The shares, the small share
-of failed identity checks and the mostly small disputed charges are tuned so that, with nobody
-logged in, the demo bank settles where real deployments report agents: roughly 60 to 80 % of
-journeys completed without a person (README, "The demo in steady state"). What a customer says
+complains 3 %, comes back within minutes about the same thing 9 %. The customer mix is tuned with
+them: a small share of failed identity checks, mostly small disputed charges, few expedited
+cards, and each journey opened mostly by a customer for whom it is routine (its module's
+``ordinary_customers``; an ``UNUSUAL_SHARE`` by anyone, e.g. an address change right after a phone
+change). So, with nobody logged in, the demo bank settles where real deployments report agents:
+roughly 60 to 80 % of journeys completed without a person (README, "The demo in steady state"). What a customer says
 on each journey lives in that journey's module (``demo.journeys``). Each
 journey remembers its customer's persona in ``context["simulator"]``, so the simulator can be
 restarted at any time and pick up where it was.
@@ -52,7 +54,7 @@ class Simulator:
         definition = (
             next(d for d in definitions if d.key == definition_key) if definition_key else self.rng.choice(definitions)
         )
-        customer = customer or self._random_customer()
+        customer = customer or self._customer_for(JOURNEYS[definition.key])
         persona = persona or self.persona()
         message, request = JOURNEYS[definition.key].customer_request(self, customer)
         if self.rng.random() < FAILED_IDENTITY_SHARE:
@@ -84,6 +86,17 @@ class Simulator:
         if not settings.LLM_BASE_URL or self.rng.random() >= settings.LLM_JOURNEY_SHARE:
             return None
         return Agent.objects.filter(kind=Agent.Kind.LLM, is_enabled=True).order_by("pk").first()
+
+    def _customer_for(self, journey_module) -> CoreCustomer:
+        """Who opens this journey: mostly a customer for whom it is routine (the module's
+        ``ordinary_customers``), an ``UNUSUAL_SHARE`` of the time anyone; anyone when nobody is
+        ordinary any more."""
+        if self.rng.random() >= journey_module.UNUSUAL_SHARE:
+            pool = journey_module.ordinary_customers(CoreCustomer.objects.all()).distinct()
+            count = pool.count()
+            if count:
+                return pool.order_by("pk")[self.rng.randrange(count)]
+        return self._random_customer()
 
     def _random_customer(self) -> CoreCustomer:
         count = CoreCustomer.objects.count()

@@ -15,7 +15,7 @@ from journeys.models.domain import ExceptionKind
 
 from ..agent import handoff_on_failure, say
 from ..models import CoreCustomer, CoreVerificationCode
-from .base import Reply, step
+from .base import Reply, step, without_recent_changes
 
 if TYPE_CHECKING:
     from ..simulator import Simulator
@@ -288,6 +288,17 @@ STEPS = {
 
 
 # --- the simulated customer ----------------------------------------------------------------
+
+
+# Most people who move have not just changed their phone, email or card: an address change right
+# after one is the fraud pattern the approval rule is for, and it is rare.
+UNUSUAL_SHARE = 0.08
+
+
+def ordinary_customers(customers):
+    """Customers for whom an address change is routine: no recent change to their contact details
+    or cards."""
+    return without_recent_changes(customers)
 
 
 def customer_request(sim: Simulator, c: CoreCustomer) -> tuple[str, dict[str, Any]]:

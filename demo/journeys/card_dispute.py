@@ -16,15 +16,17 @@ from journeys.models.domain import ExceptionKind
 
 from ..agent import CONFIDENCE_BAR, check_identity, handoff_on_failure, say, tell
 from ..models import CoreCustomer, CoreTransaction
-from .base import Reply, step
+from .base import Reply, everyone, step
 
 if TYPE_CHECKING:
     from ..simulator import Simulator
 
 KEY = "card_dispute"
 # Most disputed card charges are small (subscriptions, duplicates), which the scopes let through.
-SMALL_DISPUTE_SHARE = 0.6
+SMALL_DISPUTE_SHARE = 0.85
 SMALL_CHARGE = 35
+UNUSUAL_SHARE = 0.0
+ordinary_customers = everyone
 
 
 DEFINITION: dict[str, Any] = {
@@ -138,6 +140,10 @@ def find_transaction(s: Snapshot, rng: random.Random, cfg: dict[str, Any]) -> Tu
             facts={"transaction": t},
             note=f"The disputed charge is {t['description']} for {t['amount']} on {t['at'][:10]}.",
         )
+    if len(chosen) > 1 and s.facts.get("asked_choice") and s.reply is None:
+        # Asked already and no answer yet (a retried message can bring the agent back before the
+        # customer replies): keep waiting rather than give up on the dispute.
+        return Turn(then="wait_customer", note="Waiting for the customer to say which charge they mean.")
     if len(chosen) > 1 and not s.facts.get("asked_choice"):
         options = "; ".join(f"[{t['id']}] {t['description']} {t['amount']} on {t['at'][:10]}" for t in chosen[:5])
         return Turn(

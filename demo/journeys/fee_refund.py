@@ -16,12 +16,14 @@ from journeys.models.domain import ExceptionKind
 
 from ..agent import check_identity, handoff_on_failure, say, tell
 from ..models import CoreCustomer
-from .base import Reply, step
+from .base import Reply, everyone, step
 
 if TYPE_CHECKING:
     from ..simulator import Simulator
 
 KEY = "fee_refund"
+UNUSUAL_SHARE = 0.0
+ordinary_customers = everyone
 
 
 DEFINITION: dict[str, Any] = {

@@ -52,3 +52,61 @@ def test_the_simulated_customer_names_the_charge_of_the_amount_they_disputed(dem
     journey.refresh_from_db()
     _, data, _ = Simulator(seed=1).answer(journey, "cooperative")
     assert data == {"choice": meant.pk}
+
+
+def _find_transaction(facts: dict, reply: dict | None, transactions: list[dict]) -> object:
+    context = {
+        "request": {"merchant": "StreamFlix"},
+        "facts": facts,
+        "results": {
+            "lookup_transactions": {"status": "executed", "result": {"transactions": transactions}},
+            "send_message": {"status": "executed", "result": {}},
+        },
+    }
+    if reply is not None:
+        context["reply"] = reply
+    snapshot = Snapshot(
+        journey_id=1,
+        definition="card_dispute",
+        step="find_transaction",
+        customer="CUST-00001",
+        channel="chat",
+        turn=3,
+        context=context,
+        agent_config={},
+    )
+    return ScriptedAgent().next_turn(snapshot)
+
+
+def test_a_dispute_waits_for_the_customers_choice_when_it_comes_back_before_the_reply(demo):
+    charges = [
+        {"id": 1, "description": "StreamFlix", "amount": "11.99", "at": "2026-11-01T10:00:00"},
+        {"id": 2, "description": "StreamFlix", "amount": "15.99", "at": "2026-10-01T10:00:00"},
+    ]
+    asked = {"asked_choice": True, "candidates": [1, 2]}
+    # The agent's question went out after a retry and the agent came back: no answer yet, so wait.
+    assert _find_transaction(asked, None, charges).then == "wait_customer"
+    # The customer named one: it goes on with that charge.
+    chosen = _find_transaction(asked, {"text": "the second", "data": {"choice": 2}}, charges)
+    assert chosen.then == "goto" and chosen.facts["transaction"]["id"] == 2
+    # The customer answered without naming one: a person has to find it.
+    vague = _find_transaction(asked, {"text": "OK, thanks.", "data": {}}, charges)
+    assert vague.then == "handoff"
+
+
+def test_the_simulator_opens_an_address_change_mostly_for_a_customer_with_no_recent_changes(demo):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from demo.journeys import address_change
+    from demo.simulator import Simulator
+
+    recent = timezone.now() - timedelta(days=3)
+    changed = list(CoreCustomer.objects.order_by("pk").values_list("pk", flat=True)[:6])
+    CoreCustomer.objects.filter(pk__in=changed).update(phone_changed_at=recent)
+    sim = Simulator(seed=2)
+    picked = [sim._customer_for(address_change).pk for _ in range(200)]
+    unusual = sum(pk in changed for pk in picked) / len(picked)
+    assert unusual < 0.2, unusual  # the customers with a recent change are half of 12, picked rarely
+    assert address_change.ordinary_customers(CoreCustomer.objects.filter(pk__in=changed)).count() == 0

@@ -85,7 +85,9 @@ class Command(BaseCommand):
     help = "Seed the demo bank (idempotent)."
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--customers", type=int, default=120)
+        # Enough customers that the simulator's own lost cards and address changes (which make a
+        # customer's next one unusual for 30 days) do not use up the ordinary ones in an afternoon.
+        parser.add_argument("--customers", type=int, default=300)
 
     @transaction.atomic
     def handle(self, *args: Any, customers: int, **options: Any) -> None:
