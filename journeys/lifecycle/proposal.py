@@ -344,7 +344,7 @@ def claim(proposal: ProposedAction, *, by: Any, until: datetime, now: datetime) 
         minutes = max(1, round((until - now).total_seconds() / 60))
         verb = "renewed the claim on" if renewed else "claimed"
         summary = f"{by.get_username()} {verb} {proposal.action_type.name} for review ({minutes} min)"
-        data: dict[str, Any] = {"claimed_until": until.isoformat(), "renewed": renewed}
+        data: dict[str, Any] = {"minutes": minutes, "renewed": renewed}
         if lapsed is not None:
             summary += f"; {lapsed.get_username()}'s claim had lapsed"
             data["lapsed_claim_of"] = lapsed.get_username()
