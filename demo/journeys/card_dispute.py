@@ -16,17 +16,25 @@ from journeys.models.domain import ExceptionKind
 
 from ..agent import CONFIDENCE_BAR, check_identity, handoff_on_failure, say, tell
 from ..models import CoreCustomer, CoreTransaction
-from .base import Reply, everyone, step
+from .base import Reply, step
 
 if TYPE_CHECKING:
     from ..simulator import Simulator
 
 KEY = "card_dispute"
-# Most disputed card charges are small (subscriptions, duplicates), which the scopes let through.
+# Most disputed card charges are small (subscriptions, duplicates), which the scopes let through:
+# the customers who dispute are mostly those with a small charge on their card.
 SMALL_DISPUTE_SHARE = 0.85
 SMALL_CHARGE = 35
-UNUSUAL_SHARE = 0.0
-ordinary_customers = everyone
+UNUSUAL_SHARE = 0.1
+
+
+def ordinary_customers(customers):
+    """Customers with a small card charge they might not recognise."""
+    return customers.filter(
+        accounts__transactions__kind=CoreTransaction.Kind.PURCHASE,
+        accounts__transactions__amount__gte=-SMALL_CHARGE,
+    )
 
 
 DEFINITION: dict[str, Any] = {

@@ -110,3 +110,15 @@ def test_the_simulator_opens_an_address_change_mostly_for_a_customer_with_no_rec
     unusual = sum(pk in changed for pk in picked) / len(picked)
     assert unusual < 0.2, unusual  # the customers with a recent change are half of 12, picked rarely
     assert address_change.ordinary_customers(CoreCustomer.objects.filter(pk__in=changed)).count() == 0
+
+
+def test_the_simulator_opens_disputes_mostly_about_small_charges(demo):
+    from decimal import Decimal
+
+    from demo.journeys import card_dispute
+    from demo.simulator import Simulator
+
+    sim = Simulator(seed=4)
+    amounts = [Decimal(sim.open_journey("card_dispute").context["request"]["amount"]) for _ in range(40)]
+    small = sum(amount <= card_dispute.SMALL_CHARGE for amount in amounts) / len(amounts)
+    assert small >= 0.6, small
