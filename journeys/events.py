@@ -2,23 +2,121 @@
 
 ``event_recorded`` is sent synchronously, inside the caller's transaction, so listeners (the
 audit trail, exception cases) commit or roll back together with the change they observe.
+
+Inside ``together()`` (one phase of an agent's turn) listeners may keep what they write for each
+event and write it all at the block's end, still inside the caller's transaction:
+``events_written_together`` is sent then with the block's events that are still part of the
+transaction (an event recorded inside a savepoint that rolled back is left out) and the
+block's ``stash``, where listeners kept their work. A block that raises sends nothing: its
+transaction rolls back whole.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any
 
+from django.db import connection, transaction
 from django.dispatch import Signal
 
 from .models import Agent, Event, Journey, ProposedAction
 
 event_recorded = Signal()  # sender=Event, event=Event
+events_written_together = Signal()  # sender=Event, events=list[Event], stash=dict
 
 # A change to governance that is not about one journey (a permission scope, a team grant, a
 # pause of agents). Sent inside the changing transaction; the audit trail listens.
 # kwargs: kind (str), actor (user or None), subject (str), before (dict|None), after (dict|None),
 #         reason (str), data (dict)
 governance_changed = Signal()
+
+
+@dataclass
+class Together:
+    """The events of one ``together()`` block, each with a marker that a savepoint rollback
+    removes (Django drops the on-commit callbacks registered inside a rolled-back savepoint)."""
+
+    recorded: list[tuple[Event, Any]] = field(default_factory=list)
+    stash: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, event: Event) -> None:
+        def marker() -> None:
+            """Runs at commit and does nothing: its presence says the event was not rolled back."""
+
+        transaction.on_commit(marker)
+        self.recorded.append((event, marker))
+
+    def surviving(self) -> list[Event]:
+        alive = {id(func) for _, func, _ in connection.run_on_commit}
+        return [event for event, marker in self.recorded if id(marker) in alive]
+
+
+_together: ContextVar[Together | None] = ContextVar("events_together", default=None)
+
+
+def current_together() -> Together | None:
+    """The open ``together()`` block, or None: listeners then write at once."""
+    return _together.get()
+
+
+@contextmanager
+def together() -> Iterator[None]:
+    """Let listeners write this block's events' consequences together at its end. Must run
+    inside the transaction (``transaction.atomic``) whose events it groups; a nested block
+    joins the outer one."""
+    if _together.get() is not None or not connection.in_atomic_block:
+        yield
+        return
+    group = Together()
+    token = _together.set(group)
+    try:
+        yield
+    finally:
+        _together.reset(token)
+    if group.recorded:
+        events_written_together.send(sender=Event, events=group.surviving(), stash=group.stash)
+
+
+def record_many(journey: Journey, entries: list[dict[str, Any]]) -> list[Event]:
+    """Record several events of one journey at once (one INSERT), in order; each entry holds
+    ``record``'s arguments after the journey. Listeners hear of each event in turn, as if they
+    had been recorded one by one."""
+    recorded = Event.objects.bulk_create([_event(journey, **entry) for entry in entries])
+    group = _together.get()
+    for event in recorded:
+        if group is not None:
+            group.add(event)
+        event_recorded.send(sender=Event, event=event)
+    return recorded
+
+
+def _event(
+    journey: Journey,
+    kind: str,
+    summary: str,
+    *,
+    actor_kind: str = Event.Actor.SYSTEM,
+    actor_user: Any = None,
+    actor_agent: Agent | None = None,
+    data: dict[str, Any] | None = None,
+    proposal: ProposedAction | None = None,
+    step: str | None = None,
+) -> Event:
+    return Event(
+        journey=journey,
+        kind=kind,
+        summary=summary,
+        actor_kind=actor_kind,
+        actor_user=actor_user,
+        actor_agent=actor_agent,
+        data=data or {},
+        proposal=proposal,
+        step=journey.current_step if step is None else step,
+        epoch=journey.epoch,
+    )
 
 
 def record(
@@ -45,5 +143,8 @@ def record(
         step=journey.current_step if step is None else step,
         epoch=journey.epoch,
     )
+    group = _together.get()
+    if group is not None:
+        group.add(event)
     event_recorded.send(sender=Event, event=event)
     return event

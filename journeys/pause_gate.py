@@ -50,8 +50,10 @@ def hold_exclusive(gate: str) -> None:
 
 
 def _lock(gates: list[str], function: str) -> None:
-    if connection.vendor != "postgresql":
+    """Take the gates in one statement (one round trip), left to right in the given order."""
+    if connection.vendor != "postgresql" or not gates:
         return
+    calls = ", ".join(f"{function}(%s, %s)" for _ in gates)
+    params = [value for gate in gates for value in (LOCK_CLASS, _key(gate))]
     with connection.cursor() as cursor:
-        for gate in gates:
-            cursor.execute(f"SELECT {function}(%s, %s)", [LOCK_CLASS, _key(gate)])
+        cursor.execute(f"SELECT {calls}", params)

@@ -17,7 +17,9 @@ Approved proposals waiting to be executed are executed first, before the agent i
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -54,6 +56,18 @@ class Started:
 
 def _conf(name: str) -> Any:
     return settings.HANDOFF[name]
+
+
+def _phase(func: Callable[..., Any]) -> Callable[..., Any]:
+    """A locked phase of a turn: one transaction, whose events' audit records are appended
+    together at its end (``events.together``: one chain lock and head read, one INSERT)."""
+
+    @functools.wraps(func)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with transaction.atomic(), events.together():
+            return func(*args, **kwargs)
+
+    return run
 
 
 def run_turn(journey_id: int, epoch: int, turn_seq: int, *, token: str) -> str:
@@ -94,7 +108,7 @@ def _current(journey: Journey | None, epoch: int, turn_seq: int, phase: str) -> 
     return None
 
 
-@transaction.atomic
+@_phase
 def _begin(journey_id: int, epoch: int, turn_seq: int, token: str) -> Started | str:
     journey = lock_journey(journey_id)
     why_not = _current(journey, epoch, turn_seq, "before it started")
@@ -108,7 +122,7 @@ def _begin(journey_id: int, epoch: int, turn_seq: int, token: str) -> Started | 
         return "not-agents-turn"
     if journey.controller_user_id:
         return "person-in-control"
-    refusal = agents_may_run(journey)
+    refusal = agents_may_run(journey, hold=False)
     if refusal:
         return refusal
     now = timezone.now()
@@ -158,18 +172,35 @@ def _begin(journey_id: int, epoch: int, turn_seq: int, token: str) -> Started | 
     return Started(snapshot=snapshot, kind=journey.agent.kind)
 
 
-def agents_may_run(journey: Journey) -> str | None:
+def agents_may_run(journey: Journey, *, hold: bool = True) -> str | None:
     """The runtime's gate: a reason the agent must not run now, or None. Caller holds the lock.
 
-    Holds the stop button's gates (``journeys.pause_gate``) in shared mode until the caller's
-    transaction ends, so a pause either waited for this turn to land or is seen here.
+    With ``hold`` (the default) it first holds the stop button's gates (``journeys.pause_gate``)
+    in shared mode until the caller's transaction ends, so a pause either waited for this turn to
+    land or is seen here. Without it (the start of a turn, which lands nothing the agent did) it
+    only reads the pauses: a pause confirmed later is still seen when the result comes back.
+
+    One query reads every active pause (there are a handful at most); the action types paused
+    are kept on the instance for ``lifecycle.proposal.propose`` in the same transaction.
     """
     if journey.agent is not None and not journey.agent.is_enabled:
         return "agent-disabled"
-    pause_gate.hold_shared(pause_gate.gates_for_turn(definition_id=journey.definition_id, agent_id=journey.agent_id))
-    if AgentPause.objects.covering(journey.definition_id, journey.agent_id).exists():
-        return "paused"
-    paused_types = AgentPause.objects.paused_action_type_ids()
+    if hold:
+        pause_gate.hold_shared(
+            pause_gate.gates_for_turn(definition_id=journey.definition_id, agent_id=journey.agent_id)
+        )
+    pauses = list(AgentPause.objects.active().values_list("definition_id", "agent_id", "action_type_id"))
+    paused_types = {action_type for _, _, action_type in pauses if action_type is not None}
+    if hold:
+        journey.paused_action_types = paused_types
+    for definition_id, agent_id, action_type in pauses:
+        everything = definition_id is None and agent_id is None and action_type is None
+        if (
+            everything
+            or definition_id == journey.definition_id
+            or (agent_id is not None and agent_id == journey.agent_id)
+        ):
+            return "paused"
     if (
         paused_types
         and journey.proposals.filter(
@@ -221,7 +252,7 @@ def _finish_turn(journey: Journey) -> None:
     lifecycle.end_turn(journey)
 
 
-@transaction.atomic
+@_phase
 def _execute_ready(journey_id: int, epoch: int, turn_seq: int, token: str) -> str:
     journey, why_not = _locked_current(journey_id, epoch, turn_seq, token)
     if why_not:
@@ -229,14 +260,14 @@ def _execute_ready(journey_id: int, epoch: int, turn_seq: int, token: str) -> st
     assert journey is not None
     for proposal in journey.proposals.ready_to_execute().select_related("action_type", "journey"):
         proposal.journey = journey
-        if proposal_execute(proposal) == "retry":
+        if proposal_execute(proposal, context_carried=True) == "retry":
             return _schedule_retry(journey, f"{proposal.action_type.name} hit a transient core-system error.")
     journey.step_attempts = 0
     _finish_turn(journey)
     return "executed"
 
 
-@transaction.atomic
+@_phase
 def _fail_transient(journey_id: int, epoch: int, turn_seq: int, token: str, error: str, error_class: str) -> str:
     journey, why_not = _locked_current(journey_id, epoch, turn_seq, token)
     if why_not:
@@ -269,7 +300,7 @@ def _schedule_retry(journey: Journey, error: str, error_class: str = "CoreBankUn
     return "retry"
 
 
-@transaction.atomic
+@_phase
 def _fail_permanent(journey_id: int, epoch: int, turn_seq: int, token: str, error: str, error_class: str) -> str:
     journey, why_not = _locked_current(journey_id, epoch, turn_seq, token)
     if why_not:
@@ -286,7 +317,7 @@ def _fail_permanent(journey_id: int, epoch: int, turn_seq: int, token: str, erro
     return "fallback"
 
 
-@transaction.atomic
+@_phase
 def _apply(journey_id: int, epoch: int, turn_seq: int, token: str, turn: Turn) -> str:
     journey, why_not = _locked_current(journey_id, epoch, turn_seq, token)
     if why_not:
@@ -296,7 +327,8 @@ def _apply(journey_id: int, epoch: int, turn_seq: int, token: str, turn: Turn) -
     ctx = journey.context
     ctx.setdefault("facts", {}).update(turn.facts)
     ctx.pop("reply", None)
-    journey.save(update_fields=["context"])
+    # No save here: every way out of this phase is a lifecycle transition, whose one UPDATE
+    # carries the context with the status change (``lifecycle.journey.CARRIED``).
     if turn.note:
         events.record(
             journey,
@@ -337,7 +369,7 @@ def _apply(journey_id: int, epoch: int, turn_seq: int, token: str, turn: Turn) -
             )
             return "denied"
         if proposal.status == ProposedAction.Status.AUTO_APPROVED:
-            outcome = proposal_execute(proposal)
+            outcome = proposal_execute(proposal, context_carried=True)
             if outcome == "retry":
                 return _schedule_retry(journey, f"{proposal.action_type.name} hit a transient core-system error.")
             outcomes.append(outcome)
@@ -386,23 +418,23 @@ def _follow(journey: Journey, turn: Turn) -> str:
                 exception_kind=ExceptionKind.AGENT_ERROR,
             )
             return "fallback"
-        events.record(
-            journey,
-            Event.Kind.STEP_FINISHED,
-            f"Step “{journey.current_step_title}” finished.",
-            actor_kind=Event.Actor.AGENT,
-            actor_agent=agent,
-        )
+        finished = {
+            "kind": Event.Kind.STEP_FINISHED,
+            "summary": f"Step “{journey.current_step_title}” finished.",
+            "actor_kind": Event.Actor.AGENT,
+            "actor_agent": agent,
+            "step": journey.current_step,
+        }
         journey.current_step = turn.goto
         journey.context["results"] = {}
         journey.state_changed_at = timezone.now()
-        events.record(
-            journey,
-            Event.Kind.STEP_STARTED,
-            f"Step “{journey.current_step_title}” started.",
-            actor_kind=Event.Actor.AGENT,
-            actor_agent=agent,
-        )
+        started = {
+            "kind": Event.Kind.STEP_STARTED,
+            "summary": f"Step “{journey.current_step_title}” started.",
+            "actor_kind": Event.Actor.AGENT,
+            "actor_agent": agent,
+        }
+        events.record_many(journey, [finished, started])
         _finish_turn(journey)
         return "advanced"
     if turn.then == "wait_customer":

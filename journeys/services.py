@@ -178,11 +178,13 @@ def proposal_create(
     )
 
 
-def proposal_execute(proposal: ProposedAction) -> str:
+def proposal_execute(proposal: ProposedAction, *, context_carried: bool = False) -> str:
     """Carry out an approved proposal, once. Caller holds the journey lock.
 
     Returns "executed", "failed" or "retry" (transient core-bank error; the proposal stays
-    approved and the next turn tries again with the same idempotency key).
+    approved and the next turn tries again with the same idempotency key). The outcome goes
+    into the journey's context; ``context_carried``: the caller's lifecycle transition writes
+    the context (the runtime's turn), so it is not saved here on its own.
     """
     journey = proposal.journey
     try:
@@ -198,11 +200,11 @@ def proposal_execute(proposal: ProposedAction) -> str:
         return "retry"
     except (CoreBankRejected, ActionParamsError) as exc:
         if proposal_lifecycle.fail(proposal, error=str(exc)):
-            _remember_outcome(journey, proposal, {"status": "failed", "error": str(exc)})
+            _remember_outcome(journey, proposal, {"status": "failed", "error": str(exc)}, save=not context_carried)
         return "failed"
     if not proposal_lifecycle.execute(proposal, result=result, summary=_result_summary(proposal, result)):
         return "executed"  # already executed by an earlier delivery; the effect happened once
-    _remember_outcome(journey, proposal, {"status": "executed", "result": result})
+    _remember_outcome(journey, proposal, {"status": "executed", "result": result}, save=not context_carried)
     if proposal.action_type.key == "send_message":
         events.record(
             journey,
@@ -237,11 +239,14 @@ def journey_wake_after_decision(journey: Journey) -> None:
         journey_lifecycle.wake(journey)
 
 
-def _remember_outcome(journey: Journey, proposal: ProposedAction, outcome: dict[str, Any]) -> None:
+def _remember_outcome(
+    journey: Journey, proposal: ProposedAction, outcome: dict[str, Any], *, save: bool = True
+) -> None:
     if proposal.step != journey.current_step:
         return  # a late outcome of an earlier step is in the events, not in this step's results
     journey.context.setdefault("results", {})[proposal.action_type.key] = {"proposal": proposal.pk, **outcome}
-    journey.save(update_fields=["context"])
+    if save:
+        journey.save(update_fields=["context"])
 
 
 def _result_summary(proposal: ProposedAction, result: dict[str, Any]) -> str:

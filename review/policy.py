@@ -229,11 +229,17 @@ def _quantity(limit: CumulativeLimit, proposal: ProposedAction, params: dict[str
 
 
 def _limits_for(proposal: ProposedAction) -> list[CumulativeLimit]:
-    return list(
-        CumulativeLimit.objects.filter(is_enabled=True, action_type_id=proposal.action_type_id)
-        .filter(Q(definition=proposal.journey.definition_id) | Q(definition__isnull=True))
-        .order_by("pk")
-    )
+    """The limits on the proposal; read once per proposal instance, since the judgement and its
+    effects (``evaluate`` then ``apply_effects``) run in the same transaction."""
+    cached = getattr(proposal, "_cumulative_limits", None)
+    if cached is None:
+        cached = list(
+            CumulativeLimit.objects.filter(is_enabled=True, action_type_id=proposal.action_type_id)
+            .filter(Q(definition=proposal.journey.definition_id) | Q(definition__isnull=True))
+            .order_by("pk")
+        )
+        proposal._cumulative_limits = cached
+    return cached
 
 
 def _lock_counter(limit: CumulativeLimit, subject_key: str) -> LimitCounter:

@@ -191,6 +191,11 @@ def _held_by_pause(proposal: ProposedAction, decision: policy.Decision) -> polic
 
     if proposal.proposed_by_agent_id is None or decision.effect != ProposedAction.Effect.ALLOW:
         return decision
+    # The turn read the active pauses after taking its gates (``runtime.agents_may_run``) in this
+    # same transaction: a type not among them is not paused, and reading again would tell nothing new.
+    known = getattr(proposal.journey, "paused_action_types", None)
+    if known is not None and proposal.action_type_id not in known:
+        return decision
     pause = (
         AgentPause.objects.active()
         .filter(action_type_id=proposal.action_type_id)

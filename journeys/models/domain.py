@@ -171,9 +171,10 @@ class Journey(models.Model):
     LIVE_STATUSES = [Status.RUNNING, Status.WAITING_APPROVAL, Status.HUMAN]
     FINISHED_STATUSES = [Status.COMPLETED, Status.ABANDONED, Status.FAILED]
 
-    definition = models.ForeignKey(JourneyDefinition, on_delete=models.PROTECT, related_name="journeys")
+    # No index of its own: the composite indexes below lead with the definition.
+    definition = models.ForeignKey(JourneyDefinition, on_delete=models.PROTECT, related_name="journeys", db_index=False)
     version = models.ForeignKey(DefinitionVersion, on_delete=models.PROTECT, related_name="journeys")
-    customer_ref = models.CharField(max_length=40, db_index=True)
+    customer_ref = models.CharField(max_length=40)  # indexed below (exact lookups only)
     channel = models.CharField(max_length=10, choices=Channel.choices, default=Channel.CHAT)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.RUNNING)
     waiting_on = models.CharField(max_length=10, choices=WaitingOn.choices, default="", blank=True)
@@ -266,6 +267,9 @@ class Journey(models.Model):
                 condition=models.Q(status__in=["running", "waiting_approval", "human"]),
             ),
             models.Index(fields=["definition", "updated_at"], name="journey_definition_updated"),
+            # Exact lookups by customer; the search is a substring match no index serves, so no
+            # ``varchar_pattern_ops`` twin (``db_index=True`` would add one).
+            models.Index(fields=["customer_ref"], name="journey_customer_ref"),
             # The board's counters read only this index (an index-only scan, not the wide rows).
             models.Index(
                 fields=["definition", "status"],

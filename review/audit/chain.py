@@ -126,68 +126,112 @@ def audit_append(
 ) -> AuditRecord:
     """Append one record to ``chain``. Joins the caller's transaction (the record commits or
     rolls back with the change it describes) and holds the chain's lock until that ends."""
+    record = audit_prepare(
+        chain=chain,
+        kind=kind,
+        summary=summary,
+        actor_kind=actor_kind,
+        actor_label=actor_label,
+        actor_user_id=actor_user_id,
+        actor_agent_id=actor_agent_id,
+        journey_id=journey_id,
+        definition_id=definition_id,
+        customer_ref=customer_ref,
+        action_type=action_type,
+        decision=decision,
+        proposal_id=proposal_id,
+        event_id=event_id,
+        payload=payload,
+    )
+    audit_append_prepared([record])
+    return record
+
+
+def audit_prepare(
+    *,
+    chain: str,
+    kind: str,
+    summary: str,
+    actor_kind: str = AuditRecord.Actor.SYSTEM,
+    actor_label: str = "",
+    actor_user_id: int | None = None,
+    actor_agent_id: int | None = None,
+    journey_id: int | None = None,
+    definition_id: int | None = None,
+    customer_ref: str = "",
+    action_type: str = "",
+    decision: str = "",
+    proposal_id: int | None = None,
+    event_id: int | None = None,
+    payload: dict[str, Any] | None = None,
+) -> AuditRecord:
+    """The record ``audit_append`` would write, not yet placed on its chain (no seq, link or
+    hash) and not written: ``audit_append_prepared`` does both."""
     # Store exactly what is hashed: a JSON round trip turns Decimals, dates and tuples into the
     # plain values the database will give back to the verifier.
     clean_payload = json.loads(canonical_json(payload or {}), parse_float=_stable_number)
     # Salts the commitments to sensitive values, so a masked export can prove them without
     # revealing them (see offline.payload_digest).
     salt = secrets.token_hex(16)
-    fields = {
-        "kind": kind,
-        "summary": summary,
-        "actor_kind": actor_kind,
-        "actor_label": actor_label,
-        "actor_user_id": actor_user_id,
-        "actor_agent_id": actor_agent_id,
-        "journey_id": journey_id,
-        "definition_id": definition_id,
-        "customer_ref": customer_ref,
-        "action_type": action_type,
-        "decision": decision,
-        "proposal_id": proposal_id,
-        "event_id": event_id,
-    }
+    return AuditRecord(
+        chain=chain,
+        kind=kind[:40],
+        actor_kind=actor_kind,
+        actor_label=(actor_label or "")[:150],
+        actor_user_id=actor_user_id,
+        actor_agent_id=actor_agent_id,
+        journey_id=journey_id,
+        definition_id=definition_id,
+        customer_ref=(customer_ref or "")[:40],
+        action_type=(action_type or "")[:60],
+        decision=(decision or "")[:40],
+        proposal_id=proposal_id,
+        event_id=event_id,
+        summary=summary,
+        payload=clean_payload,
+        payload_salt=salt,
+        payload_sha256=payload_digest(clean_payload, salt=salt),
+    )
+
+
+def audit_append_prepared(records: list[AuditRecord]) -> None:
+    """Place prepared records on their chains, in the order given, and write them in one INSERT.
+
+    Per chain: one lock (held until the caller's transaction ends) and one read of its head,
+    whatever the number of records. Joins the caller's transaction; no savepoint of its own, so
+    a failure rolls back the change the records describe too (``AuditWriteError``).
+    """
+    if not records:
+        return
     try:
-        return _append(chain, salt, clean_payload, fields)
+        with transaction.atomic(savepoint=False):
+            heads: dict[str, tuple[int, str] | None] = {}
+            for record in records:
+                if record.chain not in heads:
+                    heads[record.chain] = _locked_head(record.chain)
+                last = heads[record.chain]
+                record.at = timezone.now()  # appended now, under the chain's lock
+                record.seq = (last[0] + 1) if last else 1
+                record.prev_hash = last[1] if last else GENESIS
+                record.hash = record_hash(header_fields(record))
+                heads[record.chain] = (record.seq, record.hash)
+            if len(records) == 1:
+                records[0].save(force_insert=True)
+            else:
+                AuditRecord.objects.bulk_create(records)
     except DatabaseError as exc:
         raise AuditWriteError(f"The audit trail could not be written ({exc}); the change was not made.") from exc
 
 
-def _append(chain: str, salt: str, clean_payload: Any, fields: dict[str, Any]) -> AuditRecord:
-    with transaction.atomic():
-        _lock(f"audit:{chain}")
-        last = AuditRecord.objects.filter(chain=chain).order_by("-seq").values_list("seq", "hash").first()
-        if last is None:
-            # A chain whose records were all archived goes on from the signed archived head.
-            archived = (
-                AuditArchive.objects.filter(heads__has_key=chain).order_by("-seq").values_list("heads", flat=True)
-            )
-            last = next(iter(archived), {}).get(chain)
-        record = AuditRecord(
-            chain=chain,
-            seq=(last[0] + 1) if last else 1,
-            prev_hash=last[1] if last else GENESIS,
-            at=timezone.now(),
-            kind=fields["kind"][:40],
-            actor_kind=fields["actor_kind"],
-            actor_label=(fields["actor_label"] or "")[:150],
-            actor_user_id=fields["actor_user_id"],
-            actor_agent_id=fields["actor_agent_id"],
-            journey_id=fields["journey_id"],
-            definition_id=fields["definition_id"],
-            customer_ref=(fields["customer_ref"] or "")[:40],
-            action_type=(fields["action_type"] or "")[:60],
-            decision=(fields["decision"] or "")[:40],
-            proposal_id=fields["proposal_id"],
-            event_id=fields["event_id"],
-            summary=fields["summary"],
-            payload=clean_payload,
-            payload_salt=salt,
-            payload_sha256=payload_digest(clean_payload, salt=salt),
-        )
-        record.hash = record_hash(header_fields(record))
-        record.save(force_insert=True)
-    return record
+def _locked_head(chain: str) -> tuple[int, str] | None:
+    """Lock ``chain`` until the transaction ends and read its head (seq, hash), or None."""
+    _lock(f"audit:{chain}")
+    last = AuditRecord.objects.filter(chain=chain).order_by("-seq").values_list("seq", "hash").first()
+    if last is None:
+        # A chain whose records were all archived goes on from the signed archived head.
+        archived = AuditArchive.objects.filter(heads__has_key=chain).order_by("-seq").values_list("heads", flat=True)
+        last = next(iter(archived), {}).get(chain)
+    return tuple(last) if last else None
 
 
 def person(user: Any) -> dict[str, Any]:

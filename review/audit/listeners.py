@@ -11,7 +11,7 @@ from typing import Any
 
 from review.models.audit import AuditRecord, journey_chain
 
-from .chain import audit_append, governance_append, is_explicitly_audited
+from .chain import audit_append_prepared, audit_prepare, governance_append, is_explicitly_audited
 
 # The outcome an event stands for, for the trail's "decision" search.
 EVENT_DECISIONS = {
@@ -52,6 +52,27 @@ def proposal_snapshot(proposal: Any) -> dict[str, Any]:
 
 
 def audit_event(event: Any) -> None:
+    """Append the event's record to its journey's chain now, or — inside
+    ``journeys.events.together()`` — prepare it now (the proposal as it is at this moment) and
+    append it with the block's other records at the block's end (``on_events_written_together``)."""
+    from journeys.events import current_together
+
+    record = audit_record_for(event)
+    group = current_together()
+    if group is None:
+        audit_append_prepared([record])
+    else:
+        group.stash.setdefault("audit", {})[id(event)] = record
+
+
+def on_events_written_together(sender: Any, events: list[Any], stash: dict[str, Any], **kwargs: Any) -> None:
+    """One lock and one head read per chain, one INSERT, for the records of a block's events
+    that are still part of the transaction, in the order the events were recorded."""
+    prepared = stash.get("audit", {})
+    audit_append_prepared([prepared[id(event)] for event in events if id(event) in prepared])
+
+
+def audit_record_for(event: Any) -> AuditRecord:
     journey = event.journey
     proposal = event.proposal
     data = event.data or {}
@@ -77,7 +98,7 @@ def audit_event(event: Any) -> None:
         extra["provenance"] = proposal_provenance(proposal)
         if event.kind == "action_decided":
             extra["provenance"]["rules_version"] = rules_version()
-    audit_append(
+    return audit_prepare(
         chain=journey_chain(journey.pk),
         kind=kind.value,
         summary=event.summary,
