@@ -41,6 +41,18 @@ from django.utils.cache import patch_vary_headers
 
 from review.audit import masking
 
+_DIGITS_AS_LETTERS = str.maketrans("0123456789", "ghijklmnop")
+
+
+def marker_stamp(n: int) -> str:
+    """``n`` in hex spelled with letters only (0 to 9 written g to p), for a change marker's time stamps.
+
+    The masking layer masks card-shaped runs of digits; a microsecond stamp in decimal is one,
+    and even in hex one stamp in a few hundred has no letter. A masked marker is never current,
+    so every poll would render."""
+    return format(n, "x").translate(_DIGITS_AS_LETTERS)
+
+
 # A cached fragment is keyed by its marker, so it is never stale; the TTL only bounds memory.
 FRAGMENT_TTL_SECONDS = 120
 # How long one render may hold a key, and how long the others wait for its HTML before rendering

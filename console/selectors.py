@@ -16,6 +16,7 @@ from django.contrib.auth.models import Group
 from django.db.models import Count, Max, Q, QuerySet
 from django.utils import timezone
 
+from console.polling import marker_stamp
 from journeys.access import definitions_for
 from journeys.control import assignable_members, desk_journeys, desk_order, may_force_hand_back
 from journeys.models import Agent, AgentPause, Journey, JourneyDefinition
@@ -78,9 +79,7 @@ def board_marker(definition_ids: list[int], now: datetime | None = None) -> str:
     pauses = AgentPause.objects.aggregate(n=Count("id"), resumed=Count("resumed_at"))
     minute = int((now or timezone.now()).timestamp() // 60)
     stamp = int(newest.timestamp() * 1_000_000) if newest else 0
-    # Hex with letters around it: a 16-digit decimal stamp reads as a card number to the masking
-    # layer, which would mask the marker in the page and break every poll.
-    return f"j{stamp:x}-p{pauses['n']}.{pauses['resumed']}-m{minute:x}"
+    return f"j{marker_stamp(stamp)}-p{pauses['n']}.{pauses['resumed']}-m{minute:x}"
 
 
 def _live(definition_ids: list[int]) -> QuerySet[Journey]:
@@ -265,4 +264,4 @@ def desk_marker(user: Any, now: datetime | None = None) -> str:
     agg = desk_journeys(user).aggregate(n=Count("pk"), newest=Max("updated_at"))
     stamp = int(agg["newest"].timestamp() * 1_000_000) if agg["newest"] else 0
     minute = int((now or timezone.now()).timestamp() // 60)
-    return f"d{agg['n']:x}.{stamp:x}-m{minute:x}"
+    return f"d{agg['n']:x}.{marker_stamp(stamp)}-m{minute:x}"

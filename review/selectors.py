@@ -13,6 +13,7 @@ from django.core.paginator import Paginator
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 
+from console.polling import marker_stamp
 from console.selectors import read_choices
 from journeys.models import DefinitionVersion
 from journeys.rights import Right
@@ -76,9 +77,7 @@ def workbench_marker(user: Any, definition: Any = None, now: datetime | None = N
     )
     stamp = int(agg["resolved_at"].timestamp() * 1_000_000) if agg["resolved_at"] else 0
     minute = int((now or timezone.now()).timestamp() // 60)
-    # Hex between letters, as the board's marker: a long decimal would read as a card number to
-    # the masking layer.
-    return f"c{agg['n']:x}.{agg['newest'] or 0:x}-r{agg['resolved']:x}.{stamp:x}-m{minute:x}"
+    return f"c{agg['n']:x}.{agg['newest'] or 0:x}-r{agg['resolved']:x}.{marker_stamp(stamp)}-m{minute:x}"
 
 
 def workbench_page(user: Any, *, definition: Any = None, show_all: bool = False, valid: bool = True, page: Any = None):

@@ -23,7 +23,7 @@ def _fillfactor(value: int):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("journeys", "0008_proposal_review_claim"),
+        ("journeys", "0009_event_review_claim_kinds"),
     ]
 
     operations = [
