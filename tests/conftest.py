@@ -124,6 +124,7 @@ def celery_worker_session(django_db_blocker) -> Iterator[Any]:
             shutdown_timeout=10,
         ) as worker,
     ):
+        _WORKER["started"] = True
         yield worker
 
 
@@ -136,6 +137,21 @@ def celery_worker(celery_worker_session, transactional_db):
     """
     yield celery_worker_session
     quiesce_worker()
+
+
+_WORKER = {"started": False}
+
+
+@pytest.fixture(autouse=True)
+def _worker_at_rest_before_the_flush(request) -> Iterator[None]:
+    """A transactional test that did not ask for the worker still commits journeys, and once an
+    earlier test started the session's worker, that worker runs their turns. Bring it to rest
+    before the flush, for the reason ``celery_worker`` gives."""
+    yield
+    marker = request.node.get_closest_marker("django_db")
+    transactional = bool(marker and marker.kwargs.get("transaction")) or "transactional_db" in request.fixturenames
+    if _WORKER["started"] and transactional:
+        quiesce_worker()
 
 
 def quiesce_worker(timeout: float = 30.0) -> None:
