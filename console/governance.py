@@ -42,7 +42,7 @@ def _kinds_for(user: Any) -> list[str]:
     if may_edit_scopes(user):
         kinds += [Kind.SCOPE, Kind.LIMIT]
     if may_manage_teams(user):
-        kinds.append(Kind.GRANT)
+        kinds += [Kind.GRANT, Kind.ORG_GRANT]
     return kinds
 
 
@@ -131,7 +131,7 @@ def governance_detail(request: HttpRequest, pk: int) -> HttpResponse:
     change = _change_or_404(request.user, pk)
     context = {
         "change": change,
-        "fields": change.changed_fields() if change.kind != Kind.GRANT else [],
+        "fields": change.changed_fields() if change.kind not in (Kind.GRANT, Kind.ORG_GRANT) else [],
         "preview": _scope_preview(change) if change.kind == Kind.SCOPE and change.is_pending else None,
         "limit_rows": _limit_preview(change) if change.kind == Kind.LIMIT and change.is_pending else [],
         "is_maker": change.maker_id == request.user.pk,

@@ -257,6 +257,20 @@ def organisation_grants(team: Group) -> list[Any]:
     return list(team.organisation_grants.all())
 
 
+def pending_organisation_changes(team: Group) -> list[Any]:
+    """Requests to widen the team's organisation-wide rights or members that wait for a second admin."""
+    from review.models import GovernanceChange
+
+    return list(
+        GovernanceChange.objects.filter(
+            kind=GovernanceChange.Kind.ORG_GRANT,
+            target_id=team.pk,
+            status=GovernanceChange.Status.PENDING,
+            expires_at__gt=timezone.now(),
+        ).select_related("maker")
+    )
+
+
 def desk_marker(user: Any, now: datetime | None = None) -> str:
     """Changes when the desk may show something else: a journey arrives on or leaves ``user``'s
     desks, or one of them changes what the desk shows (claimed, assigned, released — each moves

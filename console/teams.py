@@ -19,9 +19,11 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from journeys import rights
-from journeys.models import Agent
+from journeys.models import Agent, OrganisationGrant
 from journeys.rights import Right
+from review.access import may_manage_teams
 from review.services import grants
+from review.services.governance import GovernanceError, org_grant_submit
 from review.services.grants import PERM_CODES, grant_state, grants_save, team_membership_change
 
 from . import selectors
@@ -29,13 +31,6 @@ from . import selectors
 PERM_LABELS = rights.PERM_LABELS  # the teams page's columns, from the one registry of rights
 APPROVE_CODE = Right.APPROVE.codename
 MAX_LIMIT = Decimal("9999999999.99")
-
-
-def may_manage_teams(user: Any) -> bool:
-    """Superusers, and staff who hold Django's model permission to change groups."""
-    if not user.is_authenticated or not user.is_active:
-        return False
-    return user.is_superuser or (user.is_staff and user.has_perm("auth.change_group"))
 
 
 def team_admin_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -176,11 +171,24 @@ def _team_or_404(pk: int) -> Group:
     return team
 
 
-def _team_context(team: Group, *, errors: list[str] | None = None, member_form: MemberForm | None = None) -> dict:
+def _team_context(
+    team: Group,
+    *,
+    errors: list[str] | None = None,
+    member_form: MemberForm | None = None,
+    org_errors: list[str] | None = None,
+) -> dict:
+    organisation_grants = selectors.organisation_grants(team)
+    held = {grant.right for grant in organisation_grants}
     return {
+        "org_rights": [
+            {"code": code, "label": label, "on": code in held} for code, label in OrganisationGrant.Right.choices
+        ],
+        "org_pending": selectors.pending_organisation_changes(team),
+        "org_errors": org_errors or [],
         "team": team,
         "members": selectors.team_member_list(team),
-        "organisation_grants": selectors.organisation_grants(team),
+        "organisation_grants": organisation_grants,
         "rows": _matrix(grant_state(team=team)),
         "perm_labels": [PERM_LABELS[c] for c in PERM_CODES],
         "unmask_label": Right.UNMASK.label,
@@ -203,6 +211,29 @@ def team_grants(request: HttpRequest, pk: int) -> HttpResponse:
     if errors:
         return render(request, "console/teams_detail.html", _team_context(team, errors=errors), status=400)
     _tell_saved(request, team.name, requested)
+    return redirect("team_detail", pk=team.pk)
+
+
+@require_POST
+@team_admin_required
+def team_org_rights(request: HttpRequest, pk: int) -> HttpResponse:
+    """Set the team's organisation-wide rights: removing applies at once, adding waits for a
+    second admin on the governance page."""
+    team = _team_or_404(pk)
+    wanted = [code for code, _ in OrganisationGrant.Right.choices if request.POST.get(f"org:{code}") == "on"]
+    try:
+        reason = request.POST.get("reason", "")
+        _, pending = org_grant_submit(team=team, rights=wanted, actor=request.user, reason=reason)
+    except GovernanceError as exc:
+        return render(request, "console/teams_detail.html", _team_context(team, org_errors=[str(exc)]), status=400)
+    if pending is None:
+        messages.success(request, f"Organisation-wide rights of {team.name} saved.")
+    else:
+        messages.warning(
+            request,
+            f"Adding an organisation-wide right waits for a second admin to approve it (Governance changes): "
+            f"{pending.subject}.",
+        )
     return redirect("team_detail", pk=team.pk)
 
 

@@ -39,6 +39,7 @@ urlpatterns = [
     path("teams/new/", teams.team_create, name="team_create"),
     path("teams/<int:pk>/", teams.team_detail, name="team_detail"),
     path("teams/<int:pk>/grants/", teams.team_grants, name="team_grants"),
+    path("teams/<int:pk>/organisation-rights/", teams.team_org_rights, name="team_org_rights"),
     path("teams/<int:pk>/members/", teams.team_member_add, name="team_member_add"),
     path("teams/<int:pk>/members/<int:user_id>/remove/", teams.team_member_remove, name="team_member_remove"),
     path("teams/<int:pk>/delete/", teams.team_delete, name="team_delete"),

@@ -47,6 +47,18 @@ class AgentAdmin(admin.ModelAdmin):
 
 @admin.register(OrganisationGrant)
 class OrganisationGrantAdmin(admin.ModelAdmin):
-    """Granting or revoking is audited on the governance chain (a post_save/post_delete receiver)."""
+    """Read-only: an organisation-wide right is granted on the team's page, where adding one waits
+    for a second admin (maker-checker) and removing one applies at once, both audited. Here it can
+    be looked at, never added, changed or deleted."""
 
     list_display = ["team", "right", "created_at"]
+    readonly_fields = ["team", "right", "created_at"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -25,6 +25,14 @@ from .models import ApprovalRequest, PermissionScope, ReviewSample
 from .models.scopes import OnTimeout
 
 
+def may_manage_teams(user) -> bool:
+    """Team admins: superusers, and staff who hold Django's model permission to change groups.
+    They manage teams, members and grants, and decide grant changes on the governance page."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return False
+    return user.is_superuser or (user.is_staff and user.has_perm("auth.change_group"))
+
+
 def proposals_for(user, right: Right = Right.APPROVE):
     return ProposedAction.objects.filter(journey__definition__in=definitions_for(user, right).values("pk"))
 

@@ -18,6 +18,7 @@ class GovernanceChange(models.Model):
         SCOPE = "scope", "Permission scope"
         LIMIT = "limit", "Cumulative limit"
         GRANT = "grant", "Grant"
+        ORG_GRANT = "org_grant", "Organisation-wide grant"
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -26,7 +27,8 @@ class GovernanceChange(models.Model):
         EXPIRED = "expired", "Expired"
 
     kind = models.CharField(max_length=10, choices=Kind.choices)
-    # The scope, limit or definition (grants) it changes; None for a scope or limit to create.
+    # The scope, limit, definition (grants) or team (organisation-wide grants) it changes; None
+    # for a scope or limit to create.
     target_id = models.PositiveBigIntegerField(null=True, blank=True)
     subject = models.CharField(max_length=300)
     before = models.JSONField(null=True, blank=True)

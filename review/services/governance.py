@@ -1,9 +1,10 @@
 """Maker-checker on governance itself.
 
-A change to a permission scope or a cumulative limit, and a grant that adds approve, unmask or
-pause rights or raises an approval limit, is *requested* by one admin (the maker) and *takes
-effect* only when a second admin (the checker) approves it. Changes that only narrow what anyone
-may do apply at once (``scope_only_narrows``, ``limit_only_narrows``, ``grants.grant_widens``).
+A change to a permission scope or a cumulative limit, a grant that adds approve, unmask or
+pause rights or raises an approval limit, and any added organisation-wide right, is *requested*
+by one admin (the maker) and *takes effect* only when a second admin (the checker) approves it.
+Changes that only narrow what anyone may do apply at once (``scope_only_narrows``,
+``limit_only_narrows``, ``grants.grant_widens``, ``grants.org_grant_widens``).
 
 Every move out of ``pending`` is one conditional UPDATE (``… WHERE status = 'pending' AND
 maker <> checker AND expires_at > now``), so two admins approving at once have exactly one
@@ -30,9 +31,10 @@ from journeys.events import governance_changed
 from journeys.models import JourneyDefinition
 from review.audit.chain import explicitly_audited
 
+from ..access import may_manage_teams
 from ..models import CumulativeLimit, GovernanceChange, PermissionScope, ScopeChange
 from ..models.scopes import STRICTNESS
-from .grants import grant_apply, grant_state
+from .grants import ORG_RIGHTS, grant_apply, grant_state, org_grant_apply, org_grant_state, org_grant_widens
 from .scopes import Governed, ScopeError, _save, _set_enabled
 
 Status = GovernanceChange.Status
@@ -230,6 +232,59 @@ def grant_request(
     )
 
 
+def _org_label(team: Group) -> str:
+    return f"organisation-wide rights of team {team.name}"
+
+
+@transaction.atomic
+def org_grant_submit(
+    *, team: Group, rights: list[str], actor: Any, reason: str
+) -> tuple[dict[str, list[str]] | None, GovernanceChange | None]:
+    """Set ``team``'s organisation-wide rights to ``rights``: removing rights applies at once
+    (audited; returns the new state), adding any right is requested for a second admin (returns
+    the pending change; nothing is granted until it is approved). Only team admins may ask.
+    Raises ``GovernanceError``."""
+    if not may_manage_teams(actor):
+        raise GovernanceError("Only an admin of teams may change organisation-wide rights.")
+    reason = (reason or "").strip()
+    if not reason:
+        raise GovernanceError("Say why you change the organisation-wide rights; the reason is kept with the change.")
+    unknown = sorted(set(rights) - set(ORG_RIGHTS))
+    if unknown:
+        raise GovernanceError(f"No such organisation-wide right: {', '.join(unknown)}.")
+    team = Group.objects.select_for_update().get(pk=team.pk)
+    before = org_grant_state(team)
+    after = {"rights": [code for code in ORG_RIGHTS if code in set(rights)]}
+    if before == after:
+        return before, None
+    if not org_grant_widens(before, after):
+        with explicitly_audited():
+            org_grant_apply(team, before, after)
+            governance_changed.send(
+                sender=None,
+                kind="grant_change",
+                actor=actor,
+                subject=_org_label(team).capitalize(),
+                before=before,
+                after=after,
+                reason=reason,
+                data={"holder": f"team {team.name}", "team": True, "organisation_wide": True},
+            )
+        return after, None
+    with explicitly_audited():
+        pending = governance_request(
+            kind=Kind.ORG_GRANT,
+            target_id=team.pk,
+            subject=_org_label(team),
+            before=before,
+            after=after,
+            payload={"team_id": team.pk, "label": f"team {team.name}"},
+            reason=reason,
+            maker=actor,
+        )
+    return None, pending
+
+
 # --- deciding ---------------------------------------------------------------------------------
 
 
@@ -335,6 +390,37 @@ def _apply_grant(change: GovernanceChange, checker: Any) -> str:
     return change.subject
 
 
+def _apply_org_grant(change: GovernanceChange, checker: Any) -> str:
+    if not may_manage_teams(checker):
+        raise GovernanceError("Only an admin of teams may approve organisation-wide rights.")
+    team = Group.objects.select_for_update().filter(pk=change.target_id).first()
+    if team is None:
+        raise GovernanceError("The team of this change no longer exists; reject it.")
+    if org_grant_state(team) != change.before:
+        raise GovernanceError(
+            "The team's organisation-wide rights have changed since this was requested, so the before it "
+            "shows is no longer true. Reject it and request the change again."
+        )
+    org_grant_apply(team, change.before, change.after)
+    governance_changed.send(
+        sender=None,
+        kind="grant_change",
+        actor=checker,
+        subject=_org_label(team).capitalize(),
+        before=change.before,
+        after=change.after,
+        reason=(f"{change.reason} (requested by {change.maker.get_username()}, approved by {checker.get_username()})"),
+        data={
+            "holder": f"team {team.name}",
+            "team": True,
+            "organisation_wide": True,
+            "governance_change": change.pk,
+            "maker": change.maker.get_username(),
+        },
+    )
+    return change.subject
+
+
 def governance_approve(*, change_id: int, user: Any, reason: str = "") -> GovernanceChange:
     """Approve and apply a pending change as its checker. Raises ``GovernanceError``."""
     with transaction.atomic(), explicitly_audited():
@@ -342,6 +428,8 @@ def governance_approve(*, change_id: int, user: Any, reason: str = "") -> Govern
         try:
             if change.kind == Kind.GRANT:
                 _apply_grant(change, user)
+            elif change.kind == Kind.ORG_GRANT:
+                _apply_org_grant(change, user)
             else:
                 _apply_rule(change, user)
         except ScopeError as exc:
@@ -408,6 +496,7 @@ __all__ = [
     "governance_request",
     "grant_request",
     "limit_only_narrows",
+    "org_grant_submit",
     "pending_changes",
     "rule_submit",
     "rule_toggle_submit",

@@ -1,4 +1,5 @@
-"""Reading and applying per-definition grants of a team or an agent (service user).
+"""Reading and applying per-definition grants of a team or an agent (service user), and a
+team's organisation-wide grants.
 
 The team permissions page (``console.teams``) and the approval of a pending grant change
 (``review.services.governance``) use the same two functions, so an approved change applies
@@ -15,7 +16,13 @@ from django.db import transaction
 from guardian.shortcuts import assign_perm, remove_perm
 
 from journeys import rights
-from journeys.models import ApprovalLimit, DefinitionGroupPermission, DefinitionUserPermission, JourneyDefinition
+from journeys.models import (
+    ApprovalLimit,
+    DefinitionGroupPermission,
+    DefinitionUserPermission,
+    JourneyDefinition,
+    OrganisationGrant,
+)
 
 from ..models import SensitiveDataGrant
 
@@ -196,3 +203,31 @@ def team_delete(*, team: Group, actor: Any) -> str:
         team.delete()
         _team_changed(actor=actor, subject=f"Team {name} deleted", before=before, after=None, data={"team": name})
     return name
+
+
+# --- organisation-wide grants ---------------------------------------------------------------
+
+ORG_RIGHTS: list[str] = [choice.value for choice in OrganisationGrant.Right]
+
+
+def org_grant_state(team: Any) -> dict[str, list[str]]:
+    """The organisation-wide rights ``team`` holds, in the registry's order."""
+    held = set(OrganisationGrant.objects.filter(team=team).values_list("right", flat=True))
+    return {"rights": [code for code in ORG_RIGHTS if code in held]}
+
+
+def org_grant_apply(team: Any, before: dict[str, list[str]], after: dict[str, list[str]]) -> None:
+    """Move ``team``'s organisation-wide grants from ``before`` to ``after``. Caller audits."""
+    for code in set(after["rights"]) - set(before["rights"]):
+        OrganisationGrant.objects.get_or_create(team=team, right=code)
+    removed = set(before["rights"]) - set(after["rights"])
+    if removed:
+        OrganisationGrant.objects.filter(team=team, right__in=removed).delete()
+
+
+def org_grant_widens(before: dict[str, list[str]], after: dict[str, list[str]]) -> list[str]:
+    """Every added organisation-wide right needs a second admin: each reaches across every
+    definition (all organisation-wide audit records, or the stop button for every agent).
+    Empty when the change only removes rights, so it may apply at once."""
+    labels = dict(OrganisationGrant.Right.choices)
+    return [f"adds “{labels[code]}”" for code in ORG_RIGHTS if code in set(after["rights"]) - set(before["rights"])]

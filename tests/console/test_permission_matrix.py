@@ -194,6 +194,12 @@ TABLE: dict[str, Row] = {
     "team_create": Row(method="post", data=lambda o: {"name": "Matrix team"}, expect=ADMINS_POST),
     "team_detail": Row(kwargs=lambda o: {"pk": o.cards.pk}, expect=ADMINS_GET),
     "team_grants": Row(kwargs=lambda o: {"pk": o.cards.pk}, method="post", expect=ADMINS_POST),
+    "team_org_rights": Row(
+        kwargs=lambda o: {"pk": o.cards.pk},
+        method="post",
+        data=lambda o: {"org:audit": "on", "reason": "Permission matrix check"},
+        expect=ADMINS_POST,
+    ),
     "team_member_add": Row(
         kwargs=lambda o: {"pk": o.cards.pk},
         method="post",

@@ -60,6 +60,28 @@ def test_no_registered_admin_page_lists_journeys_or_customers():
     assert not registered & {Journey, Event, ProposedAction, CoreCustomer, CoreAccount, CoreCard}
 
 
+def test_the_admin_cannot_add_or_change_organisation_wide_grants(client, admin_user):
+    """Organisation-wide rights are granted under maker-checker on the team's page; a forged POST
+    to the admin's add or change page, even by a superuser, grants nothing."""
+    cards = Group.objects.get(name="Cards team")
+    admins = Group.objects.get(name="Admins")
+    grant = OrganisationGrant.objects.filter(team=admins).first()
+    client.force_login(admin_user)
+    base = "/admin/journeys/organisationgrant/"
+    assert client.get(base).status_code == 200  # still readable
+
+    added = client.post(base + "add/", {"team": cards.pk, "right": OrganisationGrant.Right.PAUSE})
+    assert added.status_code == 403
+    changed = client.post(f"{base}{grant.pk}/change/", {"team": cards.pk, "right": grant.right})
+    assert changed.status_code in (200, 403)
+    deleted = client.post(f"{base}{grant.pk}/delete/", {"post": "yes"})
+    assert deleted.status_code == 403
+    grant.refresh_from_db()
+    assert grant.team == admins
+    assert not cards.organisation_grants.exists()
+    assert "Add organisation grant" not in client.get(base).content.decode()
+
+
 # --- organisation-wide rights ---------------------------------------------------------------
 
 
