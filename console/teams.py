@@ -23,7 +23,7 @@ from journeys.models import Agent, OrganisationGrant
 from journeys.rights import Right
 from review.access import may_manage_teams
 from review.services import grants
-from review.services.governance import GovernanceError, org_grant_submit
+from review.services.governance import GovernanceError, org_grant_submit, org_member_request
 from review.services.grants import PERM_CODES, grant_state, grants_save, team_membership_change
 
 from . import selectors
@@ -245,6 +245,18 @@ def team_member_add(request: HttpRequest, pk: int) -> HttpResponse:
     if not form.is_valid():
         return render(request, "console/teams_detail.html", _team_context(team, member_form=form), status=400)
     user = form.cleaned_data["username"]
+    try:
+        pending = org_member_request(team=team, user=user, actor=request.user)
+    except GovernanceError as exc:
+        form.add_error("username", str(exc))
+        return render(request, "console/teams_detail.html", _team_context(team, member_form=form), status=400)
+    if pending is not None:
+        messages.warning(
+            request,
+            f"{team.name} holds organisation-wide rights, so adding {user.get_username()} waits for a second "
+            f"admin to approve it (Governance changes).",
+        )
+        return redirect("team_detail", pk=team.pk)
     team_membership_change(team=team, user=user, actor=request.user, add=True)
     messages.success(request, f"{user.get_username()} is now in {team.name}.")
     return redirect("team_detail", pk=team.pk)

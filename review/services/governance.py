@@ -34,7 +34,15 @@ from review.audit.chain import explicitly_audited
 from ..access import may_manage_teams
 from ..models import CumulativeLimit, GovernanceChange, PermissionScope, ScopeChange
 from ..models.scopes import STRICTNESS
-from .grants import ORG_RIGHTS, grant_apply, grant_state, org_grant_apply, org_grant_state, org_grant_widens
+from .grants import (
+    ORG_RIGHTS,
+    grant_apply,
+    grant_state,
+    org_grant_apply,
+    org_grant_state,
+    org_grant_widens,
+    team_members,
+)
 from .scopes import Governed, ScopeError, _save, _set_enabled
 
 Status = GovernanceChange.Status
@@ -285,6 +293,35 @@ def org_grant_submit(
     return None, pending
 
 
+@transaction.atomic
+def org_member_request(*, team: Group, user: Any, actor: Any) -> GovernanceChange | None:
+    """A person joining a team that holds organisation-wide rights gains them: the addition is
+    requested for a second admin (returns the pending change). Returns None, changing nothing,
+    when the team holds no organisation-wide right — the caller then adds the member itself.
+    Raises ``GovernanceError``."""
+    if not may_manage_teams(actor):
+        raise GovernanceError("Only an admin of teams may change a team's members.")
+    team = Group.objects.select_for_update().get(pk=team.pk)
+    held = org_grant_state(team)["rights"]
+    if not held:
+        return None
+    before = {"members": team_members(team), **org_grant_state(team)}
+    if user.get_username() in before["members"]:
+        raise GovernanceError(f"{user.get_username()} is already in {team.name}.")
+    after = {**before, "members": sorted([*before["members"], user.get_username()])}
+    with explicitly_audited():
+        return governance_request(
+            kind=Kind.ORG_GRANT,
+            target_id=team.pk,
+            subject=f"add {user.get_username()} to team {team.name} (organisation-wide: {', '.join(held)})",
+            before=before,
+            after=after,
+            payload={"team_id": team.pk, "member_id": user.pk, "label": f"team {team.name}"},
+            reason=f"{user.get_username()} gains the organisation-wide rights of {team.name}",
+            maker=actor,
+        )
+
+
 # --- deciding ---------------------------------------------------------------------------------
 
 
@@ -396,6 +433,8 @@ def _apply_org_grant(change: GovernanceChange, checker: Any) -> str:
     team = Group.objects.select_for_update().filter(pk=change.target_id).first()
     if team is None:
         raise GovernanceError("The team of this change no longer exists; reject it.")
+    if "member_id" in change.payload:
+        return _apply_org_member(change, team, checker)
     if org_grant_state(team) != change.before:
         raise GovernanceError(
             "The team's organisation-wide rights have changed since this was requested, so the before it "
@@ -417,6 +456,29 @@ def _apply_org_grant(change: GovernanceChange, checker: Any) -> str:
             "governance_change": change.pk,
             "maker": change.maker.get_username(),
         },
+    )
+    return change.subject
+
+
+def _apply_org_member(change: GovernanceChange, team: Group, checker: Any) -> str:
+    member = get_user_model().objects.filter(pk=change.payload["member_id"], is_active=True).first()
+    if member is None:
+        raise GovernanceError("The person of this change no longer exists or is inactive; reject it.")
+    if {"members": team_members(team), **org_grant_state(team)} != change.before:
+        raise GovernanceError(
+            "The team's members or organisation-wide rights have changed since this was requested, so the "
+            "before it shows is no longer true. Reject it and request the change again."
+        )
+    team.user_set.add(member)
+    governance_changed.send(
+        sender=None,
+        kind="team_change",
+        actor=checker,
+        subject=f"{member.get_username()} added to {team.name}",
+        before={"members": change.before["members"]},
+        after={"members": team_members(team)},
+        reason=f"requested by {change.maker.get_username()}, approved by {checker.get_username()}",
+        data={"team": team.name, "governance_change": change.pk, "maker": change.maker.get_username()},
     )
     return change.subject
 
@@ -497,6 +559,7 @@ __all__ = [
     "grant_request",
     "limit_only_narrows",
     "org_grant_submit",
+    "org_member_request",
     "pending_changes",
     "rule_submit",
     "rule_toggle_submit",

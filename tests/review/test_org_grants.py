@@ -141,3 +141,45 @@ def test_the_page_refuses_a_missing_reason_and_removes_at_once(client, demo, adm
     assert _held(team) == {AUDIT}
     assert _post(client, team).status_code == 302
     assert _held(team) == set() and not GovernanceChange.objects.exists()
+
+
+# --- a person gaining the rights by joining the team ---------------------------------------------
+
+
+def test_joining_a_team_with_organisation_wide_rights_waits_for_a_second_admin(
+    client, demo, admin_user, admin2, supervisor
+):
+    admins = Group.objects.get(name="Admins")
+    client.force_login(admin_user)
+    response = client.post(reverse("team_member_add", args=[admins.pk]), {"username": "supervisor"})
+    assert response.status_code == 302
+    assert not admins.user_set.filter(pk=supervisor.pk).exists() and not may_pause(supervisor, None)
+    change = GovernanceChange.objects.get(kind=GovernanceChange.Kind.ORG_GRANT)
+    assert change.payload["member_id"] == supervisor.pk and "supervisor" in change.after["members"]
+
+    client.post(reverse("governance_approve", args=[change.pk]), {"reason": "self"})
+    change.refresh_from_db()
+    assert change.status == S.PENDING and not admins.user_set.filter(pk=supervisor.pk).exists()
+
+    client.force_login(admin2)
+    detail = client.get(reverse("governance_detail", args=[change.pk])).content.decode()
+    assert "Members" in detail and "supervisor" in detail
+    client.post(reverse("governance_approve", args=[change.pk]), {"reason": "ok"})
+    change.refresh_from_db()
+    assert change.status == S.APPROVED
+    assert admins.user_set.filter(pk=supervisor.pk).exists() and may_pause(supervisor, None)
+    assert AuditRecord.objects.filter(kind="team_change", payload__data__governance_change=change.pk).exists()
+
+
+def test_joining_a_team_without_organisation_wide_rights_applies_at_once(client, cards, admin_user, supervisor2):
+    client.force_login(admin_user)
+    assert client.post(reverse("team_member_add", args=[cards.pk]), {"username": "supervisor2"}).status_code == 302
+    assert cards.user_set.filter(pk=supervisor2.pk).exists() and not GovernanceChange.objects.exists()
+
+
+def test_a_non_admin_cannot_request_a_member(demo, supervisor, supervisor2):
+    from review.services.governance import org_member_request
+
+    with pytest.raises(GovernanceError, match="Only an admin of teams"):
+        org_member_request(team=Group.objects.get(name="Admins"), user=supervisor2, actor=supervisor)
+    assert not GovernanceChange.objects.exists()
