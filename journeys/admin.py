@@ -5,12 +5,19 @@ deliberately *not* registered: the admin knows nothing of team permissions or ma
 staff user with a model-wide view permission would read every team's journeys and customers'
 addresses and dates of birth there. The console is the one place those are shown, filtered by
 team grants and masked.
+
+Nor is the admin a side door around maker-checker on governance: rights are granted on the Teams
+page, where anything that widens them waits for a second admin. So the admin has no
+object-permission pages on definitions, shows organisation-wide grants read-only, and cannot
+change a user's teams, permissions or superuser flag, nor a team's permissions.
 """
 
 from __future__ import annotations
 
 from django.contrib import admin
-from guardian.admin import GuardedModelAdmin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group
 
 from .models import (
     ActionType,
@@ -30,7 +37,7 @@ class VersionInline(admin.TabularInline):
 
 
 @admin.register(JourneyDefinition)
-class JourneyDefinitionAdmin(GuardedModelAdmin):
+class JourneyDefinitionAdmin(admin.ModelAdmin):
     list_display = ["name", "key", "risk_level", "owning_team", "fallback_queue"]
     inlines = [VersionInline]
 
@@ -53,6 +60,35 @@ class OrganisationGrantAdmin(admin.ModelAdmin):
 
     list_display = ["team", "right", "created_at"]
     readonly_fields = ["team", "right", "created_at"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+User = get_user_model()
+admin.site.unregister(User)
+admin.site.unregister(Group)
+
+
+@admin.register(User)
+class HandoffUserAdmin(UserAdmin):
+    """People's names, e-mail, password and whether they are active; their teams (and so their
+    rights) change on the Teams page, under maker-checker."""
+
+    readonly_fields = ["is_superuser", "groups", "user_permissions", "last_login", "date_joined"]
+
+
+@admin.register(Group)
+class HandoffGroupAdmin(GroupAdmin):
+    """Teams are created, granted and deleted on the Teams page; here they are only listed."""
+
+    readonly_fields = ["name", "permissions"]
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -82,6 +82,48 @@ def test_the_admin_cannot_add_or_change_organisation_wide_grants(client, admin_u
     assert "Add organisation grant" not in client.get(base).content.decode()
 
 
+def test_the_admin_cannot_change_teams_superusers_or_object_permissions(client, admin_user, supervisor):
+    """Joining a team, a superuser flag or a model permission would widen rights outside the
+    Teams page's maker-checker: the admin's forged POSTs change none of them."""
+    admins = Group.objects.get(name="Admins")
+    client.force_login(admin_user)
+    definition = JourneyDefinition.objects.first()
+    assert client.get(f"/admin/journeys/journeydefinition/{definition.pk}/permissions/").status_code in (302, 404)
+
+    page = f"/admin/auth/user/{supervisor.pk}/change/"
+    assert client.get(page).status_code == 200
+    change_perm = Permission.objects.get(codename="change_group")
+    response = client.post(
+        page,
+        {
+            "username": "supervisor",
+            "first_name": "Forged",
+            "last_name": supervisor.last_name,
+            "email": supervisor.email,
+            "is_active": "on",
+            "is_staff": "on",
+            "is_superuser": "on",
+            "groups": [admins.pk],
+            "user_permissions": [change_perm.pk],
+            "last_login_0": "",
+            "last_login_1": "",
+            "date_joined_0": "2026-01-01",
+            "date_joined_1": "00:00:00",
+        },
+    )
+    assert response.status_code == 302  # the editable fields saved, the others ignored
+    supervisor.refresh_from_db()
+    assert supervisor.first_name == "Forged"
+    assert not supervisor.is_superuser and not supervisor.groups.filter(pk=admins.pk).exists()
+    assert not supervisor.user_permissions.exists()
+    assert not may_pause(supervisor, None)
+
+    group_page = f"/admin/auth/group/{admins.pk}/change/"
+    client.post(group_page, {"name": "Admins", "permissions": [change_perm.pk]})
+    assert client.post("/admin/auth/group/add/", {"name": "Sneaky"}).status_code == 403
+    assert not admins.permissions.exists() and not Group.objects.filter(name="Sneaky").exists()
+
+
 # --- organisation-wide rights ---------------------------------------------------------------
 
 
