@@ -36,6 +36,13 @@ def token_create(*, user: Any, name: str, created_by: Any, rate_per_minute: int 
     stored and cannot be shown again."""
     if not user.is_active:
         raise TokenError(f"{user.get_username()} is inactive; an inactive user cannot hold a token.")
+    if getattr(user, "agent", None) is None and created_by.pk != user.pk:
+        # Whoever holds a person's token acts as that person: an admin holding a supervisor's
+        # token could propose as the supervisor and approve the proposal as themselves.
+        raise TokenError(
+            f"A person's token is issued only by that person: {user.get_username()} must issue it "
+            "themselves. Issue tokens for agents' service users here."
+        )
     name = name.strip()
     if not name:
         raise TokenError("Name the token (e.g. which service uses it).")

@@ -15,6 +15,7 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
+from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -44,10 +45,16 @@ def api_admin_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpR
 class TokenForm(forms.Form):
     name = forms.CharField(max_length=120, help_text="Which service or person uses it")
     user = forms.ModelChoiceField(
-        queryset=get_user_model().objects.filter(is_active=True).order_by("username"),
-        help_text="The token acts as this user: an agent's service user or a person",
+        queryset=get_user_model().objects.none(),
+        help_text="The token acts as this user: an agent's service user, or yourself (a person's token is "
+        "issued only by that person)",
     )
     rate_per_minute = forms.IntegerField(min_value=1, max_value=100000, initial=120, label="Calls per minute")
+
+    def __init__(self, *args: Any, issuer: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        users = get_user_model().objects.filter(is_active=True)
+        self.fields["user"].queryset = users.filter(Q(agent__isnull=False) | Q(pk=issuer.pk)).order_by("username")
 
 
 class WebhookForm(forms.Form):
@@ -62,7 +69,7 @@ class WebhookForm(forms.Form):
 @require_http_methods(["GET", "POST"])
 @api_admin_required
 def token_list(request: HttpRequest) -> HttpResponse:
-    form = TokenForm(request.POST or None)
+    form = TokenForm(request.POST or None, issuer=request.user)
     created_raw = None
     status = 200
     if request.method == "POST":
@@ -78,7 +85,7 @@ def token_list(request: HttpRequest) -> HttpResponse:
                 form.add_error(None, str(exc))
                 status = 400
             else:
-                form = TokenForm()
+                form = TokenForm(issuer=request.user)
         else:
             status = 400
     tokens = ApiToken.objects.select_related("user", "user__agent", "created_by", "revoked_by")

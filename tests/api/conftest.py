@@ -28,7 +28,9 @@ def external_agent(demo) -> Agent:
 
 
 def make_token(user, admin, **kwargs: Any) -> str:
-    _, raw = token_create(user=user, name=kwargs.pop("name", f"test token for {user}"), created_by=admin, **kwargs)
+    """A token acting as ``user``: issued by ``admin`` for an agent, by the person for a person."""
+    issuer = admin if hasattr(user, "agent") else user
+    _, raw = token_create(user=user, name=kwargs.pop("name", f"test token for {user}"), created_by=issuer, **kwargs)
     return raw
 
 

@@ -66,19 +66,39 @@ def test_token_form_errors_are_form_errors(admin_user):
 def test_inactive_user_cannot_get_a_token_and_deactivating_kills_live_ones(admin_user, supervisor):
     from api.tokens import TokenError, token_create
 
-    _, raw = token_create(user=supervisor, name="mine", created_by=admin_user)
+    _, raw = token_create(user=supervisor, name="mine", created_by=supervisor)
     supervisor.is_active = False
     supervisor.save()
     assert Client().get("/api/v1/journeys/1", headers=auth(raw)).status_code == 401
     with pytest.raises(TokenError):
-        token_create(user=supervisor, name="again", created_by=admin_user)
+        token_create(user=supervisor, name="again", created_by=supervisor)
 
 
 def test_revoking_twice_says_so(admin_user, supervisor):
     from api.tokens import token_create
 
-    token, _ = token_create(user=supervisor, name="mine", created_by=admin_user)
+    token, _ = token_create(user=supervisor, name="mine", created_by=supervisor)
     console = logged_in(admin_user)
     console.post(f"/api-tokens/{token.pk}/revoke/")
     page = console.post(f"/api-tokens/{token.pk}/revoke/", follow=True)
     assert "already revoked" in page.content.decode()
+
+
+def test_a_persons_token_is_issued_only_by_that_person(admin_user, supervisor):
+    """Whoever holds a person's token acts as that person: an admin holding a supervisor's token
+    could propose as the supervisor and approve the proposal as themselves (four eyes, one person)."""
+    from api.tokens import TokenError, token_create
+
+    with pytest.raises(TokenError, match="issued only by that person"):
+        token_create(user=supervisor, name="for the supervisor", created_by=admin_user)
+    # The form offers agents' service users and the admin, not other people; a forged POST is refused.
+    console = logged_in(admin_user)
+    page = console.get("/api-tokens/").content.decode()
+    assert f'value="{supervisor.pk}"' not in page and f'value="{admin_user.pk}"' in page
+    forged = console.post("/api-tokens/", {"name": "for the supervisor", "user": supervisor.pk, "rate_per_minute": 60})
+    assert forged.status_code == 400 and not ApiToken.objects.filter(user=supervisor).exists()
+    # An admin's own token, and an agent's, are issued as before.
+    agent = Agent.objects.get(name="External agent")
+    for user in (admin_user, agent.user):
+        made = console.post("/api-tokens/", {"name": "ok", "user": user.pk, "rate_per_minute": 60})
+        assert made.status_code == 200 and ApiToken.objects.filter(user=user).exists()

@@ -23,7 +23,7 @@ from api.models import ApiToken, WebhookDelivery, WebhookSubscription
 from api.tokens import token_create
 from api.webhooks import subscription_create
 from journeys.control import journey_take_over
-from journeys.models import Journey, ProposedAction
+from journeys.models import Agent, Journey, ProposedAction
 from journeys.services import journey_start
 from review.models import (
     AuditRecord,
@@ -401,7 +401,7 @@ OTHER_METHODS: list[tuple[str, Row]] = [
         "api_tokens",
         Row(
             method="post",
-            data=lambda o: {"name": "Matrix", "user": o.supervisor_pk, "rate_per_minute": 10},
+            data=lambda o: {"name": "Matrix", "user": Agent.objects.get(pk=o.agent_pk).user_id, "rate_per_minute": 10},
             expect=ADMINS_FORM_POST,
         ),
     ),
@@ -499,7 +499,7 @@ def objects(demo, agent) -> Objects:
         model=PermissionScope, pk=scope.pk, enabled=False, actor=User.objects.get(username="admin2"), reason="Matrix"
     )
     admin = User.objects.get(username="admin")
-    token, _ = token_create(user=supervisor, name="Matrix token", created_by=admin)
+    token, _ = token_create(user=supervisor, name="Matrix token", created_by=supervisor)
     # Port 9 (discard) is closed here: a replay fails fast and is recorded as an attempt.
     webhook, _ = subscription_create(
         name="Matrix hook", url="http://127.0.0.1:9/hook", events=["journey.completed"], agent=None, user=admin
