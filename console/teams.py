@@ -253,7 +253,8 @@ def team_member_add(request: HttpRequest, pk: int) -> HttpResponse:
     if pending is not None:
         messages.warning(
             request,
-            f"{team.name} holds organisation-wide rights, so adding {user.get_username()} waits for a second "
+            f"{team.name} holds rights that need a second admin (approve, pause, unmask, an approval limit or "
+            f"organisation-wide rights), so adding {user.get_username()} waits for a second "
             f"admin to approve it (Governance changes).",
         )
         return redirect("team_detail", pk=team.pk)

@@ -293,19 +293,46 @@ def org_grant_submit(
     return None, pending
 
 
+def governed_rights_held(team: Group) -> list[str]:
+    """The rights ``team`` holds whose grant waits for a second admin: its organisation-wide
+    rights, and per definition approve, pause, unmask and an approval limit. A person joining the
+    team gains every one of them."""
+    from journeys.rights import Right
+
+    governed_codes = {right.codename for right in Right if right.governed and right.codename}
+    held = [f"organisation-wide {right}" for right in org_grant_state(team)["rights"]]
+    for key, entry in grant_state(team=team).items():
+        held += [f"{code} on {key}" for code in entry["perms"] if code in governed_codes]
+        if entry["sensitive"]:
+            held.append(f"unmask on {key}")
+        if entry["limit"] is not None:
+            held.append(f"approval limit {entry['limit']} on {key}")
+    return held
+
+
+def _listed(items: list[str], most: int = 3) -> str:
+    shown = ", ".join(items[:most])
+    return f"{shown} and {len(items) - most} more" if len(items) > most else shown
+
+
+def _membership_snapshot(team: Group) -> dict[str, Any]:
+    return {"members": team_members(team), **org_grant_state(team), "governed": governed_rights_held(team)}
+
+
 @transaction.atomic
 def org_member_request(*, team: Group, user: Any, actor: Any) -> GovernanceChange | None:
-    """A person joining a team that holds organisation-wide rights gains them: the addition is
+    """A person joining a team that holds governed rights gains them (``governed_rights_held``:
+    organisation-wide rights, approve, pause, unmask, an approval limit): the addition is
     requested for a second admin (returns the pending change). Returns None, changing nothing,
-    when the team holds no organisation-wide right — the caller then adds the member itself.
+    when the team holds none of them — the caller then adds the member itself.
     Raises ``GovernanceError``."""
     if not may_manage_teams(actor):
         raise GovernanceError("Only an admin of teams may change a team's members.")
     team = Group.objects.select_for_update().get(pk=team.pk)
-    held = org_grant_state(team)["rights"]
+    held = governed_rights_held(team)
     if not held:
         return None
-    before = {"members": team_members(team), **org_grant_state(team)}
+    before = _membership_snapshot(team)
     if user.get_username() in before["members"]:
         raise GovernanceError(f"{user.get_username()} is already in {team.name}.")
     after = {**before, "members": sorted([*before["members"], user.get_username()])}
@@ -313,11 +340,11 @@ def org_member_request(*, team: Group, user: Any, actor: Any) -> GovernanceChang
         return governance_request(
             kind=Kind.ORG_GRANT,
             target_id=team.pk,
-            subject=f"add {user.get_username()} to team {team.name} (organisation-wide: {', '.join(held)})",
+            subject=f"add {user.get_username()} to team {team.name} ({_listed(held)})"[:300],
             before=before,
             after=after,
             payload={"team_id": team.pk, "member_id": user.pk, "label": f"team {team.name}"},
-            reason=f"{user.get_username()} gains the organisation-wide rights of {team.name}",
+            reason=f"{user.get_username()} gains the governed rights of {team.name}",
             maker=actor,
         )
 
@@ -464,9 +491,9 @@ def _apply_org_member(change: GovernanceChange, team: Group, checker: Any) -> st
     member = get_user_model().objects.filter(pk=change.payload["member_id"], is_active=True).first()
     if member is None:
         raise GovernanceError("The person of this change no longer exists or is inactive; reject it.")
-    if {"members": team_members(team), **org_grant_state(team)} != change.before:
+    if _membership_snapshot(team) != change.before:
         raise GovernanceError(
-            "The team's members or organisation-wide rights have changed since this was requested, so the "
+            "The team's members or governed rights have changed since this was requested, so the "
             "before it shows is no longer true. Reject it and request the change again."
         )
     team.user_set.add(member)

@@ -171,10 +171,26 @@ def test_joining_a_team_with_organisation_wide_rights_waits_for_a_second_admin(
     assert AuditRecord.objects.filter(kind="team_change", payload__data__governance_change=change.pk).exists()
 
 
-def test_joining_a_team_without_organisation_wide_rights_applies_at_once(client, cards, admin_user, supervisor2):
+def test_joining_a_team_that_may_approve_waits_for_a_second_admin(client, cards, admin_user, admin2, supervisor2):
+    """Approve on a definition is as governed as an organisation-wide right: joining the team
+    that holds it is granting it."""
     client.force_login(admin_user)
     assert client.post(reverse("team_member_add", args=[cards.pk]), {"username": "supervisor2"}).status_code == 302
-    assert cards.user_set.filter(pk=supervisor2.pk).exists() and not GovernanceChange.objects.exists()
+    assert not cards.user_set.filter(pk=supervisor2.pk).exists()
+    change = GovernanceChange.objects.get(kind=GovernanceChange.Kind.ORG_GRANT)
+    assert "approve_actions on card_dispute" in change.subject
+
+    client.force_login(admin2)
+    client.post(reverse("governance_approve", args=[change.pk]), {"reason": "ok"})
+    change.refresh_from_db()
+    assert change.status == S.APPROVED and cards.user_set.filter(pk=supervisor2.pk).exists()
+
+
+def test_joining_a_team_without_governed_rights_applies_at_once(client, demo, admin_user, supervisor2):
+    team = Group.objects.create(name="Readers")
+    client.force_login(admin_user)
+    assert client.post(reverse("team_member_add", args=[team.pk]), {"username": "supervisor2"}).status_code == 302
+    assert team.user_set.filter(pk=supervisor2.pk).exists() and not GovernanceChange.objects.exists()
 
 
 def test_a_non_admin_cannot_request_a_member(demo, supervisor, supervisor2):
