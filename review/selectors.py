@@ -5,22 +5,37 @@ Views call these and hand the results to templates; template tags never query th
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.core.paginator import Paginator
-from django.db.models import Count, Max, Q
+from django.db.models import Case, Count, F, Max, Q, When
 from django.utils import timezone
 
 from console.polling import marker_stamp
 from console.selectors import read_choices
-from journeys.models import DefinitionVersion
+from journeys.access import definitions_for
+from journeys.models import DefinitionVersion, ProposedAction
 from journeys.rights import Right
+from journeys.selectors import with_transitions
 
+from .access import (
+    decidable_proposals_for,
+    decision_limit_for,
+    may_receive_escalations,
+    samples_for,
+    samples_visible_to,
+)
+from .briefs import decision_brief, with_brief
 from .cases.access import cases_for, eligible_assignees, groups_for, may_annotate
 from .cases.forms import FlagForm
-from .models import Annotation, CaseGroup, ExceptionCase, Label
+from .models import Annotation, CaseGroup, CumulativeLimit, ExceptionCase, Label, PermissionScope, ScopeChange
+from .policy import judge, proposer_user_id, winning_scope
+from .services.governance import pending_changes
 
 
 @dataclass
@@ -169,3 +184,203 @@ def with_step_titles(groups: list[CaseGroup]) -> list[CaseGroup]:
         .distinct("definition_id")
     }
     return [group.with_version(versions.get(group.definition_id)) for group in groups]
+
+
+# --- the approval queue ---------------------------------------------------------------------
+
+
+def pending_for(user: Any):
+    """The pending proposals ``user`` may decide, escalated first, then by expiry and age."""
+    return with_brief(
+        decidable_proposals_for(user)
+        .pending()
+        .select_related(
+            "action_type",
+            "journey__definition",
+            "journey__version",
+            "proposed_by_agent",
+            "proposed_by_user",
+            "approval_request__escalate_to",
+            "claimed_by",
+        )
+        .annotate(
+            approvals_given=Count("approvals", filter=Q(approvals__dropped_at__isnull=True)),
+            # Escalated items first: their first window already ran out.
+            escalated_rank=Case(When(approval_request__escalated_at__isnull=False, then=0), default=1),
+        )
+        .order_by("escalated_rank", F("expires_at").asc(nulls_last=True), "created_at", "pk")
+    )
+
+
+def no_pending(pending):
+    """The queue emptied (an invalid filter shows nothing)."""
+    return pending.none()
+
+
+def queue_fingerprint(pending) -> str:
+    """A cheap cursor for polling: changes when an item arrives, leaves or gets an approval."""
+    agg = pending.order_by().aggregate(
+        n=Count("pk", distinct=True),
+        last=Max("pk"),
+        approvals=Max("approvals__pk"),
+        expiry=Max("expires_at"),
+        claims=Count("pk", distinct=True, filter=Q(claimed_by__isnull=False)),
+        claimed=Max("claimed_until"),
+    )
+    return hashlib.sha1(repr(sorted(agg.items())).encode()).hexdigest()[:16]
+
+
+def queue_rows(user: Any, pending) -> list[dict[str, Any]]:
+    """The first 200 queue items with what each row shows: limit, claim, escalation, brief."""
+    limits: dict[int, Decimal | None] = {}
+    approvable = set(definitions_for(user, Right.APPROVE).values_list("pk", flat=True))
+    viewable = set(definitions_for(user, Right.VIEW).values_list("pk", flat=True))
+    rows = []
+    for proposal in pending[:200]:
+        definition = proposal.journey.definition
+        delegated = definition.pk not in approvable  # in the queue only through an escalation
+        if delegated:
+            limit = decision_limit_for(user, proposal)
+        else:
+            if definition.pk not in limits:
+                limits[definition.pk] = decision_limit_for(user, proposal)
+            limit = limits[definition.pk]
+        amount = proposal.amount
+        with_transitions(user, [proposal])
+        holder = proposal.claim_holder()
+        rows.append(
+            {
+                "proposal": proposal,
+                "claimed_by_me": holder is not None and holder.pk == user.pk,
+                "claimed_by_other": holder if holder is not None and holder.pk != user.pk else None,
+                "own": proposer_user_id(proposal) == user.pk,
+                "step_title": proposal.journey.version.step_title(proposal.step),
+                "limit": limit,
+                "over_limit": amount is not None and (limit is None or amount > limit),
+                "escalated": bool(
+                    getattr(proposal, "approval_request", None) and proposal.approval_request.escalated_at
+                ),
+                "delegated": delegated,
+                # The journey page follows view grants; a delegate decides from the queue alone,
+                # so the item carries what the decision needs.
+                "may_open": definition.pk in viewable,
+                "brief": decision_brief(proposal),
+            }
+        )
+    return rows
+
+
+def may_approve_somewhere(user: Any) -> bool:
+    return definitions_for(user, Right.APPROVE).exists() or may_receive_escalations(user)
+
+
+def may_open_journeys_of(user: Any, definition_id: int) -> bool:
+    """Whether ``user`` may open journeys of the definition (view grants)."""
+    return definitions_for(user, Right.VIEW).filter(pk=definition_id).exists()
+
+
+def decidable_ids(user: Any, ids: list[int]) -> set[int]:
+    """Which of ``ids`` are proposals ``user`` may decide."""
+    return set(decidable_proposals_for(user).filter(pk__in=ids).values_list("pk", flat=True))
+
+
+# --- scopes -------------------------------------------------------------------------------------
+
+
+def scopes_page(user: Any, *, may_edit: bool) -> dict[str, Any]:
+    """The scope rules, cumulative limits, recent changes and (for an editor) pending changes."""
+    return {
+        "scopes": list(PermissionScope.objects.select_related("definition", "agent", "action_type", "escalate_to")),
+        "limits": list(CumulativeLimit.objects.select_related("definition", "action_type")),
+        "history": list(ScopeChange.objects.select_related("actor")[:30]),
+        "pending": list(pending_changes().exclude(kind="grant").select_related("maker")) if may_edit else [],
+    }
+
+
+def scope_or_none(pk: int) -> PermissionScope | None:
+    return PermissionScope.objects.filter(pk=pk).first()
+
+
+def scope_fresh(scope: PermissionScope) -> PermissionScope:
+    """The scope as stored, before a form changes the instance."""
+    return PermissionScope.objects.get(pk=scope.pk)
+
+
+def limit_or_none(pk: int) -> CumulativeLimit | None:
+    return CumulativeLimit.objects.filter(pk=pk).first()
+
+
+def limit_fresh(limit: CumulativeLimit) -> CumulativeLimit:
+    return CumulativeLimit.objects.get(pk=limit.pk)
+
+
+def rule_history(target: str, target_id: int) -> list[ScopeChange]:
+    """The recorded changes of one scope or limit (``ScopeChange.Target``)."""
+    return list(ScopeChange.objects.filter(target=target, target_id=target_id))
+
+
+def preview_rows(candidate: PermissionScope, original: PermissionScope | None) -> dict[str, Any]:
+    """How the last N real proposals would be decided with ``candidate`` in place of ``original``
+    (scope rules only: cumulative limits depend on the moment and are not replayed)."""
+    enabled = [
+        s
+        for s in PermissionScope.objects.enabled().select_related("escalate_to")
+        if not candidate.pk or s.pk != candidate.pk
+    ]
+    edited = [*enabled, candidate] if candidate.is_enabled else enabled
+    current = list(PermissionScope.objects.enabled())
+    scope_filter = Q()
+    for rule in filter(None, [candidate, original]):
+        part = Q()
+        if rule.action_type_id:
+            part &= Q(action_type_id=rule.action_type_id)
+        if rule.definition_id:
+            part &= Q(journey__definition_id=rule.definition_id)
+        scope_filter |= part
+    n = int(settings.HANDOFF.get("SCOPE_PREVIEW_PROPOSALS", 50))
+    proposals = (
+        ProposedAction.objects.exclude(status=ProposedAction.Status.PROPOSED)
+        .filter(scope_filter)
+        .select_related("action_type", "journey__definition", "proposed_by_agent")
+        .order_by("-created_at", "-pk")[:n]
+    )
+    rows = []
+    for proposal in proposals:
+        now_scope = winning_scope(proposal, proposal.params, current)
+        new = judge(proposal, scopes=edited, limits=False).decision
+        now_effect = now_scope.effect if now_scope else ProposedAction.Effect.DENY
+        labels = ProposedAction.Effect
+        rows.append(
+            {
+                "proposal": proposal,
+                "now_effect": now_effect,
+                "now_label": labels(now_effect).label,
+                "new_label": labels(new.effect).label,
+                "now_rule": now_scope.name if now_scope else "no matching rule",
+                "new": new,
+                "changed": new.effect != now_effect,
+            }
+        )
+    return {"rows": rows, "changed": sum(r["changed"] for r in rows), "n": n}
+
+
+# --- after-the-fact review ----------------------------------------------------------------------
+
+
+def samples_page(user: Any, *, show: str) -> dict[str, Any]:
+    """The review samples ``user`` may see (the open ones with ``show="open"``), at most 200, and
+    which of them the user may mark."""
+    samples = samples_visible_to(user).select_related(
+        "proposal__action_type", "proposal__journey__definition", "proposal__proposed_by_agent", "reviewed_by"
+    )
+    if show == "open":
+        samples = samples.filter(verdict="")
+    return {
+        "samples": list(samples[:200]),
+        "markable": set(samples_for(user, Right.APPROVE).values_list("pk", flat=True)),
+    }
+
+
+def markable_sample(user: Any, pk: int):
+    """The sample ``user`` may mark, or None."""
+    return samples_for(user, Right.APPROVE).filter(pk=pk).first()

@@ -8,8 +8,6 @@ that one item; the journey page stays governed by view grants).
 
 from __future__ import annotations
 
-import hashlib
-from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -17,7 +15,6 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
-from django.db.models import Case, Count, F, Max, Q, When
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
@@ -27,27 +24,21 @@ from django_htmx.middleware import HtmxDetails
 
 from console.navigation import menu_page
 from console.polling import live_poll
-from journeys.access import definitions_for
+from console.selectors import read_choices
 from journeys.actions import ACTION_SPECS
 from journeys.models import ProposedAction
-from journeys.rights import Right
-from journeys.selectors import with_transitions
 
-from . import services
+from . import selectors, services
 from .access import (
-    decidable_proposals_for,
     decision_limit_for,
     get_decidable_proposal,
     may_edit_scopes,
-    may_receive_escalations,
     may_view_scopes,
-    samples_for,
-    samples_visible_to,
 )
 from .audit.access import may_unmask
 from .audit.masking import is_sensitive, keep_masked, masked_initial
 from .audit.services import proposal_param_unmask
-from .briefs import decision_brief, with_brief
+from .briefs import decision_brief
 from .forms import (
     BatchForm,
     LimitForm,
@@ -60,8 +51,8 @@ from .forms import (
 )
 from .models import CumulativeLimit, PermissionScope, ScopeChange
 from .models.scopes import OnTimeout
-from .policy import judge, proposer_user_id, winning_scope
-from .services.governance import pending_changes, rule_submit, rule_toggle_submit
+from .selectors import preview_rows
+from .services.governance import rule_submit, rule_toggle_submit
 
 
 class ReviewRequest(HttpRequest):
@@ -81,104 +72,29 @@ def _back(request: ReviewRequest, default: str = "review_queue") -> HttpResponse
 # --- the approval queue ---------------------------------------------------------------------
 
 
-def _pending_for(user):
-    return with_brief(
-        decidable_proposals_for(user)
-        .pending()
-        .select_related(
-            "action_type",
-            "journey__definition",
-            "journey__version",
-            "proposed_by_agent",
-            "proposed_by_user",
-            "approval_request__escalate_to",
-            "claimed_by",
-        )
-        .annotate(
-            approvals_given=Count("approvals", filter=Q(approvals__dropped_at__isnull=True)),
-            # Escalated items first: their first window already ran out.
-            escalated_rank=Case(When(approval_request__escalated_at__isnull=False, then=0), default=1),
-        )
-        .order_by("escalated_rank", F("expires_at").asc(nulls_last=True), "created_at", "pk")
-    )
-
-
-def _fingerprint(qs) -> str:
-    """A cheap cursor for polling: changes when an item arrives, leaves or gets an approval."""
-    agg = qs.order_by().aggregate(
-        n=Count("pk", distinct=True),
-        last=Max("pk"),
-        approvals=Max("approvals__pk"),
-        expiry=Max("expires_at"),
-        claims=Count("pk", distinct=True, filter=Q(claimed_by__isnull=False)),
-        claimed=Max("claimed_until"),
-    )
-    return hashlib.sha1(repr(sorted(agg.items())).encode()).hexdigest()[:16]
-
-
-def _queue_rows(user, qs) -> list[dict[str, Any]]:
-    limits: dict[int, Decimal | None] = {}
-    approvable = set(definitions_for(user, Right.APPROVE).values_list("pk", flat=True))
-    viewable = set(definitions_for(user, Right.VIEW).values_list("pk", flat=True))
-    rows = []
-    for proposal in qs[:200]:
-        definition = proposal.journey.definition
-        delegated = definition.pk not in approvable  # in the queue only through an escalation
-        if delegated:
-            limit = decision_limit_for(user, proposal)
-        else:
-            if definition.pk not in limits:
-                limits[definition.pk] = decision_limit_for(user, proposal)
-            limit = limits[definition.pk]
-        amount = proposal.amount
-        with_transitions(user, [proposal])
-        holder = proposal.claim_holder()
-        rows.append(
-            {
-                "proposal": proposal,
-                "claimed_by_me": holder is not None and holder.pk == user.pk,
-                "claimed_by_other": holder if holder is not None and holder.pk != user.pk else None,
-                "own": proposer_user_id(proposal) == user.pk,
-                "step_title": proposal.journey.version.step_title(proposal.step),
-                "limit": limit,
-                "over_limit": amount is not None and (limit is None or amount > limit),
-                "escalated": bool(
-                    getattr(proposal, "approval_request", None) and proposal.approval_request.escalated_at
-                ),
-                "delegated": delegated,
-                # The journey page follows view grants; a delegate decides from the queue alone,
-                # so the item carries what the decision needs.
-                "may_open": definition.pk in viewable,
-                "brief": decision_brief(proposal),
-            }
-        )
-    return rows
-
-
 @require_GET
 @login_required
 @menu_page("review_queue")
 def queue(request: ReviewRequest) -> HttpResponse:
-    form = QueueFilter(request.GET or None, user=request.user)
-    pending = _pending_for(request.user)
+    form = read_choices(QueueFilter(request.GET or None, user=request.user))
+    pending = selectors.pending_for(request.user)
     if form.is_valid():
         pending = form.apply(pending)
     elif form.is_bound:
-        pending = pending.none()
-    cursor = _fingerprint(pending)
+        pending = selectors.no_pending(pending)
+    cursor = selectors.queue_fingerprint(pending)
     query = request.GET.copy()
     query.pop("since", None)
 
     def context() -> dict[str, Any]:
         return {
             "form": form,
-            "rows": _queue_rows(request.user, pending),
+            "rows": selectors.queue_rows(request.user, pending),
             "cursor": cursor,
             "query": query.urlencode(),
             # Where a decision returns to: this page with its filters, without the polling cursor.
             "page_path": f"{reverse('review_queue')}?{query.urlencode()}" if query else reverse("review_queue"),
-            "may_approve_somewhere": definitions_for(request.user, Right.APPROVE).exists()
-            or may_receive_escalations(request.user),
+            "may_approve_somewhere": selectors.may_approve_somewhere(request.user),
         }
 
     # The rows carry the user's own limits and buttons (with the CSRF token): one render each.
@@ -293,7 +209,7 @@ def edit_approve(request: ReviewRequest, pk: int) -> HttpResponse:
         "brief": decision_brief(proposal),
         "may_unmask": may_unmask(request.user, proposal.journey.definition_id),
         "sensitive_fields": [name for name in form.fields if is_sensitive(name) and proposal.params.get(name)],
-        "may_open": definitions_for(request.user, Right.VIEW).filter(pk=proposal.journey.definition_id).exists(),
+        "may_open": selectors.may_open_journeys_of(request.user, proposal.journey.definition_id),
     }
     status = 400 if request.method == "POST" and not revealed else 200
     return render(request, "review/edit.html", context, status=status)
@@ -323,7 +239,7 @@ def batch(request: ReviewRequest) -> HttpResponse:
         return _back(request)
     ids = form.cleaned_data["ids"]
     # Only actions the user may decide reach the service; it re-checks each one under its lock.
-    visible = set(decidable_proposals_for(request.user).filter(pk__in=ids).values_list("pk", flat=True))
+    visible = selectors.decidable_ids(request.user, ids)
     results = services.proposals_decide_batch(
         proposal_ids=[pk for pk in ids if pk in visible],
         user=request.user,
@@ -360,15 +276,8 @@ def _require_edit_scopes(user) -> None:
 @login_required
 def scope_list(request: ReviewRequest) -> HttpResponse:
     _require_view_scopes(request.user)
-    context = {
-        "scopes": PermissionScope.objects.select_related("definition", "agent", "action_type", "escalate_to"),
-        "limits": CumulativeLimit.objects.select_related("definition", "action_type"),
-        "history": ScopeChange.objects.select_related("actor")[:30],
-        "may_edit": may_edit_scopes(request.user),
-        "pending": pending_changes().exclude(kind="grant").select_related("maker")
-        if may_edit_scopes(request.user)
-        else [],
-    }
+    may_edit = may_edit_scopes(request.user)
+    context = {**selectors.scopes_page(request.user, may_edit=may_edit), "may_edit": may_edit}
     return render(request, "review/scopes.html", context)
 
 
@@ -376,55 +285,10 @@ APPROVAL_FIELDS = ("approval_timeout_minutes", "on_timeout", "escalate_to")
 APPROVAL_EFFECTS = (ProposedAction.Effect.REQUIRE_APPROVAL, ProposedAction.Effect.REQUIRE_TWO_APPROVALS)
 
 
-def preview_rows(candidate: PermissionScope, original: PermissionScope | None) -> dict[str, Any]:
-    """How the last N real proposals would be decided with ``candidate`` in place of ``original``
-    (scope rules only: cumulative limits depend on the moment and are not replayed)."""
-    enabled = [
-        s
-        for s in PermissionScope.objects.enabled().select_related("escalate_to")
-        if not candidate.pk or s.pk != candidate.pk
-    ]
-    edited = [*enabled, candidate] if candidate.is_enabled else enabled
-    current = list(PermissionScope.objects.enabled())
-    scope_filter = Q()
-    for rule in filter(None, [candidate, original]):
-        part = Q()
-        if rule.action_type_id:
-            part &= Q(action_type_id=rule.action_type_id)
-        if rule.definition_id:
-            part &= Q(journey__definition_id=rule.definition_id)
-        scope_filter |= part
-    n = int(settings.HANDOFF.get("SCOPE_PREVIEW_PROPOSALS", 50))
-    proposals = (
-        ProposedAction.objects.exclude(status=ProposedAction.Status.PROPOSED)
-        .filter(scope_filter)
-        .select_related("action_type", "journey__definition", "proposed_by_agent")
-        .order_by("-created_at", "-pk")[:n]
-    )
-    rows = []
-    for proposal in proposals:
-        now_scope = winning_scope(proposal, proposal.params, current)
-        new = judge(proposal, scopes=edited, limits=False).decision
-        now_effect = now_scope.effect if now_scope else ProposedAction.Effect.DENY
-        labels = ProposedAction.Effect
-        rows.append(
-            {
-                "proposal": proposal,
-                "now_effect": now_effect,
-                "now_label": labels(now_effect).label,
-                "new_label": labels(new.effect).label,
-                "now_rule": now_scope.name if now_scope else "no matching rule",
-                "new": new,
-                "changed": new.effect != now_effect,
-            }
-        )
-    return {"rows": rows, "changed": sum(r["changed"] for r in rows), "n": n}
-
-
 def _scope_form_page(request: ReviewRequest, scope: PermissionScope | None) -> HttpResponse:
     _require_edit_scopes(request.user)
-    original = PermissionScope.objects.get(pk=scope.pk) if scope else None
-    form = ScopeForm(request.POST or None, instance=scope)
+    original = selectors.scope_fresh(scope) if scope else None
+    form = read_choices(ScopeForm(request.POST or None, instance=scope))
     preview = None
     status = 200
     if request.method == "POST":
@@ -437,7 +301,7 @@ def _scope_form_page(request: ReviewRequest, scope: PermissionScope | None) -> H
                 return HttpResponseRedirect(reverse("review_scopes"))
         else:
             status = 400
-    history = ScopeChange.objects.filter(target=ScopeChange.Target.SCOPE, target_id=scope.pk) if scope else []
+    history = selectors.rule_history(ScopeChange.Target.SCOPE, scope.pk) if scope else []
     return render(
         request,
         "review/scope_form.html",
@@ -465,7 +329,7 @@ def scope_create(request: ReviewRequest) -> HttpResponse:
 @login_required
 def scope_edit(request: ReviewRequest, pk: int) -> HttpResponse:
     _require_edit_scopes(request.user)
-    scope = PermissionScope.objects.filter(pk=pk).first()
+    scope = selectors.scope_or_none(pk)
     if scope is None:
         raise Http404("No such scope.")
     return _scope_form_page(request, scope)
@@ -526,15 +390,15 @@ def limit_toggle(request: ReviewRequest, pk: int) -> HttpResponse:
 
 def _limit_form_page(request: ReviewRequest, limit: CumulativeLimit | None) -> HttpResponse:
     _require_edit_scopes(request.user)
-    form = LimitForm(request.POST or None, instance=limit)
+    form = read_choices(LimitForm(request.POST or None, instance=limit))
     status = 200
     if request.method == "POST":
         if form.is_valid():
             _submit(request, form, "Limit")
             return HttpResponseRedirect(reverse("review_scopes"))
         status = 400
-    history = ScopeChange.objects.filter(target=ScopeChange.Target.LIMIT, target_id=limit.pk) if limit else []
-    original = CumulativeLimit.objects.get(pk=limit.pk) if limit else None
+    history = selectors.rule_history(ScopeChange.Target.LIMIT, limit.pk) if limit else []
+    original = selectors.limit_fresh(limit) if limit else None
     return render(
         request, "review/limit_form.html", {"form": form, "limit": original, "history": history}, status=status
     )
@@ -550,7 +414,7 @@ def limit_create(request: ReviewRequest) -> HttpResponse:
 @login_required
 def limit_edit(request: ReviewRequest, pk: int) -> HttpResponse:
     _require_edit_scopes(request.user)
-    limit = CumulativeLimit.objects.filter(pk=pk).first()
+    limit = selectors.limit_or_none(pk)
     if limit is None:
         raise Http404("No such limit.")
     return _limit_form_page(request, limit)
@@ -564,15 +428,8 @@ def limit_edit(request: ReviewRequest, pk: int) -> HttpResponse:
 @menu_page("review_samples")
 def sample_list(request: ReviewRequest) -> HttpResponse:
     show = request.GET.get("show", "open")
-    samples = samples_visible_to(request.user).select_related(
-        "proposal__action_type", "proposal__journey__definition", "proposal__proposed_by_agent", "reviewed_by"
-    )
-    if show == "open":
-        samples = samples.filter(verdict="")
-    markable = set(samples_for(request.user, Right.APPROVE).values_list("pk", flat=True))
     context = {
-        "samples": samples[:200],
-        "markable": markable,
+        **selectors.samples_page(request.user, show=show),
         "show": show,
         "share": settings.HANDOFF.get("REVIEW_SAMPLE_SHARE", 0),
     }
@@ -582,7 +439,7 @@ def sample_list(request: ReviewRequest) -> HttpResponse:
 @require_POST
 @login_required
 def sample_mark(request: ReviewRequest, pk: int) -> HttpResponse:
-    sample = samples_for(request.user, Right.APPROVE).filter(pk=pk).first()
+    sample = selectors.markable_sample(request.user, pk)
     if sample is None:
         raise Http404("No such sample.")
     form = SampleMarkForm(request.POST)

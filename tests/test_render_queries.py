@@ -91,6 +91,13 @@ PAGES = [
     ("admin_user", "team_list", None, False),
     ("admin_user", "team_detail", "team", False),
     ("admin_user", "agent_grants_page", "agent", False),
+    ("supervisor", "review_queue", None, True),
+    ("supervisor", "review_samples", None, False),
+    ("admin_user", "review_scopes", None, False),
+    ("admin_user", "review_scope_create", None, False),
+    ("admin_user", "review_scope_edit", "scope", False),
+    ("admin_user", "review_limit_create", None, False),
+    ("admin_user", "review_limit_edit", "limit", False),
 ]
 
 
@@ -100,7 +107,7 @@ def world(supervisor):
 
     from journeys.models import Agent
     from review.cases.services import journey_flag
-    from review.models import AuditRecord
+    from review.models import AuditRecord, CumulativeLimit, PermissionScope
 
     journeys = [
         journey_start(definition="card_dispute", customer_ref=f"CUST-{i + 1:05d}", request={"reason": "x"})
@@ -115,6 +122,8 @@ def world(supervisor):
         "record": AuditRecord.objects.filter(journey_id=journeys[0].pk).order_by("-pk").first().pk,
         "team": Group.objects.get(name="Cards team").pk,
         "agent": Agent.objects.order_by("pk").first().pk,
+        "scope": PermissionScope.objects.order_by("pk").first().pk,
+        "limit": CumulativeLimit.objects.order_by("pk").first().pk,
     }
 
 
@@ -155,6 +164,7 @@ SELECTOR_VIEWS = [
     "console/metrics/views.py",
     "review/cases/views.py",
     "review/audit/views.py",
+    "review/views.py",
 ]
 QUERYSET_CALLS = {
     "filter",
