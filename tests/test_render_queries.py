@@ -102,18 +102,25 @@ PAGES = [
 
 
 @pytest.fixture
-def world(supervisor):
+def world(supervisor, agent, settings):
     from django.contrib.auth.models import Group
 
-    from journeys.models import Agent
+    from journeys.models import Agent, ProposedAction
     from review.cases.services import journey_flag
-    from review.models import AuditRecord, CumulativeLimit, PermissionScope
+    from review.models import AuditRecord, CumulativeLimit, PermissionScope, ReviewSample
+    from tests.review.helpers import refund
 
     journeys = [
         journey_start(definition="card_dispute", customer_ref=f"CUST-{i + 1:05d}", request={"reason": "x"})
         for i in range(3)
     ]
     case = journey_flag(journey=journeys[0], actor=supervisor, note="a second look")
+    # An auto-approved refund drawn for review (the samples page) and one waiting in the queue.
+    settings.HANDOFF = {**settings.HANDOFF, "REVIEW_SAMPLE_SHARE": 1.0}
+    sampled = refund(journeys[1], "20.00", agent=agent)
+    waiting = refund(journeys[2], "250.00", agent=agent)
+    assert ReviewSample.objects.filter(proposal=sampled).exists()
+    assert waiting.status == ProposedAction.Status.PENDING
     return {
         "journey": journeys[0].pk,
         "group": case.group_id,
