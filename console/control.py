@@ -12,14 +12,13 @@ import uuid
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from journeys.access import definitions_for, get_journey_for_user, journeys_for, user_may
+from journeys.access import get_journey_for_user, user_may
 from journeys.actions import ActionParamsError
 from journeys.control import (
     AlreadyControlled,
@@ -36,9 +35,10 @@ from journeys.control import (
     person_send_message,
     proposal_withdraw,
 )
-from journeys.models import ActionType, Agent, AgentPause, Journey, JourneyDefinition, ProposedAction
+from journeys.models import Journey, JourneyDefinition, ProposedAction
 from journeys.rights import Right
 
+from . import selectors
 from .propose_form import ProposeForm
 from .views import ConsoleRequest, journey_page_context
 
@@ -287,7 +287,7 @@ def execute_approved(request: ConsoleRequest, pk: int) -> HttpResponse:
 @require_POST
 @login_required
 def withdraw(request: ConsoleRequest, pk: int) -> HttpResponse:
-    proposal = ProposedAction.objects.filter(pk=pk, journey__in=journeys_for(request.user)).first()
+    proposal = selectors.visible_proposal(request.user, pk)
     if proposal is None:
         raise Http404("No such proposal.")
     if refused := _precondition(request, proposal.journey, need="control"):
@@ -313,7 +313,7 @@ def withdraw(request: ConsoleRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @login_required
 def stop_button(request: ConsoleRequest) -> HttpResponse:
-    pausable = list(definitions_for(request.user, Right.PAUSE).order_by("name"))
+    pausable = selectors.pausable_definitions(request.user)
     if not pausable:
         raise Http404("You may not pause agents.")
     may_pause_all = may_pause(request.user, None)
@@ -352,10 +352,10 @@ def _pause_target(scope: str, pausable: list[JourneyDefinition]) -> dict | None:
         return {}
     if scope.startswith("agent:"):
         pk = scope.removeprefix("agent:")
-        agent = Agent.objects.filter(pk=int(pk)).first() if pk.isdigit() and len(pk) < 18 else None
+        agent = selectors.agent_by_id(int(pk)) if pk.isdigit() and len(pk) < 18 else None
         return {"agent": agent} if agent else None
     if scope.startswith("action:"):
-        action_type = ActionType.objects.filter(key=scope.removeprefix("action:")).first()
+        action_type = selectors.action_type_by_key(scope.removeprefix("action:"))
         return {"action_type": action_type} if action_type else None
     definition = next((d for d in pausable if d.key == scope), None)
     return {"definition": definition} if definition else None
@@ -378,43 +378,9 @@ def _stop_button_page(
     form: PauseForm,
     status: int = 200,
 ) -> HttpResponse:
-    active_pauses = list(AgentPause.objects.active().select_related("paused_by", "agent", "action_type"))
-    active = {p.definition_id: p for p in active_pauses if p.agent_id is None and p.action_type_id is None}
-    visible_ids = [d.pk for d in pausable]
-    scopes = [{"key": d.key, "name": d.name, "pause": active.get(d.pk)} for d in pausable]
-    live = dict(
-        Journey.objects.live()
-        .filter(definition_id__in=visible_ids)
-        .values_list("definition_id")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
-    for scope, definition in zip(scopes, pausable, strict=True):
-        scope["live"] = live.get(definition.pk, 0)
-    agent_pauses = {p.agent_id: p for p in active_pauses if p.agent_id}
-    type_pauses = {p.action_type_id: p for p in active_pauses if p.action_type_id}
-    agents = (
-        [{"agent": a, "pause": agent_pauses.get(a.pk)} for a in Agent.objects.order_by("name")] if may_pause_all else []
-    )
-    action_types = (
-        [
-            {"action_type": t, "pause": type_pauses.get(t.pk)}
-            for t in ActionType.objects.filter(is_read_only=False).order_by("name")
-        ]
-        if may_pause_all
-        else []
-    )
-    history = AgentPause.objects.filter(definition_id__in=visible_ids)
-    if may_pause_all:
-        history |= AgentPause.objects.filter(definition__isnull=True)
-    history = history.select_related("definition", "agent", "action_type", "paused_by", "resumed_by")[:50]
     context = {
         "form": form,
-        "scopes": scopes,
-        "global_pause": active.get(None),
         "may_pause_all": may_pause_all,
-        "agents": agents,
-        "action_types": action_types,
-        "history": history,
+        **selectors.stop_button_page(pausable, may_pause_all=may_pause_all),
     }
     return render(request, "console/stop_button.html", context, status=status)

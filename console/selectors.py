@@ -17,9 +17,10 @@ from django.db.models import Count, Max, Q, QuerySet
 from django.utils import timezone
 
 from console.polling import marker_stamp
-from journeys.access import definitions_for
+from journeys.access import definitions_for, journeys_for
 from journeys.control import assignable_members, desk_journeys, desk_order, may_force_hand_back
-from journeys.models import Agent, AgentPause, Journey, JourneyDefinition
+from journeys.models import ActionType, Agent, AgentPause, Journey, JourneyDefinition, ProposedAction
+from journeys.rights import Right
 from review.services.grants import grant_state
 
 
@@ -279,3 +280,66 @@ def desk_marker(user: Any, now: datetime | None = None) -> str:
     stamp = int(agg["newest"].timestamp() * 1_000_000) if agg["newest"] else 0
     minute = int((now or timezone.now()).timestamp() // 60)
     return f"d{agg['n']:x}.{marker_stamp(stamp)}-m{minute:x}"
+
+
+# --- the stop button and the control forms -----------------------------------------------------
+
+
+def pausable_definitions(user: Any) -> list[JourneyDefinition]:
+    """The definitions ``user`` may pause agents on, by name."""
+    return list(definitions_for(user, Right.PAUSE).order_by("name"))
+
+
+def agent_by_id(pk: int) -> Agent | None:
+    return Agent.objects.filter(pk=pk).first()
+
+
+def action_type_by_key(key: str) -> ActionType | None:
+    return ActionType.objects.filter(key=key).first()
+
+
+def visible_proposal(user: Any, pk: int) -> ProposedAction | None:
+    """The proposal on a journey ``user`` may see, or None."""
+    return ProposedAction.objects.filter(pk=pk, journey__in=journeys_for(user)).first()
+
+
+def stop_button_page(pausable: list[JourneyDefinition], *, may_pause_all: bool) -> dict[str, Any]:
+    """The stop button's rows: each pausable definition with its pause and live journeys, the
+    agents and writing action types (for whoever may pause everything), and the last 50 pauses."""
+    active_pauses = list(AgentPause.objects.active().select_related("paused_by", "agent", "action_type"))
+    active = {p.definition_id: p for p in active_pauses if p.agent_id is None and p.action_type_id is None}
+    visible_ids = [d.pk for d in pausable]
+    scopes = [{"key": d.key, "name": d.name, "pause": active.get(d.pk)} for d in pausable]
+    live = dict(
+        Journey.objects.live()
+        .filter(definition_id__in=visible_ids)
+        .values_list("definition_id")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for scope, definition in zip(scopes, pausable, strict=True):
+        scope["live"] = live.get(definition.pk, 0)
+    agent_pauses = {p.agent_id: p for p in active_pauses if p.agent_id}
+    type_pauses = {p.action_type_id: p for p in active_pauses if p.action_type_id}
+    agents = (
+        [{"agent": a, "pause": agent_pauses.get(a.pk)} for a in Agent.objects.order_by("name")] if may_pause_all else []
+    )
+    action_types = (
+        [
+            {"action_type": t, "pause": type_pauses.get(t.pk)}
+            for t in ActionType.objects.filter(is_read_only=False).order_by("name")
+        ]
+        if may_pause_all
+        else []
+    )
+    history = AgentPause.objects.filter(definition_id__in=visible_ids)
+    if may_pause_all:
+        history |= AgentPause.objects.filter(definition__isnull=True)
+    history = history.select_related("definition", "agent", "action_type", "paused_by", "resumed_by")[:50]
+    return {
+        "scopes": scopes,
+        "global_pause": active.get(None),
+        "agents": agents,
+        "action_types": action_types,
+        "history": list(history),
+    }

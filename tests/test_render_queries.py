@@ -98,14 +98,16 @@ PAGES = [
     ("admin_user", "review_scope_edit", "scope", False),
     ("admin_user", "review_limit_create", None, False),
     ("admin_user", "review_limit_edit", "limit", False),
+    ("admin_user", "agents_stop_button", None, False),
 ]
 
 
 @pytest.fixture
-def world(supervisor, agent, settings):
+def world(supervisor, admin_user, agent, settings):
     from django.contrib.auth.models import Group
 
-    from journeys.models import Agent, ProposedAction
+    from journeys.control import agents_pause
+    from journeys.models import Agent, JourneyDefinition, ProposedAction
     from review.cases.services import journey_flag
     from review.models import AuditRecord, CumulativeLimit, PermissionScope, ReviewSample
     from tests.review.helpers import refund
@@ -121,6 +123,8 @@ def world(supervisor, agent, settings):
     waiting = refund(journeys[2], "250.00", agent=agent)
     assert ReviewSample.objects.filter(proposal=sampled).exists()
     assert waiting.status == ProposedAction.Status.PENDING
+    # A pause on one definition, for the stop button's rows and history.
+    agents_pause(user=admin_user, definition=JourneyDefinition.objects.get(key="lost_card"), reason="an incident")
     return {
         "journey": journeys[0].pk,
         "group": case.group_id,
@@ -134,7 +138,7 @@ def world(supervisor, agent, settings):
     }
 
 
-@pytest.mark.parametrize(("who", "name", "arg", "poll"), PAGES, ids=[p[1] for p in PAGES])
+@pytest.mark.parametrize(("who", "name", "arg", "poll"), PAGES, ids=[f"{p[1]}-{p[0]}" for p in PAGES])
 def test_no_query_runs_while_a_page_renders(request, client, world, who, name, arg, poll):
     client.force_login(request.getfixturevalue(who))
     url = reverse(name, args=[world[arg]] if arg else [])
@@ -172,6 +176,7 @@ SELECTOR_VIEWS = [
     "review/cases/views.py",
     "review/audit/views.py",
     "review/views.py",
+    "console/control.py",
 ]
 QUERYSET_CALLS = {
     "filter",
