@@ -13,18 +13,18 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
-from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
-from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from api.models import ApiToken, WebhookDelivery, WebhookEvent, WebhookSubscription
+from api import selectors
+from api.models import WebhookEvent, WebhookSubscription
 from api.tokens import TokenError, token_create, token_revoke
 from api.webhooks import subscription_create, subscription_rotate_secret
-from journeys.models import Agent
+
+from .selectors import read_choices
 
 
 def may_admin_api(user: Any) -> bool:
@@ -45,7 +45,7 @@ def api_admin_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpR
 class TokenForm(forms.Form):
     name = forms.CharField(max_length=120, help_text="Which service or person uses it")
     user = forms.ModelChoiceField(
-        queryset=get_user_model().objects.none(),
+        queryset=None,
         help_text="The token acts as this user: an agent's service user, or yourself (a person's token is "
         "issued only by that person)",
     )
@@ -53,8 +53,7 @@ class TokenForm(forms.Form):
 
     def __init__(self, *args: Any, issuer: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        users = get_user_model().objects.filter(is_active=True)
-        self.fields["user"].queryset = users.filter(Q(agent__isnull=False) | Q(pk=issuer.pk)).order_by("username")
+        self.fields["user"].queryset = selectors.token_users(issuer)
 
 
 class WebhookForm(forms.Form):
@@ -62,14 +61,17 @@ class WebhookForm(forms.Form):
     url = forms.URLField(max_length=500, assume_scheme="https")
     events = forms.MultipleChoiceField(choices=WebhookEvent.choices, widget=forms.CheckboxSelectMultiple)
     agent = forms.ModelChoiceField(
-        queryset=Agent.objects.all(), required=False, empty_label="Every agent", help_text="Only this agent's journeys"
+        queryset=selectors.webhook_agents(),
+        required=False,
+        empty_label="Every agent",
+        help_text="Only this agent's journeys",
     )
 
 
 @require_http_methods(["GET", "POST"])
 @api_admin_required
 def token_list(request: HttpRequest) -> HttpResponse:
-    form = TokenForm(request.POST or None, issuer=request.user)
+    form = read_choices(TokenForm(request.POST or None, issuer=request.user))
     created_raw = None
     status = 200
     if request.method == "POST":
@@ -85,10 +87,10 @@ def token_list(request: HttpRequest) -> HttpResponse:
                 form.add_error(None, str(exc))
                 status = 400
             else:
-                form = TokenForm(issuer=request.user)
+                form = read_choices(TokenForm(issuer=request.user))
         else:
             status = 400
-    tokens = ApiToken.objects.select_related("user", "user__agent", "created_by", "revoked_by")
+    tokens = selectors.token_rows()
     context = {"form": form, "tokens": tokens, "created_raw": created_raw, "audit_url": reverse("audit:search")}
     return render(request, "api/tokens.html", context, status=status)
 
@@ -96,7 +98,7 @@ def token_list(request: HttpRequest) -> HttpResponse:
 @require_POST
 @api_admin_required
 def token_revoke_view(request: HttpRequest, pk: int) -> HttpResponse:
-    if not ApiToken.objects.filter(pk=pk).exists():
+    if not selectors.token_exists(pk):
         raise Http404("No such token.")
     try:
         token = token_revoke(token_id=pk, revoked_by=request.user)
@@ -110,7 +112,7 @@ def token_revoke_view(request: HttpRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @api_admin_required
 def webhook_list(request: HttpRequest) -> HttpResponse:
-    form = WebhookForm(request.POST or None)
+    form = read_choices(WebhookForm(request.POST or None))
     created_secret = None
     status = 200
     if request.method == "POST":
@@ -119,17 +121,17 @@ def webhook_list(request: HttpRequest) -> HttpResponse:
             _, created_secret = subscription_create(
                 name=data["name"], url=data["url"], events=data["events"], agent=data["agent"], user=request.user
             )
-            form = WebhookForm()
+            form = read_choices(WebhookForm())
         else:
             status = 400
-    subs = WebhookSubscription.objects.select_related("agent")
+    subs = selectors.subscriptions()
     return render(
         request, "api/webhooks.html", {"form": form, "subs": subs, "created_secret": created_secret}, status=status
     )
 
 
 def _subscription_or_404(pk: int) -> WebhookSubscription:
-    sub = WebhookSubscription.objects.select_related("agent").filter(pk=pk).first()
+    sub = selectors.subscription_or_none(pk)
     if sub is None:
         raise Http404("No such webhook.")
     return sub
@@ -139,7 +141,7 @@ def _subscription_or_404(pk: int) -> WebhookSubscription:
 @api_admin_required
 def webhook_detail(request: HttpRequest, pk: int) -> HttpResponse:
     sub = _subscription_or_404(pk)
-    deliveries = list(sub.deliveries.prefetch_related("attempt_log", "attempt_log__replay_by")[:100])
+    deliveries = selectors.recent_deliveries(sub)
     return render(request, "api/webhook_detail.html", {"sub": sub, "deliveries": deliveries, "new_secret": None})
 
 
@@ -148,14 +150,14 @@ def webhook_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def webhook_rotate(request: HttpRequest, pk: int) -> HttpResponse:
     sub = _subscription_or_404(pk)
     sub, secret = subscription_rotate_secret(subscription_id=sub.pk, user=request.user)
-    deliveries = list(sub.deliveries.prefetch_related("attempt_log", "attempt_log__replay_by")[:100])
+    deliveries = selectors.recent_deliveries(sub)
     return render(request, "api/webhook_detail.html", {"sub": sub, "deliveries": deliveries, "new_secret": secret})
 
 
 @require_POST
 @api_admin_required
 def webhook_replay(request: HttpRequest, pk: int) -> HttpResponse:
-    delivery = WebhookDelivery.objects.filter(pk=pk).first()
+    delivery = selectors.delivery_or_none(pk)
     if delivery is None:
         raise Http404("No such delivery.")
     from api.webhooks import delivery_attempt

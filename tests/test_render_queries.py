@@ -99,6 +99,9 @@ PAGES = [
     ("admin_user", "review_limit_create", None, False),
     ("admin_user", "review_limit_edit", "limit", False),
     ("admin_user", "agents_stop_button", None, False),
+    ("admin_user", "api_tokens", None, False),
+    ("admin_user", "webhooks", None, False),
+    ("admin_user", "webhook_detail", "webhook", False),
 ]
 
 
@@ -106,6 +109,9 @@ PAGES = [
 def world(supervisor, admin_user, agent, settings):
     from django.contrib.auth.models import Group
 
+    from api.models import WebhookAttempt, WebhookDelivery
+    from api.tokens import token_create, token_revoke
+    from api.webhooks import subscription_create
     from journeys.control import agents_pause
     from journeys.models import Agent, JourneyDefinition, ProposedAction
     from review.cases.services import journey_flag
@@ -125,6 +131,15 @@ def world(supervisor, admin_user, agent, settings):
     assert waiting.status == ProposedAction.Status.PENDING
     # A pause on one definition, for the stop button's rows and history.
     agents_pause(user=admin_user, definition=JourneyDefinition.objects.get(key="lost_card"), reason="an incident")
+    # API tokens (one an agent's, one revoked) and a webhook with a delivery and its attempt.
+    token_create(user=agent.user, name="agent service", created_by=admin_user)
+    revoked, _ = token_create(user=admin_user, name="a script", created_by=admin_user)
+    token_revoke(token_id=revoked.pk, revoked_by=admin_user)
+    sub, _ = subscription_create(
+        name="ops", url="https://hooks.example/ops", events=["agents.paused"], agent=agent, user=admin_user
+    )
+    delivery = WebhookDelivery.objects.create(subscription=sub, event="agents.paused", source="test", attempts=1)
+    WebhookAttempt.objects.create(delivery=delivery, status_code=500, error="down", replay_by=admin_user)
     return {
         "journey": journeys[0].pk,
         "group": case.group_id,
@@ -135,6 +150,7 @@ def world(supervisor, admin_user, agent, settings):
         "agent": Agent.objects.order_by("pk").first().pk,
         "scope": PermissionScope.objects.order_by("pk").first().pk,
         "limit": CumulativeLimit.objects.order_by("pk").first().pk,
+        "webhook": sub.pk,
     }
 
 
@@ -177,6 +193,7 @@ SELECTOR_VIEWS = [
     "review/audit/views.py",
     "review/views.py",
     "console/control.py",
+    "console/api_admin.py",
 ]
 QUERYSET_CALLS = {
     "filter",
