@@ -4,24 +4,25 @@ and approve or reject them. The decision itself is ``review.services.governance`
 
 from __future__ import annotations
 
-from datetime import timedelta
-from decimal import Decimal
 from typing import Any
 
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import QuerySet, Sum
-from django.http import Http404, HttpRequest, HttpResponse, QueryDict
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from review.access import may_edit_scopes
-from review.forms import ScopeForm
-from review.models import CumulativeLimit, GovernanceChange, LimitUsage, PermissionScope
+from review.models import GovernanceChange
+from review.selectors import (
+    governance_change_or_none,
+    governance_page,
+    limit_change_preview,
+    scope_change_preview,
+)
 from review.services.governance import GovernanceError, governance_approve, governance_reject
-from review.views import preview_rows
 
 from .teams import may_manage_teams
 
@@ -46,69 +47,13 @@ def _kinds_for(user: Any) -> list[str]:
     return kinds
 
 
-def changes_for(user: Any) -> QuerySet[GovernanceChange]:
-    """The changes ``user`` may see and decide: those of the kinds they administer."""
-    return GovernanceChange.objects.filter(kind__in=_kinds_for(user)).select_related("maker", "checker")
-
-
 def _change_or_404(user: Any, pk: int) -> GovernanceChange:
     if not may_see_governance(user):
         raise Http404("No such page.")
-    change = changes_for(user).filter(pk=pk).first()
+    change = governance_change_or_none(_kinds_for(user), pk)
     if change is None:
         raise Http404("No such change.")
     return change
-
-
-def _scope_preview(change: GovernanceChange) -> dict[str, Any] | None:
-    """How recent real proposals would be decided with the requested scope in place."""
-    original = PermissionScope.objects.filter(pk=change.target_id).first() if change.target_id else None
-    if change.target_id and original is None:
-        return None
-    candidate = PermissionScope.objects.get(pk=change.target_id) if original else PermissionScope()
-    if "enabled" in change.payload:
-        candidate.is_enabled = bool(change.payload["enabled"])
-    else:
-        data = QueryDict(mutable=True)
-        for key, values in change.payload.get("form", {}).items():
-            data.setlist(key, values if isinstance(values, list) else [values])
-        form = ScopeForm(data, instance=candidate)
-        if not form.is_valid():
-            return None
-        candidate = form.save(commit=False)
-    return preview_rows(candidate, original)
-
-
-def _limit_preview(change: GovernanceChange) -> list[dict[str, Any]]:
-    """Per subject the limit counts now: what is used in the window, and whether it is over the
-    maximum before and after the change (a disabled limit is over nothing)."""
-    limit = CumulativeLimit.objects.filter(pk=change.target_id).first() if change.target_id else None
-    if limit is None or not change.before or not change.after:
-        return []
-    rows = []
-    window = max(int(change.before["window_minutes"]), int(change.after["window_minutes"]))
-    since = timezone.now() - timedelta(minutes=window)
-    used = (
-        LimitUsage.objects.filter(counter__limit=limit, at__gte=since)
-        .values("counter__subject_key")
-        .annotate(total=Sum("quantity"))
-        .order_by("-total")[:20]
-    )
-    for row in used:
-        total = row["total"] or Decimal(0)
-
-        def over(state: dict[str, Any], total: Decimal = total) -> bool:
-            return bool(state["is_enabled"]) and total >= Decimal(state["maximum"])
-
-        rows.append(
-            {
-                "subject": row["counter__subject_key"],
-                "used": total,
-                "over_before": over(change.before),
-                "over_after": over(change.after),
-            }
-        )
-    return rows
 
 
 @require_GET
@@ -116,12 +61,7 @@ def _limit_preview(change: GovernanceChange) -> list[dict[str, Any]]:
 def governance_list(request: HttpRequest) -> HttpResponse:
     if not may_see_governance(request.user):
         raise Http404("No such page.")
-    now = timezone.now()
-    changes = changes_for(request.user)
-    context = {
-        "pending": changes.filter(status=GovernanceChange.Status.PENDING, expires_at__gt=now),
-        "decided": changes.exclude(status=GovernanceChange.Status.PENDING)[:30],
-    }
+    context = governance_page(_kinds_for(request.user), timezone.now())
     return render(request, "console/governance.html", context)
 
 
@@ -132,8 +72,8 @@ def governance_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "change": change,
         "fields": change.changed_fields() if change.kind not in (Kind.GRANT, Kind.ORG_GRANT) else [],
-        "preview": _scope_preview(change) if change.kind == Kind.SCOPE and change.is_pending else None,
-        "limit_rows": _limit_preview(change) if change.kind == Kind.LIMIT and change.is_pending else [],
+        "preview": scope_change_preview(change) if change.kind == Kind.SCOPE and change.is_pending else None,
+        "limit_rows": limit_change_preview(change) if change.kind == Kind.LIMIT and change.is_pending else [],
         "is_maker": change.maker_id == request.user.pk,
         "open": change.is_pending and change.expires_at > timezone.now(),
         "form": DecisionForm(),

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 from django.core.paginator import Paginator
-from django.db.models import Case, Count, F, Max, Q, When
+from django.db.models import Case, Count, F, Max, Q, QuerySet, Sum, When
+from django.http import QueryDict
 from django.utils import timezone
 
 from console.polling import marker_stamp
@@ -33,7 +34,18 @@ from .access import (
 from .briefs import decision_brief, with_brief
 from .cases.access import cases_for, eligible_assignees, groups_for, may_annotate
 from .cases.forms import FlagForm
-from .models import Annotation, CaseGroup, CumulativeLimit, ExceptionCase, Label, PermissionScope, ScopeChange
+from .forms import ScopeForm
+from .models import (
+    Annotation,
+    CaseGroup,
+    CumulativeLimit,
+    ExceptionCase,
+    GovernanceChange,
+    Label,
+    LimitUsage,
+    PermissionScope,
+    ScopeChange,
+)
 from .policy import judge, proposer_user_id, winning_scope
 from .services.governance import pending_changes
 
@@ -384,3 +396,75 @@ def samples_page(user: Any, *, show: str) -> dict[str, Any]:
 def markable_sample(user: Any, pk: int):
     """The sample ``user`` may mark, or None."""
     return samples_for(user, Right.APPROVE).filter(pk=pk).first()
+
+
+# --- governance changes -------------------------------------------------------------------------
+
+
+def governance_changes(kinds: list[str]) -> QuerySet[GovernanceChange]:
+    """The governance changes of the given kinds, with their maker and checker."""
+    return GovernanceChange.objects.filter(kind__in=kinds).select_related("maker", "checker")
+
+
+def governance_page(kinds: list[str], now: datetime) -> dict[str, Any]:
+    """The changes still open at ``now`` and the last 30 decided, of the given kinds."""
+    changes = governance_changes(kinds)
+    return {
+        "pending": list(changes.filter(status=GovernanceChange.Status.PENDING, expires_at__gt=now)),
+        "decided": list(changes.exclude(status=GovernanceChange.Status.PENDING)[:30]),
+    }
+
+
+def governance_change_or_none(kinds: list[str], pk: int) -> GovernanceChange | None:
+    return governance_changes(kinds).filter(pk=pk).first()
+
+
+def scope_change_preview(change: GovernanceChange) -> dict[str, Any] | None:
+    """How recent real proposals would be decided with the requested scope in place."""
+    original = PermissionScope.objects.filter(pk=change.target_id).first() if change.target_id else None
+    if change.target_id and original is None:
+        return None
+    candidate = PermissionScope.objects.get(pk=change.target_id) if original else PermissionScope()
+    if "enabled" in change.payload:
+        candidate.is_enabled = bool(change.payload["enabled"])
+    else:
+        data = QueryDict(mutable=True)
+        for key, values in change.payload.get("form", {}).items():
+            data.setlist(key, values if isinstance(values, list) else [values])
+        form = ScopeForm(data, instance=candidate)
+        if not form.is_valid():
+            return None
+        candidate = form.save(commit=False)
+    return preview_rows(candidate, original)
+
+
+def limit_change_preview(change: GovernanceChange) -> list[dict[str, Any]]:
+    """Per subject the limit counts now: what is used in the window, and whether it is over the
+    maximum before and after the change (a disabled limit is over nothing)."""
+    limit = CumulativeLimit.objects.filter(pk=change.target_id).first() if change.target_id else None
+    if limit is None or not change.before or not change.after:
+        return []
+    rows = []
+    window = max(int(change.before["window_minutes"]), int(change.after["window_minutes"]))
+    since = timezone.now() - timedelta(minutes=window)
+    used = (
+        LimitUsage.objects.filter(counter__limit=limit, at__gte=since)
+        .values("counter__subject_key")
+        .annotate(total=Sum("quantity"))
+        .order_by("-total")[:20]
+    )
+    for row in used:
+        total = row["total"] or Decimal(0)
+
+        def over(state: dict[str, Any], total: Decimal = total) -> bool:
+            return bool(state["is_enabled"]) and total >= Decimal(state["maximum"])
+
+        rows.append(
+            {
+                "subject": row["counter__subject_key"],
+                "used": total,
+                "over_before": over(change.before),
+                "over_after": over(change.after),
+            }
+        )
+    return rows

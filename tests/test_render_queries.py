@@ -102,6 +102,10 @@ PAGES = [
     ("admin_user", "api_tokens", None, False),
     ("admin_user", "webhooks", None, False),
     ("admin_user", "webhook_detail", "webhook", False),
+    ("admin_user", "governance_list", None, False),
+    ("admin_user", "governance_detail", "scope_change", False),
+    ("admin_user", "governance_detail", "limit_change", False),
+    ("admin_user", "governance_detail", "grant_change", False),
 ]
 
 
@@ -113,9 +117,10 @@ def world(supervisor, admin_user, agent, settings):
     from api.tokens import token_create, token_revoke
     from api.webhooks import subscription_create
     from journeys.control import agents_pause
-    from journeys.models import Agent, JourneyDefinition, ProposedAction
+    from journeys.models import Agent, JourneyDefinition, OrganisationGrant, ProposedAction
     from review.cases.services import journey_flag
     from review.models import AuditRecord, CumulativeLimit, PermissionScope, ReviewSample
+    from review.services.governance import org_grant_submit, rule_toggle_submit
     from tests.review.helpers import refund
 
     journeys = [
@@ -140,6 +145,18 @@ def world(supervisor, admin_user, agent, settings):
     )
     delivery = WebhookDelivery.objects.create(subscription=sub, event="agents.paused", source="test", attempts=1)
     WebhookAttempt.objects.create(delivery=delivery, status_code=500, error="down", replay_by=admin_user)
+    # Governance changes waiting for a second admin: a scope, a limit and organisation-wide rights.
+    scope = PermissionScope.objects.filter(action_type__key="send_message").get()
+    _, scope_change = rule_toggle_submit(
+        model=PermissionScope, pk=scope.pk, enabled=False, actor=admin_user, reason="x"
+    )
+    limit = CumulativeLimit.objects.filter(is_enabled=True).order_by("pk").first()
+    _, limit_change = rule_toggle_submit(
+        model=CumulativeLimit, pk=limit.pk, enabled=False, actor=admin_user, reason="x"
+    )
+    cards = Group.objects.get(name="Cards team")
+    _, grant_change = org_grant_submit(team=cards, rights=[OrganisationGrant.Right.PAUSE], actor=admin_user, reason="x")
+    assert None not in (scope_change, limit_change, grant_change)
     return {
         "journey": journeys[0].pk,
         "group": case.group_id,
@@ -151,10 +168,13 @@ def world(supervisor, admin_user, agent, settings):
         "scope": PermissionScope.objects.order_by("pk").first().pk,
         "limit": CumulativeLimit.objects.order_by("pk").first().pk,
         "webhook": sub.pk,
+        "scope_change": scope_change.pk,
+        "limit_change": limit_change.pk,
+        "grant_change": grant_change.pk,
     }
 
 
-@pytest.mark.parametrize(("who", "name", "arg", "poll"), PAGES, ids=[f"{p[1]}-{p[0]}" for p in PAGES])
+@pytest.mark.parametrize(("who", "name", "arg", "poll"), PAGES, ids=[f"{p[1]}-{p[2] or p[0]}" for p in PAGES])
 def test_no_query_runs_while_a_page_renders(request, client, world, who, name, arg, poll):
     client.force_login(request.getfixturevalue(who))
     url = reverse(name, args=[world[arg]] if arg else [])
@@ -194,6 +214,7 @@ SELECTOR_VIEWS = [
     "review/views.py",
     "console/control.py",
     "console/api_admin.py",
+    "console/governance.py",
 ]
 QUERYSET_CALLS = {
     "filter",
