@@ -1,9 +1,10 @@
 """Pages read through selectors: no query runs while a template renders.
 
 Views (through ``journeys/selectors.py``, ``review/selectors.py``, ``review/audit/selectors.py``,
-``console/selectors.py`` and ``api/selectors.py``) hand templates evaluated data; template tags only arrange it. Each
-page below is rendered with a hook on the template engine: any SQL issued between the start and
-the end of the outermost template's render is a failure, named with the template and the SQL.
+``console/selectors.py`` and ``api/selectors.py``) hand templates evaluated data; template tags
+only arrange it. Each page below is rendered with a hook on the template engine: any SQL issued
+between the start and the end of the outermost template's render is a failure, named with the
+template and the SQL.
 The page shell's values from the context processor (menu, teams, audit alert) are looked up
 lazily when the shell shows them, so a fragment costs none; those lookups are not counted.
 """
