@@ -106,43 +106,11 @@ def _stable_number(text: str) -> float | int:
     return float(text)
 
 
-def audit_append(
-    *,
-    chain: str,
-    kind: str,
-    summary: str,
-    actor_kind: str = AuditRecord.Actor.SYSTEM,
-    actor_label: str = "",
-    actor_user_id: int | None = None,
-    actor_agent_id: int | None = None,
-    journey_id: int | None = None,
-    definition_id: int | None = None,
-    customer_ref: str = "",
-    action_type: str = "",
-    decision: str = "",
-    proposal_id: int | None = None,
-    event_id: int | None = None,
-    payload: dict[str, Any] | None = None,
-) -> AuditRecord:
-    """Append one record to ``chain``. Joins the caller's transaction (the record commits or
-    rolls back with the change it describes) and holds the chain's lock until that ends."""
-    record = audit_prepare(
-        chain=chain,
-        kind=kind,
-        summary=summary,
-        actor_kind=actor_kind,
-        actor_label=actor_label,
-        actor_user_id=actor_user_id,
-        actor_agent_id=actor_agent_id,
-        journey_id=journey_id,
-        definition_id=definition_id,
-        customer_ref=customer_ref,
-        action_type=action_type,
-        decision=decision,
-        proposal_id=proposal_id,
-        event_id=event_id,
-        payload=payload,
-    )
+def audit_append(**fields: Any) -> AuditRecord:
+    """Append one record (the fields of ``audit_prepare``) to its chain. Joins the caller's
+    transaction (the record commits or rolls back with the change it describes) and holds the
+    chain's lock until that ends."""
+    record = audit_prepare(**fields)
     audit_append_prepared([record])
     return record
 
