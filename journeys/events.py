@@ -131,18 +131,18 @@ def record(
     proposal: ProposedAction | None = None,
     step: str | None = None,
 ) -> Event:
-    event = Event.objects.create(
-        journey=journey,
-        kind=kind,
-        summary=summary,
+    event = _event(
+        journey,
+        kind,
+        summary,
         actor_kind=actor_kind,
         actor_user=actor_user,
         actor_agent=actor_agent,
-        data=data or {},
+        data=data,
         proposal=proposal,
-        step=journey.current_step if step is None else step,
-        epoch=journey.epoch,
+        step=step,
     )
+    event.save(force_insert=True)
     group = _together.get()
     if group is not None:
         group.add(event)
