@@ -6,7 +6,9 @@ never lands a result after a takeover:
 A. (locked) check the task is still current: same ``epoch`` (else record that it was dropped),
    same ``turn_seq`` (else it is a duplicate delivery: do nothing), the journey is the agent's to
    run and no live worker holds its lease. Take the lease and count the start; a turn started
-   ``QUARANTINE_AFTER_STARTS`` times without finishing is quarantined to a person.
+   ``QUARANTINE_AFTER_STARTS`` times without finishing is quarantined to a person. In the common
+   case, when nothing stands in the way, all of that is one conditional UPDATE without a
+   transaction (``lifecycle.journey.begin_turn_at_once``); otherwise the locked path says why.
 B. (unlocked) ask the agent adapter for its turn.
 C. (locked) check epoch, turn and lease again, then apply the turn: proposals through the policy
    seam, allowed ones executed once (idempotency key per proposal), events, the next turn
@@ -72,7 +74,7 @@ def _phase(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def run_turn(journey_id: int, epoch: int, turn_seq: int, *, token: str) -> str:
     """Run one agent turn. Returns a short word saying what happened (for logs and tests)."""
-    started = _begin(journey_id, epoch, turn_seq, token)
+    started = _begin_at_once(journey_id, epoch, turn_seq, token) or _begin(journey_id, epoch, turn_seq, token)
     if isinstance(started, str):
         return started
     if started.snapshot is None:
@@ -106,6 +108,37 @@ def _current(journey: Journey | None, epoch: int, turn_seq: int, phase: str) -> 
     if journey.turn_seq != turn_seq:
         return "duplicate"
     return None
+
+
+def _begin_at_once(journey_id: int, epoch: int, turn_seq: int, token: str) -> Started | None:
+    """Phase A in one statement when nothing stands in the way (``lifecycle.begin_turn_at_once``);
+    None sends the turn through ``_begin``, which takes the lock and says why not."""
+    now = timezone.now()
+    taken = lifecycle.begin_turn_at_once(
+        journey_id,
+        epoch=epoch,
+        turn_seq=turn_seq,
+        token=token,
+        now=now,
+        until=now + timedelta(seconds=_conf("STEP_LEASE_SECONDS")),
+        max_starts=_conf("QUARANTINE_AFTER_STARTS"),
+        max_turns=_conf("MAX_TURNS"),
+    )
+    if taken is None:
+        return None
+    if taken.ready_to_execute:
+        return Started(snapshot=None, kind="")
+    snapshot = Snapshot(
+        journey_id=journey_id,
+        definition=taken.definition,
+        step=taken.step,
+        customer=taken.customer,
+        channel=taken.channel,
+        turn=turn_seq,
+        context=taken.context,
+        agent_config=taken.agent_config,
+    )
+    return Started(snapshot=snapshot, kind=taken.agent_kind)
 
 
 @_phase

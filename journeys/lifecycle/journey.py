@@ -38,12 +38,13 @@ agrees with the status.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from .. import events
@@ -137,6 +138,100 @@ def begin_turn(journey: Journey, *, token: str, until: datetime) -> None:
     if journey.waiting_on not in (WaitingOn.NOTHING, WaitingOn.RETRY):
         raise IllegalTransition(f"J-{journey.pk} waits on {journey.get_waiting_on_display().lower()}.")
     _move(journey, "begin_turn", lease_token=token, lease_until=until, waiting_on=WaitingOn.NOTHING)
+
+
+@dataclass(frozen=True)
+class TurnTaken:
+    """What the start of a turn taken in one statement returns (``begin_turn_at_once``)."""
+
+    definition: str
+    step: str
+    customer: str
+    channel: str
+    context: dict[str, Any]
+    agent_kind: str
+    agent_config: dict[str, Any]
+    ready_to_execute: bool
+
+
+@functools.cache
+def _begin_turn_sql() -> str:
+    from ..models import Agent, AgentPause, JourneyDefinition
+
+    journey, agent = Journey._meta.db_table, Agent._meta.db_table
+    definition, pause = JourneyDefinition._meta.db_table, AgentPause._meta.db_table
+    proposal = ProposedAction._meta.db_table
+    ready = ", ".join(f"'{status}'" for status in (ProposedAction.Status.AUTO_APPROVED, ProposedAction.Status.APPROVED))
+    return f"""
+        UPDATE {journey} AS j
+           SET turn_starts = j.turn_starts + 1, lease_token = %(token)s, lease_until = %(until)s
+         WHERE j.id = %(id)s AND j.epoch = %(epoch)s AND j.turn_seq = %(turn)s
+           AND j.status = '{Status.RUNNING}' AND j.waiting_on = '{WaitingOn.NOTHING}'
+           AND j.controller_user_id IS NULL
+           AND (j.lease_until IS NULL OR j.lease_until <= %(now)s OR j.lease_token = %(token)s)
+           AND j.turn_starts < %(max_starts)s AND j.turn_seq < %(max_turns)s
+           AND EXISTS (SELECT 1 FROM {agent} a WHERE a.id = j.agent_id AND a.is_enabled)
+           AND NOT EXISTS (SELECT 1 FROM {pause} p WHERE p.resumed_at IS NULL)
+        RETURNING (SELECT d.key FROM {definition} d WHERE d.id = j.definition_id),
+                  j.current_step, j.customer_ref, j.channel, j.context,
+                  (SELECT a.kind FROM {agent} a WHERE a.id = j.agent_id),
+                  (SELECT a.config FROM {agent} a WHERE a.id = j.agent_id),
+                  EXISTS (SELECT 1 FROM {proposal} pa WHERE pa.journey_id = j.id AND pa.status IN ({ready}))
+    """
+
+
+def begin_turn_at_once(
+    journey_id: int,
+    *,
+    epoch: int,
+    turn_seq: int,
+    token: str,
+    now: datetime,
+    until: datetime,
+    max_starts: int,
+    max_turns: int,
+) -> TurnTaken | None:
+    """The common start of a turn in one statement, outside any transaction: when the task is
+    current (epoch and turn), the journey is the agent's to run with nothing to wait on, no
+    person in control, no other live lease, the start and turn counts under their limits, the
+    agent enabled and no pause active at all, count the start and take the lease — the same
+    writes as ``begin_turn`` after the runtime's checks — and return what the agent needs.
+
+    None when any of that does not hold: the caller then takes the row lock and finds out why
+    (``begin_turn`` and the runtime's checks), which records what each case records. The
+    conditional UPDATE re-checks its conditions on the row it locks, so it cannot race a
+    takeover, a pause confirmed before it or another worker's lease. Nothing shown on the board
+    changes, so the change marker stays.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _begin_turn_sql(),
+            {
+                "id": journey_id,
+                "epoch": epoch,
+                "turn": turn_seq,
+                "token": token,
+                "now": now,
+                "until": until,
+                "max_starts": max_starts,
+                "max_turns": max_turns,
+            },
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    definition, step, customer, channel, context, kind, config, ready = row
+    as_json = Journey._meta.get_field("context").from_db_value
+    return TurnTaken(
+        definition=definition,
+        step=step,
+        customer=customer,
+        channel=channel,
+        context=as_json(context, None, connection),
+        agent_kind=kind,
+        agent_config=as_json(config, None, connection) or {},
+        ready_to_execute=ready,
+    )
 
 
 def release_turn(journey: Journey) -> None:

@@ -84,6 +84,120 @@ def test_a_live_lease_keeps_a_second_worker_out(agent):
     assert journey.proposals.count() == 0
 
 
+def _begin_at_once(journey: Journey, *, epoch: int | None = None, turn_seq: int | None = None, token: str = "fast"):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from journeys.lifecycle import journey as lifecycle
+
+    now = timezone.now()
+    return lifecycle.begin_turn_at_once(
+        journey.pk,
+        epoch=journey.epoch if epoch is None else epoch,
+        turn_seq=journey.turn_seq if turn_seq is None else turn_seq,
+        token=token,
+        now=now,
+        until=now + timedelta(seconds=60),
+        max_starts=3,
+        max_turns=40,
+    )
+
+
+def test_a_plain_turn_starts_in_one_statement_that_takes_the_lease(agent, django_assert_num_queries):
+    journey = start()
+    journey.refresh_from_db()
+    with django_assert_num_queries(1):
+        taken = _begin_at_once(journey)
+    assert taken is not None
+    assert (taken.definition, taken.step, taken.customer) == ("lost_card", journey.current_step, "CUST-00002")
+    assert taken.context == journey.context and taken.agent_kind == agent.kind
+    assert not taken.ready_to_execute
+    marker = journey.updated_at
+    journey.refresh_from_db()
+    assert journey.lease_token == "fast" and journey.turn_starts == 1
+    assert journey.updated_at == marker  # the lease is not on the board: its change marker stays
+
+
+def _stale(journey, agent):
+    return {"epoch": journey.epoch - 1}
+
+
+def _duplicate(journey, agent):
+    return {"turn_seq": journey.turn_seq + 1}
+
+
+def _held(journey, agent):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    Journey.objects.filter(pk=journey.pk).update(lease_token="other", lease_until=timezone.now() + timedelta(minutes=1))
+
+
+def _waiting_on_customer(journey, agent):
+    Journey.objects.filter(pk=journey.pk).update(waiting_on=Journey.WaitingOn.CUSTOMER)
+
+
+def _retry_due(journey, agent):
+    Journey.objects.filter(pk=journey.pk).update(waiting_on=Journey.WaitingOn.RETRY)
+
+
+def _starts_spent(journey, agent):
+    Journey.objects.filter(pk=journey.pk).update(turn_starts=3)
+
+
+def _turns_spent(journey, agent):
+    Journey.objects.filter(pk=journey.pk).update(turn_seq=40)
+    return {"turn_seq": 40}
+
+
+def _agent_disabled(journey, agent):
+    Agent.objects.filter(pk=agent.pk).update(is_enabled=False)
+
+
+def _no_agent(journey, agent):
+    Journey.objects.filter(pk=journey.pk).update(agent=None)
+
+
+def _any_pause(journey, agent):
+    from django.contrib.auth import get_user_model
+
+    from journeys.models import ActionType, AgentPause
+
+    admin = get_user_model().objects.get(username="admin")
+    other_type = ActionType.objects.exclude(key="lookup_account").first()
+    AgentPause.objects.create(action_type=other_type, paused_by=admin, reason="a pause of one action type")
+
+
+@pytest.mark.parametrize(
+    "obstacle",
+    [
+        _stale,
+        _duplicate,
+        _held,
+        _waiting_on_customer,
+        _retry_due,
+        _starts_spent,
+        _turns_spent,
+        _agent_disabled,
+        _no_agent,
+        _any_pause,
+    ],
+)
+def test_the_one_statement_start_leaves_every_obstacle_to_the_locked_path(agent, obstacle):
+    """Whatever could refuse, delay or quarantine a turn makes the one-statement start write
+    nothing and answer None, so ``run_turn`` takes the lock and records what the case records."""
+    journey = start()
+    journey.refresh_from_db()
+    overrides = obstacle(journey, agent) or {}
+    before = Journey.objects.values("turn_starts", "lease_token", "lease_until", "updated_at").get(pk=journey.pk)
+    assert _begin_at_once(journey, **overrides) is None
+    assert (
+        Journey.objects.values("turn_starts", "lease_token", "lease_until", "updated_at").get(pk=journey.pk) == before
+    )
+
+
 def test_executing_the_same_proposal_twice_has_one_effect(agent):
     journey = start()
     turn(journey)  # lookup_account (read, no effect)
