@@ -7,11 +7,12 @@ through the named transitions of ``journeys.lifecycle``; these services orchestr
 
 from __future__ import annotations
 
+import functools
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from . import events
@@ -27,12 +28,59 @@ __all__ = ["IllegalTransition", "JourneyError", "enqueue_turn"]
 
 
 def lock_journey(journey_id: int) -> Journey | None:
-    return (
-        Journey.objects.select_for_update(of=("self",))
-        .select_related("definition", "version", "agent")
-        .filter(pk=journey_id)
-        .first()
+    """The journey, its row locked until the transaction ends, with its definition, version and
+    agent loaded: ``Journey.objects.select_for_update(of=("self",)).select_related("definition",
+    "version", "agent")`` — built once per process as plain SQL, since every agent turn and
+    every person's action starts here and Django would compile the same query each time."""
+    sql, parts = _lock_statement()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [journey_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    loaded: dict[str, Any] = {}
+    for relation, model, fields, start in parts:
+        values = row[start : start + len(fields)]
+        if relation and values[0] is None:  # a journey without an agent
+            loaded[relation] = None
+            continue
+        values = [
+            field.from_db_value(value, None, connection)
+            if value is not None and hasattr(field, "from_db_value")
+            else value
+            for field, value in zip(fields, values, strict=True)
+        ]
+        loaded[relation] = model.from_db(connection.alias, [field.attname for field in fields], values)
+    journey = loaded.pop("")
+    for relation, instance in loaded.items():
+        Journey._meta.get_field(relation).set_cached_value(journey, instance)
+    return journey
+
+
+@functools.cache
+def _lock_statement() -> tuple[str, list[tuple[str, type, list[Any], int]]]:
+    """The SQL of ``lock_journey`` and, per model it loads, the columns' place in its row."""
+    quote = connection.ops.quote_name
+    parts: list[tuple[str, type, list[Any], int]] = []
+    columns: list[str] = []
+    joins: list[str] = []
+    for alias, relation in (("j", ""), ("d", "definition"), ("v", "version"), ("a", "agent")):
+        model = Journey._meta.get_field(relation).related_model if relation else Journey
+        fields = list(model._meta.concrete_fields)
+        parts.append((relation, model, fields, len(columns)))
+        columns += [f"{alias}.{quote(field.column)}" for field in fields]
+        if relation:
+            link = Journey._meta.get_field(relation)
+            kind = "LEFT JOIN" if link.null else "JOIN"
+            joins.append(
+                f"{kind} {quote(model._meta.db_table)} {alias} ON {alias}.{quote(model._meta.pk.column)} = "
+                f"j.{quote(link.column)}"
+            )
+    sql = (
+        f"SELECT {', '.join(columns)} FROM {quote(Journey._meta.db_table)} j {' '.join(joins)} "
+        f"WHERE j.{quote(Journey._meta.pk.column)} = %s FOR UPDATE OF j"
     )
+    return sql, parts
 
 
 def default_agent() -> Agent | None:

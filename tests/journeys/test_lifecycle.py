@@ -344,3 +344,35 @@ def test_the_journey_page_shows_exactly_the_buttons_the_lifecycle_allows(client,
     assert "Withdraw</button>" not in page
     assert "Hand back to the agent" not in page
     assert 'id="take-over"' not in page
+
+
+@pytest.mark.parametrize("with_agent", [True, False])
+def test_lock_journey_loads_what_the_orm_would_in_one_statement(demo, with_agent, django_assert_num_queries):
+    """``lock_journey`` builds its SQL once per process; the instances it returns are the ones
+    ``select_for_update().select_related(...)`` returns, field for field and type for type."""
+    journey = _journey()
+    if not with_agent:
+        Journey.objects.filter(pk=journey.pk).update(agent=None)
+    with transaction.atomic():
+        with django_assert_num_queries(1):
+            mine = lock_journey(journey.pk)
+            assert (mine.definition.key, mine.version.pk) == (journey.definition.key, journey.version_id)
+            assert (mine.agent is not None) == with_agent
+        orm = (
+            Journey.objects.select_for_update(of=("self",))
+            .select_related("definition", "version", "agent")
+            .get(pk=journey.pk)
+        )
+    pairs = [(mine, orm), (mine.definition, orm.definition), (mine.version, orm.version)]
+    if with_agent:
+        pairs.append((mine.agent, orm.agent))
+    for ours, theirs in pairs:
+        assert not ours._state.adding and ours._state.db == theirs._state.db
+        for field in type(ours)._meta.concrete_fields:
+            assert getattr(ours, field.attname) == getattr(theirs, field.attname), field.name
+            assert type(getattr(ours, field.attname)) is type(getattr(theirs, field.attname)), field.name
+    assert mine.shown_state() == orm.shown_state()
+    mine.context["facts"] = {"changed": True}
+    journey_lifecycle.end_turn(mine, run_next=False)  # a locked instance goes through a transition
+    assert Journey.objects.get(pk=journey.pk).context["facts"] == {"changed": True}
+    assert lock_journey(0) is None
