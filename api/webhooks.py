@@ -25,7 +25,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from journeys.events import governance_changed
+from journeys.events import current_together, governance_changed
 from journeys.models import AgentPause, Event
 
 from .models import WebhookAttempt, WebhookDelivery, WebhookEvent, WebhookSubscription
@@ -68,10 +68,18 @@ def verify(body: bytes, header: str, secret: str, *, tolerance: int = 300, now: 
 
 
 def _subscriptions(event: str, agent_id: int | None) -> list[WebhookSubscription]:
-    # Few rows; filtered here because SQLite (the embedded demo) cannot search JSON lists.
+    # Few rows; filtered here because SQLite (the embedded demo) cannot search JSON lists. Within
+    # one phase of an agent's turn (``journeys.events.together``: one transaction, a few events)
+    # they are read once.
+    group = current_together()
+    enabled = group.stash.get("webhook_subscriptions") if group is not None else None
+    if enabled is None:
+        enabled = list(WebhookSubscription.objects.filter(is_enabled=True))
+        if group is not None:
+            group.stash["webhook_subscriptions"] = enabled
     return [
         sub
-        for sub in WebhookSubscription.objects.filter(is_enabled=True)
+        for sub in enabled
         if event in sub.events and (sub.agent_id is None or agent_id is None or sub.agent_id == agent_id)
     ]
 

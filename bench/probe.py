@@ -3,6 +3,11 @@
 - ``bench.durable_step``: the honest baseline for one governed agent step — the minimum durable
   work a step needs (lock the chain's row, UPDATE it, INSERT one row, in one transaction) and
   then enqueue the next step after commit, exactly as the runtime enqueues the next turn.
+- ``bench.statement_floor_step``: the round trips of a governed turn without its Python — as
+  many single-row statements per step as a governed turn sends (measured in the same run), shaped
+  like one: an autocommit UPDATE that starts the turn, then one transaction that locks the row,
+  alternates indexed INSERTs and reads, UPDATEs the row and commits. It tells how much of the
+  governed step is the number of statements and how much the work around them.
 - Task timing: every task's start and end (wall clock) and first argument are appended to a file
   per worker process in ``BENCH_PROBE_DIR``, so the benchmark computes per-step latency the same
   way for both sides.
@@ -27,6 +32,11 @@ CREATE TABLE IF NOT EXISTS bench_step (
     id bigserial PRIMARY KEY, chain_id integer NOT NULL, step integer NOT NULL,
     at timestamptz NOT NULL DEFAULT clock_timestamp()
 );
+CREATE TABLE IF NOT EXISTS bench_floor_row (
+    id bigserial PRIMARY KEY, chain_id integer NOT NULL, step integer NOT NULL, n integer NOT NULL,
+    at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX IF NOT EXISTS bench_floor_row_chain ON bench_floor_row (chain_id, step, n);
 """
 
 
@@ -39,6 +49,32 @@ def durable_step(chain_id: int, remaining: int) -> None:
         cursor.execute("INSERT INTO bench_step (chain_id, step) VALUES (%s, %s)", [chain_id, step])
         if remaining > 1:
             transaction.on_commit(lambda: durable_step.delay(chain_id, remaining - 1))
+
+
+@shared_task(name="bench.statement_floor_step", acks_late=True)
+def statement_floor_step(chain_id: int, remaining: int, statements: int) -> None:
+    # The start: one autocommit statement, as the runtime's begin_turn_at_once.
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE bench_chain SET step = step WHERE id = %s", [chain_id])
+    # BEGIN, the lock, the final UPDATE and COMMIT are four more; the rest alternate.
+    middle = max(0, statements - 5)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT step FROM bench_chain WHERE id = %s FOR UPDATE", [chain_id])
+        (step,) = cursor.fetchone()
+        for n in range(middle):
+            if n % 2:
+                cursor.execute(
+                    "SELECT n FROM bench_floor_row WHERE chain_id = %s AND step = %s ORDER BY n DESC LIMIT 1",
+                    [chain_id, step],
+                )
+                cursor.fetchone()
+            else:
+                cursor.execute(
+                    "INSERT INTO bench_floor_row (chain_id, step, n) VALUES (%s, %s, %s)", [chain_id, step, n]
+                )
+        cursor.execute("UPDATE bench_chain SET step = step + 1 WHERE id = %s", [chain_id])
+        if remaining > 1:
+            transaction.on_commit(lambda: statement_floor_step.delay(chain_id, remaining - 1, statements))
 
 
 @task_prerun.connect

@@ -78,6 +78,59 @@ def step_figures(rows: list[tuple[str, float, float]]) -> dict[str, float]:
     }
 
 
+def turns_in_process(journeys: int) -> dict[str, float]:
+    """Lost-card journeys driven turn by turn in this process (the task's enqueue caught, no
+    broker, no worker): statements per turn (BEGIN, COMMIT and savepoints included), time per turn,
+    and the part of it spent waiting on the database."""
+    import collections
+    from unittest import mock
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from journeys import runtime, tasks
+    from journeys.services import journey_start
+
+    queue: collections.deque = collections.deque()
+
+    class Caught:
+        def delay(self, *args):
+            queue.append(args)
+
+        def apply_async(self, args=(), countdown=None):
+            queue.append(tuple(args))
+
+    in_sql = [0.0]
+
+    def timed(execute, sql, params, many, context):
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            in_sql[0] += time.perf_counter() - started
+
+    per_turn, statements = [], 0
+    with mock.patch.object(tasks, "run_step", Caught()):
+        for n in range(journeys):
+            journey_start(definition="lost_card", customer_ref=f"CUST-{n % 40 + 1:05d}", request={"reason": "lost"})
+        turn = 0
+        while queue:
+            args = queue.popleft()
+            with CaptureQueriesContext(connection) as captured, connection.execute_wrapper(timed):
+                started = time.perf_counter()
+                runtime.run_turn(*args, token=f"in-process-{turn}")
+                per_turn.append((time.perf_counter() - started) * 1000)
+            statements += len(captured.captured_queries)
+            turn += 1
+    return {
+        "turns": turn,
+        "statements": statements / turn,
+        "ms_p50": p50(per_turn),
+        "ms_mean": sum(per_turn) / turn,
+        "sql_ms_mean": in_sql[0] * 1000 / turn,
+    }
+
+
 def main() -> None:
     os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/9")
     queue = f"handoff-bench-{uuid.uuid4().hex[:8]}"
@@ -88,7 +141,7 @@ def main() -> None:
     from django.db import connection
 
     import bench.probe  # noqa: F401 - registers the baseline task with this process's app
-    from bench.probe import SCHEMA, durable_step
+    from bench.probe import SCHEMA, durable_step, statement_floor_step
     from journeys.models import Agent, Journey
     from journeys.services import journey_start
 
@@ -97,6 +150,8 @@ def main() -> None:
     Agent.objects.filter(name="Scripted agent").update(config={})
     with connection.cursor() as cursor:
         cursor.execute(SCHEMA)
+    in_process = turns_in_process(max(4, CHAINS // 2))
+    statements = round(in_process["statements"])
     connection.close()
 
     probe_dir = Path(tempfile.mkdtemp(prefix="handoff-probe-"))
@@ -182,6 +237,17 @@ def main() -> None:
         time.sleep(1.2)
         baseline_writes = writes_between(before, table_writes(stats), target)
         baseline = step_figures(read_probe(probe_dir, "bench.durable_step"))
+
+        # The governed turn's number of statements as raw SQL, same chains and length.
+        with connection.cursor() as cursor:
+            cursor.execute("UPDATE bench_chain SET step = 0")
+        connection.close()
+        started = time.perf_counter()
+        for chain in range(1, CHAINS + 1):
+            statement_floor_step.delay(chain, steps_per_chain, statements)
+        while stats.execute("SELECT coalesce(sum(step), 0) FROM bench_chain WHERE id > 0").fetchone()[0] < target:
+            time.sleep(0.02)
+        floor = step_figures(read_probe(probe_dir, "bench.statement_floor_step"))
     finally:
         worker.terminate()
         worker.wait(timeout=30)
@@ -232,6 +298,21 @@ def main() -> None:
         CHAINS / baseline_minutes,
         "/min",
         higher_is_better=True,
+    )
+    print(
+        f"   -- in-process, no broker: {in_process['turns']} turns, {in_process['statements']:.1f} statements a turn "
+        f"(BEGIN/COMMIT included), {in_process['ms_mean']:.1f} ms a turn (p50 {in_process['ms_p50']:.1f}), "
+        f"{in_process['sql_ms_mean']:.1f} ms of it waiting on the database"
+    )
+    print(f"   -- against the governed turn's {statements} statements as raw SQL, no Python (same worker, same chains)")
+    report("step execution p50 (ms)", product["exec_p50"], floor["exec_p50"], "ms", higher_is_better=False)
+    report("throughput (steps/s)", product["rate"], floor["rate"], "steps/s", higher_is_better=True)
+    report(
+        "statements alone vs the bare step, p50 (ms)",
+        floor["exec_p50"],
+        baseline["exec_p50"],
+        "ms",
+        higher_is_better=False,
     )
     print(f"   product writes per step : {product_writes}")
     print(f"   baseline writes per step: {baseline_writes}")

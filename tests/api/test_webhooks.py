@@ -80,6 +80,30 @@ def test_decisions_carry_the_rule_and_only_the_subscribed_agents_journeys(receiv
     assert data["proposal"]["status"] == "pending" and "35.00" in data["proposal"]["rule"]
 
 
+def test_one_phase_of_a_turn_reads_the_subscriptions_once_and_delivers_each_event(receiver, admin_user, agent):
+    from django.db import connection, transaction
+    from django.test.utils import CaptureQueriesContext
+
+    from journeys import events
+    from journeys.models import Event
+
+    subscription_create(name="all", url=receiver.url, events=["decision.made", "journey.completed"], agent=None, user=admin_user)
+    journey = journey_start(definition="fee_refund", customer_ref="CUST-00001", agent=agent)
+    with CaptureQueriesContext(connection) as captured, transaction.atomic(), events.together():
+        for n in range(3):
+            events.record(journey, Event.Kind.ACTION_DECIDED, f"decision {n}")
+        events.record(journey, Event.Kind.COMPLETED, "done")
+    reads = [q for q in captured.captured_queries if 'FROM "api_webhooksubscription"' in q["sql"]]
+    assert len(reads) == 1
+    assert WebhookDelivery.objects.filter(event="decision.made").count() == 3
+    assert WebhookDelivery.objects.filter(event="journey.completed").count() == 1
+    # Outside a phase every event reads them afresh: a subscription made meanwhile is seen.
+    subscription_create(name="late", url=receiver.url, events=["decision.made"], agent=None, user=admin_user)
+    with transaction.atomic():
+        events.record(journey, Event.Kind.ACTION_DECIDED, "after the second subscription")
+    assert WebhookDelivery.objects.filter(source__startswith="event:", event="decision.made").count() == 5
+
+
 def test_a_failing_receiver_is_retried_with_back_off_then_given_up(receiver, admin_user, supervisor, settings):
     settings.WEBHOOK_MAX_ATTEMPTS = 3
     receiver.statuses = [500, 503, 502]
