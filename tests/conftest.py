@@ -193,6 +193,19 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: floa
         time.sleep(interval)
 
 
+@pytest.fixture
+def within_one_minute() -> None:
+    """Start the test well inside a wall-clock minute. The board's, the desk's and the exception
+    workbench's change markers also move each minute (waiting times age), so a test that loads a
+    page and then expects its unchanged poll to answer 204 must not straddle a minute."""
+    from django.utils import timezone
+
+    now = timezone.now()
+    second = now.second + now.microsecond / 1e6
+    if second > 50:
+        time.sleep(60.1 - second)
+
+
 def drive_to_end(journey_id: int, timeout: float = 60.0) -> Journey:
     """Play a cooperative customer until the journey leaves the agent's hands."""
     from demo.simulator import Simulator

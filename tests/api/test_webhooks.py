@@ -87,7 +87,9 @@ def test_one_phase_of_a_turn_reads_the_subscriptions_once_and_delivers_each_even
     from journeys import events
     from journeys.models import Event
 
-    subscription_create(name="all", url=receiver.url, events=["decision.made", "journey.completed"], agent=None, user=admin_user)
+    subscription_create(
+        name="all", url=receiver.url, events=["decision.made", "journey.completed"], agent=None, user=admin_user
+    )
     journey = journey_start(definition="fee_refund", customer_ref="CUST-00001", agent=agent)
     with CaptureQueriesContext(connection) as captured, transaction.atomic(), events.together():
         for n in range(3):

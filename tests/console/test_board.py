@@ -150,6 +150,7 @@ def test_the_board_query_count_does_not_grow_with_its_rows(as_user, supervisor, 
     assert len(many) <= 15
 
 
+@pytest.mark.usefixtures("within_one_minute")
 def test_an_unchanged_poll_is_an_empty_204_costing_a_few_queries(as_user, supervisor, django_assert_max_num_queries):
     _start("card_dispute", 3)
     client = as_user(supervisor)

@@ -42,6 +42,7 @@ def _varies(response) -> bool:
     return "HX-Request" in [v.strip() for v in response.get("Vary", "").split(",")]
 
 
+@pytest.mark.usefixtures("within_one_minute")
 def test_every_answer_of_the_board_poll_varies_on_hx_request(client, supervisor):
     _start()
     client.force_login(supervisor)
@@ -81,6 +82,7 @@ def test_queue_and_timeline_polls_answer_through_the_same_helper(client, supervi
     assert client.get(timeline, {"after": "-1'; drop"}, **HTMX).status_code == 200
 
 
+@pytest.mark.usefixtures("within_one_minute")
 def test_the_board_marker_ignores_leases_context_and_the_sweeper(client, supervisor, settings):
     journey = _start()[0]
     client.force_login(supervisor)
@@ -147,6 +149,7 @@ def test_a_user_who_sees_other_definitions_never_gets_anothers_fragment(client, 
     assert f'data-journey="{journeys[1].pk}"' in theirs
 
 
+@pytest.mark.usefixtures("within_one_minute")
 def test_the_marker_is_never_masked_as_a_card_number(client, supervisor):
     """The masking layer masks card-shaped numbers; a decimal microsecond stamp is one (one in
     ten passes the Luhn check), which masked the marker and turned every poll into a render."""
@@ -166,6 +169,7 @@ def _workbench_cursor(response) -> str:
     return re.search(r'id="workbench"[^>]*data-cursor="([^"]+)"', response.content.decode()).group(1)
 
 
+@pytest.mark.usefixtures("within_one_minute")
 def test_the_exception_workbench_polls_through_the_same_helper(client, supervisor):
     from review.cases.services import journey_flag
 
@@ -193,6 +197,7 @@ def test_the_exception_workbench_polls_through_the_same_helper(client, superviso
     assert client.get(url, {"definition": "no-such", "cursor": "x"}, **HTMX).status_code == 200
 
 
+@pytest.mark.usefixtures("within_one_minute")
 def test_the_workbench_marker_moves_only_with_what_the_workbench_shows(client, supervisor, supervisor2):
     from review.cases.services import group_annotate, group_assign, group_resolve, journey_flag
 
