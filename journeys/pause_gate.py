@@ -22,6 +22,8 @@ from collections.abc import Iterable
 
 from django.db import connection
 
+from .db import two_statements
+
 # The first key of every advisory lock this module takes ("HO" for Handoff), so the locks never
 # collide with another use of advisory locks in the same database.
 LOCK_CLASS = 0x484F
@@ -41,6 +43,21 @@ def gates_for_turn(*, definition_id: int, agent_id: int | None) -> list[str]:
 def hold_shared(gates: Iterable[str]) -> None:
     """Hold the gates until the current transaction ends (an agent's turn)."""
     _lock(sorted(set(gates)), "pg_advisory_xact_lock_shared")
+
+
+def hold_shared_and_read(gates: Iterable[str], sql: str, params: list) -> list[tuple]:
+    """Hold the gates (as ``hold_shared``), then run ``sql`` and return its rows — two statements
+    sent in one round trip where the driver allows it. The read is a statement of its own, so it
+    sees whatever committed while the gates were awaited (each statement of a READ COMMITTED
+    transaction takes a new snapshot); read in the same statement as the locks, it would not."""
+    gates = sorted(set(gates))
+    if connection.vendor != "postgresql" or not gates:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+    calls = ", ".join("pg_advisory_xact_lock_shared(%s, %s)" for _ in gates)
+    locks = [value for gate in gates for value in (LOCK_CLASS, _key(gate))]
+    return two_statements(f"SELECT {calls}", locks, sql, params)
 
 
 def hold_exclusive(gate: str) -> None:

@@ -218,11 +218,8 @@ def agents_may_run(journey: Journey, *, hold: bool = True) -> str | None:
     """
     if journey.agent is not None and not journey.agent.is_enabled:
         return "agent-disabled"
-    if hold:
-        pause_gate.hold_shared(
-            pause_gate.gates_for_turn(definition_id=journey.definition_id, agent_id=journey.agent_id)
-        )
-    pauses = list(AgentPause.objects.active().values_list("definition_id", "agent_id", "action_type_id"))
+    gates = pause_gate.gates_for_turn(definition_id=journey.definition_id, agent_id=journey.agent_id) if hold else []
+    pauses = pause_gate.hold_shared_and_read(gates, *_active_pauses_sql())
     paused_types = {action_type for _, _, action_type in pauses if action_type is not None}
     if hold:
         journey.paused_action_types = paused_types
@@ -244,6 +241,16 @@ def agents_may_run(journey: Journey, *, hold: bool = True) -> str | None:
         # paused, the agent must not carry it out now.
         return "paused"
     return None
+
+
+@functools.cache
+def _active_pauses_sql() -> tuple[str, list]:
+    """``AgentPause.objects.active().values_list("definition_id", "agent_id", "action_type_id")``
+    as plain SQL, built once."""
+    sql, params = (
+        AgentPause.objects.active().values_list("definition_id", "agent_id", "action_type_id").query.sql_with_params()
+    )
+    return sql, list(params)
 
 
 def _locked_current(journey_id: int, epoch: int, turn_seq: int, token: str) -> tuple[Journey | None, str | None]:

@@ -10,6 +10,7 @@ back with the change it records.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import secrets
@@ -25,6 +26,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
+from journeys.db import two_statements
 from review.models import AuditArchive, AuditCheckpoint, AuditRecord
 from review.models.audit import GOVERNANCE_CHAIN
 
@@ -64,11 +66,28 @@ def timestamp(at: datetime) -> str:
     return at.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+def _lock_key(name: str) -> int:
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
+
+
 def _lock(name: str) -> None:
     if connection.vendor == "postgresql":
-        key = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_lock_key(name)])
+
+
+@functools.cache
+def _head_sql() -> tuple[str, tuple]:
+    """The head read, ``AuditRecord.objects.filter(chain=…).order_by("-seq").values_list("seq",
+    "hash")[:1]``, as plain SQL built once; the chain is its first parameter."""
+    sql, params = (
+        AuditRecord.objects.filter(chain="\x00chain")
+        .order_by("-seq")
+        .values_list("seq", "hash")[:1]
+        .query.sql_with_params()
+    )
+    assert params[0] == "\x00chain"
+    return sql, tuple(params[1:])
 
 
 def header_fields(record: AuditRecord) -> dict[str, Any]:
@@ -192,9 +211,19 @@ def audit_append_prepared(records: list[AuditRecord]) -> None:
 
 
 def _locked_head(chain: str) -> tuple[int, str] | None:
-    """Lock ``chain`` until the transaction ends and read its head (seq, hash), or None."""
-    _lock(f"audit:{chain}")
-    last = AuditRecord.objects.filter(chain=chain).order_by("-seq").values_list("seq", "hash").first()
+    """Lock ``chain`` until the transaction ends and read its head (seq, hash), or None. On
+    PostgreSQL the lock and the read are two statements sent in one round trip: the read, a
+    statement of its own, sees the head a writer we waited for committed."""
+    head_sql, head_params = _head_sql()
+    if connection.vendor == "postgresql":
+        rows = two_statements(
+            "SELECT pg_advisory_xact_lock(%s)", [_lock_key(f"audit:{chain}")], head_sql, [chain, *head_params]
+        )
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(head_sql, [chain, *head_params])
+            rows = cursor.fetchall()
+    last = rows[0] if rows else None
     if last is None:
         # A chain whose records were all archived goes on from the signed archived head.
         archived = AuditArchive.objects.filter(heads__has_key=chain).order_by("-seq").values_list("heads", flat=True)

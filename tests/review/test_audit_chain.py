@@ -297,6 +297,49 @@ def test_concurrent_appends_to_one_chain_stay_linear(demo):
     assert audit_verify().ok
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_writer_that_waited_for_the_chain_lock_reads_the_head_the_other_committed(demo):
+    """The lock and the head read go to the server in one round trip but as two statements: the
+    read must see the record that the writer holding the lock committed while we waited."""
+    holding, release = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def first() -> None:
+        try:
+            with transaction.atomic():
+                audit_append(chain="journey:888888", kind="note", summary="first, holding the lock")
+                holding.set()
+                release.wait(10)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def second() -> None:
+        try:
+            with transaction.atomic():
+                audit_append(chain="journey:888888", kind="note", summary="second, waited")
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    one = threading.Thread(target=first)
+    one.start()
+    assert holding.wait(10)
+    two = threading.Thread(target=second)
+    two.start()
+    two.join(0.5)
+    assert two.is_alive(), "the second writer did not wait for the chain's lock"
+    release.set()
+    one.join(10)
+    two.join(10)
+    assert not errors
+    first_record, second_record = AuditRecord.objects.filter(chain="journey:888888").order_by("seq")
+    assert (first_record.seq, second_record.seq) == (1, 2)
+    assert second_record.prev_hash == first_record.hash and second_record.summary == "second, waited"
+
+
 def test_payload_numbers_read_back_exactly_as_hashed(demo):
     record = audit_append(
         chain=GOVERNANCE_CHAIN,
