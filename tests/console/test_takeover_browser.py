@@ -27,6 +27,9 @@ def test_supervisor_takes_over_messages_the_customer_and_hands_back_to_the_agent
     row = page.locator(f'tr[data-journey="{journey.pk}"]')
     expect(row).to_have_class("needs-person")
     row.get_by_role("link", name=f"J-{journey.pk}").click()
+    # htmx turns the take-over form into a confirmed POST once the page has loaded; clicked
+    # sooner (a busy machine), the browser follows the form's no-script fallback page instead.
+    page.wait_for_url(f"**/journeys/{journey.pk}/", wait_until="load")
 
     page.once("dialog", lambda dialog: dialog.accept())  # the short confirmation
     page.locator("#take-over").click()
