@@ -39,18 +39,16 @@ def lock_journey(journey_id: int) -> Journey | None:
     if row is None:
         return None
     loaded: dict[str, Any] = {}
-    for relation, model, fields, start in parts:
-        values = row[start : start + len(fields)]
+    for relation, model, attnames, fields, start in parts:
+        values = row[start : start + len(attnames)]
         if relation and values[0] is None:  # a journey without an agent
             loaded[relation] = None
             continue
-        values = [
-            field.from_db_value(value, None, connection)
-            if value is not None and hasattr(field, "from_db_value")
-            else value
-            for field, value in zip(fields, values, strict=True)
-        ]
-        loaded[relation] = model.from_db(connection.alias, [field.attname for field in fields], values)
+        values = list(values)
+        for index, column, converters in fields:
+            for convert in converters:
+                values[index] = convert(values[index], column, connection)
+        loaded[relation] = model.from_db(connection.alias, attnames, values)
     journey = loaded.pop("")
     for relation, instance in loaded.items():
         Journey._meta.get_field(relation).set_cached_value(journey, instance)
@@ -58,16 +56,24 @@ def lock_journey(journey_id: int) -> Journey | None:
 
 
 @functools.cache
-def _lock_statement() -> tuple[str, list[tuple[str, type, list[Any], int]]]:
+def _lock_statement() -> tuple[str, list[tuple[str, type, list[str], list[Any], int]]]:
     """The SQL of ``lock_journey`` and, per model it loads, the columns' place in its row."""
     quote = connection.ops.quote_name
-    parts: list[tuple[str, type, list[Any], int]] = []
+    parts: list[tuple[str, type, list[str], list[Any], int]] = []
     columns: list[str] = []
     joins: list[str] = []
     for alias, relation in (("j", ""), ("d", "definition"), ("v", "version"), ("a", "agent")):
         model = Journey._meta.get_field(relation).related_model if relation else Journey
         fields = list(model._meta.concrete_fields)
-        parts.append((relation, model, fields, len(columns)))
+        # What Django's own query would apply to each value read: the backend's converters
+        # (SQLite's text dates, for one) and the field's (JSON).
+        converting = []
+        for index, field in enumerate(fields):
+            column = field.get_col(alias)
+            converters = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+            if converters:
+                converting.append((index, column, converters))
+        parts.append((relation, model, [field.attname for field in fields], converting, len(columns)))
         columns += [f"{alias}.{quote(field.column)}" for field in fields]
         if relation:
             link = Journey._meta.get_field(relation)
@@ -78,8 +84,13 @@ def _lock_statement() -> tuple[str, list[tuple[str, type, list[Any], int]]]:
             )
     sql = (
         f"SELECT {', '.join(columns)} FROM {quote(Journey._meta.db_table)} j {' '.join(joins)} "
-        f"WHERE j.{quote(Journey._meta.pk.column)} = %s FOR UPDATE OF j"
+        f"WHERE j.{quote(Journey._meta.pk.column)} = %s"
     )
+    if connection.features.has_select_for_update_of:
+        sql += " FOR UPDATE OF j"
+    elif connection.features.has_select_for_update:
+        sql += " FOR UPDATE"
+    # SQLite has no row locks: there a write transaction serialises every writer.
     return sql, parts
 
 

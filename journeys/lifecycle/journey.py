@@ -201,8 +201,10 @@ def begin_turn_at_once(
     (``begin_turn`` and the runtime's checks), which records what each case records. The
     conditional UPDATE re-checks its conditions on the row it locks, so it cannot race a
     takeover, a pause confirmed before it or another worker's lease. Nothing shown on the board
-    changes, so the change marker stays.
+    changes, so the change marker stays. PostgreSQL only; elsewhere always None.
     """
+    if connection.vendor != "postgresql":
+        return None  # SQLite's RETURNING cannot reach the other tables; the locked path serves it
     with connection.cursor() as cursor:
         cursor.execute(
             _begin_turn_sql(),
