@@ -30,6 +30,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.conf import settings
+from django.db import connection, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 
@@ -242,11 +243,30 @@ def _limits_for(proposal: ProposedAction) -> list[CumulativeLimit]:
     return cached
 
 
-def _lock_counter(limit: CumulativeLimit, subject_key: str) -> LimitCounter:
+def _lock_counter(limit: CumulativeLimit, subject_key: str, proposal: ProposedAction | None = None) -> LimitCounter:
     # INSERT … ON CONFLICT DO NOTHING, then SELECT … FOR UPDATE: the row exists for everyone and
-    # exactly one transaction at a time holds it until it commits.
+    # exactly one transaction at a time holds it until it commits. The judgement of a proposal
+    # and the counting of it run in one transaction: the second finds the row it already holds.
+    key = (limit.pk, subject_key)
+    held = getattr(proposal, "_held_counters", None) if proposal is not None else None
+    if held and key in held:
+        marker, counter = held[key]
+        if connection.in_atomic_block and any(func is marker for _, func, _ in connection.run_on_commit):
+            return counter
+        del held[key]  # that transaction, or the savepoint that took the lock, has ended
     LimitCounter.objects.bulk_create([LimitCounter(limit=limit, subject_key=subject_key)], ignore_conflicts=True)
-    return LimitCounter.objects.select_for_update().get(limit=limit, subject_key=subject_key)
+    counter = LimitCounter.objects.select_for_update().get(limit=limit, subject_key=subject_key)
+    if proposal is not None and connection.in_atomic_block:
+
+        def still_held() -> None:
+            """Runs at commit and does nothing: while it is queued, the transaction (or the
+            savepoint) that took the lock is open, so the lock is held."""
+
+        transaction.on_commit(still_held)
+        if held is None:
+            held = proposal._held_counters = {}
+        held[key] = (still_held, counter)
+    return counter
 
 
 def _used(counter: LimitCounter, limit: CumulativeLimit, proposal: ProposedAction) -> Decimal:
@@ -274,7 +294,7 @@ def _check_limits(
     # A fixed lock order (limit, subject) keeps two proposals from deadlocking on two counters.
     for limit, subject, quantity in sorted(keyed, key=lambda item: (item[0].pk, item[1])):
         if lock:
-            counter = _lock_counter(limit, subject)
+            counter = _lock_counter(limit, subject, proposal)
             used = _used(counter, limit, proposal)
         else:
             counter = LimitCounter.objects.filter(limit=limit, subject_key=subject).first()
@@ -313,7 +333,7 @@ def _consume(proposal: ProposedAction, params: dict[str, Any]) -> int:
         quantity = _quantity(limit, proposal, params)
         if subject is None or quantity is None:
             continue
-        counter = _lock_counter(limit, subject)
+        counter = _lock_counter(limit, subject, proposal)
         LimitUsage.objects.bulk_create(
             [LimitUsage(counter=counter, proposal=proposal, quantity=quantity, at=now)], ignore_conflicts=True
         )

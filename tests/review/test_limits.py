@@ -51,6 +51,40 @@ def test_the_limit_counts_per_customer_across_definitions(demo, agent):
     assert refund(other, "10.00", agent=agent).status == S.AUTO_APPROVED
 
 
+def test_a_proposal_locks_each_counter_once_per_transaction(journey, agent):
+    """The judgement locks the counters it reads and counting the allowed proposal reuses those
+    locks in the same transaction; a later transaction (or a savepoint that rolled back) locks
+    again."""
+    from django.test.utils import CaptureQueriesContext
+
+    from review.policy import _lock_counter
+
+    with CaptureQueriesContext(connection) as captured:
+        allowed = refund(journey, "30.00", agent=agent)
+    assert allowed.status == S.AUTO_APPROVED
+    locks = [
+        q for q in captured.captured_queries if 'FROM "review_limitcounter"' in q["sql"] and "FOR UPDATE" in q["sql"]
+    ]
+    counted = LimitUsage.objects.filter(proposal=allowed).count()  # one per limit that applies
+    assert counted and len(locks) == counted
+
+    limit = LimitUsage.objects.filter(proposal=allowed).first().counter.limit
+    with transaction.atomic():
+        held = _lock_counter(limit, "customer:CUST-00002", allowed)
+        with CaptureQueriesContext(connection) as reused:
+            assert _lock_counter(limit, "customer:CUST-00002", allowed) is held
+        assert not reused.captured_queries
+        try:
+            with transaction.atomic():
+                _lock_counter(limit, "customer:CUST-00009", allowed)
+                raise RuntimeError("roll the savepoint back, and its lock with it")
+        except RuntimeError:
+            pass
+        with CaptureQueriesContext(connection) as relocked:
+            _lock_counter(limit, "customer:CUST-00009", allowed)
+        assert any("FOR UPDATE" in q["sql"] for q in relocked.captured_queries)
+
+
 def test_usage_older_than_the_window_no_longer_counts(journey, agent):
     for _ in range(10):
         refund(journey, "30.00", agent=agent)
