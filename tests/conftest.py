@@ -51,11 +51,103 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture
 def demo(db) -> None:
-    """The demo bank: definitions, action types, teams, grants, users, agent, 12 customers."""
-    with open(os.devnull, "w") as quiet:
-        call_command("seed_demo", customers=12, stdout=quiet)
+    """The demo bank: definitions, action types, teams, grants, users, agent, 12 customers.
+
+    A test inside a transaction that is rolled back afterwards gets the rows ``seed_demo`` wrote,
+    copied back in from a snapshot (``_DemoSnapshot``); a transactional test, whose writes are
+    committed, runs ``seed_demo`` itself."""
+    from django.db import connection
+
+    rolled_back = connection.in_atomic_block
+    if not (rolled_back and (_DEMO_SNAPSHOT.restore() or (_DEMO_SNAPSHOT.take() and _DEMO_SNAPSHOT.restore()))):
+        with open(os.devnull, "w") as quiet:
+            call_command("seed_demo", customers=12, stdout=quiet)
     # Tests want a predictable agent: no random errors, no thinking time.
     Agent.objects.filter(name="Scripted agent").update(config={})
+
+
+class _DemoSnapshot:
+    """The rows ``seed_demo`` leaves in the tables it writes, copied out once and back in (COPY)
+    for each later test: the same rows, ids included, for a fraction of the seed's queries.
+
+    It is taken by running ``seed_demo`` in a savepoint that is then rolled back, and it is used
+    only while every one of those tables holds what it held then (the same count and highest id):
+    after a transactional test's flush, which renumbers content types and permissions, or when
+    a fixture wrote to these tables first, it is taken again. A minute at most, so the customers'
+    timestamps (relative to now) stay as recent as a fresh seed makes them."""
+
+    MAX_AGE_SECONDS = 60.0
+
+    def __init__(self) -> None:
+        self.tables: list[str] = []
+        self.before: list[tuple] = []
+        self.rows: dict[str, bytes] = {}
+        self.sequences: list[tuple[str, str]] = []
+        self.taken = -self.MAX_AGE_SECONDS
+
+    @staticmethod
+    def _writes(cursor: Any) -> dict[str, tuple[int, int, int]]:
+        cursor.execute("SELECT relname, n_tup_ins, n_tup_upd, n_tup_del FROM pg_stat_xact_user_tables")
+        return {name: counts for name, *counts in cursor.fetchall()}
+
+    @staticmethod
+    def _state(cursor: Any, tables: list[str]) -> list[tuple]:
+        cursor.execute(" UNION ALL ".join(f'(SELECT count(*), max(id) FROM "{t}")' for t in tables))
+        return cursor.fetchall()
+
+    def take(self) -> bool:
+        from django.db import connection, transaction
+
+        self.tables = []
+        with connection.cursor() as cursor:
+            before = self._writes(cursor)
+            savepoint = transaction.savepoint_create()
+            with open(os.devnull, "w") as quiet:
+                call_command("seed_demo", customers=12, stdout=quiet)
+            tables = sorted(t for t, n in self._writes(cursor).items() if n != before.get(t, (0, 0, 0)))
+            cursor.execute(
+                "SELECT table_name, pg_get_serial_sequence(format('%%I', table_name), 'id') "
+                "FROM information_schema.columns WHERE table_schema = 'public' AND column_name = 'id' "
+                "AND table_name = ANY(%s)",
+                [tables],
+            )
+            sequences = cursor.fetchall()
+            if not tables or len(sequences) != len(tables):  # a table without an id: seed each time
+                transaction.savepoint_rollback(savepoint)
+                return False
+            raw = connection.connection.cursor()
+            rows = {}
+            for table in tables:
+                with raw.copy(f'COPY "{table}" TO STDOUT (FORMAT binary)') as copy:
+                    rows[table] = b"".join(bytes(block) for block in copy)
+            transaction.savepoint_rollback(savepoint)
+            self.before = self._state(cursor, tables)
+        self.tables, self.rows, self.taken = tables, rows, time.monotonic()
+        self.sequences = [(t, seq) for t, seq in sequences if seq]
+        return True
+
+    def restore(self) -> bool:
+        from django.db import connection
+
+        if not self.tables or time.monotonic() - self.taken > self.MAX_AGE_SECONDS:
+            return False
+        with connection.cursor() as cursor:
+            if self._state(cursor, self.tables) != self.before:
+                return False
+            for table, (count, _) in zip(self.tables, self.before, strict=True):
+                if count:
+                    cursor.execute(f'DELETE FROM "{table}"')
+            raw = connection.connection.cursor()
+            for table in self.tables:
+                with raw.copy(f'COPY "{table}" FROM STDIN (FORMAT binary)') as copy:
+                    copy.write(self.rows[table])
+            for table, sequence in self.sequences:
+                highest = f'GREATEST((SELECT max(id) FROM "{table}"), (SELECT last_value FROM {sequence}))'
+                cursor.execute(f"SELECT setval(%s, {highest})", [sequence])
+        return True
+
+
+_DEMO_SNAPSHOT = _DemoSnapshot()
 
 
 def _user(username: str):
