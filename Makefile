@@ -16,6 +16,10 @@ TEST_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672//
 # The suite and the benchmarks are throwaway installs: the demo's keys are fine there (outside
 # the demo, a missing SECRET_KEY or AUDIT_SIGNING_KEY stops Handoff at start-up).
 TEST_ENV := HANDOFF_DEMO="$${HANDOFF_DEMO:-true}"
+# The suite runs in two pytest-xdist processes, each with its own test database (the name gets
+# _gw0, _gw1), Celery queue, live server and browser; most slow tests wait on workers, servers
+# and the browser, so two overlap well even on two cores. TEST_PROCESSES=0 runs it in one.
+TEST_PROCESSES ?= 2
 
 .PHONY: run test test-app-role setup lint bench clean
 
@@ -49,7 +53,7 @@ test: setup
 	  AMQP_URL="$${AMQP_URL:-$(TEST_AMQP_URL)}" $(TEST_ENV) $(PY) scripts/check_services.py
 	$(VENV)/bin/ruff check --quiet .
 	DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" CELERY_BROKER_URL="$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)}" \
-	  AMQP_URL="$${AMQP_URL:-$(TEST_AMQP_URL)}" $(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
+	  AMQP_URL="$${AMQP_URL:-$(TEST_AMQP_URL)}" $(TEST_ENV) $(PY) -m pytest -n $(TEST_PROCESSES) --dist worksteal $(PYTEST_ARGS)
 
 # The audit tests again, every connection switched to the restricted application role that
 # production uses (`manage.py database_roles`): SELECT and INSERT only on the audit tables.
