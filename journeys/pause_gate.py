@@ -40,16 +40,12 @@ def gates_for_turn(*, definition_id: int, agent_id: int | None) -> list[str]:
     return sorted(gates)
 
 
-def hold_shared(gates: Iterable[str]) -> None:
-    """Hold the gates until the current transaction ends (an agent's turn)."""
-    _lock(sorted(set(gates)), "pg_advisory_xact_lock_shared")
-
-
 def hold_shared_and_read(gates: Iterable[str], sql: str, params: list) -> list[tuple]:
-    """Hold the gates (as ``hold_shared``), then run ``sql`` and return its rows — two statements
-    sent in one round trip where the driver allows it. The read is a statement of its own, so it
-    sees whatever committed while the gates were awaited (each statement of a READ COMMITTED
-    transaction takes a new snapshot); read in the same statement as the locks, it would not."""
+    """Hold the gates in shared mode until the current transaction ends (an agent's turn), then
+    run ``sql`` and return its rows: two statements sent in one round trip where the driver
+    allows it. The read is a statement of its own, so it sees whatever committed while the gates
+    were awaited (each statement of a READ COMMITTED transaction takes a new snapshot); read in
+    the same statement as the locks, it would not. No gates: only the read."""
     gates = sorted(set(gates))
     if connection.vendor != "postgresql" or not gates:
         with connection.cursor() as cursor:
