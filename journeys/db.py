@@ -6,16 +6,23 @@ import psycopg
 from django.db import connection
 
 
-def two_statements(first: str, first_params: list, second: str, second_params: list) -> list[tuple]:
-    """Run two statements in one round trip (psycopg's client-side binding cursor, which Django
-    uses by default, sends them as one simple query) and return the second's rows; with a driver
-    cursor that cannot, one after the other. Either way they are two statements."""
+def lock_then_read(lock_sql: str, lock_params: list, sql: str, params: list) -> list[tuple]:
+    """Take advisory locks with ``lock_sql``, then run ``sql`` and return its rows.
 
+    They are two statements, so the read sees whatever committed while the locks were awaited
+    (each statement of a READ COMMITTED transaction takes a new snapshot; in one statement it
+    would not), sent in one round trip where the driver allows it (psycopg's client-side binding
+    cursor, Django's default, sends them as one simple query). Without ``lock_sql``, or on a
+    database without advisory locks (SQLite, whose writers are serialised anyway), only the
+    read runs.
+    """
     with connection.cursor() as cursor:
-        if isinstance(cursor.cursor, psycopg.ClientCursor):
-            cursor.execute(f"{first}; {second}", [*first_params, *second_params])
+        if not lock_sql or connection.vendor != "postgresql":
+            cursor.execute(sql, params)
+        elif isinstance(cursor.cursor, psycopg.ClientCursor):
+            cursor.execute(f"{lock_sql}; {sql}", [*lock_params, *params])
             cursor.nextset()
         else:
-            cursor.execute(first, first_params)
-            cursor.execute(second, second_params)
+            cursor.execute(lock_sql, lock_params)
+            cursor.execute(sql, params)
         return cursor.fetchall()

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 
 from django.db import connection
 
-from .db import two_statements
+from .db import lock_then_read
 
 # The first key of every advisory lock this module takes ("HO" for Handoff), so the locks never
 # collide with another use of advisory locks in the same database.
@@ -46,14 +46,8 @@ def hold_shared_and_read(gates: Iterable[str], sql: str, params: list) -> list[t
     allows it. The read is a statement of its own, so it sees whatever committed while the gates
     were awaited (each statement of a READ COMMITTED transaction takes a new snapshot); read in
     the same statement as the locks, it would not. No gates: only the read."""
-    gates = sorted(set(gates))
-    if connection.vendor != "postgresql" or not gates:
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            return cursor.fetchall()
-    calls = ", ".join("pg_advisory_xact_lock_shared(%s, %s)" for _ in gates)
-    locks = [value for gate in gates for value in (LOCK_CLASS, _key(gate))]
-    return two_statements(f"SELECT {calls}", locks, sql, params)
+    lock_sql, lock_params = _statement(sorted(set(gates)), "pg_advisory_xact_lock_shared")
+    return lock_then_read(lock_sql, lock_params, sql, params)
 
 
 def hold_exclusive(gate: str) -> None:
@@ -66,7 +60,14 @@ def _lock(gates: list[str], function: str) -> None:
     """Take the gates in one statement (one round trip), left to right in the given order."""
     if connection.vendor != "postgresql" or not gates:
         return
-    calls = ", ".join(f"{function}(%s, %s)" for _ in gates)
-    params = [value for gate in gates for value in (LOCK_CLASS, _key(gate))]
+    sql, params = _statement(gates, function)
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {calls}", params)
+        cursor.execute(sql, params)
+
+
+def _statement(gates: list[str], function: str) -> tuple[str, list[int]]:
+    """The one statement that takes ``gates`` with ``function``, left to right ("" for none)."""
+    if not gates:
+        return "", []
+    calls = ", ".join(f"{function}(%s, %s)" for _ in gates)
+    return f"SELECT {calls}", [value for gate in gates for value in (LOCK_CLASS, _key(gate))]

@@ -26,7 +26,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
-from journeys.db import two_statements
+from journeys.db import lock_then_read
 from review.models import AuditArchive, AuditCheckpoint, AuditRecord
 from review.models.audit import GOVERNANCE_CHAIN
 
@@ -80,13 +80,15 @@ def _lock(name: str) -> None:
 def _head_sql() -> tuple[str, tuple]:
     """The head read, ``AuditRecord.objects.filter(chain=…).order_by("-seq").values_list("seq",
     "hash")[:1]``, as plain SQL built once; the chain is its first parameter."""
+    placeholder = "chain to read"
     sql, params = (
-        AuditRecord.objects.filter(chain="\x00chain")
+        AuditRecord.objects.filter(chain=placeholder)
         .order_by("-seq")
         .values_list("seq", "hash")[:1]
         .query.sql_with_params()
     )
-    assert params[0] == "\x00chain"
+    if not params or params[0] != placeholder:
+        raise RuntimeError(f"The audit head read no longer takes the chain as its first parameter: {sql}")
     return sql, tuple(params[1:])
 
 
@@ -215,14 +217,9 @@ def _locked_head(chain: str) -> tuple[int, str] | None:
     PostgreSQL the lock and the read are two statements sent in one round trip: the read, a
     statement of its own, sees the head a writer we waited for committed."""
     head_sql, head_params = _head_sql()
-    if connection.vendor == "postgresql":
-        rows = two_statements(
-            "SELECT pg_advisory_xact_lock(%s)", [_lock_key(f"audit:{chain}")], head_sql, [chain, *head_params]
-        )
-    else:
-        with connection.cursor() as cursor:
-            cursor.execute(head_sql, [chain, *head_params])
-            rows = cursor.fetchall()
+    rows = lock_then_read(
+        "SELECT pg_advisory_xact_lock(%s)", [_lock_key(f"audit:{chain}")], head_sql, [chain, *head_params]
+    )
     last = rows[0] if rows else None
     if last is None:
         # A chain whose records were all archived goes on from the signed archived head.
