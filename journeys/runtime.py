@@ -128,6 +128,11 @@ def _begin_at_once(journey_id: int, epoch: int, turn_seq: int, token: str) -> St
         return None
     if taken.ready_to_execute:
         return Started(snapshot=None, kind="")
+    return _started(journey_id, turn_seq, taken)
+
+
+def _started(journey_id: int, turn_seq: int, taken: lifecycle.TurnTaken) -> Started:
+    """The agent's turn begins: what it is shown, and which adapter shows it."""
     snapshot = Snapshot(
         journey_id=journey_id,
         definition=taken.definition,
@@ -192,17 +197,17 @@ def _begin(journey_id: int, epoch: int, turn_seq: int, token: str) -> Started | 
             journey, reason="No agent is assigned to this journey.", exception_kind=ExceptionKind.NO_AGENT
         )
         return "no-agent"
-    snapshot = Snapshot(
-        journey_id=journey.pk,
+    taken = lifecycle.TurnTaken(
         definition=journey.definition.key,
         step=journey.current_step,
         customer=journey.customer_ref,
         channel=journey.channel,
-        turn=journey.turn_seq,
         context=journey.context,
+        agent_kind=journey.agent.kind,
         agent_config=journey.agent.config,
+        ready_to_execute=False,
     )
-    return Started(snapshot=snapshot, kind=journey.agent.kind)
+    return _started(journey.pk, journey.turn_seq, taken)
 
 
 def agents_may_run(journey: Journey, *, hold: bool = True) -> str | None:

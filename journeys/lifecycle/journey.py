@@ -142,7 +142,8 @@ def begin_turn(journey: Journey, *, token: str, until: datetime) -> None:
 
 @dataclass(frozen=True)
 class TurnTaken:
-    """What the start of a turn taken in one statement returns (``begin_turn_at_once``)."""
+    """What the agent's turn starts from: returned by ``begin_turn_at_once``, or read off the
+    locked journey by the runtime's locked start."""
 
     definition: str
     step: str
