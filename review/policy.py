@@ -23,7 +23,7 @@ after the other.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
@@ -31,7 +31,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q, Sum
+from django.db.models import Sum
 from django.utils import timezone
 
 from journeys.bounds import money_owner
@@ -68,6 +68,95 @@ def rules_version() -> int:
     from .models import ScopeChange
 
     return ScopeChange.objects.order_by("-id").values_list("id", flat=True).first() or 0
+
+
+# --- the enabled rules, kept per process ------------------------------------------------------
+#
+# Every proposal is judged against the enabled scopes and limits. Rather than reading them for
+# each proposal, a process keeps them with the token of ``RulesVersion`` they were read under,
+# and reads one short row per proposal to learn whether they still hold: database triggers
+# change the token in the same transaction as any write to a scope or a limit, so the token a
+# statement sees and the rules it would see are always of the same commit. The same statement
+# reads the provenance's ``rules_version`` (the latest ``ScopeChange``).
+
+
+@dataclass(frozen=True)
+class EnabledRules:
+    token: str | None
+    scopes: tuple[PermissionScope, ...]
+    limits: tuple[CumulativeLimit, ...]
+    version: int  # ``rules_version()`` as of the same statement
+
+
+_kept: EnabledRules | None = None
+
+
+def _rules_state() -> tuple[str | None, int]:
+    """The rules token (None when its row is missing: nothing is kept then) and the latest
+    ``ScopeChange`` id, in one statement."""
+    from .models import RulesVersion, ScopeChange
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT (SELECT token FROM {RulesVersion._meta.db_table} WHERE id = 1), "
+            f"(SELECT MAX(id) FROM {ScopeChange._meta.db_table})"
+        )
+        token, version = cursor.fetchone()
+    return token, version or 0
+
+
+def _transaction_marker() -> Callable[[], None] | None:
+    """A marker queued on the open transaction, or None outside one: while ``_still_open`` says
+    so, the transaction (or the savepoint) that queued it has not ended."""
+    if not connection.in_atomic_block:
+        return None
+
+    def marker() -> None:
+        """Runs at commit and does nothing: its presence in the queue is what counts."""
+
+    transaction.on_commit(marker)
+    return marker
+
+
+def _still_open(marker: Callable[[], None] | None) -> bool:
+    return (
+        marker is not None
+        and connection.in_atomic_block
+        and any(func is marker for _, func, _ in connection.run_on_commit)
+    )
+
+
+def enabled_rules(proposal: ProposedAction | None = None) -> EnabledRules:
+    """The enabled scopes and limits in force now, each in id order. Held on ``proposal`` for
+    the rest of the transaction: its judgement and the judgement's effects see the same rules."""
+    global _kept
+    held = getattr(proposal, "_enabled_rules", None) if proposal is not None else None
+    if held is not None and _still_open(held[1]):
+        return held[0]
+    token, version = _rules_state()
+    kept = _kept
+    if kept is None or token is None or kept.token != token:
+        scopes = tuple(PermissionScope.objects.enabled().order_by("pk"))
+        limits = tuple(CumulativeLimit.objects.filter(is_enabled=True).order_by("pk"))
+        # Kept only when no change committed while they were read (the token did not move).
+        unchanged = token is not None and _rules_state()[0] == token
+        kept = EnabledRules(token=token if unchanged else None, scopes=scopes, limits=limits, version=version)
+        if unchanged:
+            _kept = kept
+    elif kept.version != version:
+        kept = EnabledRules(token=kept.token, scopes=kept.scopes, limits=kept.limits, version=version)
+    if proposal is not None:
+        proposal._enabled_rules = (kept, _transaction_marker())
+    return kept
+
+
+def judged_rules_version(proposal: ProposedAction) -> int:
+    """The ``rules_version`` the proposal was judged under in this transaction (read with the
+    rules), or the current one."""
+    held = getattr(proposal, "_enabled_rules", None)
+    if held is not None and _still_open(held[1]):
+        return held[0].version
+    return rules_version()
 
 
 # --- matching -------------------------------------------------------------------------------
@@ -165,13 +254,12 @@ def winning_scope(
 
 
 def candidate_scopes(proposal: ProposedAction) -> list[PermissionScope]:
-    return list(
-        PermissionScope.objects.enabled()
-        .filter(Q(action_type=proposal.action_type_id) | Q(action_type__isnull=True))
-        .filter(Q(definition=proposal.journey.definition_id) | Q(definition__isnull=True))
-        .select_related("escalate_to")
-        .order_by("pk")
-    )
+    action_type, definition = proposal.action_type_id, proposal.journey.definition_id
+    return [
+        scope
+        for scope in enabled_rules(proposal).scopes
+        if scope.action_type_id in (None, action_type) and scope.definition_id in (None, definition)
+    ]
 
 
 # --- explanations ---------------------------------------------------------------------------
@@ -230,17 +318,13 @@ def _quantity(limit: CumulativeLimit, proposal: ProposedAction, params: dict[str
 
 
 def _limits_for(proposal: ProposedAction) -> list[CumulativeLimit]:
-    """The limits on the proposal; read once per proposal instance, since the judgement and its
-    effects (``evaluate`` then ``apply_effects``) run in the same transaction."""
-    cached = getattr(proposal, "_cumulative_limits", None)
-    if cached is None:
-        cached = list(
-            CumulativeLimit.objects.filter(is_enabled=True, action_type_id=proposal.action_type_id)
-            .filter(Q(definition=proposal.journey.definition_id) | Q(definition__isnull=True))
-            .order_by("pk")
-        )
-        proposal._cumulative_limits = cached
-    return cached
+    """The enabled limits on the proposal's action (``enabled_rules``)."""
+    action_type, definition = proposal.action_type_id, proposal.journey.definition_id
+    return [
+        limit
+        for limit in enabled_rules(proposal).limits
+        if limit.action_type_id == action_type and limit.definition_id in (None, definition)
+    ]
 
 
 def _lock_counter(limit: CumulativeLimit, subject_key: str, proposal: ProposedAction | None = None) -> LimitCounter:
@@ -251,21 +335,17 @@ def _lock_counter(limit: CumulativeLimit, subject_key: str, proposal: ProposedAc
     held = getattr(proposal, "_held_counters", None) if proposal is not None else None
     if held and key in held:
         marker, counter = held[key]
-        if connection.in_atomic_block and any(func is marker for _, func, _ in connection.run_on_commit):
+        if _still_open(marker):
             return counter
         del held[key]  # that transaction, or the savepoint that took the lock, has ended
     LimitCounter.objects.bulk_create([LimitCounter(limit=limit, subject_key=subject_key)], ignore_conflicts=True)
     counter = LimitCounter.objects.select_for_update().get(limit=limit, subject_key=subject_key)
-    if proposal is not None and connection.in_atomic_block:
-
-        def still_held() -> None:
-            """Runs at commit and does nothing: while it is queued, the transaction (or the
-            savepoint) that took the lock is open, so the lock is held."""
-
-        transaction.on_commit(still_held)
+    # While the marker is queued, the transaction (or savepoint) that took the lock is open.
+    marker = _transaction_marker() if proposal is not None else None
+    if marker is not None:
         if held is None:
             held = proposal._held_counters = {}
-        held[key] = (still_held, counter)
+        held[key] = (marker, counter)
     return counter
 
 
@@ -425,7 +505,10 @@ def apply_decision(proposal: ProposedAction, decision: Decision, *, outcome: str
                 "proposer_user_id": proposer_user_id(proposal),
                 "timeout_minutes": scope.approval_timeout_minutes if scope else _default_timeout(),
                 "on_timeout": scope.on_timeout if scope else OnTimeout.FALLBACK,
-                "escalate_to": (scope.escalate_to or proposal.journey.definition.owning_team) if scope else None,
+                # By id: the kept scope's team object is not refreshed when the team changes.
+                "escalate_to_id": (scope.escalate_to_id or proposal.journey.definition.owning_team_id)
+                if scope
+                else None,
             },
         )
 
@@ -436,8 +519,10 @@ __all__ = [
     "apply_decision",
     "condition_holds",
     "condition_text",
+    "enabled_rules",
     "evaluate",
     "judge",
+    "judged_rules_version",
     "limits_consume",
     "proposer_user_id",
     "specificity",

@@ -93,11 +93,11 @@ def audit_record_for(event: Any) -> AuditRecord:
     if proposal is not None and event.kind in ("action_proposed", "action_decided"):
         # Decision provenance: who proposed it with what, and which rules judged it.
         from journeys.agents.provenance import proposal_provenance
-        from review.policy import rules_version
+        from review.policy import judged_rules_version
 
         extra["provenance"] = proposal_provenance(proposal)
         if event.kind == "action_decided":
-            extra["provenance"]["rules_version"] = rules_version()
+            extra["provenance"]["rules_version"] = judged_rules_version(proposal)
     return audit_prepare(
         chain=journey_chain(journey.pk),
         kind=kind.value,

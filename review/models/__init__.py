@@ -2,7 +2,7 @@ from .approvals import Approval, ApprovalRequest, ReviewSample
 from .audit import AuditArchive, AuditCheckpoint, AuditRecord, AuditVerification, SensitiveDataGrant
 from .cases import Annotation, CaseGroup, ExceptionCase, Label
 from .governance import GovernanceChange
-from .scopes import CumulativeLimit, LimitCounter, LimitUsage, PermissionScope, ScopeChange
+from .scopes import CumulativeLimit, LimitCounter, LimitUsage, PermissionScope, RulesVersion, ScopeChange
 
 __all__ = [
     "Annotation",
@@ -21,6 +21,7 @@ __all__ = [
     "LimitUsage",
     "PermissionScope",
     "ReviewSample",
+    "RulesVersion",
     "ScopeChange",
     "SensitiveDataGrant",
 ]

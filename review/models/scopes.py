@@ -318,3 +318,17 @@ class ScopeChange(models.Model):
             for k in sorted(set(before) | set(after))
             if before.get(k) != after.get(k)
         ]
+
+
+class RulesVersion(models.Model):
+    """One row whose ``token`` changes with every write to a permission scope or a cumulative
+    limit, in the writing transaction, whatever makes the write (the services, the admin, a
+    migration, SQL by hand): database triggers move it (migration ``0007_rules_version``). The
+    policy engine keeps the enabled rules per process and reads them again when the token it
+    sees is not the one they were read under (``review.policy``). A token is never reused, so
+    a change that rolled back can never be mistaken for one that committed."""
+
+    token = models.CharField(max_length=64, default="")
+
+    def __str__(self) -> str:
+        return f"rules {self.token}"
