@@ -135,8 +135,30 @@ def on_event_recorded(sender: Any, event: Event, **kwargs: Any) -> None:
             "explanation": proposal.decision_explanation,
             "decision_reason": proposal.decision_reason,
         }
-    created = [d for d in (_create(s, kind, f"event:{event.pk}", journey.pk, data) for s in subs) if d]
+    group = current_together()
+    if group is not None and event.pk is None:
+        # Inside an agent's turn the event is written at the block's end: the deliveries are
+        # made then, with its id, from what the journey and the proposal say now.
+        group.stash.setdefault("webhooks", {})[id(event)] = (subs, kind, journey.pk, data)
+        return
+    _deliver(event, subs, kind, journey.pk, data)
+
+
+def _deliver(event: Event, subs: list[WebhookSubscription], kind: str, journey_id: int, data: dict) -> None:
+    data["event"]["id"] = event.pk
+    created = [d for d in (_create(s, kind, f"event:{event.pk}", journey_id, data) for s in subs) if d]
     _enqueue(created)
+
+
+def on_events_written_together(sender: Any, events: list[Event], stash: dict[str, Any], **kwargs: Any) -> None:
+    """The deliveries of a block's events that are still part of the transaction, in order."""
+    waiting = stash.get("webhooks")
+    if not waiting:
+        return
+    for event in events:
+        entry = waiting.get(id(event))
+        if entry is not None:
+            _deliver(event, *entry)
 
 
 def on_governance_changed(sender: Any, kind: str, **kwargs: Any) -> None:

@@ -3,12 +3,15 @@
 ``event_recorded`` is sent synchronously, inside the caller's transaction, so listeners (the
 audit trail, exception cases) commit or roll back together with the change they observe.
 
-Inside ``together()`` (one phase of an agent's turn) listeners may keep what they write for each
-event and write it all at the block's end, still inside the caller's transaction:
-``events_written_together`` is sent then with the block's events that are still part of the
-transaction (an event recorded inside a savepoint that rolled back is left out) and the
-block's ``stash``, where listeners kept their work. A block that raises sends nothing: its
-transaction rolls back whole.
+Inside ``together()`` (one phase of an agent's turn) the events themselves are written together
+at the block's end, in one INSERT, in the order they were recorded, and listeners may keep what
+they write for each event and write it then too, still inside the caller's transaction:
+``events_written_together`` is sent with the block's events that are still part of the
+transaction (an event recorded inside a savepoint that rolled back is left out), by then with
+their ids, and the block's ``stash``, where listeners kept their work. So inside a block
+``event_recorded`` reaches listeners before the event has an id: a listener that needs the row
+in the database at once calls ``flush()`` first (outside any savepoint of its own). A block that
+raises sends nothing and writes nothing: its transaction rolls back whole.
 """
 
 from __future__ import annotations
@@ -41,17 +44,31 @@ class Together:
 
     recorded: list[tuple[Event, Any]] = field(default_factory=list)
     stash: dict[str, Any] = field(default_factory=dict)
+    unwritten: int = 0  # how many of the last ``recorded`` are not yet inserted
 
     def add(self, event: Event) -> None:
+        """A recorded event, to be written with the block's others (``write``)."""
+
         def marker() -> None:
             """Runs at commit and does nothing: its presence says the event was not rolled back."""
 
         transaction.on_commit(marker)
         self.recorded.append((event, marker))
+        self.unwritten += 1
 
-    def surviving(self) -> list[Event]:
+    def surviving(self, recorded: list[tuple[Event, Any]] | None = None) -> list[Event]:
         alive = {id(func) for _, func, _ in connection.run_on_commit}
-        return [event for event, marker in self.recorded if id(marker) in alive]
+        return [event for event, marker in (self.recorded if recorded is None else recorded) if id(marker) in alive]
+
+    def write(self) -> None:
+        """INSERT the events recorded since the last write that are still part of the
+        transaction, in one statement, in order; they get their ids."""
+        if not self.unwritten:
+            return
+        waiting = self.surviving(self.recorded[-self.unwritten :])
+        self.unwritten = 0
+        if waiting:
+            Event.objects.bulk_create(waiting)
 
 
 _together: ContextVar[Together | None] = ContextVar("events_together", default=None)
@@ -77,18 +94,29 @@ def together() -> Iterator[None]:
     finally:
         _together.reset(token)
     if group.recorded:
+        group.write()
         events_written_together.send(sender=Event, events=group.surviving(), stash=group.stash)
+
+
+def flush() -> None:
+    """Inside ``together()``: INSERT the block's events recorded so far, now (a listener that
+    must find the row, or its id, in the database calls this first). Outside: nothing to do."""
+    group = _together.get()
+    if group is not None:
+        group.write()
 
 
 def record_many(journey: Journey, entries: list[dict[str, Any]]) -> list[Event]:
     """Record several events of one journey at once (one INSERT), in order; each entry holds
     ``record``'s arguments after the journey. Listeners hear of each event in turn, as if they
     had been recorded one by one."""
-    recorded = Event.objects.bulk_create([_event(journey, **entry) for entry in entries])
     group = _together.get()
+    recorded = [_event(journey, **entry) for entry in entries]
+    if group is None:
+        recorded = Event.objects.bulk_create(recorded)
     for event in recorded:
         if group is not None:
-            group.add(event)
+            group.add(event)  # inserted with the block's other events
         event_recorded.send(sender=Event, event=event)
     return recorded
 
@@ -142,9 +170,10 @@ def record(
         proposal=proposal,
         step=step,
     )
-    event.save(force_insert=True)
     group = _together.get()
-    if group is not None:
-        group.add(event)
+    if group is None:
+        event.save(force_insert=True)
+    else:
+        group.add(event)  # inserted with the block's other events
     event_recorded.send(sender=Event, event=event)
     return event

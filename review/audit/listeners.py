@@ -67,9 +67,16 @@ def audit_event(event: Any) -> None:
 
 def on_events_written_together(sender: Any, events: list[Any], stash: dict[str, Any], **kwargs: Any) -> None:
     """One lock and one head read per chain, one INSERT, for the records of a block's events
-    that are still part of the transaction, in the order the events were recorded."""
+    that are still part of the transaction, in the order the events were recorded. The events
+    were prepared before they were written: each record gets its event's id now."""
     prepared = stash.get("audit", {})
-    audit_append_prepared([prepared[id(event)] for event in events if id(event) in prepared])
+    records = []
+    for event in events:
+        record = prepared.get(id(event))
+        if record is not None:
+            record.event_id = event.pk
+            records.append(record)
+    audit_append_prepared(records)
 
 
 def audit_record_for(event: Any) -> AuditRecord:

@@ -8,7 +8,7 @@ from typing import Any
 from django.db import transaction
 from django.dispatch import receiver
 
-from journeys.events import event_recorded
+from journeys.events import event_recorded, flush
 from journeys.models import Event
 
 from .services import case_open_for_event
@@ -22,6 +22,9 @@ TRIGGERS = {Event.Kind.EXCEPTION, Event.Kind.ABANDONED, Event.Kind.ACTION_EXPIRE
 def open_case_on_event(sender: Any, event: Event, **kwargs: Any) -> None:
     if event.kind not in TRIGGERS:
         return
+    # The case points at the event and reads the timeline up to it: inside an agent's turn the
+    # block's events are written now, outside the savepoint below (``events.flush``).
+    flush()
     # A savepoint: a fault in opening the case must not roll back (and so stall) the journey
     # change that raised the exception; the event itself still shows it on the timeline.
     try:
