@@ -25,6 +25,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.dispatch import Signal
 
+from .db import insert_rows
 from .models import Agent, Event, Journey, ProposedAction
 
 event_recorded = Signal()  # sender=Event, event=Event
@@ -67,8 +68,7 @@ class Together:
             return
         waiting = self.surviving(self.recorded[-self.unwritten :])
         self.unwritten = 0
-        if waiting:
-            Event.objects.bulk_create(waiting)
+        insert_rows(waiting)
 
 
 _together: ContextVar[Together | None] = ContextVar("events_together", default=None)

@@ -26,7 +26,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
-from journeys.db import lock_then_read
+from journeys.db import insert_rows, lock_then_read
 from review.models import AuditArchive, AuditCheckpoint, AuditRecord
 from review.models.audit import GOVERNANCE_CHAIN
 
@@ -204,10 +204,7 @@ def audit_append_prepared(records: list[AuditRecord]) -> None:
                 record.prev_hash = last[1] if last else GENESIS
                 record.hash = record_hash(header_fields(record))
                 heads[record.chain] = (record.seq, record.hash)
-            if len(records) == 1:
-                records[0].save(force_insert=True)
-            else:
-                AuditRecord.objects.bulk_create(records)
+            insert_rows(records)
     except DatabaseError as exc:
         raise AuditWriteError(f"The audit trail could not be written ({exc}); the change was not made.") from exc
 
