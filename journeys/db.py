@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import psycopg
 from django.db import connection
@@ -76,3 +77,39 @@ def insert_rows(objs: Sequence[Model]) -> None:
         setattr(obj, pk, value)
         obj._state.adding = False
         obj._state.db = connection.alias
+
+
+# Conditional UPDATEs of one row composed once per (model, fields set, condition), for the
+# lifecycles' transitions (every status change of a journey or a proposal goes through one).
+_UPDATES: dict[tuple, tuple[str, list[Field], Field, Field]] = {}
+
+
+def update_if(model: type[Model], pk: Any, values: dict[str, Any], *, field: str, among: Sequence[Any]) -> int:
+    """``model.objects.filter(pk=pk, <field>__in=among).update(**values)``, returning the number
+    of rows updated, by a statement composed once per (model, fields, condition). Values pass
+    through their fields' ``get_db_prep_save`` as the ORM's ``update`` does (a related object
+    stands for its id); an expression, or a database other than PostgreSQL, takes the ORM."""
+    if connection.vendor != "postgresql" or any(hasattr(v, "resolve_expression") for v in values.values()):
+        return model._default_manager.filter(pk=pk, **{f"{field}__in": among}).update(**values)
+    key = (model, tuple(values), field, len(among))
+    entry = _UPDATES.get(key)
+    if entry is None:
+        meta = model._meta
+        fields = [meta.get_field(name) for name in values]
+        condition = meta.get_field(field)
+        quote = connection.ops.quote_name
+        sql = (
+            f"UPDATE {quote(meta.db_table)} SET {', '.join(f'{quote(f.column)} = %s' for f in fields)} "
+            f"WHERE {quote(meta.pk.column)} = %s AND {quote(condition.column)} IN ({', '.join(['%s'] * len(among))})"
+        )
+        entry = _UPDATES[key] = (sql, fields, meta.pk, condition)
+    sql, fields, pk_field, condition = entry
+    params = [
+        f.get_db_prep_save(v.pk if isinstance(v, Model) else v, connection)
+        for f, v in zip(fields, values.values(), strict=True)
+    ]
+    params.append(pk_field.get_db_prep_value(pk, connection))
+    params += [condition.get_db_prep_value(v, connection) for v in among]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount

@@ -48,6 +48,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from .. import events
+from ..db import update_if
 from ..errors import IllegalTransition
 from ..models import Event, Journey, ProposedAction
 from ..rights import Right
@@ -111,7 +112,7 @@ def _move(journey: Journey, name: str, **changes: Any) -> None:
     shown = tuple(values.get(field, journey.__dict__.get(field)) for field in Journey.SHOWN_FIELDS)
     if shown != getattr(journey, "_shown_seen", None):
         values["updated_at"] = timezone.now()  # the board's change marker: only what it shows
-    updated = Journey.objects.filter(pk=journey.pk, status__in=transition.sources).update(**values)
+    updated = update_if(Journey, journey.pk, values, field="status", among=transition.sources)
     if updated != 1:
         raise IllegalTransition(f"J-{journey.pk} changed meanwhile; cannot {transition.label}.")
     for field, value in values.items():

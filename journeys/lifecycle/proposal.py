@@ -47,6 +47,7 @@ from django.utils import timezone
 from .. import events, policy
 from ..actions import validate_params
 from ..bounds import bounds_decision
+from ..db import update_if
 from ..errors import IllegalTransition
 from ..models import ActionType, Agent, Event, Journey, ProposedAction
 from ..rights import Right
@@ -94,7 +95,7 @@ def _move(proposal: ProposedAction, name: str, **changes: Any) -> bool:
     """Conditional UPDATE from the transition's sources; returns whether this caller won."""
     transition = TRANSITIONS[name]
     values = {"claimed_by": None, "claimed_until": None, **changes, "status": transition.target}
-    updated = ProposedAction.objects.filter(pk=proposal.pk, status__in=transition.sources).update(**values)
+    updated = update_if(ProposedAction, proposal.pk, values, field="status", among=transition.sources)
     if updated:
         for field, value in values.items():
             setattr(proposal, field, value)

@@ -1,4 +1,5 @@
-"""``journeys.db.insert_rows`` writes exactly what ``bulk_create`` writes, with the ids in order."""
+"""``journeys.db``: ``insert_rows`` writes exactly what ``bulk_create`` writes, with the ids in order;
+``update_if`` what the ORM's conditional ``update`` writes."""
 
 from __future__ import annotations
 
@@ -56,3 +57,23 @@ def test_audit_records_written_by_insert_rows_equal_those_bulk_create_writes(db)
     strip = lambda rows: [{k: v for k, v in row.items() if k != "chain"} for row in rows]  # noqa: E731
     assert strip(columns(AuditRecord, [r.pk for r in mine])) == strip(columns(AuditRecord, [r.pk for r in theirs]))
     assert insert_rows([]) is None
+
+
+def test_update_if_writes_what_the_orm_update_writes_and_only_from_the_given_states(agent, supervisor):
+    from django.utils import timezone
+
+    from journeys.db import update_if
+    from journeys.models import Journey
+
+    journey = journey_start(definition="lost_card", customer_ref="CUST-00002", request={"reason": "lost"})
+    twin = journey_start(definition="lost_card", customer_ref="CUST-00002", request={"reason": "lost"})
+    at = timezone.now()
+    values = {"context": {"facts": {"é": [1, None]}}, "controller_user": supervisor, "state_changed_at": at}
+    values["status"] = Journey.Status.HUMAN
+    assert update_if(Journey, journey.pk, values, field="status", among=[Journey.Status.HUMAN]) == 0
+    assert update_if(Journey, journey.pk, values, field="status", among=[Journey.Status.RUNNING, "x"]) == 1
+    Journey.objects.filter(pk=twin.pk, status__in=[Journey.Status.RUNNING, "x"]).update(**values)
+    fields = ("context", "controller_user_id", "state_changed_at", "status")
+    mine = Journey.objects.filter(pk=journey.pk).values(*fields).get()
+    assert mine == Journey.objects.filter(pk=twin.pk).values(*fields).get()
+    assert mine["controller_user_id"] == supervisor.pk and mine["context"] == {"facts": {"é": [1, None]}}
