@@ -495,7 +495,8 @@ def apply_decision(proposal: ProposedAction, decision: Decision, *, outcome: str
     if outcome == Status.AUTO_APPROVED:
         share = float(settings.HANDOFF.get("REVIEW_SAMPLE_SHARE", 0))
         if not proposal.action_type.is_read_only and share > 0 and random.random() < share:
-            ReviewSample.objects.get_or_create(proposal=proposal)
+            # Once per proposal, in one statement (the proposal is its unique key).
+            ReviewSample.objects.bulk_create([ReviewSample(proposal=proposal)], ignore_conflicts=True)
     elif outcome == Status.PENDING:
         scope = judge(proposal, limits=False).scope  # the rule whose timeout and escalation apply
         ApprovalRequest.objects.update_or_create(
