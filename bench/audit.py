@@ -95,7 +95,7 @@ def main() -> None:
     verify_rate = result.records / statistics.median(verify_times)
     select_rate = count / statistics.median(select_times)
 
-    print(f"   {RECORDS:,} records over {CHAINS} chains; verified {result.records:,} records")
+    print(f"   {RECORDS:,} records over {CHAINS} chains; verified {result.records:,} records in {result.mode}")
     report("append (records/s)", append_rate, insert_rate, "rec/s", higher_is_better=True)
     report("verify_audit (records/s)", verify_rate, select_rate, "rec/s", higher_is_better=True)
     print("   target: verify_audit >= 0.5x the bare SELECT")

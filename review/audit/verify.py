@@ -209,10 +209,18 @@ def _ranges(counts: list[tuple[str, int]], parts: int) -> list[tuple[str | None,
     return list(pairwise([None, *starts, None]))
 
 
+def _threads() -> int:
+    """Threads of this process, also those not started through ``threading`` (the OS's count)."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return threading.active_count()
+
+
 def _start_method() -> str:
     """fork when this process runs one thread (cheap: nothing to import again); spawn when other
     threads run (a fork could copy a lock another thread holds), e.g. in a threads-pool worker."""
-    if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods():
+    if _threads() == 1 and "fork" in multiprocessing.get_all_start_methods():
         return "fork"
     return "spawn"
 
