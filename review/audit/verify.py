@@ -217,6 +217,11 @@ def _threads() -> int:
         return threading.active_count()
 
 
+# A spawned worker starts a new interpreter (about a quarter of a second here, against a few
+# milliseconds for a fork): spawning pays off only on a trail this many times larger.
+SPAWN_COSTLIER = 5
+
+
 def _start_method() -> str:
     """fork when this process runs one thread (cheap: nothing to import again); spawn when other
     threads run (a fork could copy a lock another thread holds), e.g. in a threads-pool worker."""
@@ -311,8 +316,13 @@ def audit_verify(
 
     On PostgreSQL, a trail of at least ``parallel_from`` records (``AUDIT_VERIFY_PARALLEL_FROM``)
     is walked by ``processes`` worker processes (``AUDIT_VERIFY_PROCESSES``; 0: one per CPU), each
-    on a contiguous range of chains; the result is the same as walking it in one process. SQLite,
-    a caller inside a transaction and a daemonic caller walk it in this process."""
+    on a contiguous range of chains; the result is the same as walking it in one process. Workers
+    are forked when this process runs one thread (its database connections are closed first) and
+    spawned, from ``SPAWN_COSTLIER`` times as many records, when it runs others (a threads-pool
+    Celery worker, a web server): a spawned worker imports the caller's main module again, which
+    must therefore keep its work under ``if __name__ == "__main__"``. SQLite, a caller inside a
+    transaction (the workers could not see what it has not committed) and a daemonic caller (a
+    Celery prefork child may not start processes) walk the chains in this process."""
     from django.conf import settings
 
     result = VerifyResult()
@@ -335,6 +345,9 @@ def audit_verify(
     if alone is None:
         counts = _chain_counts()
         total = sum(count for _, count in counts)
+        method = _start_method()
+        if method == "spawn":
+            parallel_from *= SPAWN_COSTLIER
         if total < parallel_from:
             alone = f"fewer than {parallel_from:,} records"
         else:
@@ -355,7 +368,6 @@ def audit_verify(
             next_progress = (records // every + 1) * every
 
     if alone is None:
-        method = _start_method()
         walked = _walk_in_processes(ranges, method, archived=archived, expected_heads=expected_heads, on_page=on_page)
         result.processes, result.mode = len(ranges), f"{len(ranges)} processes ({method})"
     else:
