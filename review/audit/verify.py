@@ -10,6 +10,7 @@ checkpoints kept outside the database, a checkpoint rewritten in the database is
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing
 import os
 import queue
@@ -30,6 +31,8 @@ from .chains import FIELDS, PAGE, Break, Walked, pages_postgresql, walk, walk_ra
 from .offline import GENESIS, checkpoint_hash, checkpoint_signature
 
 __all__ = ["Break", "VerifyResult", "audit_verify"]
+
+logger = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
 
@@ -398,4 +401,5 @@ def audit_verify(
         )
     if progress:
         progress(result.records, max(total, result.records))
+    logger.info("verify_audit: %s records in %s chains, walked in %s", result.records, result.chains, result.mode)
     return result
