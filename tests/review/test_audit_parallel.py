@@ -152,10 +152,15 @@ def test_inside_a_transaction_the_workers_could_not_see_the_rows_so_one_process_
 def test_a_small_trail_is_walked_in_one_process():
     _append_trail()
     result = audit_verify(use_sink=False, processes=WORKERS, parallel_from=len(CHAINS) * PER_CHAIN + 1)
-    assert result.ok and result.mode == f"1 process (fewer than {len(CHAINS) * PER_CHAIN + 1:,} records)"
+    # (a caller running other threads would spawn its workers, from five times as many records)
+    assert result.ok and result.mode.startswith("1 process (fewer than ")
 
 
 def _verify_and_tell(answers) -> None:
+    # As Celery's prefork child does first: forget any database connection inherited from the
+    # parent without closing it (closing would end the parent's session), then work on its own.
+    for inherited in connections.all(initialized_only=True):
+        inherited.connection = None
     try:
         result = _in_workers()
         answers.put((result.ok, result.records, result.mode))
