@@ -178,12 +178,13 @@ def _alone_because(processes: int) -> str | None:
     if connection.in_atomic_block:
         # Other connections cannot see what this transaction has not committed.
         return "inside a transaction"
+    # The standard library refuses to start processes from a daemonic one, and a Celery prefork
+    # child is one (billiard marks it so for both); billiard itself would start them, but the
+    # pool may kill the child at a time limit and leave its workers behind.
     if multiprocessing.current_process().daemon:
         return "daemonic process"
     billiard = sys.modules.get("billiard.process")
     if billiard is not None and billiard.current_process().daemon:
-        # A Celery prefork pool child: billiard refuses children there, and the pool may kill
-        # the child at a time limit, which would leave workers behind.
         return "daemonic process (Celery prefork child)"
     return None
 
@@ -290,10 +291,13 @@ def _walk_in_processes(
                 raise RuntimeError(f"{workers[index].name} failed: {value}")
     finally:
         for worker in workers:
-            if worker.is_alive() and worker.pid is not None:
+            if worker.pid is None:  # never started
+                continue
+            if len(done) == len(workers):
+                worker.join(10)  # it has sent its result and is exiting
+            if worker.is_alive():
                 worker.terminate()
-            if worker.pid is not None:
-                worker.join()
+            worker.join()
         messages.close()
     merged = Walked()
     for index in range(len(workers)):
