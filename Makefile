@@ -58,7 +58,7 @@ test: setup
 # The audit tests again, every connection switched to the restricted application role that
 # production uses (`manage.py database_roles`): SELECT and INSERT only on the audit tables.
 AUDIT_TESTS := tests/review/test_audit_chain.py tests/review/test_audit_pages.py \
-  tests/review/test_audit_exports.py tests/review/test_audit_integrity.py
+  tests/review/test_audit_exports.py tests/review/test_audit_integrity.py tests/review/test_audit_parallel.py
 test-app-role: setup
 	DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" CELERY_BROKER_URL="$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)}" \
 	  $(TEST_ENV) HANDOFF_TEST_DB_ROLE=app $(PY) -m pytest $(AUDIT_TESTS) $(PYTEST_ARGS)

@@ -203,6 +203,11 @@ AUDIT_CHECKPOINT_SYSLOG_ADDRESS = env.str("AUDIT_CHECKPOINT_SYSLOG_ADDRESS", def
 # months online by default), with a signed "archived up to" checkpoint.
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=365)
 AUDIT_ARCHIVE_DIR = env.str("AUDIT_ARCHIVE_DIR", default=str(VAR_DIR / "audit-archive"))
+# verify_audit walks the chains of a trail this large in this many worker processes at once on
+# PostgreSQL (0: one per CPU); a smaller trail, SQLite or a caller inside a transaction walks them
+# in one process (docs/audit.md, "Verification").
+AUDIT_VERIFY_PROCESSES = env.int("AUDIT_VERIFY_PROCESSES", default=0)
+AUDIT_VERIFY_PARALLEL_FROM = env.int("AUDIT_VERIFY_PARALLEL_FROM", default=20_000)
 SECURE_CSP = {
     "default-src": [CSP.SELF],
     "script-src": [CSP.SELF, CSP.NONCE],

@@ -10,38 +10,31 @@ checkpoints kept outside the database, a checkpoint rewritten in the database is
 from __future__ import annotations
 
 import json
+import logging
+import multiprocessing
+import os
+import queue
+import sys
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
+from itertools import pairwise
 from typing import Any
 
-from django.db import connection
+from django.db import connection, connections
 
 from review.models import AuditArchive, AuditCheckpoint, AuditRecord
 
 from .chain import audit_key, audit_key_id, checkpoint_payload, timestamp
-from .offline import (
-    GENESIS,
-    SORTED_HASHED_FIELDS,
-    checkpoint_hash,
-    checkpoint_signature,
-    payload_digest,
-    record_hash_sorted,
-)
+from .chains import FIELDS, PAGE, Break, Walked, pages_postgresql, walk, walk_range
+from .offline import GENESIS, checkpoint_hash, checkpoint_signature
+
+__all__ = ["Break", "VerifyResult", "audit_verify"]
+
+logger = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
-
-
-@dataclass
-class Break:
-    record_id: int | None
-    chain: str
-    seq: int | None
-    reason: str
-
-    def __str__(self) -> str:
-        where = f"record {self.record_id} ({self.chain} #{self.seq})" if self.record_id else self.chain
-        return f"{where}: {self.reason}"
 
 
 @dataclass
@@ -51,6 +44,9 @@ class VerifyResult:
     checkpoints: int = 0
     breaks: list[Break] = field(default_factory=list)
     sink_checked: bool = False
+    # How the records were walked: how many processes, and how (or why in this one alone).
+    processes: int = 1
+    mode: str = ""
 
     @property
     def ok(self) -> bool:
@@ -153,42 +149,11 @@ def _check_archives(result: VerifyResult) -> dict[str, list[Any]]:
     return archived_heads()
 
 
-# Records are read as tuples in pages along the (chain, seq) index: no model instances, no
-# long-running transaction or server-side cursor materialised up front, and progress stays visible.
-PAGE = 20_000
-# id, hash, payload (JSON text), salt, then the hashed fields in canonical (sorted) order with
-# ``at`` as the export writes it, so the tail of a row is exactly what the record hash covers.
-_HEAD = ["id", "hash", "payload", "payload_salt"]
-_FIELDS = [*_HEAD, *SORTED_HASHED_FIELDS]
-CHAIN, SEQ, PREV_HASH, PAYLOAD_SHA256 = (_FIELDS.index(n) for n in ("chain", "seq", "prev_hash", "payload_sha256"))
-HASHED_FROM = len(_HEAD)
-_PG_AT = "to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')"
-
-
-def _pages_postgresql() -> Iterator[list[tuple[Any, ...]]]:
-    """Pages of raw rows; PostgreSQL formats the timestamp (in its own process) and hands the
-    payload over as JSON text (Django's jsonb loader), parsed by ``json.loads`` when needed."""
-    columns = ", ".join(_PG_AT if name == "at" else name for name in _FIELDS)
-    table = AuditRecord._meta.db_table
-    first = f"SELECT {columns} FROM {table} ORDER BY chain, seq LIMIT %s"
-    after = f"SELECT {columns} FROM {table} WHERE (chain, seq) > (%s, %s) ORDER BY chain, seq LIMIT %s"
-    with connection.cursor() as cursor:
-        cursor.execute(first, [PAGE])
-        while True:
-            rows = cursor.fetchall()
-            if rows:
-                yield rows
-            if len(rows) < PAGE:
-                return
-            last = rows[-1]
-            cursor.execute(after, [last[CHAIN], last[SEQ], PAGE])
-
-
 def _pages_orm() -> Iterator[list[tuple[Any, ...]]]:
-    """The same rows through the ORM, for the embedded SQLite demo."""
-    at = _FIELDS.index("at")
+    """The rows of ``chains.pages_postgresql`` through the ORM, for the embedded SQLite demo."""
+    at = FIELDS.index("at")
     page: list[tuple[Any, ...]] = []
-    for row in AuditRecord.objects.order_by("chain", "seq").values_list(*_FIELDS).iterator(chunk_size=2000):
+    for row in AuditRecord.objects.order_by("chain", "seq").values_list(*FIELDS).iterator(chunk_size=2000):
         page.append((row[0], row[1], json.dumps(row[2]), *row[3:at], timestamp(row[at]), *row[at + 1 :]))
         if len(page) == PAGE:
             yield page
@@ -197,15 +162,176 @@ def _pages_orm() -> Iterator[list[tuple[Any, ...]]]:
         yield page
 
 
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _alone_because(processes: int) -> str | None:
+    """Why the records must be walked in this process, or None when workers may be started."""
+    if processes < 2:
+        return "one process asked"
+    if connection.vendor != "postgresql":
+        return connection.vendor
+    if connection.in_atomic_block:
+        # Other connections cannot see what this transaction has not committed.
+        return "inside a transaction"
+    # The standard library refuses to start processes from a daemonic one, and a Celery prefork
+    # child is one (billiard marks it so for both); billiard itself would start them, but the
+    # pool may kill the child at a time limit and leave its workers behind.
+    if multiprocessing.current_process().daemon:
+        return "daemonic process"
+    billiard = sys.modules.get("billiard.process")
+    if billiard is not None and billiard.current_process().daemon:
+        return "daemonic process (Celery prefork child)"
+    return None
+
+
+def _chain_counts() -> list[tuple[str, int]]:
+    """Every chain and its number of records, in chain order (one pass over the index)."""
+    table = AuditRecord._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT chain, count(*) FROM {table} GROUP BY chain ORDER BY chain")
+        return cursor.fetchall()
+
+
+def _ranges(counts: list[tuple[str, int]], parts: int) -> list[tuple[str | None, str | None]]:
+    """Up to ``parts`` contiguous ranges ``[low, high)`` of chains (None: unbounded), holding
+    about as many records each; whole chains only. The first and last are open, so a chain
+    created meanwhile still falls into one."""
+    total = sum(count for _, count in counts)
+    starts: list[str] = []
+    before, part = 0, 1
+    for chain, count in counts:
+        if part < parts and before and before >= total * part / parts:
+            starts.append(chain)
+            while part < parts and before >= total * part / parts:
+                part += 1
+        before += count
+    return list(pairwise([None, *starts, None]))
+
+
+def _threads() -> int:
+    """Threads of this process, also those not started through ``threading`` (the OS's count)."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return threading.active_count()
+
+
+# A spawned worker starts a new interpreter (about a quarter of a second here, against a few
+# milliseconds for a fork): spawning pays off only on a trail this many times larger.
+SPAWN_COSTLIER = 5
+
+
+def _start_method() -> str:
+    """fork when this process runs one thread (cheap: nothing to import again); spawn when other
+    threads run (a fork could copy a lock another thread holds), e.g. in a threads-pool worker."""
+    if _threads() == 1 and "fork" in multiprocessing.get_all_start_methods():
+        return "fork"
+    return "spawn"
+
+
+def _walk_in_processes(
+    ranges: list[tuple[str | None, str | None]],
+    method: str,
+    *,
+    archived: dict[str, list[Any]],
+    expected_heads: dict[tuple[str, int], str],
+    on_page: Callable[[int], None],
+) -> Walked:
+    """Walk each range of chains in a worker process of its own, then merge in chain order."""
+    conninfo = {
+        key: value
+        for key, value in connection.get_connection_params().items()
+        if key not in ("cursor_factory", "context", "prepare_threshold")
+    }
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_user, session_user")
+        current_user, session_user = cursor.fetchone()
+    role = current_user if current_user != session_user else None
+    if method == "fork":
+        # The children must not inherit (and later share) this process's open database sockets.
+        connections.close_all()
+    context = multiprocessing.get_context(method)
+    messages = context.Queue()
+    table = AuditRecord._meta.db_table
+    workers = [
+        context.Process(
+            target=walk_range,
+            args=(index, conninfo, role, table, low, high, archived, expected_heads, messages),
+            name=f"verify_audit-{index}",
+            daemon=True,
+        )
+        for index, (low, high) in enumerate(ranges)
+    ]
+    done: dict[int, Walked] = {}
+    checked = [0] * len(workers)
+    try:
+        for worker in workers:
+            worker.start()
+        silent = 0
+        while len(done) < len(workers):
+            try:
+                kind, index, value = messages.get(timeout=1)
+            except queue.Empty:
+                gone = [w for i, w in enumerate(workers) if i not in done and w.exitcode is not None]
+                silent = silent + 1 if gone else 0
+                if silent > 1:  # exited, and nothing more arrived since: it died without a result
+                    raise RuntimeError(f"{gone[0].name} exited ({gone[0].exitcode}) without a result") from None
+                continue
+            if kind == "page":
+                checked[index] = value
+                on_page(sum(checked))
+            elif kind == "done":
+                done[index] = value
+            else:
+                raise RuntimeError(f"{workers[index].name} failed: {value}")
+    finally:
+        for worker in workers:
+            if worker.pid is None:  # never started
+                continue
+            if len(done) == len(workers):
+                worker.join(10)  # it has sent its result and is exiting
+            if worker.is_alive():
+                worker.terminate()
+            worker.join()
+        messages.close()
+    merged = Walked()
+    for index in range(len(workers)):
+        part = done[index]
+        merged.records += part.records
+        merged.chains += part.chains
+        merged.breaks.extend(part.breaks)
+        merged.seen_heads |= part.seen_heads
+    return merged
+
+
 def audit_verify(
     *,
     progress: Progress | None = None,
     external_checkpoints: list[dict[str, Any]] | None = None,
     use_sink: bool = True,
     every: int = 5000,
+    processes: int | None = None,
+    parallel_from: int | None = None,
 ) -> VerifyResult:
     """Verify everything; one pass over the records in (chain, seq) order. Unless given another
-    copy, the checkpoints are compared with the outside sink's (``review.audit.sink``)."""
+    copy, the checkpoints are compared with the outside sink's (``review.audit.sink``).
+
+    On PostgreSQL, a trail of at least ``parallel_from`` records (``AUDIT_VERIFY_PARALLEL_FROM``)
+    is walked by ``processes`` worker processes (``AUDIT_VERIFY_PROCESSES``; 0: one per CPU), each
+    on a contiguous range of chains; the result is the same as walking it in one process. Workers
+    are forked when this process runs one thread (its database connections are closed first) and
+    spawned, from ``SPAWN_COSTLIER`` times as many records, when it runs others (a threads-pool
+    Celery worker, a web server): a spawned worker imports the caller's main module again, which
+    must therefore keep its work under ``if __name__ == "__main__"``. SQLite, a caller inside a
+    transaction (the workers could not see what it has not committed) and a daemonic caller (a
+    Celery prefork child may not start processes) walk the chains in this process."""
+    from django.conf import settings
+
     result = VerifyResult()
     if external_checkpoints is None and use_sink:
         from .sink import sink_read
@@ -215,51 +341,58 @@ def audit_verify(
         _check_sink_is_current(result, external_checkpoints or [])
     expected_heads = _check_checkpoints(result, external_checkpoints)
     archived = _check_archives(result)
-    total = AuditRecord.objects.count()
+
+    if processes is None:
+        processes = settings.AUDIT_VERIFY_PROCESSES
+    processes = processes or _cpus()
+    if parallel_from is None:
+        parallel_from = settings.AUDIT_VERIFY_PARALLEL_FROM
+    alone = _alone_because(processes)
+    ranges: list[tuple[str | None, str | None]] = []
+    if alone is None:
+        counts = _chain_counts()
+        total = sum(count for _, count in counts)
+        method = _start_method()
+        if method == "spawn":
+            parallel_from *= SPAWN_COSTLIER
+        if total < parallel_from:
+            alone = f"fewer than {parallel_from:,} records"
+        else:
+            ranges = _ranges(counts, processes)
+            if len(ranges) < 2:
+                alone = "one chain"
+    else:
+        total = AuditRecord.objects.count()
+
     if progress:
         progress(0, total)
-    pages = _pages_postgresql() if connection.vendor == "postgresql" else _pages_orm()
-    breaks = result.breaks
-    # Per chain: the (seq, hash) the next record must follow, and whether a break was reported.
-    chain: str | None = None
-    prev_seq, prev_hash, chain_broken = 0, GENESIS, False
-    seen_heads: set[tuple[str, int]] = set()
-    records = chains = 0
     next_progress = every
-    loads = json.loads
-    for page in pages:
-        for row in page:
-            record_chain, seq, digest = row[CHAIN], row[SEQ], row[1]
-            if record_chain != chain:
-                chain, chain_broken = record_chain, False
-                chains += 1
-                # After archiving, the online chain starts where the signed archive row stops.
-                prev_seq, prev_hash = archived.get(chain) or (0, GENESIS)
-            reason = ""
-            if seq != prev_seq + 1:
-                reason = f"sequence jumps from #{prev_seq} to #{seq} (a record was removed)"
-            elif row[PREV_HASH] != prev_hash:
-                reason = "does not link to the record before it"
-            elif payload_digest(loads(row[2]), salt=row[3]) != row[PAYLOAD_SHA256]:
-                reason = "payload does not match its digest (edited)"
-            elif record_hash_sorted(row[HASHED_FROM:]) != digest:
-                reason = "content does not match its hash (edited)"
-            head = expected_heads.get((chain, seq)) if expected_heads else None
-            if head is not None:
-                seen_heads.add((chain, seq))
-                if head != digest and not reason:
-                    reason = "differs from the signed checkpoint (chain re-hashed)"
-            if reason and not chain_broken:
-                # Only the first break of a chain is reported: everything after it is suspect anyway.
-                breaks.append(Break(row[0], chain, seq, reason))
-                chain_broken = True
-            prev_seq, prev_hash = seq, digest
-        records += len(page)
+
+    def on_page(records: int) -> None:
+        nonlocal next_progress
         if progress and records >= next_progress:
             progress(records, total)
             next_progress = (records // every + 1) * every
-    result.records, result.chains = records, chains
-    for head_chain, seq in sorted(set(expected_heads) - seen_heads):
+
+    if alone is None:
+        walked = _walk_in_processes(ranges, method, archived=archived, expected_heads=expected_heads, on_page=on_page)
+        result.processes, result.mode = len(ranges), f"{len(ranges)} processes ({method})"
+    else:
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                walked = walk(
+                    pages_postgresql(cursor, AuditRecord._meta.db_table),
+                    archived=archived,
+                    expected_heads=expected_heads,
+                    on_page=on_page,
+                )
+        else:
+            walked = walk(_pages_orm(), archived=archived, expected_heads=expected_heads, on_page=on_page)
+        result.processes, result.mode = 1, f"1 process ({alone})"
+
+    result.records, result.chains = walked.records, walked.chains
+    result.breaks.extend(walked.breaks)
+    for head_chain, seq in sorted(set(expected_heads) - walked.seen_heads):
         if head_chain in archived and seq <= archived[head_chain][0]:
             continue  # moved to an archive file, which proves it (offline.py)
         result.breaks.append(
@@ -272,4 +405,5 @@ def audit_verify(
         )
     if progress:
         progress(result.records, max(total, result.records))
+    logger.info("verify_audit: %s records in %s chains, walked in %s", result.records, result.chains, result.mode)
     return result

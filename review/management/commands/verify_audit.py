@@ -27,15 +27,31 @@ class Command(BaseCommand):
             help="JSON Lines copy of the checkpoints kept outside the database (default: the sink)",
         )
         parser.add_argument("--no-sink", action="store_true", help="check the database alone")
+        parser.add_argument(
+            "--processes",
+            type=int,
+            metavar="N",
+            help="worker processes walking the chains on PostgreSQL (default AUDIT_VERIFY_PROCESSES; "
+            "0: one per CPU; 1: this process alone)",
+        )
 
-    def handle(self, *args: Any, checkpoints: str | None = None, no_sink: bool = False, **options: Any) -> None:
+    def handle(
+        self,
+        *args: Any,
+        checkpoints: str | None = None,
+        no_sink: bool = False,
+        processes: int | None = None,
+        **options: Any,
+    ) -> None:
         external = None
         if checkpoints:
             try:
                 external = read_checkpoints(checkpoints)
             except (OSError, ValueError) as exc:
                 raise CommandError(f"Cannot read the checkpoint copy {checkpoints}: {exc}") from exc
-        result = audit_verify(external_checkpoints=external, use_sink=not no_sink)
+        if processes is not None and processes < 0:
+            raise CommandError("--processes must be 0 (one per CPU) or more")
+        result = audit_verify(external_checkpoints=external, use_sink=not no_sink, processes=processes)
         if not checkpoints and not no_sink and not result.sink_checked:
             self.stderr.write(f"No outside copy of the checkpoints at {sink_path()} yet (beat writes it).")
         for found in result.breaks:
