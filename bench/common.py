@@ -119,9 +119,14 @@ def writes_between(before: dict, after: dict, steps: int) -> str:
     return ", ".join(parts)
 
 
-def flush_stats(conn) -> None:
-    """pg_stat_* counters reach the shared view when a backend exits or at most once a second."""
+# A backend that commits within a second of its last statistics report keeps the counts for up
+# to PostgreSQL's idle interval (10 s) before they reach pg_stat_user_tables: the worker's kept
+# connections do, so what one side of a benchmark wrote is read only after that long, or part of
+# it is counted in the next side's window.
+STATS_SETTLE_SECONDS = 10.5
+
+
+def settle_stats() -> None:
     import time
 
-    time.sleep(1.2)
-    conn.execute("SELECT pg_stat_clear_snapshot()")
+    time.sleep(STATS_SETTLE_SECONDS)

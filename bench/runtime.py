@@ -38,6 +38,7 @@ from common import (
     p95,
     report,
     scaled,
+    settle_stats,
     setup_django,
     table_writes,
     writes_between,
@@ -200,7 +201,7 @@ def main() -> None:
             time.sleep(0.1)
         for path in probe_dir.glob("*.tsv"):
             path.unlink()
-        time.sleep(1.2)  # let the warm-up's table statistics land before the first snapshot
+        settle_stats()  # the warm-up's table statistics land before the first snapshot
 
         # Product: CHAINS lost-card journeys at once.
         before = table_writes(stats)
@@ -212,7 +213,7 @@ def main() -> None:
         while Journey.objects.filter(pk__in=ids, status=Journey.Status.RUNNING).exists():
             time.sleep(0.05)
         product_minutes = (time.perf_counter() - started) / 60
-        time.sleep(1.2)
+        settle_stats()
         product_writes = writes_between(
             before, table_writes(stats), max(1, len(read_probe(probe_dir, "journeys.tasks.run_step")))
         )
@@ -234,7 +235,7 @@ def main() -> None:
         while stats.execute("SELECT count(*) FROM bench_step WHERE chain_id > 0").fetchone()[0] < target:
             time.sleep(0.02)
         baseline_minutes = (time.perf_counter() - started) / 60
-        time.sleep(1.2)
+        settle_stats()
         baseline_writes = writes_between(before, table_writes(stats), target)
         baseline = step_figures(read_probe(probe_dir, "bench.durable_step"))
 
