@@ -16,7 +16,7 @@ raises sends nothing and writes nothing: its transaction rolls back whole.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -38,37 +38,57 @@ events_written_together = Signal()  # sender=Event, events=list[Event], stash=di
 governance_changed = Signal()
 
 
+def _marker() -> Callable[[], None]:
+    """A do-nothing callback queued to run at commit: while it is still queued, the transaction
+    level (savepoint) that queued it has not been rolled back (Django drops the callbacks
+    queued inside a savepoint that rolls back)."""
+
+    def marker() -> None:
+        """Runs at commit and does nothing."""
+
+    transaction.on_commit(marker)
+    return marker
+
+
 @dataclass
 class Together:
     """The events of one ``together()`` block, each with a marker that a savepoint rollback
-    removes (Django drops the on-commit callbacks registered inside a rolled-back savepoint)."""
+    removes, and, once inserted, a second marker queued where the INSERT ran: an event written
+    inside a savepoint that then rolled back (by ``flush``) is written again at the next write
+    if the event itself still stands."""
 
     recorded: list[tuple[Event, Any]] = field(default_factory=list)
     stash: dict[str, Any] = field(default_factory=dict)
-    unwritten: int = 0  # how many of the last ``recorded`` are not yet inserted
+    written: dict[int, Any] = field(default_factory=dict)  # id(event) -> marker of its INSERT
 
     def add(self, event: Event) -> None:
         """A recorded event, to be written with the block's others (``write``)."""
+        self.recorded.append((event, _marker()))
 
-        def marker() -> None:
-            """Runs at commit and does nothing: its presence says the event was not rolled back."""
-
-        transaction.on_commit(marker)
-        self.recorded.append((event, marker))
-        self.unwritten += 1
-
-    def surviving(self, recorded: list[tuple[Event, Any]] | None = None) -> list[Event]:
+    def surviving(self) -> list[Event]:
         alive = {id(func) for _, func, _ in connection.run_on_commit}
-        return [event for event, marker in (self.recorded if recorded is None else recorded) if id(marker) in alive]
+        return [event for event, marker in self.recorded if id(marker) in alive]
 
     def write(self) -> None:
-        """INSERT the events recorded since the last write that are still part of the
-        transaction, in one statement, in order; they get their ids."""
-        if not self.unwritten:
+        """INSERT, in one statement and in order, the block's events that are still part of the
+        transaction and not in the database yet; they get their ids."""
+        alive = {id(func) for _, func, _ in connection.run_on_commit}
+        waiting = []
+        for event, marker in self.recorded:
+            if id(marker) not in alive:
+                continue  # recorded inside a savepoint that rolled back
+            done = self.written.get(id(event))
+            if done is not None and id(done) in alive:
+                continue  # written, and still there
+            if done is not None:  # its INSERT was rolled back with a savepoint: again
+                event.pk = None
+                event._state.adding = True
+            waiting.append(event)
+        if not waiting:
             return
-        waiting = self.surviving(self.recorded[-self.unwritten :])
-        self.unwritten = 0
         insert_rows(waiting)
+        for event in waiting:
+            self.written[id(event)] = _marker()
 
 
 _together: ContextVar[Together | None] = ContextVar("events_together", default=None)

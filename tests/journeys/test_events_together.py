@@ -104,3 +104,26 @@ def test_a_case_opened_inside_a_turn_points_at_its_written_event(agent, monkeypa
     assert [e.pk for e in written] == sorted({e.pk for e in written})
     assert AuditRecord.objects.filter(event_id=case.trigger_event_id).exists()
     assert event_inserts(captured.captured_queries) <= 2  # before the case, then the rest
+
+
+def test_an_event_written_early_inside_a_savepoint_that_rolls_back_is_written_again(agent):
+    """The exception case writes the phase's events at once (``flush``); when that happens
+    inside a savepoint that then rolls back, the events recorded before the savepoint are still
+    part of the phase: they are written again at its end, with their audit records."""
+    journey = start()
+    with transaction.atomic(), events.together():
+        before = events.record(journey, Event.Kind.AGENT_NOTE, "recorded before the savepoint")
+        try:
+            with transaction.atomic():
+                events.record(journey, Event.Kind.EXCEPTION, "opens a case", data={"kind": "agent_error"})
+                assert before.pk is not None  # written early, inside the savepoint
+                raise RuntimeError("roll the savepoint back, and the early write with it")
+        except RuntimeError:
+            pass
+    kept = list(journey.events.filter(kind__in=[Event.Kind.AGENT_NOTE, Event.Kind.EXCEPTION]))
+    assert [(e.pk, e.summary) for e in kept] == [(before.pk, "recorded before the savepoint")]
+    assert list(
+        AuditRecord.objects.filter(journey_id=journey.pk, kind="agent_note").values_list("event_id", flat=True)
+    ) == [before.pk]
+    assert not AuditRecord.objects.filter(journey_id=journey.pk, summary="opens a case").exists()
+    assert not ExceptionCase.objects.filter(journey=journey).exists()
