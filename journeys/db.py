@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Field, Model
+
+
+def transaction_marker() -> Callable[[], None] | None:
+    """A do-nothing callback queued to run when the open transaction commits, or None outside
+    one. While it is still queued (``queued_markers``), the transaction — or the savepoint —
+    that queued it has neither ended nor been rolled back: Django drops the callbacks queued
+    inside a savepoint that rolls back."""
+    if not connection.in_atomic_block:
+        return None
+
+    def marker() -> None:
+        """Runs at commit and does nothing: its presence in the queue is what counts."""
+
+    transaction.on_commit(marker)
+    return marker
+
+
+def queued_markers() -> set[int]:
+    """The ids of the callbacks queued on the open transaction (empty outside one)."""
+    if not connection.in_atomic_block:
+        return set()
+    return {id(func) for _, func, _ in connection.run_on_commit}
 
 
 def lock_then_read(lock_sql: str, lock_params: list, sql: str, params: list) -> list[tuple]:

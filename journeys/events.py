@@ -16,16 +16,16 @@ raises sends nothing and writes nothing: its transaction rolls back whole.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import connection
 from django.dispatch import Signal
 
-from .db import insert_rows
+from .db import insert_rows, queued_markers, transaction_marker
 from .models import Agent, Event, Journey, ProposedAction
 
 event_recorded = Signal()  # sender=Event, event=Event
@@ -36,18 +36,6 @@ events_written_together = Signal()  # sender=Event, events=list[Event], stash=di
 # kwargs: kind (str), actor (user or None), subject (str), before (dict|None), after (dict|None),
 #         reason (str), data (dict)
 governance_changed = Signal()
-
-
-def _marker() -> Callable[[], None]:
-    """A do-nothing callback queued to run at commit: while it is still queued, the transaction
-    level (savepoint) that queued it has not been rolled back (Django drops the callbacks
-    queued inside a savepoint that rolls back)."""
-
-    def marker() -> None:
-        """Runs at commit and does nothing."""
-
-    transaction.on_commit(marker)
-    return marker
 
 
 @dataclass
@@ -63,16 +51,16 @@ class Together:
 
     def add(self, event: Event) -> None:
         """A recorded event, to be written with the block's others (``write``)."""
-        self.recorded.append((event, _marker()))
+        self.recorded.append((event, transaction_marker()))
 
     def surviving(self) -> list[Event]:
-        alive = {id(func) for _, func, _ in connection.run_on_commit}
+        alive = queued_markers()
         return [event for event, marker in self.recorded if id(marker) in alive]
 
     def write(self) -> None:
         """INSERT, in one statement and in order, the block's events that are still part of the
         transaction and not in the database yet; they get their ids."""
-        alive = {id(func) for _, func, _ in connection.run_on_commit}
+        alive = queued_markers()
         waiting = []
         for event, marker in self.recorded:
             if id(marker) not in alive:
@@ -88,7 +76,7 @@ class Together:
             return
         insert_rows(waiting)
         for event in waiting:
-            self.written[id(event)] = _marker()
+            self.written[id(event)] = transaction_marker()
 
 
 _together: ContextVar[Together | None] = ContextVar("events_together", default=None)

@@ -30,11 +30,12 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import Sum
 from django.utils import timezone
 
 from journeys.bounds import money_owner
+from journeys.db import queued_markers, transaction_marker
 from journeys.models import ProposedAction
 from journeys.policy import Decision
 
@@ -105,25 +106,9 @@ def _rules_state() -> tuple[str | None, int]:
     return token, version or 0
 
 
-def _transaction_marker() -> Callable[[], None] | None:
-    """A marker queued on the open transaction, or None outside one: while ``_still_open`` says
-    so, the transaction (or the savepoint) that queued it has not ended."""
-    if not connection.in_atomic_block:
-        return None
-
-    def marker() -> None:
-        """Runs at commit and does nothing: its presence in the queue is what counts."""
-
-    transaction.on_commit(marker)
-    return marker
-
-
 def _still_open(marker: Callable[[], None] | None) -> bool:
-    return (
-        marker is not None
-        and connection.in_atomic_block
-        and any(func is marker for _, func, _ in connection.run_on_commit)
-    )
+    """Whether the transaction (or savepoint) that queued ``marker`` is still open."""
+    return marker is not None and id(marker) in queued_markers()
 
 
 def enabled_rules(proposal: ProposedAction | None = None) -> EnabledRules:
@@ -146,7 +131,7 @@ def enabled_rules(proposal: ProposedAction | None = None) -> EnabledRules:
     elif kept.version != version:
         kept = EnabledRules(token=kept.token, scopes=kept.scopes, limits=kept.limits, version=version)
     if proposal is not None:
-        proposal._enabled_rules = (kept, _transaction_marker())
+        proposal._enabled_rules = (kept, transaction_marker())
     return kept
 
 
@@ -341,7 +326,7 @@ def _lock_counter(limit: CumulativeLimit, subject_key: str, proposal: ProposedAc
     LimitCounter.objects.bulk_create([LimitCounter(limit=limit, subject_key=subject_key)], ignore_conflicts=True)
     counter = LimitCounter.objects.select_for_update().get(limit=limit, subject_key=subject_key)
     # While the marker is queued, the transaction (or savepoint) that took the lock is open.
-    marker = _transaction_marker() if proposal is not None else None
+    marker = transaction_marker() if proposal is not None else None
     if marker is not None:
         if held is None:
             held = proposal._held_counters = {}
