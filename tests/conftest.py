@@ -248,10 +248,16 @@ _WORKER = {"started": False}
 def _worker_at_rest_before_the_flush(request) -> Iterator[None]:
     """A transactional test that did not ask for the worker still commits journeys, and once an
     earlier test started the session's worker, that worker runs their turns. Bring it to rest
-    before the flush, for the reason ``celery_worker`` gives."""
-    yield
+    before the flush, for the reason ``celery_worker`` gives.
+
+    Fixtures are torn down in the reverse order of their set-up, and an autouse fixture is set
+    up first: so it asks for the database fixture itself, which is then set up before it and
+    flushed after it has brought the worker to rest."""
     marker = request.node.get_closest_marker("django_db")
     transactional = bool(marker and marker.kwargs.get("transaction")) or "transactional_db" in request.fixturenames
+    if transactional:
+        request.getfixturevalue("transactional_db")
+    yield
     if _WORKER["started"] and transactional:
         quiesce_worker()
 
