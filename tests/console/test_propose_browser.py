@@ -4,6 +4,7 @@ parameter; the customer's own resources are choices; every error shows at once o
 from __future__ import annotations
 
 import pytest
+from django.db import transaction
 from playwright.sync_api import expect
 
 from journeys.control import journey_take_over
@@ -16,8 +17,11 @@ pytestmark = [pytest.mark.browser]
 
 
 def test_the_propose_form_has_typed_fields_choices_and_every_error_at_once(transactional_db, supervisor, login_page):
-    journey = journey_start(definition="card_dispute", customer_ref="CUST-00002", request={})
-    journey_take_over(journey_id=journey.pk, user=supervisor)
+    # Taken over in the transaction that starts it: the agent's first turn, queued for after
+    # the commit, finds the journey taken over and drops, whether or not a worker runs by then.
+    with transaction.atomic():
+        journey = journey_start(definition="card_dispute", customer_ref="CUST-00002", request={})
+        journey_take_over(journey_id=journey.pk, user=supervisor)
     own_account = account_of("CUST-00002")
 
     page = login_page("supervisor")
