@@ -99,7 +99,8 @@ def test_rules_read_while_the_token_moved_are_used_once_and_not_kept(journey, ag
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_change_committed_by_another_connection_is_seen(demo, agent):
+def test_a_change_committed_by_another_connection_is_seen(demo, agent, monkeypatch):
+    monkeypatch.setattr("journeys.lifecycle.journey.enqueue_turn", lambda *args, **kwargs: None)  # no worker here
     journey = start("fee_refund")
     assert refund(journey, "10.00", agent=agent).status == S.AUTO_APPROVED  # committed, rules kept
     small = PermissionScope.objects.get(name=SMALL_REFUNDS)
