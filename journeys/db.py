@@ -55,8 +55,11 @@ def lock_then_read(lock_sql: str, lock_params: list, sql: str, params: list) -> 
 
 
 # INSERT statements composed once per (model, number of rows), for the hot paths that write a
-# few rows of one model at a time (a phase's events, their audit records).
+# few rows of one model at a time (a phase's events, their audit records). More rows go in
+# several statements of at most this many, so the statements kept stay few and no statement
+# nears PostgreSQL's limit on parameters.
 _INSERTS: dict[tuple[type[Model], int], tuple[str, list[Field]]] = {}
+INSERT_BATCH = 100
 
 
 def _insert_statement(model: type[Model], rows: int) -> tuple[str, list[Field]]:
@@ -78,10 +81,10 @@ def _insert_statement(model: type[Model], rows: int) -> tuple[str, list[Field]]:
 
 
 def insert_rows(objs: Sequence[Model]) -> None:
-    """INSERT unsaved instances of one model in one statement and give them their ids, as
-    ``bulk_create`` would, without composing the statement again each time: each value goes
-    through its field's ``pre_save`` and ``get_db_prep_save``, as the ORM does. No model
-    signals are sent (``bulk_create`` sends none either). Elsewhere than PostgreSQL (whose
+    """INSERT unsaved instances of one model and give them their ids, as ``bulk_create`` would,
+    in one statement per ``INSERT_BATCH`` rows, composed once per model and number of rows: each
+    value goes through its field's ``pre_save`` and ``get_db_prep_save``, as the ORM does. No
+    model signals are sent (``bulk_create`` sends none either). Elsewhere than PostgreSQL (whose
     ``RETURNING`` gives the ids in the order of the rows) it is ``bulk_create``."""
     if not objs:
         return
@@ -89,16 +92,18 @@ def insert_rows(objs: Sequence[Model]) -> None:
     if connection.vendor != "postgresql":
         model._default_manager.bulk_create(objs)
         return
-    sql, fields = _insert_statement(model, len(objs))
-    values = [field.get_db_prep_save(field.pre_save(obj, True), connection) for obj in objs for field in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, values)
-        ids = cursor.fetchall()
     pk = model._meta.pk.attname
-    for obj, (value,) in zip(objs, ids, strict=True):
-        setattr(obj, pk, value)
-        obj._state.adding = False
-        obj._state.db = connection.alias
+    for start in range(0, len(objs), INSERT_BATCH):
+        batch = objs[start : start + INSERT_BATCH]
+        sql, fields = _insert_statement(model, len(batch))
+        values = [field.get_db_prep_save(field.pre_save(obj, True), connection) for obj in batch for field in fields]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, values)
+            ids = cursor.fetchall()
+        for obj, (value,) in zip(batch, ids, strict=True):
+            setattr(obj, pk, value)
+            obj._state.adding = False
+            obj._state.db = connection.alias
 
 
 # Conditional UPDATEs of one row composed once per (model, fields set, condition), for the

@@ -77,3 +77,21 @@ def test_update_if_writes_what_the_orm_update_writes_and_only_from_the_given_sta
     mine = Journey.objects.filter(pk=journey.pk).values(*fields).get()
     assert mine == Journey.objects.filter(pk=twin.pk).values(*fields).get()
     assert mine["controller_user_id"] == supervisor.pk and mine["context"] == {"facts": {"é": [1, None]}}
+
+
+def test_insert_rows_writes_many_rows_in_batches_with_their_ids_in_order(agent):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from journeys.db import INSERT_BATCH
+
+    journey = journey_start(definition="lost_card", customer_ref="CUST-00002", request={"reason": "lost"})
+    many = [events._event(journey, Event.Kind.AGENT_NOTE, f"n{n}") for n in range(INSERT_BATCH * 2 + 5)]
+    with CaptureQueriesContext(connection) as captured:
+        insert_rows(many)
+    assert len(captured.captured_queries) == 3
+    ids = [event.pk for event in many]
+    assert ids == sorted(ids) and len(set(ids)) == len(many)
+    assert list(Event.objects.filter(pk__in=ids).order_by("pk").values_list("summary", flat=True)) == [
+        f"n{n}" for n in range(len(many))
+    ]
