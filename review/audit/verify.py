@@ -221,6 +221,10 @@ def _threads() -> int:
         return threading.active_count()
 
 
+# The most worker processes one verification starts: each holds a database connection, and past
+# the number of CPUs they only wait for each other.
+MAX_PROCESSES = 32
+
 # A spawned worker starts a new interpreter (about a quarter of a second here, against a few
 # milliseconds for a fork): spawning pays off only on a trail this many times larger.
 SPAWN_COSTLIER = 5
@@ -344,7 +348,8 @@ def audit_verify(
 
     if processes is None:
         processes = settings.AUDIT_VERIFY_PROCESSES
-    processes = processes or _cpus()
+    # However many are asked for (a setting, an option), never more than MAX_PROCESSES.
+    processes = min(processes or _cpus(), MAX_PROCESSES)
     if parallel_from is None:
         parallel_from = settings.AUDIT_VERIFY_PARALLEL_FROM
     alone = _alone_because(processes)

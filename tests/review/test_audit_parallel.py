@@ -188,3 +188,21 @@ def test_a_daemonic_caller_walks_the_chains_itself(library):
     assert (ok, records) == (True, len(CHAINS) * PER_CHAIN)
     assert mode.startswith("1 process (daemonic process")
     assert child.exitcode == 0
+
+
+@pytest.mark.parametrize("asked", ["-1", "33", "100000"])
+def test_the_command_refuses_a_number_of_processes_out_of_range(db, asked):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="--processes must be from 0"):
+        call_command("verify_audit", "--no-sink", "--processes", asked)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_huge_number_of_processes_asked_starts_at_most_max_processes(monkeypatch):
+    from review.audit import verify
+
+    _append_trail()
+    monkeypatch.setattr(verify, "MAX_PROCESSES", 2)
+    result = audit_verify(use_sink=False, processes=10_000, parallel_from=1)
+    assert result.ok and result.processes == 2 and result.records == len(CHAINS) * PER_CHAIN
