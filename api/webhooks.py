@@ -25,6 +25,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from journeys.db import OpeningRead, instances, register_opening_read, select_all_sql
 from journeys.events import current_together, governance_changed
 from journeys.models import AgentPause, Event
 
@@ -82,6 +83,24 @@ def _subscriptions(event: str, agent_id: int | None) -> list[WebhookSubscription
         for sub in enabled
         if event in sub.events and (sub.agent_id is None or agent_id is None or sub.agent_id == agent_id)
     ]
+
+
+def _turn_subscriptions_statement(journey_id: int, turn: Any) -> list[tuple[str, list]] | None:
+    """An agent's turn that proposes or completes records an event subscribers may want: read the
+    enabled subscriptions in the round trip that locks its journey (``journeys.db.OpeningRead``);
+    any other phase that needs them reads them when it does."""
+    if turn is None or not (turn.proposals or turn.then == "complete"):
+        return None
+    return [(f"{select_all_sql(WebhookSubscription)} WHERE t.is_enabled ORDER BY t.name, t.id", [])]
+
+
+def _keep_turn_subscriptions(journey_id: int, rows: list[tuple]) -> None:
+    group = current_together()
+    if group is not None:
+        group.stash["webhook_subscriptions"] = instances(WebhookSubscription, rows)
+
+
+register_opening_read(OpeningRead(_turn_subscriptions_statement, _keep_turn_subscriptions))
 
 
 def _enqueue(deliveries: list[WebhookDelivery]) -> None:

@@ -140,3 +140,89 @@ def update_if(model: type[Model], pk: Any, values: dict[str, Any], *, field: str
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount
+
+
+# --- reads in the round trip that locks a journey for an agent's turn ------------------------
+#
+# A turn's locked phase starts by locking the journey row; what it then reads from small tables
+# (the pauses, the rules token, the webhook subscriptions, the action types it proposes) can go
+# in the same round trip as further statements of one simple query (``services.lock_journey_then``).
+# Parts of Handoff above the journeys register what they want read there; each read is a
+# statement of its own, so it sees whatever committed while the lock was awaited.
+
+
+class OpeningRead:
+    """A read sent with the lock of an agent's turn: ``statements(journey_id, turn)`` gives the
+    statements to send, in order, as (sql, params) — or None when that turn does not need them;
+    ``keep(journey_id, rows)`` is given the rows of the last one and keeps what it needs for the
+    rest of the phase, in the stash of its ``events.together`` block. ``turn`` is the agent's turn, or None
+    when the phase applies none (approved proposals carried out, a failure recorded)."""
+
+    def __init__(
+        self,
+        statements: Callable[[int, Any], list[tuple[str, list]] | None],
+        keep: Callable[[int, list[tuple]], None],
+    ) -> None:
+        self.statements = statements
+        self.keep = keep
+
+
+_OPENING_READS: list[OpeningRead] = []
+
+
+def register_opening_read(read: OpeningRead) -> None:
+    _OPENING_READS.append(read)
+
+
+def opening_reads(
+    journey_id: int, turn: Any
+) -> list[tuple[list[tuple[str, list]], Callable[[int, list[tuple]], None]]]:
+    """The registered reads the phase needs, each as (its statements, its keep), on PostgreSQL
+    (elsewhere none: each part then reads what it needs when it needs it)."""
+    if connection.vendor != "postgresql":
+        return []
+    wanted = []
+    for read in _OPENING_READS:
+        statements = read.statements(journey_id, turn)
+        if statements:
+            wanted.append((statements, read.keep))
+    return wanted
+
+
+# Plain SELECTs of every column of a model, composed once per model, with the converters Django
+# applies to each value read (JSON, SQLite's text dates).
+_SELECTS: dict[type[Model], tuple[str, list[str], list[tuple[int, Any, list]]]] = {}
+
+
+def select_all_sql(model: type[Model]) -> str:
+    """``SELECT <every concrete column> FROM <table> t``: add a WHERE on alias ``t``."""
+    return _select_entry(model)[0]
+
+
+def _select_entry(model: type[Model]) -> tuple[str, list[str], list[tuple[int, Any, list]]]:
+    entry = _SELECTS.get(model)
+    if entry is None:
+        quote = connection.ops.quote_name
+        fields = list(model._meta.concrete_fields)
+        converting = []
+        for index, field in enumerate(fields):
+            column = field.get_col("t")
+            converters = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+            if converters:
+                converting.append((index, column, converters))
+        sql = f"SELECT {', '.join(f't.{quote(f.column)}' for f in fields)} FROM {quote(model._meta.db_table)} t"
+        entry = _SELECTS[model] = (sql, [f.attname for f in fields], converting)
+    return entry
+
+
+def instances(model: type[Model], rows: list[tuple]) -> list[Model]:
+    """Model instances from rows of ``select_all_sql(model)``, as the ORM would load them."""
+    _, attnames, converting = _select_entry(model)
+    loaded = []
+    for row in rows:
+        values = list(row)
+        for index, column, converters in converting:
+            for convert in converters:
+                values[index] = convert(values[index], column, connection)
+        loaded.append(model.from_db(connection.alias, attnames, values))
+    return loaded

@@ -50,6 +50,14 @@ def hold_shared_and_read(gates: Iterable[str], sql: str, params: list) -> list[t
     return lock_then_read(lock_sql, lock_params, sql, params)
 
 
+def shared_statement(gates: Iterable[str]) -> tuple[str, list[int]]:
+    """The statement that holds ``gates`` in shared mode until the transaction ends, for a caller
+    that sends it with others in one round trip; ("", []) for none, or off PostgreSQL."""
+    if connection.vendor != "postgresql":
+        return "", []
+    return _statement(sorted(set(gates)), "pg_advisory_xact_lock_shared")
+
+
 def hold_exclusive(gate: str) -> None:
     """Close the gate until the current transaction ends (a pause): waits for every turn past
     its check to commit."""

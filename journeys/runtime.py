@@ -27,13 +27,14 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from . import events, pause_gate
 from .actions import ActionParamsError
 from .agents import AgentError, AgentTransientError, Snapshot, Turn, adapter_for
+from .db import opening_reads
 from .lifecycle import journey as lifecycle
 from .models import AgentPause, Event, ExceptionKind, Journey, ProposedAction
 from .services import (
@@ -43,6 +44,7 @@ from .services import (
     journey_hand_to_person,
     journey_start,
     lock_journey,
+    lock_journey_then,
     proposal_create,
     proposal_execute,
 )
@@ -54,6 +56,9 @@ log = logging.getLogger(__name__)
 class Started:
     snapshot: Snapshot | None  # None: approved proposals to execute, no agent call
     kind: str
+    # The stop button's gates of this journey's turn as it began (``pause_gate.gates_for_turn``):
+    # the locked phase takes them in the round trip that locks the journey.
+    gates: tuple[str, ...] = ()
 
 
 def _conf(name: str) -> Any:
@@ -77,19 +82,21 @@ def run_turn(journey_id: int, epoch: int, turn_seq: int, *, token: str) -> str:
     started = _begin_at_once(journey_id, epoch, turn_seq, token) or _begin(journey_id, epoch, turn_seq, token)
     if isinstance(started, str):
         return started
+    gates = started.gates
     if started.snapshot is None:
-        return _execute_ready(journey_id, epoch, turn_seq, token)
+        return _execute_ready(journey_id, epoch, turn_seq, token, gates)
     journey_agent_kind = started.kind
     try:
         turn = adapter_for(journey_agent_kind).next_turn(started.snapshot)
     except AgentTransientError as exc:
-        return _fail_transient(journey_id, epoch, turn_seq, token, str(exc), type(exc).__name__)
+        return _fail_transient(journey_id, epoch, turn_seq, token, str(exc), type(exc).__name__, gates)
     except AgentError as exc:
-        return _fail_permanent(journey_id, epoch, turn_seq, token, str(exc), type(exc).__name__)
+        return _fail_permanent(journey_id, epoch, turn_seq, token, str(exc), type(exc).__name__, gates)
     except Exception as exc:  # an agent bug must not stall the journey
         log.exception("agent crashed on journey %s", journey_id)
-        return _fail_permanent(journey_id, epoch, turn_seq, token, f"{type(exc).__name__}: {exc}", type(exc).__name__)
-    return _apply(journey_id, epoch, turn_seq, token, turn)
+        error = f"{type(exc).__name__}: {exc}"
+        return _fail_permanent(journey_id, epoch, turn_seq, token, error, type(exc).__name__, gates)
+    return _apply(journey_id, epoch, turn_seq, token, turn, gates)
 
 
 def _current(journey: Journey | None, epoch: int, turn_seq: int, phase: str) -> str | None:
@@ -127,8 +134,14 @@ def _begin_at_once(journey_id: int, epoch: int, turn_seq: int, token: str) -> St
     if taken is None:
         return None
     if taken.ready_to_execute:
-        return Started(snapshot=None, kind="")
+        return Started(snapshot=None, kind="", gates=_gates(taken.definition_id, taken.agent_id))
     return _started(journey_id, turn_seq, taken)
+
+
+def _gates(definition_id: int | None, agent_id: int | None) -> tuple[str, ...]:
+    if definition_id is None:
+        return ()
+    return tuple(pause_gate.gates_for_turn(definition_id=definition_id, agent_id=agent_id))
 
 
 def _started(journey_id: int, turn_seq: int, taken: lifecycle.TurnTaken) -> Started:
@@ -143,7 +156,7 @@ def _started(journey_id: int, turn_seq: int, taken: lifecycle.TurnTaken) -> Star
         context=taken.context,
         agent_config=taken.agent_config,
     )
-    return Started(snapshot=snapshot, kind=taken.agent_kind)
+    return Started(snapshot=snapshot, kind=taken.agent_kind, gates=_gates(taken.definition_id, taken.agent_id))
 
 
 @_phase
@@ -191,7 +204,7 @@ def _begin(journey_id: int, epoch: int, turn_seq: int, token: str) -> Started | 
     journey.turn_starts += 1
     lifecycle.begin_turn(journey, token=token, until=now + timedelta(seconds=_conf("STEP_LEASE_SECONDS")))
     if journey.proposals.ready_to_execute().exists():
-        return Started(snapshot=None, kind="")
+        return Started(snapshot=None, kind="", gates=_gates(journey.definition_id, journey.agent_id))
     if journey.agent is None:
         journey_hand_to_person(
             journey, reason="No agent is assigned to this journey.", exception_kind=ExceptionKind.NO_AGENT
@@ -206,11 +219,15 @@ def _begin(journey_id: int, epoch: int, turn_seq: int, token: str) -> Started | 
         agent_kind=journey.agent.kind,
         agent_config=journey.agent.config,
         ready_to_execute=False,
+        definition_id=journey.definition_id,
+        agent_id=journey.agent_id,
     )
     return _started(journey.pk, journey.turn_seq, taken)
 
 
-def agents_may_run(journey: Journey, *, hold: bool = True) -> str | None:
+def agents_may_run(
+    journey: Journey, *, hold: bool = True, read: tuple[set[str], list[tuple]] | None = None
+) -> str | None:
     """The runtime's gate: a reason the agent must not run now, or None. Caller holds the lock.
 
     With ``hold`` (the default) it first holds the stop button's gates (``journeys.pause_gate``)
@@ -219,12 +236,18 @@ def agents_may_run(journey: Journey, *, hold: bool = True) -> str | None:
     only reads the pauses: a pause confirmed later is still seen when the result comes back.
 
     One query reads every active pause (there are a handful at most); the action types paused
-    are kept on the instance for ``lifecycle.proposal.propose`` in the same transaction.
+    are kept on the instance for ``lifecycle.proposal.propose`` in the same transaction. ``read``
+    is (the gates already held, the pauses read after them) from the round trip that locked the
+    journey: used when those gates include the journey's, else the gates are taken and the
+    pauses read again.
     """
     if journey.agent is not None and not journey.agent.is_enabled:
         return "agent-disabled"
     gates = pause_gate.gates_for_turn(definition_id=journey.definition_id, agent_id=journey.agent_id) if hold else []
-    pauses = pause_gate.hold_shared_and_read(gates, *_active_pauses_sql())
+    if read is not None and (not hold or connection.vendor != "postgresql" or set(gates) <= read[0]):
+        pauses = read[1]
+    else:
+        pauses = pause_gate.hold_shared_and_read(gates, *_active_pauses_sql())
     paused_types = {action_type for _, _, action_type in pauses if action_type is not None}
     if hold:
         journey.paused_action_types = paused_types
@@ -258,15 +281,33 @@ def _active_pauses_sql() -> tuple[str, list]:
     return sql, list(params)
 
 
-def _locked_current(journey_id: int, epoch: int, turn_seq: int, token: str) -> tuple[Journey | None, str | None]:
-    journey = lock_journey(journey_id)
+def _locked_current(
+    journey_id: int, epoch: int, turn_seq: int, token: str, *, gates: tuple[str, ...] = (), turn: Turn | None = None
+) -> tuple[Journey | None, str | None]:
+    """Lock the journey for the locked phase of a turn and check the turn is still current. In
+    the same round trip (``lock_journey_then``): hold ``gates`` (the stop button's, as the turn
+    began), read the active pauses, and make the reads registered for the turn (the rules
+    token, the webhook subscriptions, the action types it proposes); ``agents_may_run`` uses the
+    pauses read there when the gates still are the journey's."""
+    gate_sql, gate_params = pause_gate.shared_statement(gates)
+    then = [(gate_sql, gate_params)] if gate_sql else []
+    then.append(_active_pauses_sql())
+    pauses_at = len(then) - 1
+    keeps = []
+    for statements, keep in opening_reads(journey_id, turn):
+        then += statements
+        keeps.append((len(then) - 1, keep))
+    journey, rows = lock_journey_then(journey_id, then)
+    for at, keep in keeps:
+        keep(journey_id, rows[at])
     why_not = _current(journey, epoch, turn_seq, "when its result came back")
     if why_not:
         return journey, why_not
     assert journey is not None
     if journey.lease_token != token:
         return journey, "superseded"
-    refusal = agents_may_run(journey)
+    held = set(gates) if gate_sql else set()
+    refusal = agents_may_run(journey, read=(held, rows[pauses_at]))
     if refusal:
         # Paused (or disabled) while the agent was thinking: its result must not land. Free the
         # lease and leave the turn number alone, so the same turn runs again on resume.
@@ -298,8 +339,8 @@ def _finish_turn(journey: Journey) -> None:
 
 
 @_phase
-def _execute_ready(journey_id: int, epoch: int, turn_seq: int, token: str) -> str:
-    journey, why_not = _locked_current(journey_id, epoch, turn_seq, token)
+def _execute_ready(journey_id: int, epoch: int, turn_seq: int, token: str, gates: tuple[str, ...] = ()) -> str:
+    journey, why_not = _locked_current(journey_id, epoch, turn_seq, token, gates=gates)
     if why_not:
         return why_not
     assert journey is not None
@@ -313,8 +354,10 @@ def _execute_ready(journey_id: int, epoch: int, turn_seq: int, token: str) -> st
 
 
 @_phase
-def _fail_transient(journey_id: int, epoch: int, turn_seq: int, token: str, error: str, error_class: str) -> str:
-    journey, why_not = _locked_current(journey_id, epoch, turn_seq, token)
+def _fail_transient(
+    journey_id: int, epoch: int, turn_seq: int, token: str, error: str, error_class: str, gates: tuple[str, ...] = ()
+) -> str:
+    journey, why_not = _locked_current(journey_id, epoch, turn_seq, token, gates=gates)
     if why_not:
         return why_not
     assert journey is not None
@@ -346,8 +389,10 @@ def _schedule_retry(journey: Journey, error: str, error_class: str = "CoreBankUn
 
 
 @_phase
-def _fail_permanent(journey_id: int, epoch: int, turn_seq: int, token: str, error: str, error_class: str) -> str:
-    journey, why_not = _locked_current(journey_id, epoch, turn_seq, token)
+def _fail_permanent(
+    journey_id: int, epoch: int, turn_seq: int, token: str, error: str, error_class: str, gates: tuple[str, ...] = ()
+) -> str:
+    journey, why_not = _locked_current(journey_id, epoch, turn_seq, token, gates=gates)
     if why_not:
         return why_not
     assert journey is not None
@@ -363,8 +408,8 @@ def _fail_permanent(journey_id: int, epoch: int, turn_seq: int, token: str, erro
 
 
 @_phase
-def _apply(journey_id: int, epoch: int, turn_seq: int, token: str, turn: Turn) -> str:
-    journey, why_not = _locked_current(journey_id, epoch, turn_seq, token)
+def _apply(journey_id: int, epoch: int, turn_seq: int, token: str, turn: Turn, gates: tuple[str, ...] = ()) -> str:
+    journey, why_not = _locked_current(journey_id, epoch, turn_seq, token, gates=gates, turn=turn)
     if why_not:
         return why_not
     assert journey is not None

@@ -11,6 +11,7 @@ import functools
 from datetime import timedelta
 from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -32,10 +33,34 @@ def lock_journey(journey_id: int) -> Journey | None:
     agent loaded: ``Journey.objects.select_for_update(of=("self",)).select_related("definition",
     "version", "agent")`` — built once per process as plain SQL, since every agent turn and
     every person's action starts here and Django would compile the same query each time."""
+    return lock_journey_then(journey_id, [])[0]
+
+
+def lock_journey_then(journey_id: int, then: list[tuple[str, list]]) -> tuple[Journey | None, list[list[tuple]]]:
+    """``lock_journey``, then each statement of ``then`` in order, each seeing what committed
+    while the lock was awaited; with their rows. On PostgreSQL with psycopg's client-side binding
+    (Django's default) they all go in one round trip, as one simple query of several statements;
+    elsewhere one after the other."""
     sql, parts = _lock_statement()
     with connection.cursor() as cursor:
-        cursor.execute(sql, [journey_id])
-        row = cursor.fetchone()
+        if then and connection.vendor == "postgresql" and isinstance(cursor.cursor, psycopg.ClientCursor):
+            cursor.execute("; ".join([sql, *(s for s, _ in then)]), [journey_id, *(p for _, ps in then for p in ps)])
+            row = cursor.fetchone()
+            results = []
+            for _ in then:
+                cursor.nextset()
+                results.append(cursor.fetchall())
+        else:
+            cursor.execute(sql, [journey_id])
+            row = cursor.fetchone()
+            results = []
+            for statement, params in then:
+                cursor.execute(statement, params)
+                results.append(cursor.fetchall())
+    return _loaded_journey(row, parts), results
+
+
+def _loaded_journey(row: tuple | None, parts: list) -> Journey | None:
     if row is None:
         return None
     loaded: dict[str, Any] = {}

@@ -11,6 +11,7 @@ class ReviewConfig(AppConfig):
 
         from journeys.events import event_recorded, events_written_together, governance_changed
 
+        from . import policy  # noqa: F401 - registers the rules read with the lock of an agent's turn
         from .audit import listeners
 
         event_recorded.connect(listeners.on_event_recorded, dispatch_uid="review.audit.event_recorded")

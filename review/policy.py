@@ -35,7 +35,8 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from journeys.bounds import money_owner
-from journeys.db import queued_markers, transaction_marker
+from journeys.db import OpeningRead, queued_markers, register_opening_read, transaction_marker
+from journeys.events import current_together
 from journeys.models import ProposedAction
 from journeys.policy import Decision
 
@@ -90,20 +91,48 @@ class EnabledRules:
 
 
 _kept: EnabledRules | None = None
+# An agent's turn that proposes reads the rules state in the round trip that locks its journey
+# (``journeys.db.OpeningRead``) and keeps it in its phase's stash under this name.
+_TURN_STATE = "review.rules_state"
+
+
+def _rules_state_sql() -> str:
+    from .models import RulesVersion, ScopeChange
+
+    return (
+        f"SELECT (SELECT token FROM {RulesVersion._meta.db_table} WHERE id = 1), "
+        f"(SELECT MAX(id) FROM {ScopeChange._meta.db_table})"
+    )
+
+
+def _read_rules_state() -> tuple[str | None, int]:
+    """The rules token (None when its row is missing: nothing is kept then) and the latest
+    ``ScopeChange`` id, in one statement."""
+    with connection.cursor() as cursor:
+        cursor.execute(_rules_state_sql())
+        token, version = cursor.fetchone()
+    return token, version or 0
 
 
 def _rules_state() -> tuple[str | None, int]:
-    """The rules token (None when its row is missing: nothing is kept then) and the latest
-    ``ScopeChange`` id, in one statement."""
-    from .models import RulesVersion, ScopeChange
+    """The rules state read with the lock of this phase's agent turn, else read now."""
+    group = current_together()
+    held = group.stash.get(_TURN_STATE) if group is not None else None
+    return held if held is not None else _read_rules_state()
 
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT (SELECT token FROM {RulesVersion._meta.db_table} WHERE id = 1), "
-            f"(SELECT MAX(id) FROM {ScopeChange._meta.db_table})"
-        )
-        token, version = cursor.fetchone()
-    return token, version or 0
+
+def _turn_rules_statement(journey_id: int, turn: Any) -> list[tuple[str, list]] | None:
+    return [(_rules_state_sql(), [])] if turn is not None and turn.proposals else None
+
+
+def _keep_turn_rules(journey_id: int, rows: list[tuple]) -> None:
+    group = current_together()
+    if group is not None:
+        token, version = rows[0]
+        group.stash[_TURN_STATE] = (token, version or 0)
+
+
+register_opening_read(OpeningRead(_turn_rules_statement, _keep_turn_rules))
 
 
 def _still_open(marker: Callable[[], None] | None) -> bool:
@@ -124,7 +153,7 @@ def enabled_rules(proposal: ProposedAction | None = None) -> EnabledRules:
         scopes = tuple(PermissionScope.objects.enabled().order_by("pk"))
         limits = tuple(CumulativeLimit.objects.filter(is_enabled=True).order_by("pk"))
         # Kept only when no change committed while they were read (the token did not move).
-        unchanged = token is not None and _rules_state()[0] == token
+        unchanged = token is not None and _read_rules_state()[0] == token
         kept = EnabledRules(token=token if unchanged else None, scopes=scopes, limits=limits, version=version)
         if unchanged:
             _kept = kept

@@ -154,6 +154,8 @@ class TurnTaken:
     agent_kind: str
     agent_config: dict[str, Any]
     ready_to_execute: bool
+    definition_id: int | None = None
+    agent_id: int | None = None
 
 
 @functools.cache
@@ -178,7 +180,8 @@ def _begin_turn_sql() -> str:
                   j.current_step, j.customer_ref, j.channel, j.context,
                   (SELECT a.kind FROM {agent} a WHERE a.id = j.agent_id),
                   (SELECT a.config FROM {agent} a WHERE a.id = j.agent_id),
-                  EXISTS (SELECT 1 FROM {proposal} pa WHERE pa.journey_id = j.id AND pa.status IN ({ready}))
+                  EXISTS (SELECT 1 FROM {proposal} pa WHERE pa.journey_id = j.id AND pa.status IN ({ready})),
+                  j.definition_id, j.agent_id
     """
 
 
@@ -224,7 +227,7 @@ def begin_turn_at_once(
         row = cursor.fetchone()
     if row is None:
         return None
-    definition, step, customer, channel, context, kind, config, ready = row
+    definition, step, customer, channel, context, kind, config, ready, definition_id, agent_id = row
     as_json = Journey._meta.get_field("context").from_db_value
     return TurnTaken(
         definition=definition,
@@ -235,6 +238,8 @@ def begin_turn_at_once(
         agent_kind=kind,
         agent_config=as_json(config, None, connection) or {},
         ready_to_execute=ready,
+        definition_id=definition_id,
+        agent_id=agent_id,
     )
 
 

@@ -47,7 +47,7 @@ from django.utils import timezone
 from .. import events, policy
 from ..actions import validate_params
 from ..bounds import bounds_decision
-from ..db import update_if
+from ..db import OpeningRead, instances, register_opening_read, select_all_sql, update_if
 from ..errors import IllegalTransition
 from ..models import ActionType, Agent, Event, Journey, ProposedAction
 from ..rights import Right
@@ -129,9 +129,11 @@ def propose(
     The "action proposed" event keeps what was proposed; later edits are events of their own.
     """
     clean = validate_params(action, params)
+    group = events.current_together()
+    action_type = group.stash.get(_TURN_ACTION_TYPES, {}).get(action) if group is not None else None
     proposal = ProposedAction.objects.create(
         journey=journey,
-        action_type=ActionType.objects.get(key=action),
+        action_type=action_type or ActionType.objects.get(key=action),
         params=clean,
         explanation=explanation,
         confidence=confidence,
@@ -180,6 +182,27 @@ def propose(
         data={"effect": decision.effect, "rule": decision.rule, "status": proposal.status},
     )
     return proposal
+
+
+# The action types an agent's turn proposes, read in the round trip that locks its journey
+# (``journeys.db.OpeningRead``) and kept in its phase's stash under this name.
+_TURN_ACTION_TYPES = "journeys.action_types"
+
+
+def _turn_action_types_statement(journey_id: int, turn: Any) -> list[tuple[str, list]] | None:
+    if turn is None or not turn.proposals:
+        return None
+    keys = sorted({spec.action for spec in turn.proposals})
+    return [(f"{select_all_sql(ActionType)} WHERE t.key = ANY(%s)", [keys])]
+
+
+def _keep_turn_action_types(journey_id: int, rows: list[tuple]) -> None:
+    group = events.current_together()
+    if group is not None:
+        group.stash[_TURN_ACTION_TYPES] = {action_type.key: action_type for action_type in instances(ActionType, rows)}
+
+
+register_opening_read(OpeningRead(_turn_action_types_statement, _keep_turn_action_types))
 
 
 def _held_by_pause(proposal: ProposedAction, decision: policy.Decision) -> policy.Decision:

@@ -26,9 +26,17 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
-from journeys.db import insert_rows, lock_then_read
+from journeys.db import (
+    OpeningRead,
+    insert_rows,
+    lock_then_read,
+    queued_markers,
+    register_opening_read,
+    transaction_marker,
+)
+from journeys.events import current_together
 from review.models import AuditArchive, AuditCheckpoint, AuditRecord
-from review.models.audit import GOVERNANCE_CHAIN
+from review.models.audit import GOVERNANCE_CHAIN, journey_chain
 
 from .offline import (
     GENESIS,
@@ -183,21 +191,26 @@ def audit_prepare(
     )
 
 
-def audit_append_prepared(records: list[AuditRecord]) -> None:
+def audit_append_prepared(records: list[AuditRecord], *, stash: dict[str, Any] | None = None) -> None:
     """Place prepared records on their chains, in the order given, and write them in one INSERT.
 
     Per chain: one lock (held until the caller's transaction ends) and one read of its head,
-    whatever the number of records. Joins the caller's transaction; no savepoint of its own, so
-    a failure rolls back the change the records describe too (``AuditWriteError``).
+    whatever the number of records, and none when the ``events.together`` block the records
+    were prepared in keeps the head already (``stash``, by default the open block's: see
+    ``_HEADS``). Joins the caller's transaction; no savepoint of its own, so a failure rolls
+    back the change the records describe too (``AuditWriteError``).
     """
     if not records:
         return
+    if stash is None:
+        group = current_together()
+        stash = group.stash if group is not None else None
     try:
         with transaction.atomic(savepoint=False):
             heads: dict[str, tuple[int, str] | None] = {}
             for record in records:
                 if record.chain not in heads:
-                    heads[record.chain] = _locked_head(record.chain)
+                    heads[record.chain] = _kept_head(stash, record.chain) or _locked_head(record.chain)
                 last = heads[record.chain]
                 record.at = timezone.now()  # appended now, under the chain's lock
                 record.seq = (last[0] + 1) if last else 1
@@ -205,8 +218,52 @@ def audit_append_prepared(records: list[AuditRecord]) -> None:
                 record.hash = record_hash(header_fields(record))
                 heads[record.chain] = (record.seq, record.hash)
             insert_rows(records)
+            _keep_heads(stash, heads)
     except DatabaseError as exc:
         raise AuditWriteError(f"The audit trail could not be written ({exc}); the change was not made.") from exc
+
+
+# The heads of the chains this phase of an agent's turn holds the lock of, kept in the stash of
+# its ``events.together`` block under this name: chain -> (head, marker). The lock and the head
+# of the journey's chain are read in the round trip that locks the journey
+# (``journeys.db.OpeningRead``), and every append in the phase moves the head it keeps. A head
+# is trusted only while its marker is queued (``journeys.db.queued_markers``): an append in a
+# savepoint that rolled back loses its marker, and the head is read again under the lock.
+_HEADS = "review.audit.heads"
+
+
+def _kept_head(stash: dict[str, Any] | None, chain: str) -> tuple[int, str] | None:
+    entry = stash.get(_HEADS, {}).get(chain) if stash is not None else None
+    if entry is None or id(entry[1]) not in queued_markers():
+        return None
+    return entry[0]
+
+
+def _keep_heads(stash: dict[str, Any] | None, heads: dict[str, tuple[int, str] | None]) -> None:
+    if stash is None or not connection.in_atomic_block:
+        return
+    marker = transaction_marker()
+    kept = stash.setdefault(_HEADS, {})
+    for chain, head in heads.items():
+        if head is not None:
+            kept[chain] = (head, marker)
+
+
+def _turn_head_statements(journey_id: int, turn: Any) -> list[tuple[str, list]]:
+    chain = journey_chain(journey_id)
+    head_sql, head_params = _head_sql()
+    return [("SELECT pg_advisory_xact_lock(%s)", [_lock_key(f"audit:{chain}")]), (head_sql, [chain, *head_params])]
+
+
+def _keep_turn_head(journey_id: int, rows: list[tuple]) -> None:
+    # No row: the chain is new or archived whole; its first append finds out which.
+    group = current_together()
+    if rows and group is not None:
+        seq, digest = rows[0]
+        _keep_heads(group.stash, {journey_chain(journey_id): (seq, digest)})
+
+
+register_opening_read(OpeningRead(_turn_head_statements, _keep_turn_head))
 
 
 def _locked_head(chain: str) -> tuple[int, str] | None:

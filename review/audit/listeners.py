@@ -76,7 +76,7 @@ def on_events_written_together(sender: Any, events: list[Any], stash: dict[str, 
         if record is not None:
             record.event_id = event.pk
             records.append(record)
-    audit_append_prepared(records)
+    audit_append_prepared(records, stash=stash)
 
 
 def audit_record_for(event: Any) -> AuditRecord:

@@ -92,7 +92,7 @@ def test_a_change_that_rolled_back_is_forgotten(journey, agent):
 def test_rules_read_while_the_token_moved_are_used_once_and_not_kept(journey, agent, monkeypatch):
     monkeypatch.setattr(policy, "_kept", None)
     tokens = iter([("before", 7), ("after", 8)])
-    monkeypatch.setattr(policy, "_rules_state", lambda: next(tokens))
+    monkeypatch.setattr(policy, "_read_rules_state", lambda: next(tokens))
     rules = policy.enabled_rules()
     assert rules.scopes and rules.token is None and rules.version == 7
     assert policy._kept is None  # the next judgement reads them again
