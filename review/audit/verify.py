@@ -37,6 +37,11 @@ logger = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
 
 
+class VerifyIncomplete(RuntimeError):
+    """A worker process walking part of the chains died or failed: the run concluded nothing
+    about the trail (neither intact nor broken)."""
+
+
 @dataclass
 class VerifyResult:
     records: int = 0
@@ -284,7 +289,7 @@ def _walk_in_processes(
                 gone = [w for i, w in enumerate(workers) if i not in done and w.exitcode is not None]
                 silent = silent + 1 if gone else 0
                 if silent > 1:  # exited, and nothing more arrived since: it died without a result
-                    raise RuntimeError(f"{gone[0].name} exited ({gone[0].exitcode}) without a result") from None
+                    raise VerifyIncomplete(f"{gone[0].name} exited ({gone[0].exitcode}) without a result") from None
                 continue
             if kind == "page":
                 checked[index] = value
@@ -292,7 +297,7 @@ def _walk_in_processes(
             elif kind == "done":
                 done[index] = value
             else:
-                raise RuntimeError(f"{workers[index].name} failed: {value}")
+                raise VerifyIncomplete(f"{workers[index].name} failed: {value}")
     finally:
         for worker in workers:
             if worker.pid is None:  # never started

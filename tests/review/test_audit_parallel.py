@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
+import os
 import threading
+import time
 
 import billiard
 import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import connections, transaction
 
 from review.audit.chain import audit_append, checkpoint_create
-from review.audit.verify import _chain_counts, _ranges, audit_verify
+from review.audit.verify import VerifyIncomplete, _chain_counts, _ranges, audit_verify
 from review.models import AuditRecord
 from tests.conftest import as_database_superuser
 
@@ -206,3 +210,35 @@ def test_a_huge_number_of_processes_asked_starts_at_most_max_processes(monkeypat
     monkeypatch.setattr(verify, "MAX_PROCESSES", 2)
     result = audit_verify(use_sink=False, processes=10_000, parallel_from=1)
     assert result.ok and result.processes == 2 and result.records == len(CHAINS) * PER_CHAIN
+
+
+def _dies_in_worker(index: int):
+    """A ``walk_range`` whose worker ``index`` is killed (exit code 9, as by SIGKILL's number)
+    before it reports anything, the others walking as usual."""
+    from review.audit import verify
+
+    original = verify.walk_range
+
+    def walk(worker, *args):
+        if worker == index:
+            os._exit(9)
+        return original(worker, *args)
+
+    return walk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_that_dies_mid_walk_makes_the_run_fail_loudly_not_pass(monkeypatch, settings):
+    settings.AUDIT_VERIFY_PARALLEL_FROM = 1
+    _append_trail()
+    monkeypatch.setattr("review.audit.verify.walk_range", _dies_in_worker(1))
+    monkeypatch.setattr("review.audit.verify._start_method", lambda: "fork")
+    started = time.monotonic()
+    with pytest.raises(VerifyIncomplete, match=r"verify_audit-1 exited \(9\) without a result"):
+        _in_workers()
+    assert time.monotonic() - started < 30  # found out, not waited on forever
+    assert not [p for p in multiprocessing.active_children() if p.name.startswith("verify_audit-")]
+    with pytest.raises(CommandError, match=r"did not finish .* nothing is concluded about the trail"):
+        call_command("verify_audit", "--no-sink", f"--processes={WORKERS}")
+    monkeypatch.undo()
+    assert _alone().ok  # the trail itself was never in question

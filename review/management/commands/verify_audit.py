@@ -14,7 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from review.audit.offline import read_checkpoints
 from review.audit.sink import sink_path
-from review.audit.verify import MAX_PROCESSES, audit_verify
+from review.audit.verify import MAX_PROCESSES, VerifyIncomplete, audit_verify
 
 
 class Command(BaseCommand):
@@ -51,7 +51,12 @@ class Command(BaseCommand):
                 raise CommandError(f"Cannot read the checkpoint copy {checkpoints}: {exc}") from exc
         if processes is not None and not 0 <= processes <= MAX_PROCESSES:
             raise CommandError(f"--processes must be from 0 (one per CPU) to {MAX_PROCESSES}")
-        result = audit_verify(external_checkpoints=external, use_sink=not no_sink, processes=processes)
+        try:
+            result = audit_verify(external_checkpoints=external, use_sink=not no_sink, processes=processes)
+        except VerifyIncomplete as exc:
+            raise CommandError(
+                f"The verification did not finish ({exc}): nothing is concluded about the trail. Run it again."
+            ) from exc
         if not checkpoints and not no_sink and not result.sink_checked:
             self.stderr.write(f"No outside copy of the checkpoints at {sink_path()} yet (beat writes it).")
         for found in result.breaks:
