@@ -4,7 +4,8 @@
   work a step needs (lock the chain's row, UPDATE it, INSERT one row, in one transaction) and
   then enqueue the next step after commit, exactly as the runtime enqueues the next turn.
 - ``bench.statement_floor_step``: the round trips of a governed turn without its Python — as
-  many single-row statements per step as a governed turn sends (measured in the same run), shaped
+  many single-row statements per step as a governed turn makes round trips to the database
+  (measured in the same run; statements a turn sends together as one query count once), shaped
   like one: an autocommit UPDATE that starts the turn, then one transaction that locks the row,
   alternates indexed INSERTs and reads, UPDATEs the row and commits. It tells how much of the
   governed step is the number of statements and how much the work around them.

@@ -81,7 +81,8 @@ def step_figures(rows: list[tuple[str, float, float]]) -> dict[str, float]:
 
 def turns_in_process(journeys: int) -> dict[str, float]:
     """Lost-card journeys driven turn by turn in this process (the task's enqueue caught, no
-    broker, no worker): statements per turn (BEGIN, COMMIT and savepoints included), time per turn,
+    broker, no worker): round trips per turn (BEGIN, COMMIT and savepoints included; statements sent
+    together as one query count once), time per turn,
     and the part of it spent waiting on the database."""
     import collections
     from unittest import mock
@@ -239,7 +240,7 @@ def main() -> None:
         baseline_writes = writes_between(before, table_writes(stats), target)
         baseline = step_figures(read_probe(probe_dir, "bench.durable_step"))
 
-        # The governed turn's number of statements as raw SQL, same chains and length.
+        # The governed turn's number of round trips as raw SQL, one statement each, same chains and length.
         with connection.cursor() as cursor:
             cursor.execute("UPDATE bench_chain SET step = 0")
         connection.close()
@@ -301,15 +302,19 @@ def main() -> None:
         higher_is_better=True,
     )
     print(
-        f"   -- in-process, no broker: {in_process['turns']} turns, {in_process['statements']:.1f} statements a turn "
-        f"(BEGIN/COMMIT included), {in_process['ms_mean']:.1f} ms a turn (p50 {in_process['ms_p50']:.1f}), "
+        f"   -- in-process, no broker: {in_process['turns']} turns, {in_process['statements']:.1f} round trips a turn "
+        f"(BEGIN/COMMIT included; statements sent as one query count once), {in_process['ms_mean']:.1f} ms a turn "
+        f"(p50 {in_process['ms_p50']:.1f}), "
         f"{in_process['sql_ms_mean']:.1f} ms of it waiting on the database"
     )
-    print(f"   -- against the governed turn's {statements} statements as raw SQL, no Python (same worker, same chains)")
+    print(
+        f"   -- against the governed turn's {statements} round trips as raw SQL, one statement each, no Python "
+        "(same worker, same chains)"
+    )
     report("step execution p50 (ms)", product["exec_p50"], floor["exec_p50"], "ms", higher_is_better=False)
     report("throughput (steps/s)", product["rate"], floor["rate"], "steps/s", higher_is_better=True)
     report(
-        "statements alone vs the bare step, p50 (ms)",
+        "round trips alone vs the bare step, p50 (ms)",
         floor["exec_p50"],
         baseline["exec_p50"],
         "ms",
