@@ -244,20 +244,35 @@ def celery_worker(celery_worker_session, transactional_db):
 _WORKER = {"started": False}
 
 
+# Where a transactional test that did not ask for the worker sends its agent turns: a queue no
+# worker consumes. Its journeys are committed, so without this the session's worker — once an
+# earlier test in the same process started it — would run their turns beside the test body, and
+# the test's outcome would hang on the order the tests ran in.
+PARKED_QUEUE = f"{TEST_QUEUE}-parked"
+
+
 @pytest.fixture(autouse=True)
 def _worker_at_rest_before_the_flush(request) -> Iterator[None]:
-    """A transactional test that did not ask for the worker still commits journeys, and once an
-    earlier test started the session's worker, that worker runs their turns. Bring it to rest
-    before the flush, for the reason ``celery_worker`` gives.
+    """A transactional test that did not ask for the worker still commits journeys: their turns
+    go to ``PARKED_QUEUE``, where no worker runs them (a test that starts worker processes of its
+    own points the queue elsewhere itself). And the session's worker is brought to rest before
+    the flush, for the reason ``celery_worker`` gives.
 
     Fixtures are torn down in the reverse order of their set-up, and an autouse fixture is set
     up first: so it asks for the database fixture itself, which is then set up before it and
     flushed after it has brought the worker to rest."""
     marker = request.node.get_closest_marker("django_db")
     transactional = bool(marker and marker.kwargs.get("transaction")) or "transactional_db" in request.fixturenames
+    parked = transactional and "celery_worker" not in request.fixturenames
     if transactional:
         request.getfixturevalue("transactional_db")
+    if parked:
+        celery_app.conf.task_default_queue = PARKED_QUEUE
     yield
+    if parked:
+        celery_app.conf.task_default_queue = TEST_QUEUE
+        with celery_app.connection_for_write() as connection:
+            connection.default_channel.queue_purge(PARKED_QUEUE)
     if _WORKER["started"] and transactional:
         quiesce_worker()
 

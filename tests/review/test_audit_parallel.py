@@ -212,27 +212,36 @@ def test_a_huge_number_of_processes_asked_starts_at_most_max_processes(monkeypat
     assert result.ok and result.processes == 2 and result.records == len(CHAINS) * PER_CHAIN
 
 
-def _dies_in_worker(index: int):
-    """A ``walk_range`` whose worker ``index`` is killed (exit code 9, as by SIGKILL's number)
-    before it reports anything, the others walking as usual."""
-    from review.audit import verify
+class _OneWorkerDies:
+    """``multiprocessing.get_context`` whose process named ``verify_audit-1`` exits at once with
+    code 9 (SIGKILL's number) without reporting anything; the others walk as usual. It works
+    whichever way the workers start (fork, or spawn when the test process runs other threads)."""
 
-    original = verify.walk_range
+    dying = "verify_audit-1"
 
-    def walk(worker, *args):
-        if worker == index:
-            os._exit(9)
-        return original(worker, *args)
+    def __init__(self, real):
+        self.real = real
 
-    return walk
+    def __call__(self, method=None):
+        context = self.real(method)
+
+        class Context:
+            Queue = staticmethod(context.Queue)
+
+            @staticmethod
+            def Process(*, target, args, name, daemon):
+                if name == _OneWorkerDies.dying:
+                    target, args = os._exit, (9,)
+                return context.Process(target=target, args=args, name=name, daemon=daemon)
+
+        return Context()
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_that_dies_mid_walk_makes_the_run_fail_loudly_not_pass(monkeypatch, settings):
     settings.AUDIT_VERIFY_PARALLEL_FROM = 1
     _append_trail()
-    monkeypatch.setattr("review.audit.verify.walk_range", _dies_in_worker(1))
-    monkeypatch.setattr("review.audit.verify._start_method", lambda: "fork")
+    monkeypatch.setattr(multiprocessing, "get_context", _OneWorkerDies(multiprocessing.get_context))
     started = time.monotonic()
     with pytest.raises(VerifyIncomplete, match=r"verify_audit-1 exited \(9\) without a result"):
         _in_workers()
