@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -32,26 +33,43 @@ def queued_markers() -> set[int]:
     return {id(func) for _, func, _ in connection.run_on_commit}
 
 
-def lock_then_read(lock_sql: str, lock_params: list, sql: str, params: list) -> list[tuple]:
-    """Take advisory locks with ``lock_sql``, then run ``sql`` and return its rows.
+def still_queued(marker: Callable[[], None] | None) -> bool:
+    """Whether the transaction (or savepoint) that queued ``marker`` is still open."""
+    return marker is not None and id(marker) in queued_markers()
 
-    They are two statements, so the read sees whatever committed while the locks were awaited
-    (each statement of a READ COMMITTED transaction takes a new snapshot; in one statement it
-    would not), sent in one round trip where the driver allows it (psycopg's client-side binding
-    cursor, Django's default, sends them as one simple query). Without ``lock_sql``, or on a
-    database without advisory locks (SQLite, whose writers are serialised anyway), only the
-    read runs.
-    """
+
+def run_statements(statements: list[tuple[str, list]]) -> list[list[tuple]]:
+    """Run the statements in order and return each one's rows. Each is a statement of its own,
+    so each sees whatever committed while the ones before it waited for locks (a statement of a
+    READ COMMITTED transaction takes a new snapshot). On PostgreSQL with psycopg's client-side
+    binding cursor (Django's default) they go in one round trip, as one simple query of several
+    statements; elsewhere one after the other."""
     with connection.cursor() as cursor:
-        if not lock_sql or connection.vendor != "postgresql":
+        if (
+            len(statements) > 1
+            and connection.vendor == "postgresql"
+            and isinstance(cursor.cursor, psycopg.ClientCursor)
+        ):
+            cursor.execute("; ".join(sql for sql, _ in statements), [p for _, params in statements for p in params])
+            rows = [cursor.fetchall()]
+            for _ in statements[1:]:
+                cursor.nextset()
+                rows.append(cursor.fetchall())
+            return rows
+        rows = []
+        for sql, params in statements:
             cursor.execute(sql, params)
-        elif isinstance(cursor.cursor, psycopg.ClientCursor):
-            cursor.execute(f"{lock_sql}; {sql}", [*lock_params, *params])
-            cursor.nextset()
-        else:
-            cursor.execute(lock_sql, lock_params)
-            cursor.execute(sql, params)
-        return cursor.fetchall()
+            rows.append(cursor.fetchall())
+        return rows
+
+
+def lock_then_read(lock_sql: str, lock_params: list, sql: str, params: list) -> list[tuple]:
+    """Take advisory locks with ``lock_sql``, then run ``sql`` and return its rows, in one round
+    trip where the driver allows it (``run_statements``). Without ``lock_sql``, or on a database
+    without advisory locks (SQLite, whose writers are serialised anyway), only the read runs."""
+    if not lock_sql or connection.vendor != "postgresql":
+        return run_statements([(sql, params)])[0]
+    return run_statements([(lock_sql, lock_params), (sql, params)])[1]
 
 
 # INSERT statements composed once per (model, number of rows), for the hot paths that write a
@@ -151,20 +169,17 @@ def update_if(model: type[Model], pk: Any, values: dict[str, Any], *, field: str
 # statement of its own, so it sees whatever committed while the lock was awaited.
 
 
+@dataclass(frozen=True)
 class OpeningRead:
     """A read sent with the lock of an agent's turn: ``statements(journey_id, turn)`` gives the
     statements to send, in order, as (sql, params) — or None when that turn does not need them;
     ``keep(journey_id, rows)`` is given the rows of the last one and keeps what it needs for the
-    rest of the phase, in the stash of its ``events.together`` block. ``turn`` is the agent's turn, or None
-    when the phase applies none (approved proposals carried out, a failure recorded)."""
+    rest of the phase, in the stash of its ``events.together`` block. ``turn`` is the agent's
+    turn, or None when the phase applies none (approved proposals carried out, a failure
+    recorded)."""
 
-    def __init__(
-        self,
-        statements: Callable[[int, Any], list[tuple[str, list]] | None],
-        keep: Callable[[int, list[tuple]], None],
-    ) -> None:
-        self.statements = statements
-        self.keep = keep
+    statements: Callable[[int, Any], list[tuple[str, list]] | None]
+    keep: Callable[[int, list[tuple]], None]
 
 
 _OPENING_READS: list[OpeningRead] = []
@@ -189,9 +204,33 @@ def opening_reads(
     return wanted
 
 
-# Plain SELECTs of every column of a model, composed once per model, with the converters Django
-# applies to each value read (JSON, SQLite's text dates).
-_SELECTS: dict[type[Model], tuple[str, list[str], list[tuple[int, Any, list]]]] = {}
+# What Django's own query would apply to each value read of a model's row: the backend's
+# converters (SQLite's text dates, for one) and the field's (JSON), per column that has any.
+Converting = list[tuple[int, Any, list]]
+
+
+def converting(fields: Sequence[Field], alias: str) -> Converting:
+    """The converters of ``fields`` read under table alias ``alias``, with each one's index."""
+    found = []
+    for index, field in enumerate(fields):
+        column = field.get_col(alias)
+        converters = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+        if converters:
+            found.append((index, column, converters))
+    return found
+
+
+def loaded(model: type[Model], attnames: list[str], converters: Converting, values: Sequence[Any]) -> Model:
+    """An instance of ``model`` from the values of its columns, as the ORM would load it."""
+    values = list(values)
+    for index, column, convert_all in converters:
+        for convert in convert_all:
+            values[index] = convert(values[index], column, connection)
+    return model.from_db(connection.alias, attnames, values)
+
+
+# Plain SELECTs of every column of a model, composed once per model.
+_SELECTS: dict[type[Model], tuple[str, list[str], Converting]] = {}
 
 
 def select_all_sql(model: type[Model]) -> str:
@@ -199,30 +238,17 @@ def select_all_sql(model: type[Model]) -> str:
     return _select_entry(model)[0]
 
 
-def _select_entry(model: type[Model]) -> tuple[str, list[str], list[tuple[int, Any, list]]]:
+def _select_entry(model: type[Model]) -> tuple[str, list[str], Converting]:
     entry = _SELECTS.get(model)
     if entry is None:
         quote = connection.ops.quote_name
         fields = list(model._meta.concrete_fields)
-        converting = []
-        for index, field in enumerate(fields):
-            column = field.get_col("t")
-            converters = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
-            if converters:
-                converting.append((index, column, converters))
         sql = f"SELECT {', '.join(f't.{quote(f.column)}' for f in fields)} FROM {quote(model._meta.db_table)} t"
-        entry = _SELECTS[model] = (sql, [f.attname for f in fields], converting)
+        entry = _SELECTS[model] = (sql, [f.attname for f in fields], converting(fields, "t"))
     return entry
 
 
 def instances(model: type[Model], rows: list[tuple]) -> list[Model]:
     """Model instances from rows of ``select_all_sql(model)``, as the ORM would load them."""
-    _, attnames, converting = _select_entry(model)
-    loaded = []
-    for row in rows:
-        values = list(row)
-        for index, column, converters in converting:
-            for convert in converters:
-                values[index] = convert(values[index], column, connection)
-        loaded.append(model.from_db(connection.alias, attnames, values))
-    return loaded
+    _, attnames, converters = _select_entry(model)
+    return [loaded(model, attnames, converters, row) for row in rows]

@@ -46,8 +46,7 @@ def hold_shared_and_read(gates: Iterable[str], sql: str, params: list) -> list[t
     allows it. The read is a statement of its own, so it sees whatever committed while the gates
     were awaited (each statement of a READ COMMITTED transaction takes a new snapshot); read in
     the same statement as the locks, it would not. No gates: only the read."""
-    lock_sql, lock_params = _statement(sorted(set(gates)), "pg_advisory_xact_lock_shared")
-    return lock_then_read(lock_sql, lock_params, sql, params)
+    return lock_then_read(*shared_statement(gates), sql, params)
 
 
 def shared_statement(gates: Iterable[str]) -> tuple[str, list[int]]:

@@ -11,7 +11,6 @@ import functools
 from datetime import timedelta
 from typing import Any
 
-import psycopg
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -19,6 +18,7 @@ from django.utils import timezone
 from . import events
 from .actions import ActionParamsError, execute
 from .corebank import CoreBankRejected, CoreBankUnavailable
+from .db import converting, loaded, run_statements
 from .errors import IllegalTransition, JourneyError
 from .lifecycle import journey as journey_lifecycle
 from .lifecycle import proposal as proposal_lifecycle
@@ -42,40 +42,22 @@ def lock_journey_then(journey_id: int, then: list[tuple[str, list]]) -> tuple[Jo
     (Django's default) they all go in one round trip, as one simple query of several statements;
     elsewhere one after the other."""
     sql, parts = _lock_statement()
-    with connection.cursor() as cursor:
-        if then and connection.vendor == "postgresql" and isinstance(cursor.cursor, psycopg.ClientCursor):
-            cursor.execute("; ".join([sql, *(s for s, _ in then)]), [journey_id, *(p for _, ps in then for p in ps)])
-            row = cursor.fetchone()
-            results = []
-            for _ in then:
-                cursor.nextset()
-                results.append(cursor.fetchall())
-        else:
-            cursor.execute(sql, [journey_id])
-            row = cursor.fetchone()
-            results = []
-            for statement, params in then:
-                cursor.execute(statement, params)
-                results.append(cursor.fetchall())
-    return _loaded_journey(row, parts), results
+    journey_rows, *results = run_statements([(sql, [journey_id]), *then])
+    return _loaded_journey(journey_rows[0] if journey_rows else None, parts), results
 
 
 def _loaded_journey(row: tuple | None, parts: list) -> Journey | None:
     if row is None:
         return None
-    loaded: dict[str, Any] = {}
-    for relation, model, attnames, fields, start in parts:
+    instances: dict[str, Any] = {}
+    for relation, model, attnames, converters, start in parts:
         values = row[start : start + len(attnames)]
         if relation and values[0] is None:  # a journey without an agent
-            loaded[relation] = None
+            instances[relation] = None
             continue
-        values = list(values)
-        for index, column, converters in fields:
-            for convert in converters:
-                values[index] = convert(values[index], column, connection)
-        loaded[relation] = model.from_db(connection.alias, attnames, values)
-    journey = loaded.pop("")
-    for relation, instance in loaded.items():
+        instances[relation] = loaded(model, attnames, converters, values)
+    journey = instances.pop("")
+    for relation, instance in instances.items():
         Journey._meta.get_field(relation).set_cached_value(journey, instance)
     return journey
 
@@ -90,15 +72,7 @@ def _lock_statement() -> tuple[str, list[tuple[str, type, list[str], list[Any], 
     for alias, relation in (("j", ""), ("d", "definition"), ("v", "version"), ("a", "agent")):
         model = Journey._meta.get_field(relation).related_model if relation else Journey
         fields = list(model._meta.concrete_fields)
-        # What Django's own query would apply to each value read: the backend's converters
-        # (SQLite's text dates, for one) and the field's (JSON).
-        converting = []
-        for index, field in enumerate(fields):
-            column = field.get_col(alias)
-            converters = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
-            if converters:
-                converting.append((index, column, converters))
-        parts.append((relation, model, [field.attname for field in fields], converting, len(columns)))
+        parts.append((relation, model, [field.attname for field in fields], converting(fields, alias), len(columns)))
         columns += [f"{alias}.{quote(field.column)}" for field in fields]
         if relation:
             link = Journey._meta.get_field(relation)

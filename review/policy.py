@@ -23,7 +23,7 @@ after the other.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
@@ -35,7 +35,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from journeys.bounds import money_owner
-from journeys.db import OpeningRead, queued_markers, register_opening_read, transaction_marker
+from journeys.db import OpeningRead, register_opening_read, still_queued, transaction_marker
 from journeys.events import current_together
 from journeys.models import ProposedAction
 from journeys.policy import Decision
@@ -135,17 +135,12 @@ def _keep_turn_rules(journey_id: int, rows: list[tuple]) -> None:
 register_opening_read(OpeningRead(_turn_rules_statement, _keep_turn_rules))
 
 
-def _still_open(marker: Callable[[], None] | None) -> bool:
-    """Whether the transaction (or savepoint) that queued ``marker`` is still open."""
-    return marker is not None and id(marker) in queued_markers()
-
-
 def enabled_rules(proposal: ProposedAction | None = None) -> EnabledRules:
     """The enabled scopes and limits in force now, each in id order. Held on ``proposal`` for
     the rest of the transaction: its judgement and the judgement's effects see the same rules."""
     global _kept
     held = getattr(proposal, "_enabled_rules", None) if proposal is not None else None
-    if held is not None and _still_open(held[1]):
+    if held is not None and still_queued(held[1]):
         return held[0]
     token, version = _rules_state()
     kept = _kept
@@ -168,7 +163,7 @@ def judged_rules_version(proposal: ProposedAction) -> int:
     """The ``rules_version`` the proposal was judged under in this transaction (read with the
     rules), or the current one."""
     held = getattr(proposal, "_enabled_rules", None)
-    if held is not None and _still_open(held[1]):
+    if held is not None and still_queued(held[1]):
         return held[0].version
     return rules_version()
 
@@ -349,7 +344,7 @@ def _lock_counter(limit: CumulativeLimit, subject_key: str, proposal: ProposedAc
     held = getattr(proposal, "_held_counters", None) if proposal is not None else None
     if held and key in held:
         marker, counter = held[key]
-        if _still_open(marker):
+        if still_queued(marker):
             return counter
         del held[key]  # that transaction, or the savepoint that took the lock, has ended
     LimitCounter.objects.bulk_create([LimitCounter(limit=limit, subject_key=subject_key)], ignore_conflicts=True)

@@ -30,8 +30,8 @@ from journeys.db import (
     OpeningRead,
     insert_rows,
     lock_then_read,
-    queued_markers,
     register_opening_read,
+    still_queued,
     transaction_marker,
 )
 from journeys.events import current_together
@@ -78,10 +78,15 @@ def _lock_key(name: str) -> int:
     return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
 
 
+def _lock_statement(name: str) -> tuple[str, list[int]]:
+    """The statement that takes the transaction-scoped advisory lock named ``name``."""
+    return "SELECT pg_advisory_xact_lock(%s)", [_lock_key(name)]
+
+
 def _lock(name: str) -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_lock_key(name)])
+            cursor.execute(*_lock_statement(name))
 
 
 @functools.cache
@@ -234,9 +239,7 @@ _HEADS = "review.audit.heads"
 
 def _kept_head(stash: dict[str, Any] | None, chain: str) -> tuple[int, str] | None:
     entry = stash.get(_HEADS, {}).get(chain) if stash is not None else None
-    if entry is None or id(entry[1]) not in queued_markers():
-        return None
-    return entry[0]
+    return entry[0] if entry is not None and still_queued(entry[1]) else None
 
 
 def _keep_heads(stash: dict[str, Any] | None, heads: dict[str, tuple[int, str] | None]) -> None:
@@ -252,7 +255,7 @@ def _keep_heads(stash: dict[str, Any] | None, heads: dict[str, tuple[int, str] |
 def _turn_head_statements(journey_id: int, turn: Any) -> list[tuple[str, list]]:
     chain = journey_chain(journey_id)
     head_sql, head_params = _head_sql()
-    return [("SELECT pg_advisory_xact_lock(%s)", [_lock_key(f"audit:{chain}")]), (head_sql, [chain, *head_params])]
+    return [_lock_statement(f"audit:{chain}"), (head_sql, [chain, *head_params])]
 
 
 def _keep_turn_head(journey_id: int, rows: list[tuple]) -> None:
@@ -271,9 +274,7 @@ def _locked_head(chain: str) -> tuple[int, str] | None:
     PostgreSQL the lock and the read are two statements sent in one round trip: the read, a
     statement of its own, sees the head a writer we waited for committed."""
     head_sql, head_params = _head_sql()
-    rows = lock_then_read(
-        "SELECT pg_advisory_xact_lock(%s)", [_lock_key(f"audit:{chain}")], head_sql, [chain, *head_params]
-    )
+    rows = lock_then_read(*_lock_statement(f"audit:{chain}"), head_sql, [chain, *head_params])
     last = rows[0] if rows else None
     if last is None:
         # A chain whose records were all archived goes on from the signed archived head.

@@ -9,7 +9,6 @@ from __future__ import annotations
 import itertools
 import zlib
 
-import pytest
 from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
@@ -26,8 +25,6 @@ from review.audit.chain import audit_append
 from review.audit.verify import audit_verify
 from review.models import AuditRecord, PermissionScope
 from review.models.audit import journey_chain
-
-pytestmark = pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's round trips")
 
 SMALL_TABLES = ("journeys_actiontype", "review_rulesversion", "api_webhooksubscription")
 
