@@ -12,16 +12,21 @@
 - Task timing: every task's start and end (wall clock) and first argument are appended to a file
   per worker process in ``BENCH_PROBE_DIR``, so the benchmark computes per-step latency the same
   way for both sides.
+- Turn timing: a worker may run several turns of a journey in one task (``journeys.tasks``), so
+  the governed side's steps are its turns, read off the runtime's own line per turn (logger
+  ``handoff.runtime``, with the turn's duration): its end, its start (end less the duration)
+  and its journey are appended as a ``turn`` row.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from pathlib import Path
 
 from celery import shared_task
-from celery.signals import task_postrun, task_prerun
+from celery.signals import task_postrun, task_prerun, worker_process_init
 from django.db import connection, transaction
 
 PROBE_DIR = os.environ.get("BENCH_PROBE_DIR", "")
@@ -91,3 +96,23 @@ def _postrun(task_id: str = "", task=None, args=None, **kwargs) -> None:
     first = args[0] if args else ""
     with open(Path(PROBE_DIR) / f"{os.getpid()}.tsv", "a") as out:
         out.write(f"{task.name}\t{first}\t{started:.6f}\t{time.time():.6f}\n")
+
+
+class _TurnProbe(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, "event", None) != "turn":
+            return
+        end = record.created
+        start = end - float(getattr(record, "duration_ms", 0.0)) / 1000
+        with open(Path(PROBE_DIR) / f"{os.getpid()}.tsv", "a") as out:
+            out.write(f"turn\t{record.journey_id}\t{start:.6f}\t{end:.6f}\n")
+
+
+@worker_process_init.connect
+def _probe_turns(**kwargs) -> None:
+    if not PROBE_DIR:
+        return
+    runtime_log = logging.getLogger("handoff.runtime")
+    runtime_log.setLevel(logging.INFO)
+    runtime_log.propagate = False  # the probe's rows only: the worker's output is not read
+    runtime_log.addHandler(_TurnProbe())

@@ -1,9 +1,11 @@
 """Benchmark: a governed agent step against the honest baseline, and journeys end to end.
 
 Product: lost-card journeys run by the scripted agent (no customer replies needed) — every turn
-is a real ``journeys.tasks.run_step``: lock, lease, agent call, proposals through the policy
-engine, idempotent execution against the simulated core bank, events and their hash-chained
-audit records, the next turn enqueued after commit.
+is a real turn of ``journeys.tasks.run_step``: lock, lease, agent call, proposals through the
+policy engine, idempotent execution against the simulated core bank, events and their
+hash-chained audit records, the next turn sent after commit (carried on by the same task while
+its time allows, ``HANDOFF_CONTINUE_SECONDS``; else through the broker). Its steps are timed
+per turn, from the runtime's own line per turn.
 
 Baseline: Celery chains of the same length whose task does the minimum durable work a step
 needs — lock one row, UPDATE it, INSERT one row, in one transaction — and enqueues the next
@@ -11,7 +13,8 @@ step after commit (``bench/probe.py``).
 
 Both run on the same real worker process (prefork, concurrency 2, as ``make run``), the same
 broker and database server, with the same number of chains in flight. Reported per step:
-execution time p50/p95 (task start to end, from Celery's signals), the interval between
+execution time p50/p95 (a turn's start to end; a baseline task's start to end, from Celery's
+signals), the interval between
 consecutive steps of one chain p50/p95 (queue hop included), throughput, rows written per step,
 and journeys (chains) completed per minute.
 
@@ -215,11 +218,10 @@ def main() -> None:
             time.sleep(0.05)
         product_minutes = (time.perf_counter() - started) / 60
         settle_stats()
-        product_writes = writes_between(
-            before, table_writes(stats), max(1, len(read_probe(probe_dir, "journeys.tasks.run_step")))
-        )
+        product_writes = writes_between(before, table_writes(stats), max(1, len(read_probe(probe_dir, "turn"))))
         statuses = sorted(set(Journey.objects.filter(pk__in=ids).values_list("status", flat=True)))
-        product = step_figures(read_probe(probe_dir, "journeys.tasks.run_step"))
+        product = step_figures(read_probe(probe_dir, "turn"))
+        product_tasks = len(read_probe(probe_dir, "journeys.tasks.run_step"))
         steps_per_chain = round(product["steps"] / CHAINS)
 
         # Baseline: CHAINS chains of the same length at once.
@@ -277,6 +279,10 @@ def main() -> None:
 
     print(f"   {CHAINS} chains in flight, {steps_per_chain} steps each, worker concurrency {CONCURRENCY}")
     print(f"   journeys finished as: {', '.join(statuses)}")
+    print(
+        f"   governed: {product['steps']} turns in {product_tasks} tasks (a worker carries a journey on "
+        "without the broker's hop while its task has run under HANDOFF_CONTINUE_SECONDS)"
+    )
     report("step execution p50 (ms)", product["exec_p50"], baseline["exec_p50"], "ms", higher_is_better=False)
     report("step execution p95 (ms)", product["exec_p95"], baseline["exec_p95"], "ms", higher_is_better=False)
     report(

@@ -318,6 +318,9 @@ HANDOFF = {
     "CORE_BANK": env.str("HANDOFF_CORE_BANK", default="demo.corebank.SimulatedCoreBank" if HANDOFF_DEMO else ""),
     # A turn that has not finished within this many seconds is presumed dead (worker killed).
     "STEP_LEASE_SECONDS": env.int("HANDOFF_STEP_LEASE_SECONDS", default=60),
+    # A worker runs a journey's next turns itself, without the broker's hop, while the task that
+    # ran its first turn has run less than this (0: every turn goes through the broker).
+    "CONTINUE_SECONDS": env.float("HANDOFF_CONTINUE_SECONDS", default=0.25),
     # A turn started this many times without finishing is quarantined to a person.
     "QUARANTINE_AFTER_STARTS": env.int("HANDOFF_QUARANTINE_AFTER_STARTS", default=3),
     # Transient failures retry with exponential back-off, then fall back to a person.

@@ -122,13 +122,10 @@ def _move(journey: Journey, name: str, **changes: Any) -> None:
 
 def enqueue_turn(journey: Journey, *, countdown: float | None = None) -> None:
     """Schedule the journey's next agent turn once the current transaction commits."""
-    from ..tasks import run_step  # the task module imports the runtime, which imports this
+    from ..tasks import send_turn  # the task module imports the runtime, which imports this
 
     args = (journey.pk, journey.epoch, journey.turn_seq)
-    if countdown:
-        transaction.on_commit(lambda: run_step.apply_async(args=args, countdown=countdown))
-    else:
-        transaction.on_commit(lambda: run_step.delay(*args))
+    transaction.on_commit(lambda: send_turn(args, countdown=countdown))
 
 
 # --- the agent's turn -------------------------------------------------------------------------
