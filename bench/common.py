@@ -130,3 +130,23 @@ def settle_stats() -> None:
     import time
 
     time.sleep(STATS_SETTLE_SECONDS)
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(CPU seconds spent busy, CPU seconds elapsed) on the whole machine so far, summed over its
+    cores, from /proc/stat; (nan, nan) where there is none. Busy is everything but idle and I/O
+    wait: the worker, the database server, the broker and the benchmark itself."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:]]
+    except OSError:
+        return float("nan"), float("nan")
+    ticks = os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields) - idle) / ticks, sum(fields) / ticks
+
+
+def cpu_between(before: tuple[float, float], after: tuple[float, float], steps: int) -> tuple[float, float]:
+    """(share of the machine's CPU busy, busy CPU milliseconds per step) between two readings."""
+    busy, elapsed = after[0] - before[0], after[1] - before[1]
+    return (busy / elapsed if elapsed else float("nan")), busy * 1000 / max(1, steps)

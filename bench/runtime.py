@@ -36,7 +36,9 @@ from pathlib import Path
 from common import (
     ROOT,
     bench_database_url,
+    cpu_between,
     ensure_database,
+    machine_cpu,
     p50,
     p95,
     report,
@@ -209,6 +211,7 @@ def main() -> None:
 
         # Product: CHAINS lost-card journeys at once.
         before = table_writes(stats)
+        cpu_before = machine_cpu()
         started = time.perf_counter()
         ids = [
             journey_start(definition="lost_card", customer_ref=f"CUST-{n % 40 + 1:05d}", request={"reason": "lost"}).pk
@@ -217,11 +220,13 @@ def main() -> None:
         while Journey.objects.filter(pk__in=ids, status=Journey.Status.RUNNING).exists():
             time.sleep(0.05)
         product_minutes = (time.perf_counter() - started) / 60
+        product_cpu = machine_cpu()
         settle_stats()
         product_writes = writes_between(before, table_writes(stats), max(1, len(read_probe(probe_dir, "turn"))))
         statuses = sorted(set(Journey.objects.filter(pk__in=ids).values_list("status", flat=True)))
         product = step_figures(read_probe(probe_dir, "turn"))
         product_tasks = len(read_probe(probe_dir, "journeys.tasks.run_step"))
+        product_busy, product_cpu_ms = cpu_between(cpu_before, product_cpu, product["steps"])
         steps_per_chain = round(product["steps"] / CHAINS)
 
         # Baseline: CHAINS chains of the same length at once.
@@ -231,6 +236,7 @@ def main() -> None:
             )
         connection.close()
         before = table_writes(stats)
+        cpu_before = machine_cpu()
         started = time.perf_counter()
         for chain in range(1, CHAINS + 1):
             durable_step.delay(chain, steps_per_chain)
@@ -238,6 +244,7 @@ def main() -> None:
         while stats.execute("SELECT count(*) FROM bench_step WHERE chain_id > 0").fetchone()[0] < target:
             time.sleep(0.02)
         baseline_minutes = (time.perf_counter() - started) / 60
+        baseline_busy, baseline_cpu_ms = cpu_between(cpu_before, machine_cpu(), target)
         settle_stats()
         baseline_writes = writes_between(before, table_writes(stats), target)
         baseline = step_figures(read_probe(probe_dir, "bench.durable_step"))
@@ -300,6 +307,11 @@ def main() -> None:
         higher_is_better=False,
     )
     report("throughput (steps/s)", product["rate"], baseline["rate"], "steps/s", higher_is_better=True)
+    report("machine CPU per step, all processes (ms)", product_cpu_ms, baseline_cpu_ms, "ms", higher_is_better=False)
+    print(
+        f"   -- the machine's CPU was {product_busy:.0%} busy during the governed run, "
+        f"{baseline_busy:.0%} during the bare one"
+    )
     report(
         "end to end (journeys|chains completed/min)",
         CHAINS / product_minutes,

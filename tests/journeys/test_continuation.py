@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from demo.models import CoreEffect
 from journeys import runtime, tasks
-from journeys.control import journey_take_over
+from journeys.control import agents_pause, agents_resume, journey_take_over
 from journeys.lifecycle import journey as lifecycle
 from journeys.models import Event, Journey
 from journeys.services import journey_start
@@ -110,6 +110,38 @@ def test_a_carried_turn_is_fenced_like_a_delivered_one(agent, sent, budget, supe
     dropped = journey.events.get(kind=Event.Kind.TURN_DROPPED)
     assert dropped.data["turn"] == 2 and dropped.data["task_epoch"] == 0
     assert sent == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_pause_stops_the_carried_journey_at_its_next_turn(agent, sent, budget, admin_user, monkeypatch):
+    """The stop button pressed between two carried turns: the next one is refused, nothing the
+    agent proposes after the pause exists, and resuming sends the journey's turn again."""
+    budget(60)
+    journey = start()
+    sent.clear()
+    original = runtime.run_turn
+
+    at_the_pause: dict[str, int] = {}
+
+    def pause_after_the_second_turn(journey_id, epoch, turn_seq, *, token):
+        outcome = original(journey_id, epoch, turn_seq, token=token)
+        if turn_seq == 1:
+            agents_pause(user=admin_user, agent=agent, reason="checking a complaint")
+            at_the_pause["proposals"] = journey.proposals.count()
+            at_the_pause["effects"] = CoreEffect.objects.count()
+        return outcome
+
+    monkeypatch.setattr(runtime, "run_turn", pause_after_the_second_turn)
+
+    assert run_task(journey) == "paused"
+
+    journey.refresh_from_db()
+    assert journey.turn_seq == 2 and journey.lease_token == ""
+    assert journey.proposals.count() == at_the_pause["proposals"] > 0
+    assert CoreEffect.objects.count() == at_the_pause["effects"]
+    assert sent == []
+    agents_resume(user=admin_user, agent=agent)
+    assert sent == [(journey.pk, journey.epoch, 2)]
 
 
 @pytest.mark.django_db(transaction=True)
