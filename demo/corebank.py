@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import re
+import secrets
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 from decimal import Decimal
@@ -300,10 +301,10 @@ class SimulatedCoreBank(CoreBank):
         a = self._account(account)
 
         def effect() -> dict[str, Any]:
-            n = CoreCard.objects.count() + 1
+            # A random token: counting the cards to number it read the whole table on every order.
             card = CoreCard.objects.create(
                 account=a,
-                token=f"tok_{a.pk}_{n}_{random.randint(1000, 9999)}",
+                token=f"tok_{a.pk}_{secrets.token_hex(6)}",
                 number=f"4000{random.randint(10**11, 10**12 - 1)}",
                 status=CoreCard.Status.ORDERED,
             )
