@@ -94,10 +94,8 @@ def _turn_subscriptions_statement(journey_id: int, turn: Any) -> list[tuple[str,
     return [(f"{select_all_sql(WebhookSubscription)} WHERE t.is_enabled ORDER BY t.name, t.id", [])]
 
 
-def _keep_turn_subscriptions(journey_id: int, rows: list[tuple]) -> None:
-    group = current_together()
-    if group is not None:
-        group.stash["webhook_subscriptions"] = instances(WebhookSubscription, rows)
+def _keep_turn_subscriptions(journey_id: int, rows: list[tuple], stash: dict[str, Any]) -> None:
+    stash["webhook_subscriptions"] = instances(WebhookSubscription, rows)
 
 
 register_opening_read(OpeningRead(_turn_subscriptions_statement, _keep_turn_subscriptions))

@@ -173,13 +173,13 @@ def update_if(model: type[Model], pk: Any, values: dict[str, Any], *, field: str
 class OpeningRead:
     """A read sent with the lock of an agent's turn: ``statements(journey_id, turn)`` gives the
     statements to send, in order, as (sql, params) — or None when that turn does not need them;
-    ``keep(journey_id, rows)`` is given the rows of the last one and keeps what it needs for the
-    rest of the phase, in the stash of its ``events.together`` block. ``turn`` is the agent's
+    ``keep(journey_id, rows, stash)`` is given the rows of the last one and keeps what it needs
+    for the rest of the phase in ``stash``, that of the phase's ``events.together`` block. ``turn`` is the agent's
     turn, or None when the phase applies none (approved proposals carried out, a failure
     recorded)."""
 
     statements: Callable[[int, Any], list[tuple[str, list]] | None]
-    keep: Callable[[int, list[tuple]], None]
+    keep: Callable[[int, list[tuple], dict[str, Any]], None]
 
 
 _OPENING_READS: list[OpeningRead] = []
@@ -191,7 +191,7 @@ def register_opening_read(read: OpeningRead) -> None:
 
 def opening_reads(
     journey_id: int, turn: Any
-) -> list[tuple[list[tuple[str, list]], Callable[[int, list[tuple]], None]]]:
+) -> list[tuple[list[tuple[str, list]], Callable[[int, list[tuple], dict[str, Any]], None]]]:
     """The registered reads the phase needs, each as (its statements, its keep), on PostgreSQL
     (elsewhere none: each part then reads what it needs when it needs it)."""
     if connection.vendor != "postgresql":

@@ -298,8 +298,10 @@ def _locked_current(
         then += statements
         keeps.append((len(then) - 1, keep))
     journey, rows = lock_journey_then(journey_id, then)
+    group = events.current_together()  # a locked phase runs in its block (``_phase``)
+    assert group is not None
     for at, keep in keeps:
-        keep(journey_id, rows[at])
+        keep(journey_id, rows[at], group.stash)
     why_not = _current(journey, epoch, turn_seq, "when its result came back")
     if why_not:
         return journey, why_not

@@ -125,10 +125,8 @@ def _resume_carried(journey_id: int, token: str) -> str | None:
     as a redelivered message resumes its own. None when there is nothing of ours to resume."""
     from .models import Journey
 
-    row = Journey.objects.filter(pk=journey_id, lease_token__startswith=f"{token}+").values_list(
-        "epoch", "turn_seq", "lease_token"
-    )
-    found = row.first()
+    carried = Journey.objects.filter(pk=journey_id, lease_token__startswith=f"{token}+")
+    found = carried.values_list("epoch", "turn_seq", "lease_token").first()
     if found is None:
         return None
     epoch, turn_seq, lease = found

@@ -125,11 +125,9 @@ def _turn_rules_statement(journey_id: int, turn: Any) -> list[tuple[str, list]] 
     return [(_rules_state_sql(), [])] if turn is not None and turn.proposals else None
 
 
-def _keep_turn_rules(journey_id: int, rows: list[tuple]) -> None:
-    group = current_together()
-    if group is not None:
-        token, version = rows[0]
-        group.stash[_TURN_STATE] = (token, version or 0)
+def _keep_turn_rules(journey_id: int, rows: list[tuple], stash: dict[str, Any]) -> None:
+    token, version = rows[0]
+    stash[_TURN_STATE] = (token, version or 0)
 
 
 register_opening_read(OpeningRead(_turn_rules_statement, _keep_turn_rules))

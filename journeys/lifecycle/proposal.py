@@ -196,10 +196,8 @@ def _turn_action_types_statement(journey_id: int, turn: Any) -> list[tuple[str, 
     return [(f"{select_all_sql(ActionType)} WHERE t.key = ANY(%s)", [keys])]
 
 
-def _keep_turn_action_types(journey_id: int, rows: list[tuple]) -> None:
-    group = events.current_together()
-    if group is not None:
-        group.stash[_TURN_ACTION_TYPES] = {action_type.key: action_type for action_type in instances(ActionType, rows)}
+def _keep_turn_action_types(journey_id: int, rows: list[tuple], stash: dict[str, Any]) -> None:
+    stash[_TURN_ACTION_TYPES] = {action_type.key: action_type for action_type in instances(ActionType, rows)}
 
 
 register_opening_read(OpeningRead(_turn_action_types_statement, _keep_turn_action_types))

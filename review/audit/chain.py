@@ -258,12 +258,11 @@ def _turn_head_statements(journey_id: int, turn: Any) -> list[tuple[str, list]]:
     return [_lock_statement(f"audit:{chain}"), (head_sql, [chain, *head_params])]
 
 
-def _keep_turn_head(journey_id: int, rows: list[tuple]) -> None:
+def _keep_turn_head(journey_id: int, rows: list[tuple], stash: dict[str, Any]) -> None:
     # No row: the chain is new or archived whole; its first append finds out which.
-    group = current_together()
-    if rows and group is not None:
+    if rows:
         seq, digest = rows[0]
-        _keep_heads(group.stash, {journey_chain(journey_id): (seq, digest)})
+        _keep_heads(stash, {journey_chain(journey_id): (seq, digest)})
 
 
 register_opening_read(OpeningRead(_turn_head_statements, _keep_turn_head))
