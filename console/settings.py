@@ -130,6 +130,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
+    # Prepared statements: with server-side binding, a statement run five times on a connection
+    # is prepared there (psycopg's ``prepare_threshold``) and PostgreSQL stops parsing and
+    # planning it on every run, which is about a third of its CPU in an agent's turn
+    # (docs/performance.md, "sixth round"). Off (``DATABASE_PREPARED_STATEMENTS=false``) behind a
+    # pooler that cannot keep prepared statements.
+    if env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
+        DATABASES["default"].setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=5)
 # Production runs the application as a role that may only SELECT and INSERT on the audit tables
 # (``manage.py database_roles``) and migrations as the tables' owner: ``manage.py migrate`` uses
 # this connection when it is set.

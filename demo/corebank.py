@@ -14,10 +14,11 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from journeys.corebank.base import CoreBank, CoreBankRejected, CoreBankUnavailable, ResourceKind
+from journeys.db import update_if
 
 from .bank import STREETS
 from .models import (
@@ -52,6 +53,28 @@ def _row_id(reference: str) -> int | None:
     return int(reference) if re.fullmatch(r"[0-9]{1,18}", reference) else None
 
 
+_CLAIM: str | None = None
+
+
+def _claim(key: str, action: str, params: dict[str, Any]) -> int | None:
+    """Insert the effect's row for ``key``; its id, or None when the key was claimed before."""
+    global _CLAIM
+    meta = CoreEffect._meta
+    fields = [meta.get_field(name) for name in ("idempotency_key", "action", "params", "result", "at")]
+    if _CLAIM is None:
+        quote = connection.ops.quote_name
+        _CLAIM = (
+            f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+            f"VALUES ({', '.join(['%s'] * len(fields))}) "
+            f"ON CONFLICT ({quote(fields[0].column)}) DO NOTHING RETURNING {quote(meta.pk.column)}"
+        )
+    values = [key, action, params, {}, timezone.now()]
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM, [f.get_db_prep_save(v, connection) for f, v in zip(fields, values, strict=True)])
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
 def _case_id(reference: str) -> int | None:
     """A case as the bank names it ("CASE-000012", "RISK-000012") or its bare id."""
     match = re.fullmatch(r"(?:CASE-|RISK-)?([0-9]{1,18})", reference.strip())
@@ -82,20 +105,25 @@ class SimulatedCoreBank(CoreBank):
     ) -> dict[str, Any]:
         """Run ``effect`` at most once per idempotency key; later calls return the first result.
 
-        The unique key on CoreEffect decides a race: the loser's savepoint (and its effect)
-        rolls back and it returns the winner's result.
+        The key is claimed first: a row inserted unless one with that key exists (``ON CONFLICT
+        DO NOTHING``), so a concurrent claim of the same key waits for the first to commit and
+        then finds it done. The claim holds the effect's result once it has run. A claim whose
+        effect did not run (a simulated outage, or any error that leaves the transaction usable)
+        is taken back, so the next attempt runs it.
         """
-        existing = CoreEffect.objects.filter(idempotency_key=key).first()
-        if existing:
-            return existing.result
-        if random.random() < _failure_rate():
-            raise CoreBankUnavailable(f"Core system timed out on {action}.")
-        try:
-            with transaction.atomic():
-                result = effect()
-                CoreEffect.objects.create(idempotency_key=key, action=action, params=params, result=result)
-        except IntegrityError:
+        claimed = _claim(key, action, params)
+        if claimed is None:
             return CoreEffect.objects.get(idempotency_key=key).result
+        try:
+            if random.random() < _failure_rate():
+                raise CoreBankUnavailable(f"Core system timed out on {action}.")
+            result = effect()
+        except DatabaseError:
+            raise  # the transaction rolls back, the claim with it
+        except BaseException:
+            CoreEffect.objects.filter(pk=claimed).delete()
+            raise
+        update_if(CoreEffect, claimed, {"result": result}, field="idempotency_key", among=[key])
         return result
 
     # --- ownership ---------------------------------------------------------------------------

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg
 from django.db import connection, transaction
 from django.db.models import Field, Model
+from psycopg.pq import TransactionStatus
 
 
 def transaction_marker() -> Callable[[], None] | None:
@@ -41,26 +42,53 @@ def still_queued(marker: Callable[[], None] | None) -> bool:
 def run_statements(statements: list[tuple[str, list]]) -> list[list[tuple]]:
     """Run the statements in order and return each one's rows. Each is a statement of its own,
     so each sees whatever committed while the ones before it waited for locks (a statement of a
-    READ COMMITTED transaction takes a new snapshot). On PostgreSQL with psycopg's client-side
-    binding cursor (Django's default) they go in one round trip, as one simple query of several
-    statements; elsewhere one after the other."""
+    READ COMMITTED transaction takes a new snapshot). On PostgreSQL they go in one round trip,
+    in psycopg's pipeline mode: each statement is still bound, and prepared once it has run a
+    few times, as every other statement of the connection (``DATABASE_PREPARED_STATEMENTS``),
+    and the ``BEGIN`` of a transaction that starts with them travels with them. Elsewhere they
+    run one after the other."""
+    if len(statements) > 1 and connection.vendor == "postgresql":
+        return _pipelined(statements)
     with connection.cursor() as cursor:
-        if (
-            len(statements) > 1
-            and connection.vendor == "postgresql"
-            and isinstance(cursor.cursor, psycopg.ClientCursor)
-        ):
-            cursor.execute("; ".join(sql for sql, _ in statements), [p for _, params in statements for p in params])
-            rows = [cursor.fetchall()]
-            for _ in statements[1:]:
-                cursor.nextset()
-                rows.append(cursor.fetchall())
-            return rows
         rows = []
         for sql, params in statements:
             cursor.execute(sql, params)
             rows.append(cursor.fetchall())
         return rows
+
+
+def _pipelined(statements: list[tuple[str, list]]) -> list[list[tuple]]:
+    connection.ensure_connection()
+    connection.validate_thread_sharing()
+    raw = connection.connection
+    # A transaction that starts with these statements sends its BEGIN with them.
+    with_begin = not raw.autocommit and raw.info.transaction_status == TransactionStatus.IDLE
+    started = time.monotonic()
+    cursors = []
+    try:
+        # An error of the database surfaces when the pipeline is synced, at the end of the
+        # block: wrapped as Django wraps every other (``OperationalError`` and the rest).
+        with connection.wrap_database_errors, raw.pipeline():
+            for sql, params in statements:
+                cursor = connection.make_cursor(connection.create_cursor())
+                cursors.append(cursor)
+                cursor.execute(sql, params)
+        rows = [cursor.fetchall() for cursor in cursors]
+    finally:
+        for cursor in cursors:
+            cursor.close()
+    if connection.queries_logged:
+        # Logged as what it is, one round trip (``CaptureQueriesContext`` counts it once), with
+        # whether the transaction's BEGIN went with it.
+        connection.queries_log.append(
+            {
+                "sql": "; ".join(connection.ops.compose_sql(sql, params) for sql, params in statements),
+                "time": f"{time.monotonic() - started:.3f}",
+                "pipelined": True,
+                "with_begin": with_begin,
+            }
+        )
+    return rows
 
 
 def lock_then_read(lock_sql: str, lock_params: list, sql: str, params: list) -> list[tuple]:

@@ -47,7 +47,7 @@ from django.utils import timezone
 from .. import events, policy
 from ..actions import validate_params
 from ..bounds import bounds_decision
-from ..db import OpeningRead, instances, register_opening_read, select_all_sql, update_if
+from ..db import OpeningRead, insert_rows, instances, register_opening_read, select_all_sql, update_if
 from ..errors import IllegalTransition
 from ..models import ActionType, Agent, Event, Journey, ProposedAction
 from ..rights import Right
@@ -131,7 +131,7 @@ def propose(
     clean = validate_params(action, params)
     group = events.current_together()
     action_type = group.stash.get(_TURN_ACTION_TYPES, {}).get(action) if group is not None else None
-    proposal = ProposedAction.objects.create(
+    proposal = ProposedAction(
         journey=journey,
         action_type=action_type or ActionType.objects.get(key=action),
         params=clean,
@@ -143,6 +143,7 @@ def propose(
         epoch=journey.epoch,
         idempotency_key=key,
     )
+    insert_rows([proposal])  # one INSERT composed once, as the ORM's ``create`` would write it
     actor = (
         {"actor_kind": Event.Actor.PERSON, "actor_user": user}
         if user
