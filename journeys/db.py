@@ -192,7 +192,7 @@ def update_if(model: type[Model], pk: Any, values: dict[str, Any], *, field: str
 #
 # A turn's locked phase starts by locking the journey row; what it then reads from small tables
 # (the pauses, the rules token, the webhook subscriptions, the action types it proposes) can go
-# in the same round trip as further statements of one simple query (``services.lock_journey_then``).
+# in the same round trip as further statements of one pipeline (``services.lock_journey_then``).
 # Parts of Handoff above the journeys register what they want read there; each read is a
 # statement of its own, so it sees whatever committed while the lock was awaited.
 

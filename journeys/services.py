@@ -38,9 +38,8 @@ def lock_journey(journey_id: int) -> Journey | None:
 
 def lock_journey_then(journey_id: int, then: list[tuple[str, list]]) -> tuple[Journey | None, list[list[tuple]]]:
     """``lock_journey``, then each statement of ``then`` in order, each seeing what committed
-    while the lock was awaited; with their rows. On PostgreSQL with psycopg's client-side binding
-    (Django's default) they all go in one round trip, as one simple query of several statements;
-    elsewhere one after the other."""
+    while the lock was awaited; with their rows. On PostgreSQL they all go in one round trip
+    (``journeys.db.run_statements``: one pipeline); elsewhere one after the other."""
     sql, parts = _lock_statement()
     journey_rows, *results = run_statements([(sql, [journey_id]), *then])
     return _loaded_journey(journey_rows[0] if journey_rows else None, parts), results
