@@ -120,7 +120,7 @@ class SimulatedCoreBank(CoreBank):
             result = effect()
         except DatabaseError:
             raise  # the transaction rolls back, the claim with it
-        except BaseException:
+        except Exception:
             CoreEffect.objects.filter(pk=claimed).delete()
             raise
         update_if(CoreEffect, claimed, {"result": result}, field="idempotency_key", among=[key])
