@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from django.db import DataError, connection, connections, transaction
+from django.db import DataError, OperationalError, connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 from psycopg import pq
 
@@ -133,3 +133,23 @@ def test_two_callers_with_one_key_at_once_see_one_effect(demo):
     assert ran == ["first"]
     assert answers == {"first": {"by": "first"}, "second": {"by": "first"}}
     assert CoreEffect.objects.filter(idempotency_key="key-race").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_dropped_under_the_pipeline_is_djangos_operational_error_and_is_replaced():
+    """The server ends the connection (a restart, ``pg_terminate_backend``): the pipeline raises
+    Django's ``OperationalError``, as any statement would, and the connection is replaced at the
+    next check, as a worker does before each task."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+    killer = connections["default"].__class__(connection.settings_dict, alias="killer")
+    try:
+        with killer.cursor() as other:
+            other.execute("SELECT pg_terminate_backend(%s)", [pid])
+    finally:
+        killer.close()
+    with pytest.raises(OperationalError):
+        run_statements([("SELECT 1", []), ("SELECT 2", [])])
+    connection.close_if_unusable_or_obsolete()
+    assert run_statements([("SELECT 1", []), ("SELECT 2", [])]) == [[(1,)], [(2,)]]
