@@ -121,17 +121,26 @@ def _record_refusal(
     return text
 
 
-def bounds_decision(journey: Journey, proposal: ProposedAction) -> Decision | None:
-    """The refusal of a proposal that names another customer's resources, recorded; or None when
-    it is in bounds (the policy engine decides). Caller holds the journey lock."""
-    key = proposal.action_type.key
-    violations = check_bounded(key, proposal.params, journey.customer_ref)
+def bounds_decision(journey: Journey, proposal: ProposedAction) -> tuple[Decision, list[Violation]] | None:
+    """The refusal of a proposal that names another customer's resources, with what it names;
+    or None when it is in bounds (the policy engine decides). Reads only: the refusal is
+    recorded by ``bounds_record_refusal`` once the proposal is written. Caller holds the
+    journey lock."""
+    violations = check_bounded(proposal.action_type.key, proposal.params, journey.customer_ref)
     if not violations:
         return None
-    text = _record_refusal(
-        journey, action_key=key, violations=violations, proposal=proposal, user=proposal.proposed_by_user
+    return Decision(effect=ProposedAction.Effect.DENY, rule=RULE, explanation=refusal_text(violations)), violations
+
+
+def bounds_record_refusal(journey: Journey, proposal: ProposedAction, violations: list[Violation]) -> None:
+    """Record the refusal ``bounds_decision`` found, for the proposal now written."""
+    _record_refusal(
+        journey,
+        action_key=proposal.action_type.key,
+        violations=violations,
+        proposal=proposal,
+        user=proposal.proposed_by_user,
     )
-    return Decision(effect=ProposedAction.Effect.DENY, rule=RULE, explanation=text)
 
 
 def bounds_refuse_edit(journey: Journey, proposal: ProposedAction, params: dict[str, Any], *, user: Any) -> str | None:

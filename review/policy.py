@@ -358,12 +358,10 @@ def _lock_counter(limit: CumulativeLimit, subject_key: str, proposal: ProposedAc
 
 def _used(counter: LimitCounter, limit: CumulativeLimit, proposal: ProposedAction) -> Decimal:
     since = timezone.now() - limit.window
-    total = (
-        LimitUsage.objects.filter(counter=counter, at__gte=since)
-        .exclude(proposal=proposal)
-        .aggregate(total=Sum("quantity"))["total"]
-    )
-    return total or Decimal(0)
+    usage = LimitUsage.objects.filter(counter=counter, at__gte=since)
+    if proposal.pk is not None:  # judged before it is written (``lifecycle.proposal.propose``), it has counted nowhere
+        usage = usage.exclude(proposal=proposal)
+    return usage.aggregate(total=Sum("quantity"))["total"] or Decimal(0)
 
 
 def _check_limits(

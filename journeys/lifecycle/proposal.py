@@ -46,7 +46,7 @@ from django.utils import timezone
 
 from .. import events, policy
 from ..actions import validate_params
-from ..bounds import bounds_decision
+from ..bounds import bounds_decision, bounds_record_refusal
 from ..db import OpeningRead, insert_rows, instances, register_opening_read, select_all_sql, update_if
 from ..errors import IllegalTransition
 from ..models import ActionType, Agent, Event, Journey, ProposedAction
@@ -143,6 +143,24 @@ def propose(
         epoch=journey.epoch,
         idempotency_key=key,
     )
+    # Parameters naming another customer's resources are refused (and recorded) before the
+    # policy judges (``journeys.bounds``); an agent's proposal of a paused action type waits
+    # for a person whatever the rules allow. The judgement reads only, so it is made before the
+    # proposal is written, and the proposal is written once, already decided: one of the three
+    # transitions out of "proposed", taken by the INSERT itself.
+    refused = bounds_decision(journey, proposal)
+    decision = refused[0] if refused else _held_by_pause(proposal, policy.decide(proposal))
+    name = {ProposedAction.Effect.ALLOW: "auto_approve", ProposedAction.Effect.DENY: "deny"}.get(
+        decision.effect, "hold"
+    )
+    assert Status.PROPOSED in TRANSITIONS[name].sources
+    proposal.status = TRANSITIONS[name].target
+    proposal.decision_effect = decision.effect
+    proposal.decision_rule = decision.rule[:200]
+    proposal.decision_explanation = decision.explanation
+    proposal.required_approvals = decision.required_approvals
+    proposal.expires_at = decision.expires_at
+    proposal.decided_at = timezone.now() if name != "hold" else None
     insert_rows([proposal])  # one INSERT composed once, as the ORM's ``create`` would write it
     actor = (
         {"actor_kind": Event.Actor.PERSON, "actor_user": user}
@@ -157,23 +175,8 @@ def propose(
         data={"action": action, "params": clean},
         **actor,
     )
-    # Parameters naming another customer's resources are refused (and recorded) before the
-    # policy judges (``journeys.bounds``); an agent's proposal of a paused action type waits
-    # for a person whatever the rules allow.
-    decision = bounds_decision(journey, proposal) or _held_by_pause(proposal, policy.decide(proposal))
-    name = {ProposedAction.Effect.ALLOW: "auto_approve", ProposedAction.Effect.DENY: "deny"}.get(
-        decision.effect, "hold"
-    )
-    _must_move(
-        proposal,
-        name,
-        decision_effect=decision.effect,
-        decision_rule=decision.rule[:200],
-        decision_explanation=decision.explanation,
-        required_approvals=decision.required_approvals,
-        expires_at=decision.expires_at,
-        decided_at=timezone.now() if name != "hold" else None,
-    )
+    if refused:
+        bounds_record_refusal(journey, proposal, refused[1])
     policy.apply(proposal, decision, outcome=proposal.status)
     events.record(
         journey,

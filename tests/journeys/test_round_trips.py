@@ -20,8 +20,11 @@ from psycopg import pq
 
 from demo.corebank import SimulatedCoreBank
 from demo.models import CoreCard, CoreEffect
+from journeys import runtime
 from journeys.corebank.base import CoreBankUnavailable
 from journeys.db import run_statements
+from journeys.models import Event, ProposedAction
+from journeys.services import journey_start
 
 
 @pytest.mark.django_db
@@ -153,3 +156,24 @@ def test_a_connection_dropped_under_the_pipeline_is_djangos_operational_error_an
         run_statements([("SELECT 1", []), ("SELECT 2", [])])
     connection.close_if_unusable_or_obsolete()
     assert run_statements([("SELECT 1", []), ("SELECT 2", [])]) == [[(1,)], [(2,)]]
+
+
+@pytest.mark.django_db
+def test_a_proposal_is_written_once_already_decided(agent):
+    """The policy judges the proposal before it is written, so its INSERT carries the decision:
+    a proposing turn writes the proposal with one INSERT, and updates it only when it executes."""
+    journey = journey_start(definition="lost_card", customer_ref="CUST-00003", request={"reason": "lost"})
+    with CaptureQueriesContext(connection) as captured:
+        outcome = runtime.run_turn(journey.pk, journey.epoch, journey.turn_seq, token="t")
+    assert outcome == "continued"
+    writes = [
+        q["sql"].split()[0]
+        for q in captured.captured_queries
+        if not q.get("pipelined") and '"journeys_proposedaction"' in q["sql"].split("WHERE")[0]
+    ]
+    assert writes == ["INSERT", "UPDATE"]
+    proposal = journey.proposals.get()
+    assert proposal.status == ProposedAction.Status.EXECUTED
+    assert proposal.decision_effect == ProposedAction.Effect.ALLOW and proposal.decided_at is not None
+    kinds = list(journey.events.filter(proposal=proposal).order_by("pk").values_list("kind", flat=True))
+    assert kinds[:2] == [Event.Kind.ACTION_PROPOSED, Event.Kind.ACTION_DECIDED]
