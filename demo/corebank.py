@@ -14,11 +14,11 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db import DatabaseError, connection
+from django.db import DatabaseError
 from django.utils import timezone
 
 from journeys.corebank.base import CoreBank, CoreBankRejected, CoreBankUnavailable, ResourceKind
-from journeys.db import update_if
+from journeys.db import insert_unless_taken, update_if
 
 from .bank import STREETS
 from .models import (
@@ -51,28 +51,6 @@ def _money(value: Decimal) -> str:
 def _row_id(reference: str) -> int | None:
     """A row id as text ("1234"); None for anything that is not one (no int overflow in SQL)."""
     return int(reference) if re.fullmatch(r"[0-9]{1,18}", reference) else None
-
-
-_CLAIM: str | None = None
-
-
-def _claim(key: str, action: str, params: dict[str, Any]) -> int | None:
-    """Insert the effect's row for ``key``; its id, or None when the key was claimed before."""
-    global _CLAIM
-    meta = CoreEffect._meta
-    fields = [meta.get_field(name) for name in ("idempotency_key", "action", "params", "result", "at")]
-    if _CLAIM is None:
-        quote = connection.ops.quote_name
-        _CLAIM = (
-            f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
-            f"VALUES ({', '.join(['%s'] * len(fields))}) "
-            f"ON CONFLICT ({quote(fields[0].column)}) DO NOTHING RETURNING {quote(meta.pk.column)}"
-        )
-    values = [key, action, params, {}, timezone.now()]
-    with connection.cursor() as cursor:
-        cursor.execute(_CLAIM, [f.get_db_prep_save(v, connection) for f, v in zip(fields, values, strict=True)])
-        row = cursor.fetchone()
-    return row[0] if row else None
 
 
 def _case_id(reference: str) -> int | None:
@@ -111,8 +89,8 @@ class SimulatedCoreBank(CoreBank):
         effect did not run (a simulated outage, or any error that leaves the transaction usable)
         is taken back, so the next attempt runs it.
         """
-        claimed = _claim(key, action, params)
-        if claimed is None:
+        claim = CoreEffect(idempotency_key=key, action=action, params=params, result={})
+        if not insert_unless_taken(claim, "idempotency_key"):
             return CoreEffect.objects.get(idempotency_key=key).result
         try:
             if random.random() < _failure_rate():
@@ -121,9 +99,9 @@ class SimulatedCoreBank(CoreBank):
         except DatabaseError:
             raise  # the transaction rolls back, the claim with it
         except Exception:
-            CoreEffect.objects.filter(pk=claimed).delete()
+            CoreEffect.objects.filter(pk=claim.pk).delete()
             raise
-        update_if(CoreEffect, claimed, {"result": result}, field="idempotency_key", among=[key])
+        update_if(CoreEffect, claim.pk, {"result": result}, field="idempotency_key", among=[key])
         return result
 
     # --- ownership ---------------------------------------------------------------------------

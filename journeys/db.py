@@ -104,12 +104,12 @@ def lock_then_read(lock_sql: str, lock_params: list, sql: str, params: list) -> 
 # few rows of one model at a time (a phase's events, their audit records). More rows go in
 # several statements of at most this many, so the statements kept stay few and no statement
 # nears PostgreSQL's limit on parameters.
-_INSERTS: dict[tuple[type[Model], int], tuple[str, list[Field]]] = {}
+_INSERTS: dict[tuple[type[Model], int, str], tuple[str, list[Field]]] = {}
 INSERT_BATCH = 100
 
 
-def _insert_statement(model: type[Model], rows: int) -> tuple[str, list[Field]]:
-    key = (model, rows)
+def _insert_statement(model: type[Model], rows: int, unless_taken: str = "") -> tuple[str, list[Field]]:
+    key = (model, rows, unless_taken)
     entry = _INSERTS.get(key)
     if entry is None:
         meta = model._meta
@@ -118,12 +118,35 @@ def _insert_statement(model: type[Model], rows: int) -> tuple[str, list[Field]]:
             raise ValueError(f"{model.__name__} has database-computed columns; use bulk_create")
         quote = connection.ops.quote_name
         one = f"({', '.join(['%s'] * len(fields))})"
+        conflict = f"ON CONFLICT ({quote(meta.get_field(unless_taken).column)}) DO NOTHING " if unless_taken else ""
         sql = (
             f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
-            f"VALUES {', '.join([one] * rows)} RETURNING {quote(meta.pk.column)}"
+            f"VALUES {', '.join([one] * rows)} {conflict}RETURNING {quote(meta.pk.column)}"
         )
         entry = _INSERTS[key] = (sql, fields)
     return entry
+
+
+def _inserted(obj: Model, pk: Any) -> None:
+    setattr(obj, obj._meta.pk.attname, pk)
+    obj._state.adding = False
+    obj._state.db = connection.alias
+
+
+def insert_unless_taken(obj: Model, unique: str) -> bool:
+    """INSERT the unsaved ``obj`` unless a row already holds its value of the unique field
+    ``unique`` (``ON CONFLICT … DO NOTHING``; a transaction still holding that value is waited
+    for), by a statement composed once per model and field, its values prepared as
+    ``insert_rows`` prepares them. True, with ``obj`` given its id, when it was inserted; False
+    when the value was taken. PostgreSQL and SQLite alike."""
+    sql, fields = _insert_statement(type(obj), 1, unique)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields])
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    _inserted(obj, row[0])
+    return True
 
 
 def insert_rows(objs: Sequence[Model]) -> None:
@@ -138,7 +161,6 @@ def insert_rows(objs: Sequence[Model]) -> None:
     if connection.vendor != "postgresql":
         model._default_manager.bulk_create(objs)
         return
-    pk = model._meta.pk.attname
     for start in range(0, len(objs), INSERT_BATCH):
         batch = objs[start : start + INSERT_BATCH]
         sql, fields = _insert_statement(model, len(batch))
@@ -147,9 +169,7 @@ def insert_rows(objs: Sequence[Model]) -> None:
             cursor.execute(sql, values)
             ids = cursor.fetchall()
         for obj, (value,) in zip(batch, ids, strict=True):
-            setattr(obj, pk, value)
-            obj._state.adding = False
-            obj._state.db = connection.alias
+            _inserted(obj, value)
 
 
 # Conditional UPDATEs of one row composed once per (model, fields set, condition), for the
